@@ -1,0 +1,31 @@
+"""Validation helpers shared by every config: errors name the field and the valid range."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ConfigError(Exception):
+    """A setting is invalid; the message names the field and what it accepts.
+
+    Deliberately not a ValueError: tyro wraps ValueErrors raised while parsing into a box, and we
+    want the CLI to print this message as one plain line.
+    """
+
+
+def require(ok: bool, name: str, expected: str, value: Any) -> None:
+    """Raise ConfigError('name must be expected (got value)') unless ok."""
+    if not ok:
+        raise ConfigError(f"{name} must be {expected} (got {value!r})")
+
+
+def positive(name: str, value: float) -> None:
+    require(value > 0, name, "> 0", value)
+
+
+def non_negative(name: str, value: float) -> None:
+    require(value >= 0, name, ">= 0", value)
+
+
+def in_range(name: str, value: float, low: float, high: float) -> None:
+    require(low <= value <= high, name, f"in [{low}, {high}]", value)

@@ -1,0 +1,197 @@
+"""`scalerl train|eval|envs|agents`: the command line over the same functions Python users call.
+
+tyro builds the parser and help from the config dataclasses. Before tyro parses, every flag is
+checked against the config's fields, so an unknown flag or a malformed value gets one plain line
+naming it and the valid choices, and any ConfigError raised by validation prints the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import sys
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import tyro
+
+from scalerl.agents import AGENTS, agent_class
+from scalerl.checks import ConfigError
+from scalerl.config import TrainConfig
+from scalerl.envs import describe_suites
+
+HELP = """usage: scalerl COMMAND [OPTIONS]
+
+commands:
+  train    train an agent (scalerl train --help); continue a killed run with --resume RUN_DIR
+  eval     evaluate a run's latest checkpoint: scalerl eval RUN_DIR [--episodes N] [--seed S]
+  envs     list environment suites and tasks: scalerl envs [--suite NAME]
+  agents   list agents and their hyperparameters
+"""
+
+
+def field_types(cls: type, prefix: str, algo_class: type) -> dict[str, Any]:
+    """Map each CLI flag name (dotted, underscores) of a config dataclass to its type."""
+    hints = typing.get_type_hints(cls)
+    flags: dict[str, Any] = {}
+    for item in dataclasses.fields(cls):
+        kind = algo_class if item.name == "algo" else hints[item.name]
+        if dataclasses.is_dataclass(kind):
+            flags.update(field_types(kind, f"{prefix}{item.name}.", algo_class))
+        else:
+            flags[f"{prefix}{item.name}"] = kind
+    return flags
+
+
+def check_value(flag: str, kind: Any, value: str) -> None:
+    options = typing.get_args(kind)
+    if typing.get_origin(kind) is Literal and value not in options:
+        raise ConfigError(f"--{flag} must be one of {', '.join(map(str, options))} (got {value!r})")
+    for number in (int, float):
+        if kind is number or (number in options and type(None) in options and value != "None"):
+            try:
+                number(value)
+            except ValueError:
+                raise ConfigError(f"--{flag} must be {'an integer' if number is int else 'a number'} (got {value!r})") from None
+
+
+def check_flags(args: list[str], flags: dict[str, Any]) -> None:
+    """Reject unknown flags and values of the wrong type before tyro sees them."""
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        index += 1
+        if arg in ("-h", "--help"):
+            return
+        if not arg.startswith("--"):
+            raise ConfigError(f"unexpected argument {arg!r}: options look like --name value")
+        name, _, inline = arg[2:].partition("=")
+        name = name.replace("-", "_")
+        head, dot, last = name.rpartition(".")
+        if name not in flags and flags.get(f"{head}{dot}{last.removeprefix('no_')}") is bool:
+            continue
+        if name not in flags:
+            close = difflib.get_close_matches(name, flags, n=3)
+            hint = f"; did you mean {', '.join('--' + c.replace('_', '-') for c in close)}?" if close else ""
+            raise ConfigError(f"unknown option --{arg[2:].partition('=')[0]}{hint} (see scalerl train --help)")
+        if flags[name] is bool:
+            continue
+        if not inline:
+            if index >= len(args):
+                raise ConfigError(f"--{arg[2:]} needs a value")
+            inline = args[index]
+            index += 1
+        check_value(name.replace("_", "-"), flags[name], inline)
+
+
+def option_value(args: list[str], name: str) -> str | None:
+    for index, arg in enumerate(args):
+        if arg == name and index + 1 < len(args):
+            return args[index + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def parse_train_config(args: list[str]) -> TrainConfig:
+    agent = option_value(args, "--agent") or TrainConfig.agent
+    config_class = agent_class(agent).config_class
+    check_flags(args, field_types(TrainConfig, "", config_class))
+    default = TrainConfig(agent=agent)
+    return tyro.cli(TrainConfig[config_class], default=default, args=args, prog="scalerl train")
+
+
+def cmd_train(args: list[str]) -> int:
+    from scalerl.run import resume, train
+
+    run_dir = option_value(args, "--resume")
+    if run_dir is not None or "--resume" in args:
+        others = [arg for arg in args if arg not in ("--resume", run_dir) and not arg.startswith("--resume=")]
+        if run_dir is None or others:
+            raise ConfigError("--resume RUN_DIR takes no other options: the run's config.json is used as is")
+        summary = resume(run_dir)
+    else:
+        summary = train(parse_train_config(args))
+    print(json.dumps(summary))
+    return 0
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalArgs:
+    """Evaluate a run's latest checkpoint with the deterministic policy."""
+
+    run_dir: tyro.conf.Positional[Path]
+    """The run directory."""
+    episodes: int = 10
+    """Episodes to run."""
+    seed: int | None = None
+    """Seed of the evaluation environments; default: the run's own evaluation seed."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where the network runs."""
+
+
+def cmd_eval(args: list[str]) -> int:
+    from scalerl.run import evaluate
+
+    if args and args[0] not in ("-h", "--help"):
+        if args[0].startswith("-"):
+            raise ConfigError("usage: scalerl eval RUN_DIR [--episodes N] [--seed S] [--device D]")
+        options = {name: kind for name, kind in field_types(EvalArgs, "", type(None)).items() if name != "run_dir"}
+        check_flags(args[1:], options)
+    parsed = tyro.cli(EvalArgs, args=args, prog="scalerl eval")
+    print(json.dumps(evaluate(parsed.run_dir, parsed.episodes, parsed.seed, parsed.device)))
+    return 0
+
+
+def cmd_envs(args: list[str]) -> int:
+    suite = option_value(args, "--suite")
+    rows = [row for row in describe_suites() if suite is None or row["suite"] == suite]
+    if not rows:
+        raise ConfigError(f"unknown suite {suite!r}; valid: {', '.join(sorted({r['suite'] for r in describe_suites()}))}")
+    for row in rows:
+        name = f"{row['suite']}:{row['task']}"
+        detail = row.get("description") or f"obs {row['observation']}  action {row['action']}"
+        print(f"{name:36s} {detail}")
+    return 0
+
+
+def cmd_agents(args: list[str]) -> int:
+    for name, cls in AGENTS.items():
+        print(f"{name:8s} {cls.description}  [{cls.loop.replace('_', '-')}]")
+        for item in dataclasses.fields(cls.config_class):
+            print(f"    --algo.{item.name.replace('_', '-'):24s} default {item.default!r}")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "train": cmd_train,
+    "eval": cmd_eval,
+    "envs": cmd_envs,
+    "agents": cmd_agents,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(HELP)
+        return 0
+    command, *args = argv
+    if command not in COMMANDS:
+        print(f"scalerl: error: unknown command {command!r}; valid: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    try:
+        return COMMANDS[command](args)
+    except ConfigError as error:
+        print(f"scalerl: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("scalerl: interrupted; continue with scalerl train --resume RUN_DIR", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

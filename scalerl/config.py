@@ -1,0 +1,115 @@
+"""Typed, validated run configuration.
+
+Every config is a frozen dataclass that checks itself on construction, so a bad value fails
+before any environment or network is built, with a message naming the field and its valid range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar
+
+from scalerl.checks import ConfigError, non_negative, positive, require
+from scalerl.nets import NetConfig
+
+
+AgentConfigT = TypeVar("AgentConfigT")
+
+
+@dataclass(frozen=True)
+class TrainConfig(Generic[AgentConfigT]):
+    """One training run: which agent on which environment, for how long, and how it is recorded."""
+
+    env: str = "classic:CartPole-v1"
+    """Environment as `suite:task` (see `scalerl envs`)."""
+    agent: str = "dqn"
+    """Agent name (see `scalerl agents`)."""
+    algo: AgentConfigT = None  # type: ignore[assignment]  # None: filled with the agent's defaults
+    """The chosen agent's hyperparameters (its config dataclass)."""
+    net: NetConfig = field(default_factory=NetConfig)
+    """Network shape shared by the agent's networks."""
+    seed: int = 0
+    """Seeds environments, network initialisation, exploration and replay sampling."""
+    steps: int = 100_000
+    """Environment steps to train for, summed over the vector environments."""
+    num_envs: int = 1
+    """Environments stepped together in one vector environment."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where networks live: auto picks cuda when a GPU is visible."""
+    threads: int = 0
+    """CPU threads for torch; 0 keeps torch's default."""
+    run_dir: str | None = None
+    """Folder for this run; default runs/<env>/<agent>-s<seed>-<timestamp>."""
+    log_every: int = 1_000
+    """Environment steps between metric records."""
+    eval_every: int = 10_000
+    """Environment steps between deterministic evaluations (0: only at the end)."""
+    eval_episodes: int = 10
+    """Episodes per evaluation, run in parallel environments."""
+    checkpoint_every: int = 25_000
+    """Environment steps between checkpoints (0: only at the end)."""
+    progress: Literal["auto", "on", "off"] = "auto"
+    """Progress bar: auto shows it only on a terminal."""
+
+    def __post_init__(self) -> None:
+        from scalerl.agents import agent_class
+        from scalerl.envs import check_env_spec
+
+        check_env_spec(self.env)
+        cls = agent_class(self.agent)
+        if self.algo is None:
+            object.__setattr__(self, "algo", cls.config_class())
+        elif isinstance(self.algo, dict):
+            object.__setattr__(self, "algo", config_from_dict(cls.config_class, self.algo, "algo"))
+        require(
+            isinstance(self.algo, cls.config_class),
+            "algo",
+            f"a {cls.config_class.__name__} for agent {self.agent!r}",
+            type(self.algo).__name__,
+        )
+        if isinstance(self.net, dict):
+            object.__setattr__(self, "net", config_from_dict(NetConfig, self.net, "net"))
+        positive("steps", self.steps)
+        positive("num_envs", self.num_envs)
+        non_negative("threads", self.threads)
+        positive("log_every", self.log_every)
+        non_negative("eval_every", self.eval_every)
+        positive("eval_episodes", self.eval_episodes)
+        non_negative("checkpoint_every", self.checkpoint_every)
+        require(0 <= self.seed < 2**31, "seed", "in [0, 2**31)", self.seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        return config_from_dict(cls, data, "")
+
+
+def config_from_dict(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    """Build a (nested) config dataclass from plain data, rejecting unknown keys by name."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'} must be a mapping (got {type(data).__name__})")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in known:
+            name = f"{prefix}.{key}" if prefix else key
+            raise ConfigError(f"unknown field {name!r}; valid: {', '.join(sorted(known))}")
+    return cls(**data)
+
+
+def load_config(run_dir: Path) -> TrainConfig:
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a run directory: {path.name} is missing")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path} is not valid JSON: {error}") from None
+    return TrainConfig.from_dict(data)

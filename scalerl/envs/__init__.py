@@ -1,0 +1,83 @@
+"""`make_env("suite:task", num_envs, seed)`: every environment as a Gymnasium vector env.
+
+All vector envs autoreset in SAME_STEP mode: when an episode ends, `step` already returns the next
+episode's first observation and puts the true last one in `info["final_obs"]`. Every step is then a
+real transition, which keeps replay and rollout code free of skipped "reset steps".
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+from scalerl.envs.registry import SUITES, Suite, parse_spec
+
+
+def check_env_spec(spec: str) -> None:
+    """Raise ConfigError unless `spec` names an installed suite and one of its tasks."""
+    parse_spec(spec)
+
+
+def _make_single(suite_name: str, task: str, opts: dict[str, Any]) -> gym.Env:
+    return SUITES[suite_name].make(task, **opts)
+
+
+def make_env(spec: str, num_envs: int = 1, seed: int = 0, **opts: Any) -> gym.vector.VectorEnv:
+    """Build `num_envs` copies of `spec` as one vector env, seeded so that env i starts from seed + i.
+
+    The env is reset once here with the seed, so every later `reset()` continues a seeded stream and
+    two calls with the same arguments produce the same observations.
+    """
+    suite, task = parse_spec(spec)
+    factory = functools.partial(_make_single, suite.name, task, opts)
+    envs = SyncVectorEnv([factory] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+    envs.reset(seed=seed)
+    envs.action_space.seed(seed)
+    return envs
+
+
+def final_observations(next_obs: np.ndarray, done: np.ndarray, infos: dict[str, Any]) -> np.ndarray:
+    """The observation each env actually ended the step in: `final_obs` where an episode ended."""
+    if not done.any():
+        return next_obs
+    real = next_obs.copy()
+    for index in np.flatnonzero(done):
+        real[index] = infos["final_obs"][index]
+    return real
+
+
+def describe_suites() -> list[dict[str, Any]]:
+    """One record per suite and task, with observation and action spaces when the suite is installed."""
+    rows = []
+    for suite in SUITES.values():
+        if suite.any_task:
+            rows.append({"suite": suite.name, "task": "ID", "description": suite.description})
+            continue
+        if not suite.available():
+            rows.append({"suite": suite.name, "task": "-", "description": f"not installed: pip install 'scalerl[{suite.extra}]'"})
+            continue
+        for task in suite.tasks():
+            env = suite.make(task)
+            rows.append({
+                "suite": suite.name,
+                "task": task,
+                "observation": _space_text(env.observation_space),
+                "action": _space_text(env.action_space),
+            })
+            env.close()
+    return rows
+
+
+def _space_text(space: gym.Space) -> str:
+    if isinstance(space, gym.spaces.Discrete):
+        return f"Discrete({space.n})"
+    if isinstance(space, gym.spaces.Box):
+        return f"Box{tuple(space.shape)} {space.dtype}"
+    return str(space)
+
+
+__all__ = ["make_env", "check_env_spec", "final_observations", "describe_suites", "SUITES", "Suite"]
