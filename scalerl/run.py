@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import pickle
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -113,6 +112,7 @@ class Run:
         self.state.episode_lengths = np.zeros(config.num_envs, dtype=np.int64)
         if checkpoint is not None:
             self.restore(checkpoint)
+        run_dir.mkdir(parents=True, exist_ok=True)
         self.logger = RunLogger(run_dir, resume_step=self.state.step if checkpoint else None)
 
     # -- checkpoints ---------------------------------------------------------------------------
@@ -290,14 +290,9 @@ def train(config: TrainConfig | None = None, **fields: Any) -> dict[str, Any]:
     run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
     if (run_dir / "config.json").exists():
         raise ConfigError(f"{run_dir} already holds a run; resume it with --resume {run_dir} or pick another --run-dir")
-    run_dir.mkdir(parents=True, exist_ok=True)
     config = dataclasses.replace(config, run_dir=str(run_dir))
+    run = Run(config, run_dir)
     (run_dir / "config.json").write_text(config.to_json() + "\n")
-    try:
-        run = Run(config, run_dir)
-    except ConfigError:
-        shutil.rmtree(run_dir)
-        raise
     return run.train()
 
 

@@ -1,0 +1,81 @@
+import json
+
+import pytest
+
+from scalerl import ConfigError, TrainConfig
+from scalerl.cli import main
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--agent", "ppo"], "unknown agent 'ppo'; valid: dqn"),
+    (["train", "--env", "foo:bar"], "unknown env suite 'foo'; valid suites: classic, minatar, gym"),
+    (["train", "--env", "minatar:pong"], "unknown minatar task 'pong'"),
+    (["train", "--algo.lr", "-1"], "algo.lr must be > 0 (got -1.0)"),
+    (["train", "--algo.batch-size", "0"], "algo.batch_size must be > 0 (got 0)"),
+    (["train", "--steps", "0"], "steps must be > 0 (got 0)"),
+    (["train", "--algo.gamma", "1.5"], "algo.gamma must be in [0.0, 1.0]"),
+    (["train", "--stepz", "5"], "unknown option --stepz; did you mean --steps?"),
+    (["train", "--algo.learning-rate", "3"], "unknown option --algo.learning-rate"),
+    (["train", "--steps", "many"], "--steps must be an integer (got 'many')"),
+    (["train", "--device", "gpu"], "--device must be one of auto, cpu, cuda"),
+    (["train", "--resume", "/nonexistent/run"], "not a run directory"),
+    (["train", "--env", "classic:Pendulum-v1", "--steps", "10"], "discrete actions for dqn"),
+    (["eval", "/nonexistent/run"], "not a run directory"),
+    (["fly"], "unknown command 'fly'"),
+])
+def test_bad_input_exits_with_one_clear_line(args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith("scalerl: error: ")
+    assert message in err
+    assert not (tmp_path / "runs").exists(), "a rejected run must not leave a run directory behind"
+
+
+def test_python_api_validates_the_same_way():
+    with pytest.raises(ConfigError, match="algo.lr must be > 0"):
+        TrainConfig(algo={"lr": 0.0})
+    with pytest.raises(ConfigError, match="unknown field 'algo.learning_rate'"):
+        TrainConfig(algo={"learning_rate": 0.1})
+    with pytest.raises(ConfigError, match="net.depth must be > 0"):
+        TrainConfig(net={"depth": 0})
+
+
+def test_cli_flags_reach_the_config():
+    from scalerl.cli import parse_train_config
+
+    config = parse_train_config(["--env", "minatar:breakout", "--algo.no-double", "--algo.n_step", "3",
+                                 "--net.width", "2", "--seed=4"])
+    assert config.env == "minatar:breakout" and config.seed == 4
+    assert config.algo.double is False and config.algo.n_step == 3
+    assert config.net.width == 2.0
+
+
+def test_envs_and_agents_list(capsys):
+    assert main(["envs"]) == 0
+    out = capsys.readouterr().out
+    assert "minatar:breakout" in out and "Box(10, 10, 4) bool" in out and "classic:CartPole-v1" in out
+    assert main(["agents"]) == 0
+    out = capsys.readouterr().out
+    assert "dqn" in out and "--algo.n-step" in out
+
+
+def test_train_then_eval_from_the_cli(capsys, tmp_path):
+    run_dir = tmp_path / "run"
+    assert main(["train", "--steps", "600", "--run-dir", str(run_dir), "--algo.learning-starts", "200",
+                 "--eval-episodes", "2", "--log-every", "200"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["steps"] == 600 and summary["updates"] == 401
+    for name in ["config.json", "metrics.jsonl", "eval.jsonl", "summary.json", "checkpoints/latest.pt"]:
+        assert (run_dir / name).exists(), name
+    assert list((run_dir / "tb").glob("events.out.tfevents.*"))
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [200, 400, 600]
+    assert all(r["sps"] > 0 for r in records)
+    assert json.loads((run_dir / "config.json").read_text())["run_dir"] == str(run_dir)
+    assert main(["eval", str(run_dir), "--episodes", "3"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["returns"]) == 3
+    assert main(["train", "--steps", "600", "--run-dir", str(run_dir)]) == 2
+    assert "already holds a run" in capsys.readouterr().err

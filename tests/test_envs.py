@@ -1,0 +1,66 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from scalerl import ConfigError, make_env
+from scalerl.envs import final_observations
+
+
+def rollout(spec, num_envs, seed, steps=200):
+    envs = make_env(spec, num_envs, seed)
+    rng = np.random.default_rng(0)
+    obs, _ = envs.reset()
+    trace = [obs.copy()]
+    for _ in range(steps):
+        actions = rng.integers(0, envs.single_action_space.n, size=num_envs)
+        obs, rewards, terminated, truncated, infos = envs.step(actions)
+        trace.append(obs.copy())
+    envs.close()
+    return np.stack(trace)
+
+
+@pytest.mark.parametrize("spec", ["classic:CartPole-v1", "classic:Acrobot-v1", "minatar:breakout",
+                                  "minatar:space_invaders", "gym:CartPole-v1"])
+def test_same_seed_gives_same_observations_and_different_seeds_differ(spec):
+    first, second, other = rollout(spec, 3, 7), rollout(spec, 3, 7), rollout(spec, 3, 8)
+    assert np.array_equal(first, second)
+    assert not np.array_equal(first, other)
+
+
+def test_vector_env_has_requested_copies_and_spaces():
+    envs = make_env("minatar:breakout", 4, 0)
+    assert envs.num_envs == 4
+    assert envs.single_observation_space.shape == (10, 10, 4)
+    assert envs.single_action_space == gym.spaces.Discrete(3)
+    obs, _ = envs.reset()
+    assert obs.shape == (4, 10, 10, 4)
+
+
+def test_autoreset_gives_the_true_final_observation():
+    envs = make_env("classic:CartPole-v1", 2, 0)
+    obs, _ = envs.reset()
+    while True:
+        next_obs, _, terminated, truncated, infos = envs.step(np.zeros(2, dtype=np.int64))
+        done = terminated | truncated
+        if done.any():
+            break
+        obs = next_obs
+    real = final_observations(next_obs, done, infos)
+    index = int(np.flatnonzero(done)[0])
+    assert np.array_equal(real[index], infos["final_obs"][index])
+    assert not np.array_equal(real[index], next_obs[index])  # next_obs already holds the reset state
+    # the pole fell: the final state is outside the termination bounds, the reset one is near zero
+    assert abs(real[index][2]) > 0.2 or abs(real[index][0]) > 2.4
+    assert np.all(np.abs(next_obs[index]) <= 0.05)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("CartPole-v1", "suite:task"),
+    ("atari2600:pong", "unknown env suite 'atari2600'"),
+    ("classic:CartPole-v0", "unknown classic task 'CartPole-v0'; valid: CartPole-v1"),
+    ("minatar:pong", "valid: breakout, asterix"),
+    ("gym:NoSuchEnv-v9", "not a registered Gymnasium id"),
+])
+def test_bad_specs_name_the_valid_choices(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        make_env(spec)

@@ -1,0 +1,111 @@
+"""A run killed with SIGKILL and resumed from its checkpoint ends exactly where an uninterrupted run does."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from scalerl import ConfigError, resume, train
+from scalerl.checkpoint import load_checkpoint, save_checkpoint
+
+ARGS = ["--steps", "6000", "--seed", "3", "--threads", "1", "--log-every", "250", "--eval-every", "2000",
+        "--eval-episodes", "3", "--checkpoint-every", "2000", "--algo.learning-starts", "500",
+        "--algo.n-step", "3", "--algo.target-update-every", "100", "--progress", "off"]
+TIMING = {"wall_time", "sps"}
+
+
+def scalerl(*args):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "scalerl", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def records(path: Path):
+    return [{k: v for k, v in json.loads(line).items() if k not in TIMING} for line in path.read_text().splitlines()]
+
+
+def last_step(path: Path) -> int:
+    lines = path.read_text().splitlines() if path.exists() else []
+    return json.loads(lines[-1])["step"] if lines else 0
+
+
+def test_killed_and_resumed_run_matches_uninterrupted_run(tmp_path):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    uninterrupted = scalerl("train", "--run-dir", str(whole), *ARGS)
+    victim = scalerl("train", "--run-dir", str(killed), *ARGS)
+    deadline = time.time() + 120
+    while last_step(killed / "metrics.jsonl") < 3000:  # past the checkpoint at 2000, before the one at 4000
+        assert victim.poll() is None, victim.stderr.read()
+        assert time.time() < deadline
+        time.sleep(0.01)
+    victim.send_signal(signal.SIGKILL)
+    assert victim.wait() == -signal.SIGKILL
+    assert load_checkpoint(killed / "checkpoints" / "latest.pt")["loop"].step == 2000
+    assert last_step(killed / "metrics.jsonl") < 4000
+
+    resumed = scalerl("train", "--resume", str(killed))
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert uninterrupted.wait(timeout=300) == 0, uninterrupted.stderr.read()
+
+    assert records(killed / "metrics.jsonl") == records(whole / "metrics.jsonl")
+    assert records(killed / "eval.jsonl") == records(whole / "eval.jsonl")
+    final = {k: v for k, v in json.loads(out).items() if k not in TIMING | {"run_dir"}}
+    expected = {k: v for k, v in json.loads((whole / "summary.json").read_text()).items() if k not in TIMING | {"run_dir"}}
+    assert final == expected
+    assert [r["step"] for r in records(killed / "metrics.jsonl")] == list(range(250, 6001, 250))
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("short") / "run"
+    train(steps=400, run_dir=str(run_dir), eval_episodes=2, log_every=200, progress="off",
+          algo={"learning_starts": 100})
+    return run_dir
+
+
+def copy_run(run_dir: Path, destination: Path) -> Path:
+    import shutil
+
+    shutil.copytree(run_dir, destination)
+    return destination
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
+def test_corrupted_checkpoint_gives_a_clear_error(short_run, tmp_path, damage):
+    run_dir = copy_run(short_run, tmp_path / "run")
+    path = run_dir / "checkpoints" / "latest.pt"
+    data = path.read_bytes()
+    path.write_bytes({"garbage": b"not a checkpoint" * 10, "truncated": data[: len(data) // 2], "empty": b""}[damage])
+    with pytest.raises(ConfigError, match="corrupted or unreadable"):
+        resume(run_dir)
+
+
+def test_checkpoint_from_another_config_is_refused(short_run, tmp_path):
+    run_dir = copy_run(short_run, tmp_path / "run")
+    config = json.loads((run_dir / "config.json").read_text())
+    config["algo"]["lr"] = 0.123
+    (run_dir / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match="different config"):
+        resume(run_dir)
+
+
+def test_crash_while_writing_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "latest.pt"
+    save_checkpoint(path, {"step": 1})
+
+    def crash(obj, handle):
+        handle.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError):
+        save_checkpoint(path, {"step": 2})
+    monkeypatch.undo()
+    assert load_checkpoint(path)["step"] == 1
