@@ -159,11 +159,20 @@ class Run:
 
     # -- the loop ------------------------------------------------------------------------------
 
+    def tick(self, in_loop: bool) -> None:
+        """Add the time since the last tick to the run's wall time, and to the loop time that
+        steps/second is measured over unless it was spent evaluating or checkpointing."""
+        now = time.perf_counter()
+        self.state.wall_time += now - self.last_tick
+        if in_loop:
+            self.loop_seconds += now - self.last_tick
+        self.last_tick = now
+
     def train(self) -> dict[str, Any]:
         config, state, algo = self.config, self.state, self.config.algo
         show = config.progress == "on" or (config.progress == "auto" and sys.stderr.isatty())
         bar = tqdm(total=config.steps, initial=state.step, disable=not show, unit="step", dynamic_ncols=True)
-        clock, clock_step = time.perf_counter(), state.step
+        self.last_tick, self.loop_seconds, self.sps_from_step = time.perf_counter(), 0.0, state.step
         self.log_parameter_counts()
         while state.step < config.steps:
             actions = self.agent.act(self.obs, explore=True)
@@ -185,22 +194,24 @@ class Run:
             else:
                 state.steps_since_train = 0
 
-            if state.step >= state.next_log or state.step >= config.steps:
-                now = time.perf_counter()
-                state.wall_time += now - clock
-                sps = (state.step - clock_step) / max(now - clock, 1e-9)
-                clock, clock_step = now, state.step
+            last = state.step >= config.steps
+            if state.step >= state.next_log or last:
+                self.tick(in_loop=True)
+                sps = (state.step - self.sps_from_step) / max(self.loop_seconds, 1e-9)
+                self.loop_seconds, self.sps_from_step = 0.0, state.step
                 self.log(sps)
                 state.next_log += config.log_every
                 bar.update(state.step - bar.n)
                 bar.set_postfix_str(self.progress_text(sps), refresh=False)
-            if state.step >= state.next_eval or state.step >= config.steps:
+            if state.step >= state.next_eval or last:
+                self.tick(in_loop=True)
                 self.run_evaluation()
+                self.tick(in_loop=False)
                 state.next_eval += config.eval_every or config.steps
-            if state.step >= state.next_checkpoint or state.step >= config.steps:
-                state.wall_time += time.perf_counter() - clock
-                clock, clock_step = time.perf_counter(), state.step
+            if state.step >= state.next_checkpoint or last:
+                self.tick(in_loop=True)
                 self.save()
+                self.tick(in_loop=False)
                 state.next_checkpoint += config.checkpoint_every or config.steps
         bar.close()
         return self.finish()

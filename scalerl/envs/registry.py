@@ -60,12 +60,18 @@ MINATAR_IDS = {
 }
 
 
+MINATAR_MAX_EPISODE_STEPS = 10_000
+"""MinAtar sets no time limit, and a good Breakout player can go on for ever: cap episodes so that
+evaluation always ends (pass max_episode_steps to change it)."""
+
+
 def make_minatar(task: str, **opts: Any) -> gym.Env:
     """MinAtar games; observations are (10, 10, channels) booleans. Sticky actions 0.1 by default."""
     import minatar.gym
 
     if MINATAR_IDS[task] not in gym.registry:
         minatar.gym.register_envs()
+    opts.setdefault("max_episode_steps", MINATAR_MAX_EPISODE_STEPS)
     return gym.make(MINATAR_IDS[task], **opts)
 
 

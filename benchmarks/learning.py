@@ -1,0 +1,83 @@
+"""Learning checks: train several seeds of a recipe and tabulate evaluation returns per seed.
+
+    python benchmarks/learning.py cartpole --seeds 0 1 2 3 4 --workers 2
+    python benchmarks/learning.py minatar-breakout --seeds 0 1 2 --workers 2
+
+Each seed is an ordinary `scalerl train` run under --out (default benchmarks/results/<recipe>/); an
+existing finished run is read, not retrained, and an unfinished one is resumed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+RECIPES: dict[str, dict] = {
+    # DQN defaults; the issue's bar: mean evaluation return >= 475 within 100k steps.
+    "cartpole": {"threshold": 475.0, "args": ["--env", "classic:CartPole-v1", "--steps", "100000"]},
+    # MinAtar paper's DQN sizes (batch 32, replay 100k, train every step) with Adam and 3-step returns.
+    "minatar-breakout": {"threshold": 10.0, "args": [
+        "--env", "minatar:breakout", "--steps", "500000", "--eval-every", "25000", "--checkpoint-every", "100000",
+        "--algo.lr", "2.5e-4", "--algo.adam-eps", "1.5e-4", "--algo.n-step", "3",
+        "--algo.target-update-every", "1000", "--algo.epsilon-decay-steps", "100000", "--algo.epsilon-end", "0.01",
+        "--algo.batch-size", "32", "--algo.learning-starts", "5000"]},
+}
+
+
+def run_seed(recipe: str, seed: int, out: Path) -> Path:
+    run_dir = out / f"seed{seed}"
+    if (run_dir / "summary.json").exists():
+        return run_dir
+    command = [sys.executable, "-m", "scalerl", "train"]
+    if (run_dir / "checkpoints" / "latest.pt").exists():
+        command += ["--resume", str(run_dir)]
+    else:
+        command += [*RECIPES[recipe]["args"], "--seed", str(seed), "--threads", "1", "--progress", "off",
+                    "--run-dir", str(run_dir)]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return run_dir
+
+
+def seed_row(run_dir: Path, threshold: float) -> dict:
+    evals = [json.loads(line) for line in (run_dir / "eval.jsonl").read_text().splitlines()]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    reached = next((e["step"] for e in evals if e["return_mean"] >= threshold), None)
+    return {
+        "seed": summary["seed"],
+        "best": max(e["return_mean"] for e in evals),
+        "final": evals[-1]["return_mean"],
+        "first_step_at_threshold": reached,
+        "wall_time_min": summary["wall_time"] / 60,
+        "curve": [(e["step"], round(e["return_mean"], 1)) for e in evals],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("recipe", choices=list(RECIPES))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    out = args.out or Path(__file__).parent / "results" / args.recipe
+    with ThreadPoolExecutor(args.workers) as pool:
+        run_dirs = list(pool.map(lambda seed: run_seed(args.recipe, seed, out), args.seeds))
+    threshold = RECIPES[args.recipe]["threshold"]
+    rows = [seed_row(run_dir, threshold) for run_dir in run_dirs]
+    print(f"| seed | best eval | final eval | first step with eval >= {threshold:g} | wall time (min) |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['seed']} | {row['best']:.1f} | {row['final']:.1f} | {row['first_step_at_threshold']} "
+              f"| {row['wall_time_min']:.1f} |")
+    print()
+    for row in rows:
+        print(f"seed {row['seed']} curve: " + " ".join(f"{step // 1000}k:{value:g}" for step, value in row["curve"]))
+    (out / "table.json").write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
