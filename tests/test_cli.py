@@ -79,3 +79,10 @@ def test_train_then_eval_from_the_cli(capsys, tmp_path):
     assert len(result["returns"]) == 3
     assert main(["train", "--steps", "600", "--run-dir", str(run_dir)]) == 2
     assert "already holds a run" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is present")
+def test_cuda_without_a_gpu_is_a_clear_error(capsys, tmp_path):
+    assert main(["train", "--device", "cuda", "--run-dir", str(tmp_path / "run")]) == 2
+    assert "device 'cuda' was requested but torch sees no GPU" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -22,9 +22,11 @@ from scalerl.replay import Batch
 
 @dataclass(frozen=True)
 class DQNConfig(OffPolicyConfig):
-    """DQN hyperparameters. Defaults solve CartPole-v1 within 100k steps."""
+    """DQN hyperparameters. Defaults solve CartPole-v1 within 100k steps (with 3-step returns)."""
 
-    lr: float = 5e-4
+    n_step: int = 3
+    """Rewards summed before bootstrapping (n-step returns)."""
+    lr: float = 1e-3
     """Adam learning rate."""
     adam_eps: float = 1e-8
     """Adam epsilon (Atari agents often use 1.5e-4)."""
@@ -36,15 +38,15 @@ class DQNConfig(OffPolicyConfig):
     """Double DQN: the online network picks the next action, the target network values it."""
     dueling: bool = False
     """Dueling head: Q = V + A - mean(A)."""
-    target_update_every: int = 500
+    target_update_every: int = 250
     """Gradient steps between target network updates."""
     tau: float = 1.0
     """Target update rate: 1 copies the online network, < 1 moves the target part-way (Polyak)."""
     epsilon_start: float = 1.0
     """Exploration rate at step 0."""
-    epsilon_end: float = 0.05
+    epsilon_end: float = 0.02
     """Exploration rate after the decay."""
-    epsilon_decay_steps: int = 20_000
+    epsilon_decay_steps: int = 10_000
     """Environment steps over which epsilon falls linearly from start to end."""
 
     def __post_init__(self) -> None:
