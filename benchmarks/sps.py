@@ -1,11 +1,12 @@
 """Environment steps per second of the training loop, against the environment-only limit.
 
 Each case runs the real `scalerl train` loop. "random" keeps epsilon at 1 and never updates: the
-loop's cost with the policy and learner taken out. "dqn" acts greedily-with-epsilon and updates
-every 4 environment steps on batches of 32. SPS is the median of the loop's own log records after
+loop's cost with the policy and learner taken out. "dqn" acts epsilon-greedily and updates every 4
+environment steps on batches of 32; "dqn-every10" is the peers' setting in ../shared/ENVIRONMENT.md
+(every 10 steps, batch 128). SPS is the median of the loop's own log records after
 learning starts, so start-up and the final evaluation are not counted.
 
-    python benchmarks/sps.py                 # all cases, 3 repeats, prints a markdown table
+    python benchmarks/sps.py                 # random and dqn, 3 repeats, prints a markdown table
     python benchmarks/sps.py --steps 20000 --repeats 1 --envs classic:CartPole-v1
 """
 
