@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import json
 import sys
+import textwrap
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -21,14 +22,14 @@ import tyro
 from scalerl.agents import AGENTS, agent_class
 from scalerl.checks import ConfigError
 from scalerl.config import TrainConfig
-from scalerl.envs import describe_suites
+from scalerl.envs import describe_suites, describe_tasks
 
 HELP = """usage: scalerl COMMAND [OPTIONS]
 
 commands:
   train    train an agent (scalerl train --help); continue a killed run with --resume RUN_DIR
   eval     evaluate a run's latest checkpoint: scalerl eval RUN_DIR [--episodes N] [--seed S]
-  envs     list environment suites and tasks: scalerl envs [--suite NAME]
+  envs     list environment suites and tasks; --suite NAME adds observation and action spaces
   agents   list agents and their hyperparameters
 """
 
@@ -148,13 +149,17 @@ def cmd_eval(args: list[str]) -> int:
 
 def cmd_envs(args: list[str]) -> int:
     suite = option_value(args, "--suite")
-    rows = [row for row in describe_suites() if suite is None or row["suite"] == suite]
-    if not rows:
-        raise ConfigError(f"unknown suite {suite!r}; valid: {', '.join(sorted({r['suite'] for r in describe_suites()}))}")
-    for row in rows:
-        name = f"{row['suite']}:{row['task']}"
-        detail = row.get("description") or f"obs {row['observation']}  action {row['action']}"
-        print(f"{name:36s} {detail}")
+    if suite is not None:
+        for row in describe_tasks(suite):
+            print(f"{row['env']:36s} obs {row['observation']:28s} action {row['action']}")
+        return 0
+    for row in describe_suites():
+        print(f"{row['suite']}: {row['description']}")
+        if not row["installed"]:
+            print(f"    not installed: pip install 'scalerl[{row['extra']}]'")
+        elif row["tasks"]:
+            print(textwrap.fill(" ".join(row["tasks"]), width=100, initial_indent="    ", subsequent_indent="    "))
+    print("\nscalerl envs --suite NAME lists each task's observation and action spaces.")
     return 0
 
 

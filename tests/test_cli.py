@@ -8,7 +8,7 @@ from scalerl.cli import main
 
 @pytest.mark.parametrize("args, message", [
     (["train", "--agent", "ppo"], "unknown agent 'ppo'; valid: dqn"),
-    (["train", "--env", "foo:bar"], "unknown env suite 'foo'; valid suites: classic, minatar, gym"),
+    (["train", "--env", "foo:bar"], "unknown env suite 'foo'; valid suites: classic, minatar, atari"),
     (["train", "--env", "minatar:pong"], "unknown minatar task 'pong'"),
     (["train", "--algo.lr", "-1"], "algo.lr must be > 0 (got -1.0)"),
     (["train", "--algo.batch-size", "0"], "algo.batch_size must be > 0 (got 0)"),
@@ -55,7 +55,11 @@ def test_cli_flags_reach_the_config():
 def test_envs_and_agents_list(capsys):
     assert main(["envs"]) == 0
     out = capsys.readouterr().out
-    assert "minatar:breakout" in out and "Box(10, 10, 4) bool" in out and "classic:CartPole-v1" in out
+    assert "minatar: MinAtar" in out and "breakout asterix freeway seaquest space_invaders" in out
+    assert main(["envs", "--suite", "minatar"]) == 0
+    out = capsys.readouterr().out
+    assert "minatar:breakout" in out and "Box(10, 10, 4) bool" in out and "Discrete(3)" in out
+    assert main(["envs", "--suite", "nope"]) == 2
     assert main(["agents"]) == 0
     out = capsys.readouterr().out
     assert "dqn" in out and "--algo.n-step" in out

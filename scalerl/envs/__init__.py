@@ -14,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
+from scalerl.checks import ConfigError
 from scalerl.envs.registry import SUITES, Suite, parse_spec
 
 
@@ -33,8 +34,11 @@ def make_env(spec: str, num_envs: int = 1, seed: int = 0, **opts: Any) -> gym.ve
     two calls with the same arguments produce the same observations.
     """
     suite, task = parse_spec(spec)
-    factory = functools.partial(_make_single, suite.name, task, opts)
-    envs = SyncVectorEnv([factory] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+    if suite.make_vector is not None:
+        envs = suite.make_vector(task, num_envs, **opts)
+    else:
+        factory = functools.partial(_make_single, suite.name, task, opts)
+        envs = SyncVectorEnv([factory] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
     envs.reset(seed=seed)
     envs.action_space.seed(seed)
     return envs
@@ -51,24 +55,30 @@ def final_observations(next_obs: np.ndarray, done: np.ndarray, infos: dict[str, 
 
 
 def describe_suites() -> list[dict[str, Any]]:
-    """One record per suite and task, with observation and action spaces when the suite is installed."""
+    """One record per suite: its description, whether it is installed, and its task names."""
     rows = []
     for suite in SUITES.values():
-        if suite.any_task:
-            rows.append({"suite": suite.name, "task": "ID", "description": suite.description})
-            continue
-        if not suite.available():
-            rows.append({"suite": suite.name, "task": "-", "description": f"not installed: pip install 'scalerl[{suite.extra}]'"})
-            continue
-        for task in suite.tasks():
-            env = suite.make(task)
-            rows.append({
-                "suite": suite.name,
-                "task": task,
-                "observation": _space_text(env.observation_space),
-                "action": _space_text(env.action_space),
-            })
-            env.close()
+        installed = suite.available()
+        tasks = suite.tasks() if installed and not suite.any_task else []
+        rows.append({"suite": suite.name, "description": suite.description, "installed": installed,
+                     "extra": suite.extra, "tasks": tasks})
+    return rows
+
+
+def describe_tasks(suite_name: str) -> list[dict[str, str]]:
+    """Observation and action spaces of every task of one suite (builds each task once)."""
+    if suite_name not in SUITES:
+        raise ConfigError(f"unknown env suite {suite_name!r}; valid suites: {', '.join(SUITES)}")
+    suite = SUITES[suite_name]
+    suite.check_installed()
+    if suite.any_task:
+        raise ConfigError(f"suite {suite_name!r} takes any registered Gymnasium id; there is no task list")
+    rows = []
+    for task in suite.tasks():
+        envs = make_env(f"{suite.name}:{task}", 1, 0)
+        rows.append({"env": f"{suite.name}:{task}", "observation": _space_text(envs.single_observation_space),
+                     "action": _space_text(envs.single_action_space)})
+        envs.close()
     return rows
 
 
@@ -80,4 +90,4 @@ def _space_text(space: gym.Space) -> str:
     return str(space)
 
 
-__all__ = ["make_env", "check_env_spec", "final_observations", "describe_suites", "SUITES", "Suite"]
+__all__ = ["make_env", "check_env_spec", "final_observations", "describe_suites", "describe_tasks", "SUITES", "Suite"]

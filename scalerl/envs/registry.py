@@ -7,6 +7,7 @@ provides it. Vector environments are built from single ones in `scalerl.envs.mak
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,10 @@ from typing import Any
 import gymnasium as gym
 
 from scalerl.checks import ConfigError
+
+# Headless rendering for MuJoCo and dm_control pixels. It must be set before either is first imported,
+# so it is set when scalerl.envs is; an explicit MUJOCO_GL in the environment wins.
+os.environ.setdefault("MUJOCO_GL", "egl")
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,8 @@ class Suite:
     extra: str | None = None
     any_task: bool = False
     """Accepts any task name its `make` understands (e.g. every registered Gymnasium id)."""
+    make_vector: Callable[..., gym.vector.VectorEnv] | None = None
+    """Builds the vector env natively (e.g. ale-py's threaded C++ one) instead of from single envs."""
 
     def available(self) -> bool:
         if self.requires is None:
@@ -75,6 +82,103 @@ def make_minatar(task: str, **opts: Any) -> gym.Env:
     return gym.make(MINATAR_IDS[task], **opts)
 
 
+def mujoco_tasks() -> list[str]:
+    return sorted(
+        env_id for env_id, spec in gym.registry.items()
+        if "mujoco" in str(spec.entry_point) and env_id.endswith("-v5")
+    )
+
+
+def make_mujoco(task: str, **opts: Any) -> gym.Env:
+    """Gymnasium MuJoCo v5 tasks, observations cast to float32."""
+    from scalerl.envs.wrappers import Float32Observations
+
+    return Float32Observations(gym.make(task, **opts))
+
+
+def dmc_tasks() -> list[str]:
+    from dm_control import suite
+
+    return [f"{domain}-{task}" for domain, task in suite.ALL_TASKS]
+
+
+def make_dmc(task: str, pixels: bool = False, image_size: int = 84, frame_stack: int = 3,
+             action_repeat: int = 1, camera_id: int | None = None) -> gym.Env:
+    """DeepMind Control suite task `domain-task`: flattened float32 state observations, or with
+    pixels=True, (3 * frame_stack, image_size, image_size) uint8 frames, channel-first.
+    Episodes are 1000 control steps (divided by action_repeat); they end by truncation."""
+    import shimmy  # noqa: F401  (registers the dm_control/* ids)
+    from gymnasium.wrappers import FlattenObservation
+
+    from scalerl.envs.wrappers import ActionRepeat, ChannelFirstFrameStack, Float32Actions, Float32Observations
+
+    domain = task.split("-")[0]
+    camera = camera_id if camera_id is not None else (2 if domain == "quadruped" else 0)
+    kwargs = {"render_mode": "rgb_array", "render_kwargs": {"height": image_size, "width": image_size, "camera_id": camera}} if pixels else {}
+    env = Float32Actions(gym.make(f"dm_control/{task}-v0", **kwargs))
+    if action_repeat > 1:
+        env = ActionRepeat(env, action_repeat)
+    if pixels:
+        from gymnasium.wrappers import AddRenderObservation
+
+        return ChannelFirstFrameStack(AddRenderObservation(env, render_only=True), frame_stack)
+    return Float32Observations(FlattenObservation(env))
+
+
+def atari_tasks() -> list[str]:
+    from ale_py.roms import get_all_rom_ids
+
+    return get_all_rom_ids()
+
+
+def make_atari_vector(
+    task: str,
+    num_envs: int,
+    *,
+    continuous: bool = False,
+    sticky_actions: float = 0.25,
+    episodic_life: bool = False,
+    reward_clipping: bool = False,
+    noop_max: int = 30,
+    frame_skip: int = 4,
+    frame_stack: int = 4,
+    image_size: int = 84,
+    grayscale: bool = True,
+    full_action_space: bool = False,
+    fire_reset: bool = True,
+    max_episode_frames: int = 108_000,
+    continuous_action_threshold: float = 0.5,
+) -> gym.vector.VectorEnv:
+    """ALE games through ale-py's threaded C++ vector env, with the standard preprocessing (Machado et
+    al., 2018): frame skip 4 with max-pooling, 84x84 grayscale, 4 stacked frames (channel-first), up to
+    30 no-op starts, sticky actions 0.25, 108k-frame episodes. Episodic life and reward clipping are
+    off unless asked for: they are training tricks, and evaluation must see the true game."""
+    from ale_py.vector_env import AtariVectorEnv
+    from gymnasium.vector import AutoresetMode
+
+    return AtariVectorEnv(
+        task, num_envs,
+        num_threads=min(num_envs, os.cpu_count() or 1),
+        autoreset_mode=AutoresetMode.SAME_STEP,
+        continuous=continuous, continuous_action_threshold=continuous_action_threshold,
+        repeat_action_probability=sticky_actions, episodic_life=episodic_life, reward_clipping=reward_clipping,
+        noop_max=noop_max, frameskip=frame_skip, stack_num=frame_stack, img_height=image_size,
+        img_width=image_size, grayscale=grayscale, full_action_space=full_action_space, use_fire_reset=fire_reset,
+        max_num_frames_per_episode=max_episode_frames,
+    )
+
+
+def make_cale_vector(task: str, num_envs: int, **opts: Any) -> gym.vector.VectorEnv:
+    """The Continuous Arcade Learning Environment (Farebrother & Castro, 2024): actions are
+    (radius, angle, fire) in [0, 1] x [-pi, pi] x [0, 1]; a component triggers its joystick direction
+    or fire when it exceeds `continuous_action_threshold` (default 0.5)."""
+    return make_atari_vector(task, num_envs, continuous=True, **opts)
+
+
+def make_single_unsupported(task: str, **opts: Any) -> gym.Env:
+    raise ConfigError("this suite only builds vector environments: use make_env")
+
+
 def registered_gym_ids() -> list[str]:
     return sorted(gym.registry)
 
@@ -89,6 +193,14 @@ SUITES: dict[str, Suite] = {
         Suite("classic", "Gymnasium classic control", lambda: list(CLASSIC_TASKS), make_classic),
         Suite("minatar", "MinAtar miniature Atari (10x10 grids)", lambda: list(MINATAR_IDS), make_minatar,
               requires="minatar", extra="minatar"),
+        Suite("atari", "Atari 2600 games through ale-py (ROMs bundled)", atari_tasks, make_single_unsupported,
+              requires="ale_py", extra="atari", make_vector=make_atari_vector),
+        Suite("cale", "Continuous Arcade Learning Environment: Atari with (radius, angle, fire) actions",
+              atari_tasks, make_single_unsupported, requires="ale_py", extra="atari", make_vector=make_cale_vector),
+        Suite("mujoco", "Gymnasium MuJoCo v5 (HalfCheetah, Hopper, Walker2d, Ant, Humanoid, ...)", mujoco_tasks,
+              make_mujoco, requires="mujoco", extra="mujoco"),
+        Suite("dmc", "DeepMind Control suite, domain-task (states, or pixels=True)", dmc_tasks, make_dmc,
+              requires="dm_control", extra="dmc"),
         Suite("gym", "any registered Gymnasium id", registered_gym_ids, make_gym, any_task=True),
     ]
 }

@@ -1,0 +1,72 @@
+"""The few wrappers Gymnasium and the suites do not already provide."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+
+class Float32Actions(gym.ActionWrapper):
+    """Declare a float32 Box action space (dm_control's is float64), so agents see one dtype."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        space = env.action_space
+        self.action_space = gym.spaces.Box(space.low.astype(np.float32), space.high.astype(np.float32), dtype=np.float32)
+
+    def action(self, action: np.ndarray) -> np.ndarray:
+        return np.asarray(action, dtype=np.float64)
+
+
+class Float32Observations(gym.ObservationWrapper):
+    """Cast Box observations to float32 (MuJoCo and dm_control give float64)."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        space = env.observation_space
+        self.observation_space = gym.spaces.Box(space.low.astype(np.float32), space.high.astype(np.float32), dtype=np.float32)
+
+    def observation(self, obs: np.ndarray) -> np.ndarray:
+        return obs.astype(np.float32)
+
+
+class ActionRepeat(gym.Wrapper):
+    """Repeat each action `repeat` times and sum the rewards, stopping early at an episode's end."""
+
+    def __init__(self, env: gym.Env, repeat: int) -> None:
+        super().__init__(env)
+        self.repeat = repeat
+
+    def step(self, action: Any):
+        total = 0.0
+        for _ in range(self.repeat):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            total += float(reward)
+            if terminated or truncated:
+                break
+        return obs, total, terminated, truncated, info
+
+
+class ChannelFirstFrameStack(gym.ObservationWrapper):
+    """Stack the last `count` (H, W, C) frames into one (count * C, H, W) array, oldest first."""
+
+    def __init__(self, env: gym.Env, count: int) -> None:
+        super().__init__(env)
+        height, width, channels = env.observation_space.shape
+        self.frames: deque[np.ndarray] = deque(maxlen=count)
+        self.count = count
+        self.observation_space = gym.spaces.Box(0, 255, (count * channels, height, width), np.uint8)
+
+    def reset(self, **kwargs: Any):
+        obs, info = self.env.reset(**kwargs)
+        frame = obs.transpose(2, 0, 1)
+        for _ in range(self.count):
+            self.frames.append(frame)
+        return np.concatenate(self.frames), info
+
+    def observation(self, obs: np.ndarray) -> np.ndarray:
+        self.frames.append(obs.transpose(2, 0, 1))
+        return np.concatenate(self.frames)
