@@ -75,3 +75,48 @@ def test_dmc_pixels_are_stacked_channel_first():
 def test_dmc_task_names():
     with pytest.raises(ConfigError, match="unknown dmc task 'cheetah-fly'"):
         make_env("dmc:cheetah-fly")
+
+
+def paddle_x(frame: np.ndarray) -> float:
+    """Breakout's paddle: the lit pixels of row 76 between the side walls."""
+    return float(np.flatnonzero(frame[76, 5:79] > 0).mean())
+
+
+@needs("ale_py", "atari")
+def test_cale_right_and_left_move_the_paddle_that_way():
+    for theta, sign in [(0.0, 1), (np.pi, -1)]:
+        envs = make_env("cale:breakout", 1, 0, sticky_actions=0.0)
+        obs, _ = envs.reset()
+        start = paddle_x(obs[0, -1])
+        for _ in range(4):
+            obs, *_ = envs.step(np.array([[1.0, theta, 0.0]], dtype=np.float32))
+        assert sign * (paddle_x(obs[0, -1]) - start) > 10, (theta, start, paddle_x(obs[0, -1]))
+
+
+@needs("ale_py", "atari")
+def test_cale_threshold_leaves_most_random_actions_without_movement():
+    """At threshold 0.5 a uniform random action (r, theta) moves the joystick in neither axis with
+    probability P(|r cos| <= .5, |r sin| <= .5) = 0.561, and not horizontally with P(|r cos| <= .5) = 0.748.
+    Breakout's paddle only moves horizontally: replay random actions from one saved state and count."""
+    import gymnasium as gym
+    import ale_py
+
+    gym.register_envs(ale_py)
+    env = gym.make("ALE/Breakout-v5", continuous=True, continuous_action_threshold=0.5,
+                   repeat_action_probability=0.0, frameskip=4)
+    env.reset(seed=0)
+    ale = env.unwrapped.ale
+    state, start = ale.cloneState(), ale.getRAM()[72]  # RAM 72: paddle x
+    space = make_env("cale:breakout", 1, 0).single_action_space
+    space.seed(0)
+    actions = [space.sample() for _ in range(2000)]
+    still = 0
+    for action in actions:
+        ale.restoreState(state)
+        env.step(action)
+        still += ale.getRAM()[72] == start
+    radius, angle = np.array(actions)[:, 0], np.array(actions)[:, 1]
+    assert still / len(actions) == pytest.approx(np.mean(np.abs(radius * np.cos(angle)) <= 0.5), abs=0.01)
+    assert still / len(actions) == pytest.approx(0.748, abs=0.03)
+    neither = np.mean((np.abs(radius * np.cos(angle)) <= 0.5) & (np.abs(radius * np.sin(angle)) <= 0.5))
+    assert neither == pytest.approx(0.561, abs=0.03)
