@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
 from scalerl.checks import ConfigError, non_negative, positive, require
+from scalerl.envs.options import EnvOptions
 from scalerl.nets import NetConfig
 
 
@@ -25,6 +26,8 @@ class TrainConfig(Generic[AgentConfigT]):
 
     env: str = "classic:CartPole-v1"
     """Environment as `suite:task` (see `scalerl envs`)."""
+    env_opts: EnvOptions = field(default_factory=EnvOptions)
+    """Options of the environment suite (atari frame stack, dmc pixels, ...); unset keeps its default."""
     agent: str = "dqn"
     """Agent name (see `scalerl agents`)."""
     algo: AgentConfigT = None  # type: ignore[assignment]  # None: filled with the agent's defaults
@@ -57,9 +60,12 @@ class TrainConfig(Generic[AgentConfigT]):
 
     def __post_init__(self) -> None:
         from scalerl.agents import agent_class
-        from scalerl.envs import check_env_spec
+        from scalerl.envs import check_options, parse_spec
 
-        check_env_spec(self.env)
+        if isinstance(self.env_opts, dict):
+            object.__setattr__(self, "env_opts", config_from_dict(EnvOptions, self.env_opts, "env_opts"))
+        suite, _ = parse_spec(self.env)
+        check_options(suite, self.env_opts.given())
         cls = agent_class(self.agent)
         if self.algo is None:
             object.__setattr__(self, "algo", cls.config_class())

@@ -64,3 +64,25 @@ def test_autoreset_gives_the_true_final_observation():
 def test_bad_specs_name_the_valid_choices(spec, message):
     with pytest.raises(ConfigError, match=message):
         make_env(spec)
+
+
+def test_suite_options_are_checked_against_the_suite():
+    with pytest.raises(ConfigError, match="suite 'classic' does not take option 'pixels'; it takes: max_episode_steps"):
+        make_env("classic:CartPole-v1", pixels=True)
+    envs = make_env("minatar:breakout", 1, 0, max_episode_steps=7)
+    envs.reset()
+    for step in range(7):
+        _, _, terminated, truncated, _ = envs.step(np.zeros(1, dtype=np.int64))
+        if terminated[0]:
+            break
+    assert terminated[0] or truncated[0]
+
+
+def test_training_only_options_stay_out_of_evaluation_envs():
+    from scalerl.envs import EnvOptions
+
+    options = EnvOptions(episodic_life=True, reward_clipping=True, frame_stack=2)
+    assert options.for_env(training=True) == {"episodic_life": True, "reward_clipping": True, "frame_stack": 2}
+    assert options.for_env(training=False) == {"frame_stack": 2}
+    with pytest.raises(ConfigError, match="env_opts.frame_stack must be > 0"):
+        EnvOptions(frame_stack=0)

@@ -15,12 +15,15 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from scalerl.checks import ConfigError
+from scalerl.envs.options import EnvOptions
 from scalerl.envs.registry import SUITES, Suite, parse_spec
 
 
-def check_env_spec(spec: str) -> None:
-    """Raise ConfigError unless `spec` names an installed suite and one of its tasks."""
-    parse_spec(spec)
+def check_options(suite: Suite, opts: dict[str, Any]) -> None:
+    unknown = sorted(set(opts) - set(suite.options()))
+    if unknown:
+        valid = ", ".join(suite.options()) or "none"
+        raise ConfigError(f"suite {suite.name!r} does not take option {unknown[0]!r}; it takes: {valid}")
 
 
 def _make_single(suite_name: str, task: str, opts: dict[str, Any]) -> gym.Env:
@@ -34,6 +37,7 @@ def make_env(spec: str, num_envs: int = 1, seed: int = 0, **opts: Any) -> gym.ve
     two calls with the same arguments produce the same observations.
     """
     suite, task = parse_spec(spec)
+    check_options(suite, opts)
     if suite.make_vector is not None:
         envs = suite.make_vector(task, num_envs, **opts)
     else:
@@ -90,4 +94,4 @@ def _space_text(space: gym.Space) -> str:
     return str(space)
 
 
-__all__ = ["make_env", "check_env_spec", "final_observations", "describe_suites", "describe_tasks", "SUITES", "Suite"]
+__all__ = ["EnvOptions", "make_env", "check_options", "parse_spec", "final_observations", "describe_suites", "describe_tasks", "SUITES", "Suite"]

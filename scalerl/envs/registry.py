@@ -1,12 +1,16 @@
 """Environment suites behind one naming scheme, `suite:task`.
 
-A suite knows its task names, how to make one single environment for a task, and which extra
-provides it. Vector environments are built from single ones in `scalerl.envs.make_env`.
+A suite knows its task names, how to make an environment for a task, and which extra provides it.
+Most suites make single environments that `scalerl.envs.make_env` gathers into a vector env; Atari
+and CALE build ale-py's native vector env. The keyword arguments of a suite's make function are the
+options it takes (see `scalerl.envs.EnvOptions`).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,14 +30,23 @@ class Suite:
     name: str
     description: str
     tasks: Callable[[], list[str]]
-    make: Callable[..., gym.Env]
+    make: Callable[..., gym.Env] | None = None
+    """(task, **options) -> one environment."""
+    make_vector: Callable[..., gym.vector.VectorEnv] | None = None
+    """(task, num_envs, **options) -> a vector env, for suites that vectorise natively (ale-py's C++ one)."""
     requires: str | None = None
     """Python module the suite needs; missing -> an error naming the extra to install."""
     extra: str | None = None
     any_task: bool = False
     """Accepts any task name its `make` understands (e.g. every registered Gymnasium id)."""
-    make_vector: Callable[..., gym.vector.VectorEnv] | None = None
-    """Builds the vector env natively (e.g. ale-py's threaded C++ one) instead of from single envs."""
+    fixed_options: tuple[str, ...] = ()
+    """Keyword arguments of the make function that the suite itself sets (not user options)."""
+
+    def options(self) -> list[str]:
+        """Names of the options this suite takes: its make function's keyword arguments."""
+        function = self.make_vector or self.make
+        parameters = inspect.signature(function).parameters.values()
+        return [p.name for p in parameters if p.kind == p.KEYWORD_ONLY and p.name not in self.fixed_options]
 
     def available(self) -> bool:
         if self.requires is None:
@@ -54,8 +67,8 @@ class Suite:
 CLASSIC_TASKS = ["CartPole-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0", "Pendulum-v1"]
 
 
-def make_classic(task: str, **opts: Any) -> gym.Env:
-    return gym.make(task, **opts)
+def make_classic(task: str, *, max_episode_steps: int | None = None) -> gym.Env:
+    return gym.make(task, max_episode_steps=max_episode_steps)
 
 
 MINATAR_IDS = {
@@ -72,14 +85,14 @@ MINATAR_MAX_EPISODE_STEPS = 10_000
 evaluation always ends (pass max_episode_steps to change it)."""
 
 
-def make_minatar(task: str, **opts: Any) -> gym.Env:
+def make_minatar(task: str, *, max_episode_steps: int | None = None, sticky_actions: float | None = None) -> gym.Env:
     """MinAtar games; observations are (10, 10, channels) booleans. Sticky actions 0.1 by default."""
     import minatar.gym
 
     if MINATAR_IDS[task] not in gym.registry:
         minatar.gym.register_envs()
-    opts.setdefault("max_episode_steps", MINATAR_MAX_EPISODE_STEPS)
-    return gym.make(MINATAR_IDS[task], **opts)
+    kwargs = {} if sticky_actions is None else {"sticky_action_prob": sticky_actions}
+    return gym.make(MINATAR_IDS[task], max_episode_steps=max_episode_steps or MINATAR_MAX_EPISODE_STEPS, **kwargs)
 
 
 def mujoco_tasks() -> list[str]:
@@ -89,11 +102,11 @@ def mujoco_tasks() -> list[str]:
     )
 
 
-def make_mujoco(task: str, **opts: Any) -> gym.Env:
+def make_mujoco(task: str, *, max_episode_steps: int | None = None) -> gym.Env:
     """Gymnasium MuJoCo v5 tasks, observations cast to float32."""
     from scalerl.envs.wrappers import Float32Observations
 
-    return Float32Observations(gym.make(task, **opts))
+    return Float32Observations(gym.make(task, max_episode_steps=max_episode_steps))
 
 
 def dmc_tasks() -> list[str]:
@@ -102,7 +115,7 @@ def dmc_tasks() -> list[str]:
     return [f"{domain}-{task}" for domain, task in suite.ALL_TASKS]
 
 
-def make_dmc(task: str, pixels: bool = False, image_size: int = 84, frame_stack: int = 3,
+def make_dmc(task: str, *, pixels: bool = False, image_size: int = 84, frame_stack: int = 3,
              action_repeat: int = 1, camera_id: int | None = None) -> gym.Env:
     """DeepMind Control suite task `domain-task`: flattened float32 state observations, or with
     pixels=True, (3 * frame_stack, image_size, image_size) uint8 frames, channel-first.
@@ -152,7 +165,12 @@ def make_atari_vector(
     """ALE games through ale-py's threaded C++ vector env, with the standard preprocessing (Machado et
     al., 2018): frame skip 4 with max-pooling, 84x84 grayscale, 4 stacked frames (channel-first), up to
     30 no-op starts, sticky actions 0.25, 108k-frame episodes. Episodic life and reward clipping are
-    off unless asked for: they are training tricks, and evaluation must see the true game."""
+    off unless asked for: they are training tricks, and evaluation must see the true game.
+
+    continuous=True is the Continuous Arcade Learning Environment (Farebrother & Castro, 2024):
+    actions are (radius, angle, fire) in [0, 1] x [-pi, pi] x [0, 1]; with x = r cos(angle) and
+    y = r sin(angle), the joystick goes right/left when |x| > continuous_action_threshold, up/down
+    when |y| > it, and fire is pressed when fire > it."""
     from ale_py.vector_env import AtariVectorEnv
     from gymnasium.vector import AutoresetMode
 
@@ -168,40 +186,31 @@ def make_atari_vector(
     )
 
 
-def make_cale_vector(task: str, num_envs: int, **opts: Any) -> gym.vector.VectorEnv:
-    """The Continuous Arcade Learning Environment (Farebrother & Castro, 2024): actions are
-    (radius, angle, fire) in [0, 1] x [-pi, pi] x [0, 1]; a component triggers its joystick direction
-    or fire when it exceeds `continuous_action_threshold` (default 0.5)."""
-    return make_atari_vector(task, num_envs, continuous=True, **opts)
-
-
-def make_single_unsupported(task: str, **opts: Any) -> gym.Env:
-    raise ConfigError("this suite only builds vector environments: use make_env")
-
-
 def registered_gym_ids() -> list[str]:
     return sorted(gym.registry)
 
 
-def make_gym(task: str, **opts: Any) -> gym.Env:
-    return gym.make(task, **opts)
+def make_gym(task: str, *, max_episode_steps: int | None = None) -> gym.Env:
+    return gym.make(task, max_episode_steps=max_episode_steps)
 
 
 SUITES: dict[str, Suite] = {
     suite.name: suite
     for suite in [
-        Suite("classic", "Gymnasium classic control", lambda: list(CLASSIC_TASKS), make_classic),
-        Suite("minatar", "MinAtar miniature Atari (10x10 grids)", lambda: list(MINATAR_IDS), make_minatar,
+        Suite("classic", "Gymnasium classic control", lambda: list(CLASSIC_TASKS), make=make_classic),
+        Suite("minatar", "MinAtar miniature Atari (10x10 grids)", lambda: list(MINATAR_IDS), make=make_minatar,
               requires="minatar", extra="minatar"),
-        Suite("atari", "Atari 2600 games through ale-py (ROMs bundled)", atari_tasks, make_single_unsupported,
-              requires="ale_py", extra="atari", make_vector=make_atari_vector),
+        Suite("atari", "Atari 2600 games through ale-py (ROMs bundled)", atari_tasks,
+              make_vector=make_atari_vector, requires="ale_py", extra="atari",
+              fixed_options=("continuous", "continuous_action_threshold")),
         Suite("cale", "Continuous Arcade Learning Environment: Atari with (radius, angle, fire) actions",
-              atari_tasks, make_single_unsupported, requires="ale_py", extra="atari", make_vector=make_cale_vector),
+              atari_tasks, make_vector=functools.partial(make_atari_vector, continuous=True),
+              requires="ale_py", extra="atari", fixed_options=("continuous",)),
         Suite("mujoco", "Gymnasium MuJoCo v5 (HalfCheetah, Hopper, Walker2d, Ant, Humanoid, ...)", mujoco_tasks,
-              make_mujoco, requires="mujoco", extra="mujoco"),
-        Suite("dmc", "DeepMind Control suite, domain-task (states, or pixels=True)", dmc_tasks, make_dmc,
+              make=make_mujoco, requires="mujoco", extra="mujoco"),
+        Suite("dmc", "DeepMind Control suite, domain-task (states, or pixels=True)", dmc_tasks, make=make_dmc,
               requires="dm_control", extra="dmc"),
-        Suite("gym", "any registered Gymnasium id", registered_gym_ids, make_gym, any_task=True),
+        Suite("gym", "any registered Gymnasium id", registered_gym_ids, make=make_gym, any_task=True),
     ]
 }
 
