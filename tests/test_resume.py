@@ -109,3 +109,23 @@ def test_crash_while_writing_keeps_the_previous_checkpoint(tmp_path, monkeypatch
         save_checkpoint(path, {"step": 2})
     monkeypatch.undo()
     assert load_checkpoint(path)["step"] == 1
+
+
+def test_environments_that_cannot_be_pickled_restart_their_episodes(tmp_path, monkeypatch):
+    import pickle
+
+    import scalerl.run
+
+    real_dumps = pickle.dumps
+
+    def refuse_envs(obj, *args, **kwargs):
+        if hasattr(obj, "num_envs"):
+            raise TypeError("cannot pickle this environment")
+        return real_dumps(obj, *args, **kwargs)
+
+    monkeypatch.setattr(scalerl.run.pickle, "dumps", refuse_envs)
+    run_dir = tmp_path / "run"
+    train(steps=400, run_dir=str(run_dir), eval_episodes=2, log_every=200, progress="off", algo={"learning_starts": 100})
+    assert load_checkpoint(run_dir / "checkpoints" / "latest.pt")["envs"] is None
+    summary = resume(run_dir)
+    assert summary["steps"] == 400
