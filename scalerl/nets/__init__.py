@@ -13,8 +13,8 @@ import gymnasium as gym
 import numpy as np
 from torch import nn
 
-from scalerl.checks import ConfigError, positive, require
-from scalerl.nets.conv import MinAtarCNN
+from scalerl.checks import positive, require
+from scalerl.nets.conv import MinAtarCNN, NatureCNN
 from scalerl.nets.heads import DuelingHead
 from scalerl.nets.mlp import MLP, FlatInput
 
@@ -23,8 +23,8 @@ from scalerl.nets.mlp import MLP, FlatInput
 class NetConfig:
     """Shape of an agent's networks."""
 
-    encoder: Literal["auto", "mlp", "minatar_cnn"] = "auto"
-    """auto: a CNN for image observations (H, W, C), otherwise the MLP torso reads the flat input."""
+    encoder: Literal["auto", "mlp", "minatar_cnn", "nature_cnn"] = "auto"
+    """auto: the MinAtar CNN for (10, 10, C) grids, the Nature CNN for (C, H, W) frames, else an MLP."""
     hidden: int = 128
     """Units per dense torso layer, before the width multiplier."""
     depth: int = 2
@@ -48,24 +48,34 @@ class NetConfig:
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
 
 
-def is_image(space: gym.Space) -> bool:
-    return isinstance(space, gym.spaces.Box) and len(space.shape) == 3
+def is_grid(space: gym.spaces.Box) -> bool:
+    """MinAtar-style observations: small channel-last (H, W, C) grids."""
+    return len(space.shape) == 3 and space.shape[0] <= 16 and space.shape[1] <= 16
+
+
+def is_frames(space: gym.spaces.Box) -> bool:
+    """Pixel observations: channel-first (C, H, W) frames, as the Atari and DMC suites give them."""
+    return len(space.shape) == 3 and space.shape[1] >= 36 and space.shape[2] >= 36
 
 
 def build_encoder(cfg: NetConfig, obs_space: gym.Space) -> tuple[nn.Module, int]:
-    """Return (encoder, feature size). Image observations are channel-last (H, W, C)."""
+    """Return (encoder, feature size)."""
     require(isinstance(obs_space, gym.spaces.Box), "env", "an environment with Box observations", obs_space)
     kind = cfg.encoder
     if kind == "auto":
-        kind = "minatar_cnn" if is_image(obs_space) else "mlp"
+        kind = "minatar_cnn" if is_grid(obs_space) else "nature_cnn" if is_frames(obs_space) else "mlp"
+    activation = ACTIVATIONS[cfg.activation]
     if kind == "minatar_cnn":
-        require(is_image(obs_space), "net.encoder", "used with (H, W, C) image observations", obs_space.shape)
+        require(is_grid(obs_space), "net.encoder", "used with (H, W, C) grid observations of at most 16x16", obs_space.shape)
         height, width, channels = obs_space.shape
-        encoder = MinAtarCNN(channels, cfg.scaled(16), ACTIVATIONS[cfg.activation])
+        encoder = MinAtarCNN(channels, cfg.scaled(16), activation)
         return encoder, encoder.out_features(height, width)
-    if kind == "mlp":
-        return FlatInput(), int(np.prod(obs_space.shape))
-    raise ConfigError(f"net.encoder must be one of auto, mlp, minatar_cnn (got {kind!r})")
+    if kind == "nature_cnn":
+        require(is_frames(obs_space), "net.encoder", "used with (C, H, W) frames of at least 36x36", obs_space.shape)
+        channels, height, width = obs_space.shape
+        encoder = NatureCNN(channels, cfg.width, activation)
+        return encoder, encoder.out_features(height, width)
+    return FlatInput(), int(np.prod(obs_space.shape))
 
 
 def build_q_network(cfg: NetConfig, obs_space: gym.Space, num_actions: int, dueling: bool) -> nn.Module:
@@ -81,4 +91,4 @@ def parameter_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-__all__ = ["NetConfig", "MLP", "MinAtarCNN", "DuelingHead", "build_encoder", "build_q_network", "parameter_count"]
+__all__ = ["NetConfig", "MLP", "MinAtarCNN", "NatureCNN", "DuelingHead", "build_encoder", "build_q_network", "parameter_count"]
