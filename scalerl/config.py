@@ -88,6 +88,13 @@ class TrainConfig(Generic[AgentConfigT]):
         non_negative("checkpoint_every", self.checkpoint_every)
         require(0 <= self.seed < 2**31, "seed", "in [0, 2**31)", self.seed)
 
+    def env_kwargs(self, training: bool) -> dict[str, Any]:
+        """Suite options for make_env: training envs get all of them, evaluation envs are the plain game."""
+        from scalerl.envs import parse_spec
+
+        suite, _ = parse_spec(self.env)
+        return self.env_opts.for_env(training, suite.options())
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

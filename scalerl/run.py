@@ -97,9 +97,9 @@ class Run:
         self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)
         np.random.seed(config.seed)
-        self.envs = make_env(config.env, config.num_envs, config.seed, **config.env_opts.for_env(training=True))
+        self.envs = make_env(config.env, config.num_envs, config.seed, **config.env_kwargs(training=True))
         self.eval_envs = make_env(config.env, config.eval_episodes, config.seed + EVAL_SEED_OFFSET,
-                                  **config.env_opts.for_env(training=False))
+                                  **config.env_kwargs(training=False))
         cls = agent_class(config.agent)
         self.agent = cls(config.algo, config.net, self.envs.single_observation_space,
                          self.envs.single_action_space, self.device, config.seed)
@@ -321,7 +321,7 @@ def load_agent(run_dir: str | Path, device: str = "auto") -> tuple[TrainConfig, 
     run_dir = Path(run_dir)
     config = load_config(run_dir)
     checkpoint = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
-    envs = make_env(config.env, 1, config.seed, **config.env_opts.for_env(training=False))
+    envs = make_env(config.env, 1, config.seed, **config.env_kwargs(training=False))
     agent = agent_class(config.agent)(config.algo, config.net, envs.single_observation_space,
                                       envs.single_action_space, resolve_device(device), config.seed)
     envs.close()
@@ -338,7 +338,7 @@ def evaluate(run_dir: str | Path, episodes: int = 10, seed: int | None = None, d
         raise ConfigError(f"episodes must be > 0 (got {episodes})")
     config, agent = load_agent(run_dir, device)
     eval_seed = config.seed + EVAL_SEED_OFFSET if seed is None else seed
-    envs = make_env(config.env, episodes, eval_seed, **config.env_opts.for_env(training=False))
+    envs = make_env(config.env, episodes, eval_seed, **config.env_kwargs(training=False))
     returns, lengths = run_episodes(agent, envs, eval_seed)
     envs.close()
     return {

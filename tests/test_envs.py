@@ -81,8 +81,12 @@ def test_suite_options_are_checked_against_the_suite():
 def test_training_only_options_stay_out_of_evaluation_envs():
     from scalerl.envs import EnvOptions
 
+    atari = ["episodic_life", "reward_clipping", "frame_stack"]
     options = EnvOptions(episodic_life=True, reward_clipping=True, frame_stack=2)
-    assert options.for_env(training=True) == {"episodic_life": True, "reward_clipping": True, "frame_stack": 2}
-    assert options.for_env(training=False) == {"frame_stack": 2}
+    assert options.for_env(True, atari) == {"episodic_life": True, "reward_clipping": True, "frame_stack": 2}
+    assert options.for_env(False, atari) == {"frame_stack": 2}
+    procgen = ["num_levels", "level_set"]
+    assert EnvOptions(num_levels=50).for_env(True, procgen) == {"num_levels": 50}
+    assert EnvOptions(num_levels=50).for_env(False, procgen) == {"num_levels": 50, "level_set": "test"}
     with pytest.raises(ConfigError, match="env_opts.frame_stack must be > 0"):
         EnvOptions(frame_stack=0)

@@ -120,3 +120,14 @@ def test_cale_threshold_leaves_most_random_actions_without_movement():
     assert still / len(actions) == pytest.approx(0.748, abs=0.03)
     neither = np.mean((np.abs(radius * np.cos(angle)) <= 0.5) & (np.abs(radius * np.sin(angle)) <= 0.5))
     assert neither == pytest.approx(0.561, abs=0.03)
+
+
+@needs("procgen", "procgen")
+def test_procgen_vector_env_and_disjoint_level_sets():
+    trace = check_deterministic("procgen:coinrun", steps=50, num_levels=10, distribution_mode="easy")
+    assert trace.shape[1:] == (2, 3, 64, 64) and trace.dtype == np.uint8
+    train = make_env("procgen:coinrun", 1, 0, num_levels=1, start_level=0)
+    test = make_env("procgen:coinrun", 1, 0, num_levels=1, start_level=0, level_set="test")
+    assert not np.array_equal(train.reset(seed=0)[0], test.reset(seed=0)[0])
+    again = make_env("procgen:coinrun", 1, 1, num_levels=1, start_level=0)
+    assert np.array_equal(train.reset(seed=0)[0], again.reset(seed=0)[0])  # one level: same start whatever the seed

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from scalerl.checks import ConfigError, in_range, positive
 
@@ -52,6 +52,14 @@ class EnvOptions:
     """dmc: control steps per action (1)."""
     camera_id: int | None = None
     """dmc (pixels): camera to render (2 for quadruped, else 0)."""
+    num_levels: int | None = None
+    """procgen: number of training levels (200; 0 is unlimited)."""
+    start_level: int | None = None
+    """procgen: first training level (0)."""
+    distribution_mode: Literal["easy", "hard"] | None = None
+    """procgen: game difficulty (easy)."""
+    level_set: Literal["train", "test"] | None = None
+    """procgen: levels of the training envs (train); evaluation envs always play the disjoint test levels."""
 
     def __post_init__(self) -> None:
         for name in ("max_episode_steps", "frame_skip", "frame_stack", "image_size", "max_episode_frames", "action_repeat"):
@@ -61,12 +69,17 @@ class EnvOptions:
             in_range("env_opts.sticky_actions", self.sticky_actions, 0.0, 1.0)
         if self.continuous_action_threshold is not None:
             in_range("env_opts.continuous_action_threshold", self.continuous_action_threshold, 0.0, 1.0)
-        if self.noop_max is not None and self.noop_max < 0:
-            raise ConfigError(f"env_opts.noop_max must be >= 0 (got {self.noop_max})")
+        for name in ("noop_max", "num_levels", "start_level"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ConfigError(f"env_opts.{name} must be >= 0 (got {getattr(self, name)})")
 
     def given(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) is not None}
 
-    def for_env(self, training: bool) -> dict[str, Any]:
-        """Keyword options for make_env; evaluation drops the training-only ones."""
-        return {k: v for k, v in self.given().items() if training or k not in TRAINING_ONLY}
+    def for_env(self, training: bool, suite_options: list[str]) -> dict[str, Any]:
+        """Keyword options for make_env. Evaluation drops the training-only ones and, where the suite
+        has level sets (procgen), plays the test levels."""
+        options = {k: v for k, v in self.given().items() if training or k not in TRAINING_ONLY}
+        if not training and "level_set" in suite_options:
+            options["level_set"] = "test"
+        return options

@@ -19,6 +19,8 @@ from typing import Any
 import gymnasium as gym
 
 from scalerl.checks import ConfigError
+from scalerl.envs.procgen import GAMES as PROCGEN_GAMES
+from scalerl.envs.procgen import make_procgen_vector
 
 # Headless rendering for MuJoCo and dm_control pixels. It must be set before either is first imported,
 # so it is set when scalerl.envs is; an explicit MUJOCO_GL in the environment wins.
@@ -210,6 +212,8 @@ SUITES: dict[str, Suite] = {
               make=make_mujoco, requires="mujoco", extra="mujoco"),
         Suite("dmc", "DeepMind Control suite, domain-task (states, or pixels=True)", dmc_tasks, make=make_dmc,
               requires="dm_control", extra="dmc"),
+        Suite("procgen", "Procgen (procgen-mirror; its own numpy<2 environment)", lambda: list(PROCGEN_GAMES),
+              make_vector=make_procgen_vector, requires="procgen", extra="procgen"),
         Suite("gym", "any registered Gymnasium id", registered_gym_ids, make=make_gym, any_task=True),
     ]
 }
