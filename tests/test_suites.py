@@ -131,3 +131,57 @@ def test_procgen_vector_env_and_disjoint_level_sets():
     assert not np.array_equal(train.reset(seed=0)[0], test.reset(seed=0)[0])
     again = make_env("procgen:coinrun", 1, 1, num_levels=1, start_level=0)
     assert np.array_equal(train.reset(seed=0)[0], again.reset(seed=0)[0])  # one level: same start whatever the seed
+
+
+def scripted_policy(name: str):
+    """Meta-World ships a scripted policy per task."""
+    from metaworld.policies import ENV_POLICY_MAP
+
+    return ENV_POLICY_MAP[name]()
+
+
+@needs("metaworld", "metaworld")
+def test_metaworld_mt10_scripted_policies_succeed_on_every_task():
+    from scalerl.envs.metaworld import task_names
+
+    envs = make_env("metaworld:MT10", 10, 0)
+    names = task_names(envs)
+    assert len(set(names)) == 10 and "reach-v3" in names
+    assert envs.single_observation_space.shape == (39 + 10,)  # state + one-hot task id
+    policies = [scripted_policy(name) for name in names]
+    obs, _ = envs.reset()
+    assert np.array_equal(obs[:, 39:], np.eye(10))
+    solved = np.zeros(10, dtype=bool)
+    for step in range(500):
+        actions = np.stack([policy.get_action(o[:39]) for policy, o in zip(policies, obs)])
+        obs, _, terminated, truncated, infos = envs.step(np.clip(actions, -1, 1).astype(np.float32))
+        solved |= infos["success"] > 0
+        if solved.all():
+            break
+    assert solved.all(), [name for name, ok in zip(names, solved) if not ok]
+
+
+@needs("metaworld", "metaworld")
+def test_metaworld_episodes_last_500_steps_and_runs_are_seeded():
+    envs = make_env("metaworld:MT1/reach-v3", 2, 0)
+    assert envs.single_observation_space.shape == (39,)
+    envs.reset()
+    for step in range(500):
+        _, _, terminated, truncated, _ = envs.step(np.zeros((2, 4), np.float32))
+        assert not terminated.any()
+    assert truncated.all() and step == 499
+    check_deterministic("metaworld:MT1/reach-v3", steps=30)
+
+
+@needs("metaworld", "metaworld")
+def test_metaworld_task_sets_and_their_errors():
+    envs = make_env("metaworld:custom/reach-v3,push-v3", 2, 0, reward_function_version="v1")
+    assert envs.single_observation_space.shape == (39 + 2,)
+    with pytest.raises(ConfigError, match="num_envs must be 10"):
+        make_env("metaworld:MT10", 4, 0)
+    with pytest.raises(ConfigError, match="unknown Meta-World environment 'fly-v3'"):
+        make_env("metaworld:custom/reach-v3,fly-v3", 2, 0)
+    with pytest.raises(ConfigError, match="unknown metaworld task 'MT11'"):
+        make_env("metaworld:MT11", 11, 0)
+    envs = make_env("metaworld:ML10/train", 10, 0)
+    assert envs.num_envs == 10

@@ -39,7 +39,7 @@ def make_env(spec: str, num_envs: int = 1, seed: int = 0, **opts: Any) -> gym.ve
     suite, task = parse_spec(spec)
     check_options(suite, opts)
     if suite.make_vector is not None:
-        envs = suite.make_vector(task, num_envs, **opts)
+        envs = suite.make_vector(task, num_envs, seed, **opts)
     else:
         factory = functools.partial(_make_single, suite.name, task, opts)
         envs = SyncVectorEnv([factory] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)

@@ -21,7 +21,7 @@ class EnvOptions:
     """Options of the environment suites; each names the suites that take it."""
 
     max_episode_steps: int | None = None
-    """classic, minatar, mujoco, gym: episode length cap (MinAtar's default is 10,000)."""
+    """classic, minatar, mujoco, metaworld, gym: episode length cap (MinAtar 10,000, Meta-World 500)."""
     sticky_actions: float | None = None
     """atari, cale, minatar: probability of repeating the previous action (0.25 Atari, 0.1 MinAtar)."""
     episodic_life: bool | None = None
@@ -52,6 +52,12 @@ class EnvOptions:
     """dmc: control steps per action (1)."""
     camera_id: int | None = None
     """dmc (pixels): camera to render (2 for quadruped, else 0)."""
+    reward_function_version: Literal["v1", "v2"] | None = None
+    """metaworld: reward functions of the original Meta-World (v1) or Meta-World+ (v2, default)."""
+    one_hot: bool | None = None
+    """metaworld: append a one-hot task id to observations (default: on for multi-task sets)."""
+    terminate_on_success: bool | None = None
+    """metaworld: end an episode when its task is solved (off: episodes last 500 steps)."""
     num_levels: int | None = None
     """procgen: number of training levels (200; 0 is unlimited)."""
     start_level: int | None = None

@@ -61,7 +61,7 @@ class ProcgenVectorEnv(gym.vector.VectorEnv):
         return frames, rewards.astype(np.float32), terminated, np.zeros(self.num_envs, dtype=bool), infos
 
 
-def make_procgen_vector(task: str, num_envs: int, *, num_levels: int = 200, start_level: int = 0,
+def make_procgen_vector(task: str, num_envs: int, seed: int, *, num_levels: int = 200, start_level: int = 0,
                         distribution_mode: Literal["easy", "hard"] = "easy",
                         level_set: Literal["train", "test"] = "train") -> ProcgenVectorEnv:
     """Procgen game on `num_levels` levels from `start_level` (0: unlimited); level_set='test' shifts

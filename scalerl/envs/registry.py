@@ -19,6 +19,7 @@ from typing import Any
 import gymnasium as gym
 
 from scalerl.checks import ConfigError
+from scalerl.envs.metaworld import check_metaworld_task, make_metaworld_vector, metaworld_tasks
 from scalerl.envs.procgen import GAMES as PROCGEN_GAMES
 from scalerl.envs.procgen import make_procgen_vector
 
@@ -35,7 +36,10 @@ class Suite:
     make: Callable[..., gym.Env] | None = None
     """(task, **options) -> one environment."""
     make_vector: Callable[..., gym.vector.VectorEnv] | None = None
-    """(task, num_envs, **options) -> a vector env, for suites that vectorise natively (ale-py's C++ one)."""
+    """(task, num_envs, seed, **options) -> a vector env, for suites that vectorise natively (ale-py's
+    C++ one) or build their own task sets (Meta-World)."""
+    check_task: Callable[[str], None] | None = None
+    """Raises ConfigError for a bad task name, for suites whose tasks cannot all be listed."""
     requires: str | None = None
     """Python module the suite needs; missing -> an error naming the extra to install."""
     extra: str | None = None
@@ -149,6 +153,7 @@ def atari_tasks() -> list[str]:
 def make_atari_vector(
     task: str,
     num_envs: int,
+    seed: int,
     *,
     continuous: bool = False,
     sticky_actions: float = 0.25,
@@ -212,6 +217,9 @@ SUITES: dict[str, Suite] = {
               make=make_mujoco, requires="mujoco", extra="mujoco"),
         Suite("dmc", "DeepMind Control suite, domain-task (states, or pixels=True)", dmc_tasks, make=make_dmc,
               requires="dm_control", extra="dmc"),
+        Suite("metaworld", "Meta-World v3: MT1/<env>, MT10, MT25, MT50, ML10/train|test, ..., custom/<env>,<env>",
+              metaworld_tasks, make_vector=make_metaworld_vector, check_task=check_metaworld_task,
+              requires="metaworld", extra="metaworld"),
         Suite("procgen", "Procgen (procgen-mirror; its own numpy<2 environment)", lambda: list(PROCGEN_GAMES),
               make_vector=make_procgen_vector, requires="procgen", extra="procgen"),
         Suite("gym", "any registered Gymnasium id", registered_gym_ids, make=make_gym, any_task=True),
@@ -228,6 +236,9 @@ def parse_spec(spec: str) -> tuple[Suite, str]:
         raise ConfigError(f"unknown env suite {suite_name!r}; valid suites: {', '.join(SUITES)}")
     suite = SUITES[suite_name]
     suite.check_installed()
+    if suite.check_task is not None:
+        suite.check_task(task)
+        return suite, task
     tasks = suite.tasks()
     if task not in tasks:
         if suite.any_task:
