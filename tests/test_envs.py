@@ -38,13 +38,12 @@ def test_vector_env_has_requested_copies_and_spaces():
 
 def test_autoreset_gives_the_true_final_observation():
     envs = make_env("classic:CartPole-v1", 2, 0)
-    obs, _ = envs.reset()
+    envs.reset()
     while True:
         next_obs, _, terminated, truncated, infos = envs.step(np.zeros(2, dtype=np.int64))
         done = terminated | truncated
         if done.any():
             break
-        obs = next_obs
     real = final_observations(next_obs, done, infos)
     index = int(np.flatnonzero(done)[0])
     assert np.array_equal(real[index], infos["final_obs"][index])
