@@ -29,3 +29,18 @@ def non_negative(name: str, value: float) -> None:
 
 def in_range(name: str, value: float, low: float, high: float) -> None:
     require(low <= value <= high, name, f"in [{low}, {high}]", value)
+
+
+def check_choices(config: Any, prefix: str) -> None:
+    """Check every Literal-typed field of a config dataclass holds one of its choices, so a bad string
+    from Python fails like one from the command line does."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(type(config))
+    for item in dataclasses.fields(config):
+        kind = hints[item.name]
+        choices = [c for arg in [kind, *typing.get_args(kind)] if typing.get_origin(arg) is typing.Literal
+                   for c in typing.get_args(arg)]
+        if choices and (value := getattr(config, item.name)) is not None and value not in choices:
+            raise ConfigError(f"{prefix}.{item.name} must be one of {', '.join(map(str, choices))} (got {value!r})")

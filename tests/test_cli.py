@@ -38,8 +38,18 @@ def test_python_api_validates_the_same_way():
         TrainConfig(algo={"lr": 0.0})
     with pytest.raises(ConfigError, match="unknown field 'algo.learning_rate'"):
         TrainConfig(algo={"learning_rate": 0.1})
-    with pytest.raises(ConfigError, match="net.depth must be > 0"):
-        TrainConfig(net={"depth": 0})
+    with pytest.raises(ConfigError, match="net.depth must be >= 0"):
+        TrainConfig(net={"depth": -1})
+    with pytest.raises(ConfigError, match="net.bottleneck must be one of flatten, gap, per_conv"):
+        TrainConfig(net={"bottleneck": "pool"})
+
+
+def test_a_network_that_does_not_fit_the_env_is_one_line(tmp_path, capsys):
+    code = main(["train", "--env", "classic:CartPole-v1", "--net.bottleneck", "gap", "--steps", "10",
+                 "--run-dir", str(tmp_path / "run")])
+    assert code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "scalerl: error: net.bottleneck must be flatten for vector observations (the MLP input has no feature map) (got 'gap')"]
 
 
 def test_cli_flags_reach_the_config():

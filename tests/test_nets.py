@@ -1,36 +1,259 @@
+"""Networks: parameter counts against hand computation, and each building block against its formula."""
+
+import copy
+import math
+
 import gymnasium as gym
 import numpy as np
+import pytest
 import torch
+from torch import nn
 
-from scalerl.nets import NetConfig, build_q_network, parameter_count
+from scalerl.nets import NetConfig, SoftMoE, build_network, build_q_network, parameter_count
+from scalerl.nets.mlp import ResidualMLP
+from scalerl.optim import OptimizerConfig, load_optimizer_state, make_optimizer
+
+VECTOR = gym.spaces.Box(-1, 1, (4,), np.float32)
+GRID = gym.spaces.Box(0, 1, (10, 10, 4), bool)
+FRAMES = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+
+
+def linear(inputs: int, outputs: int) -> int:
+    return inputs * outputs + outputs
+
+
+def conv(inputs: int, outputs: int, kernel: int) -> int:
+    return inputs * outputs * kernel * kernel + outputs
 
 
 def test_mlp_q_network_parameter_count_by_hand():
-    space = gym.spaces.Box(-1, 1, (4,), np.float32)
-    q = build_q_network(NetConfig(hidden=32, depth=2), space, 2, dueling=False)
-    assert parameter_count(q) == (4 * 32 + 32) + (32 * 32 + 32) + (32 * 2 + 2)
-    dueling = build_q_network(NetConfig(hidden=32, depth=2, width=2.0), space, 3, dueling=True)
-    assert parameter_count(dueling) == (4 * 64 + 64) + (64 * 64 + 64) + (64 + 1) + (64 * 3 + 3)
+    q = build_q_network(NetConfig(hidden=32, depth=2), VECTOR, 2, dueling=False)
+    assert parameter_count(q) == linear(4, 32) + linear(32, 32) + linear(32, 2)
+    dueling = build_q_network(NetConfig(hidden=32, depth=2, width=2.0), VECTOR, 3, dueling=True)
+    assert parameter_count(dueling) == linear(4, 64) + linear(64, 64) + linear(64, 1) + linear(64, 3)
 
 
 def test_minatar_cnn_parameter_count_by_hand():
-    space = gym.spaces.Box(0, 1, (10, 10, 4), bool)
-    q = build_q_network(NetConfig(hidden=128, depth=1), space, 3, dueling=False)
-    conv = 4 * 16 * 9 + 16
-    assert parameter_count(q) == conv + (16 * 8 * 8 * 128 + 128) + (128 * 3 + 3)
+    q = build_q_network(NetConfig(hidden=128, depth=1), GRID, 3, dueling=False)
+    assert parameter_count(q) == conv(4, 16, 3) + linear(16 * 8 * 8, 128) + linear(128, 3)
     assert q(torch.zeros(5, 10, 10, 4, dtype=torch.bool)).shape == (5, 3)
 
 
 def test_nature_cnn_for_atari_frames():
-    space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
-    q = build_q_network(NetConfig(hidden=512, depth=1), space, 6, dueling=False)
-    conv = (4 * 32 * 64 + 32) + (32 * 64 * 16 + 64) + (64 * 64 * 9 + 64)
-    assert parameter_count(q) == conv + (3136 * 512 + 512) + (512 * 6 + 6)
+    q = build_q_network(NetConfig(hidden=512, depth=1), FRAMES, 6, dueling=False)
+    encoder = conv(4, 32, 8) + conv(32, 64, 4) + conv(64, 64, 3)
+    assert parameter_count(q) == encoder + linear(64 * 7 * 7, 512) + linear(512, 6)
     assert q(torch.zeros(2, 4, 84, 84, dtype=torch.uint8)).shape == (2, 6)
 
 
-def test_layer_norm_sits_before_each_activation():
-    space = gym.spaces.Box(-1, 1, (3,), np.float32)
-    q = build_q_network(NetConfig(hidden=8, depth=2, layer_norm=True), space, 2, dueling=False)
-    kinds = [type(m).__name__ for m in q[1]]
-    assert kinds == ["Linear", "LayerNorm", "ReLU", "Linear", "LayerNorm", "ReLU"]
+def impala_parameters(channels: tuple[int, ...], in_channels: int = 4) -> int:
+    total = 0
+    for c in channels:
+        total += conv(in_channels, c, 3) + 4 * conv(c, c, 3)  # stack conv + two residual blocks of two convs
+        in_channels = c
+    return total
+
+
+@pytest.mark.parametrize("width", [1.0, 2.0])
+def test_impala_flatten_and_gap_parameter_counts_by_hand(width):
+    channels = tuple(int(c * width) for c in (16, 32, 32))
+    encoder = impala_parameters(channels)
+    last = channels[-1]
+    flatten = build_network(NetConfig(encoder="impala", hidden=256, depth=1, width=width), FRAMES, 6)
+    assert parameter_count(flatten) == encoder + linear(last * 11 * 11, int(256 * width)) + linear(int(256 * width), 6)
+    gap = build_network(NetConfig(encoder="impala", bottleneck="gap", hidden=256, depth=1, width=width), FRAMES, 6)
+    assert parameter_count(gap) == encoder + linear(last, int(256 * width)) + linear(int(256 * width), 6)
+    assert gap.encoder(torch.zeros(3, 4, 84, 84)).shape == (3, last, 11, 11)
+    procgen = gym.spaces.Box(0, 255, (3, 64, 64), np.uint8)
+    assert build_network(NetConfig(encoder="impala"), procgen, 15).encoder(torch.zeros(1, 3, 64, 64)).shape[2:] == (8, 8)
+
+
+def test_tokenized_bottlenecks_parameter_counts_by_hand():
+    encoder = impala_parameters((16, 32, 32))
+    per_conv = build_network(NetConfig(encoder="impala", bottleneck="per_conv", hidden=64, depth=0), FRAMES, 6)
+    assert parameter_count(per_conv) == encoder + linear(32, 64) + linear(64, 6)
+    flat = build_network(NetConfig(encoder="impala", bottleneck="per_conv", pool="flatten", hidden=64, depth=0), FRAMES, 6)
+    assert parameter_count(flat) == encoder + linear(32, 64) + linear(121 * 64, 6)
+    per_feat = build_network(NetConfig(encoder="impala", bottleneck="per_feat", hidden=64, depth=0), FRAMES, 6)
+    assert parameter_count(per_feat) == encoder + linear(121, 64) + linear(64, 6)
+    per_patch = build_network(NetConfig(encoder="impala", bottleneck="per_patch", hidden=64, depth=0), FRAMES, 6)
+    assert parameter_count(per_patch) == encoder + conv(32, 32, 3) + linear(32, 64) + linear(64, 6)
+    # SoftMoE-4 on 121 per_conv tokens of 32 dims: slots per expert ceil(121 / 4) = 31.
+    moe = build_network(NetConfig(encoder="impala", bottleneck="per_conv", mixer="softmoe", expert_hidden=16,
+                                  pool="flatten", depth=0), FRAMES, 6)
+    experts = 4 * (linear(32, 16) + linear(16, 32))
+    assert parameter_count(moe) == encoder + 32 * 4 * 31 + experts + linear(121 * 32, 6)
+
+
+def test_multiskip_torso_parameter_count_by_hand():
+    net = build_network(NetConfig(torso="multiskip", hidden=16, depth=3, norm="layer"), VECTOR, 2)
+    projection = linear(4, 16) + 2 * 16
+    block = 2 * (linear(16, 16) + 2 * 16)
+    assert parameter_count(net) == projection + 3 * block + linear(16, 2)
+
+
+def explicit_softmoe(moe: SoftMoE, x: torch.Tensor) -> torch.Tensor:
+    """Soft MoE for one sample, written out with explicit softmaxes and loops."""
+    m, d = x.shape
+    slots = moe.phi.shape[1]
+    logits = torch.stack([torch.stack([x[i] @ moe.phi[:, j] for j in range(slots)]) for i in range(m)])
+    dispatch = torch.exp(logits) / torch.exp(logits).sum(dim=0, keepdim=True)  # over tokens
+    combine = torch.exp(logits) / torch.exp(logits).sum(dim=1, keepdim=True)  # over slots
+    slot_outputs = []
+    for j in range(slots):
+        slot_input = sum(dispatch[i, j] * x[i] for i in range(m))
+        e = j // moe.slots_per_expert
+        hidden = torch.relu(slot_input @ moe.w1[e] + moe.b1[e, 0])
+        slot_outputs.append(hidden @ moe.w2[e] + moe.b2[e, 0])
+    return torch.stack([sum(combine[i, j] * slot_outputs[j] for j in range(slots)) for i in range(m)])
+
+
+def test_softmoe_matches_the_formula_step_by_step():
+    torch.manual_seed(0)
+    moe = SoftMoE(num_tokens=5, dim=6, experts=3, hidden=7, capacity=1.0)
+    assert moe.slots_per_expert == math.ceil(5 / 3)
+    x = torch.randn(4, 5, 6)
+    out = moe(x)
+    expected = torch.stack([explicit_softmoe(moe, sample) for sample in x])
+    assert torch.allclose(out, expected, atol=1e-5)
+    dispatch, combine = moe.weights(x)
+    assert torch.allclose(dispatch.sum(dim=1), torch.ones(4, 6))  # each slot: weights over the 5 tokens
+    assert torch.allclose(combine.sum(dim=2), torch.ones(4, 5))  # each token: weights over the 6 slots
+
+
+def test_softmoe_normalization_uses_unit_tokens_and_columns_with_a_learned_scale():
+    torch.manual_seed(1)
+    moe = SoftMoE(num_tokens=4, dim=3, experts=2, hidden=5, normalize=True)
+    x = torch.randn(2, 4, 3) * 100
+    with torch.no_grad():
+        moe.scale.fill_(2.0)
+    unit_x = x / x.norm(dim=-1, keepdim=True)
+    unit_phi = moe.phi / moe.phi.norm(dim=0, keepdim=True)
+    dispatch, combine = moe.weights(x)
+    assert torch.allclose(combine, torch.softmax(2.0 * unit_x @ unit_phi, dim=2), atol=1e-6)
+    assert torch.allclose(dispatch, torch.softmax(2.0 * unit_x @ unit_phi, dim=1), atol=1e-6)
+
+
+def test_gap_is_the_spatial_mean():
+    net = build_network(NetConfig(encoder="impala", bottleneck="gap"), FRAMES, 6)
+    maps = torch.randn(3, 32, 11, 11)
+    assert torch.allclose(net.bottleneck(maps), maps.mean(dim=(2, 3)))
+    assert torch.equal(net.bottleneck(maps)[:, 5], torch.stack([m[5].sum() / 121 for m in maps]))
+
+
+def test_shuffled_uses_one_fixed_permutation_for_every_sample_and_step():
+    torch.manual_seed(0)
+    net = build_network(NetConfig(encoder="impala", bottleneck="shuffled", mixer="dense"), FRAMES, 6)
+    tokenize = net.bottleneck[0]
+    permutation = tokenize.permutation.clone()
+    assert sorted(permutation.tolist()) == list(range(32 * 11 * 11)) and not torch.equal(permutation, torch.arange(32 * 121))
+    maps = torch.randn(2, 32, 11, 11)
+    tokens = tokenize(maps)
+    assert tokens.shape == (2, 121, 32)
+    for sample in range(2):
+        assert torch.equal(tokens[sample].transpose(0, 1).flatten(), maps[sample].flatten()[permutation])
+    optimizer = torch.optim.Adam(net.parameters())
+    for _ in range(2):
+        optimizer.zero_grad()
+        net(torch.randint(0, 255, (2, 4, 84, 84), dtype=torch.uint8)).sum().backward()
+        optimizer.step()
+    assert torch.equal(tokenize.permutation, permutation)
+    assert "bottleneck.0.permutation" in net.state_dict()
+
+
+def test_per_conv_tokens_are_spatial_positions():
+    net = build_network(NetConfig(encoder="impala", bottleneck="per_conv"), FRAMES, 6)
+    maps = torch.randn(2, 32, 11, 11)
+    tokens = net.bottleneck[0](maps)
+    assert torch.equal(tokens[1, 3 * 11 + 4], maps[1, :, 3, 4])
+
+
+def test_multiskip_adds_the_global_skip_to_each_block():
+    torch.manual_seed(0)
+    torso = ResidualMLP(5, 8, depth=3, norm=nn.LayerNorm, multi_skip=True)
+    plain = ResidualMLP(5, 8, depth=3, norm=nn.LayerNorm, multi_skip=False)
+    plain.load_state_dict(torso.state_dict())
+    x = torch.randn(4, 5)
+    skip = torso.project(x)
+    h = skip
+    outputs = []
+    for block in torso.blocks:
+        h = block.residual(h) + h + skip
+        outputs.append(h)
+    block_outputs = []
+    hooks = [block.register_forward_hook(lambda _m, _i, out: block_outputs.append(out)) for block in torso.blocks]
+    result = torso(x)
+    for hook in hooks:
+        hook.remove()
+    for block_output, expected in zip(block_outputs, outputs):
+        assert torch.allclose(block_output + skip, expected, atol=1e-6)
+    assert torch.allclose(result, torch.relu(outputs[-1]), atol=1e-6)
+    assert not torch.allclose(plain(x), result)
+
+
+def test_norm_sits_before_each_activation():
+    q = build_q_network(NetConfig(hidden=8, depth=2, norm="layer"), gym.spaces.Box(-1, 1, (3,), np.float32), 2, dueling=False)
+    assert [type(m).__name__ for m in q.torso] == ["Linear", "LayerNorm", "ReLU", "Linear", "LayerNorm", "ReLU"]
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "radam", "kron"])
+def test_optimizers_reduce_a_regression_loss(optimizer):
+    torch.manual_seed(0)
+    x = torch.randn(256, 8)
+    y = x @ torch.randn(8, 1) + 0.1 * torch.sin(3 * x[:, :1])
+    net = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 1))
+    opt = make_optimizer(net.parameters(), OptimizerConfig(optimizer=optimizer, lr=1e-2))
+    losses = []
+    for _ in range(300):
+        loss = ((net(x) - y) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.01 * losses[0], (losses[0], losses[-1])
+
+
+def test_kron_divides_the_learning_rate_by_three():
+    net = nn.Linear(3, 1)
+    opt = make_optimizer(net.parameters(), OptimizerConfig(optimizer="kron", lr=3e-3))
+    assert type(opt).__name__ == "PSGDKron"
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "kron"])
+def test_optimizer_state_restored_from_a_checkpoint_continues_exactly(optimizer):
+    """Kron keeps float64 state that torch's load_state_dict would cast to float32; resuming must not drift."""
+    cfg = OptimizerConfig(optimizer=optimizer, lr=1e-2)
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 8), torch.randn(64, 1)
+
+    def train(net, opt, steps):
+        for _ in range(steps):
+            loss = ((net(x) - y) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+    net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1))
+    opt = make_optimizer(net.parameters(), cfg)
+    train(net, opt, 30)
+    saved_net, saved_opt, rng = copy.deepcopy(net.state_dict()), copy.deepcopy(opt.state_dict()), torch.get_rng_state()
+    train(net, opt, 200)
+    resumed = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1))
+    resumed.load_state_dict(saved_net)
+    resumed_opt = make_optimizer(resumed.parameters(), cfg)
+    load_optimizer_state(resumed_opt, saved_opt)
+    torch.set_rng_state(rng)
+    train(resumed, resumed_opt, 200)
+    assert all(torch.equal(a, b) for a, b in zip(net.parameters(), resumed.parameters()))
+
+
+def test_every_bottleneck_and_torso_runs_forward_and_backward_on_minatar_grids():
+    for bottleneck in ["flatten", "gap", "per_conv", "per_patch", "per_feat", "per_sample", "shuffled"]:
+        for mixer in ["dense", "softmoe"]:
+            for torso in ["mlp", "residual", "multiskip"]:
+                net = build_network(NetConfig(bottleneck=bottleneck, mixer=mixer, torso=torso, hidden=16,
+                                              expert_hidden=8, norm="rms"), GRID, 3)
+                out = net(torch.ones(2, 10, 10, 4, dtype=torch.bool))
+                assert out.shape == (2, 3)
+                out.sum().backward()

@@ -13,11 +13,12 @@ from torch import nn
 
 from scalerl.checks import in_range, positive, require
 from scalerl.nets import NetConfig
+from scalerl.optim import OptimizerConfig
 
 
 @dataclass(frozen=True)
-class OffPolicyConfig:
-    """Replay and update cadence, read by the off-policy loop."""
+class OffPolicyConfig(OptimizerConfig):
+    """Replay and update cadence, read by the off-policy loop, and the optimizer."""
 
     buffer_size: int = 100_000
     """Transitions kept in replay."""
@@ -35,6 +36,7 @@ class OffPolicyConfig:
     """Rewards summed before bootstrapping (n-step returns)."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         positive("algo.buffer_size", self.buffer_size)
         positive("algo.batch_size", self.batch_size)
         require(self.learning_starts >= 0, "algo.learning_starts", ">= 0", self.learning_starts)

@@ -17,6 +17,7 @@ from torch import nn
 from scalerl.agents.base import Agent, OffPolicyConfig
 from scalerl.checks import in_range, non_negative, positive, require
 from scalerl.nets import NetConfig, build_q_network
+from scalerl.optim import load_optimizer_state, make_optimizer
 from scalerl.replay import Batch
 
 
@@ -26,10 +27,6 @@ class DQNConfig(OffPolicyConfig):
 
     n_step: int = 3
     """Rewards summed before bootstrapping (n-step returns)."""
-    lr: float = 1e-3
-    """Adam learning rate."""
-    adam_eps: float = 1e-8
-    """Adam epsilon (Atari agents often use 1.5e-4)."""
     max_grad_norm: float = 10.0
     """Clip the gradient's global norm to this (0: no clipping)."""
     loss: Literal["huber", "mse"] = "huber"
@@ -51,8 +48,6 @@ class DQNConfig(OffPolicyConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        positive("algo.lr", self.lr)
-        positive("algo.adam_eps", self.adam_eps)
         non_negative("algo.max_grad_norm", self.max_grad_norm)
         positive("algo.target_update_every", self.target_update_every)
         require(0.0 < self.tau <= 1.0, "algo.tau", "in (0, 1]", self.tau)
@@ -81,7 +76,7 @@ class DQN(Agent):
         self.num_actions = int(action_space.n)
         self.q = build_q_network(net, obs_space, self.num_actions, cfg.dueling).to(device)
         self.target = copy.deepcopy(self.q).requires_grad_(False)
-        self.optimizer = torch.optim.Adam(self.q.parameters(), lr=cfg.lr, eps=cfg.adam_eps, fused=True)
+        self.optimizer = make_optimizer(self.q.parameters(), cfg)
         self.env_steps = 0
         self.gradient_steps = 0
 
@@ -160,7 +155,7 @@ class DQN(Agent):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.q.load_state_dict(state["q"])
         self.target.load_state_dict(state["target"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        load_optimizer_state(self.optimizer, state["optimizer"])
         self.env_steps = state["env_steps"]
         self.gradient_steps = state["gradient_steps"]
         self.rng.bit_generator.state = state["rng"]

@@ -1,44 +1,76 @@
-"""Networks built from one small spec, so a study changes width or depth with a flag and nothing else.
+"""Networks built from one small spec, so a study swaps the bottleneck, the torso or the width with a
+flag and nothing else changes.
 
-A network is encoder -> torso -> head: the encoder turns an observation into a flat feature vector,
-the torso is a stack of dense layers, and the head (chosen by the agent) maps to outputs.
+A network is encoder -> bottleneck -> torso -> head:
+- the encoder turns an observation into a feature map (CNNs) or a flat vector (MLP inputs);
+- the bottleneck turns the map into one feature vector (flatten, global average pooling, or tokens
+  mixed by a dense layer or a SoftMoE; see scalerl.nets.bottleneck);
+- the torso is a stack of dense layers (plain, residual or multi-skip residual);
+- the head maps to the outputs (a Linear layer, or one the agent brings, e.g. dueling).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
 
 import gymnasium as gym
 import numpy as np
+import torch
 from torch import nn
 
-from scalerl.checks import positive, require
-from scalerl.nets.conv import MinAtarCNN, NatureCNN
+from scalerl.checks import check_choices, positive, require
+from scalerl.nets.bottleneck import TOKENIZED, build_bottleneck
+from scalerl.nets.conv import ImageInput, ImpalaCNN, MinAtarCNN, NatureCNN
 from scalerl.nets.heads import DuelingHead
-from scalerl.nets.mlp import MLP, FlatInput
+from scalerl.nets.mlp import MLP, FlatInput, ResidualMLP
+from scalerl.nets.softmoe import SoftMoE
 
 
 @dataclass(frozen=True)
 class NetConfig:
-    """Shape of an agent's networks."""
+    """Shape of an agent's networks (every network the agent builds uses the same spec)."""
 
-    encoder: Literal["auto", "mlp", "minatar_cnn", "nature_cnn"] = "auto"
-    """auto: the MinAtar CNN for (10, 10, C) grids, the Nature CNN for (C, H, W) frames, else an MLP."""
+    encoder: Literal["auto", "mlp", "minatar_cnn", "nature_cnn", "impala"] = "auto"
+    """auto: the MinAtar CNN for (10, 10, C) grids, the Nature CNN for (C, H, W) frames, else an MLP input."""
+    bottleneck: Literal["flatten", "gap", "per_conv", "per_patch", "per_feat", "per_sample", "shuffled"] = "flatten"
+    """From the CNN's feature map to a vector: flatten, global average pooling, or a tokenization."""
+    mixer: Literal["dense", "softmoe"] = "dense"
+    """What a tokenized bottleneck applies to its tokens: one shared dense layer, or a SoftMoE."""
+    pool: Literal["mean", "sum", "flatten"] = "mean"
+    """How a tokenized bottleneck turns its mixed tokens into one vector."""
+    patch_size: int = 3
+    """Side of the square patches of the per_patch tokenization."""
+    experts: int = 4
+    """SoftMoE experts."""
+    expert_hidden: int = 512
+    """Hidden units of each SoftMoE expert (Dense-act-Dense), before the width multiplier."""
+    capacity: float = 1.0
+    """SoftMoE slots per expert = ceil(tokens * capacity / experts)."""
+    moe_normalize: bool = False
+    """L2-normalise SoftMoE tokens and slot parameters, with a learned scale."""
+    torso: Literal["mlp", "residual", "multiskip"] = "mlp"
+    """Dense layers after the bottleneck: plain, residual blocks, or residual blocks with a global skip."""
     hidden: int = 128
-    """Units per dense torso layer, before the width multiplier."""
+    """Units of the torso (and of the per-token dense mixer), before the width multiplier."""
     depth: int = 2
-    """Number of dense torso layers."""
+    """Torso depth: dense layers for mlp (0: none), residual blocks for residual and multiskip."""
     width: float = 1.0
-    """Multiplier on every layer's width: dense units and conv channels."""
-    layer_norm: bool = False
-    """LayerNorm after each dense torso layer, before the activation."""
+    """Multiplier on every width: conv channels, dense units, expert hidden units."""
+    norm: Literal["none", "layer", "rms"] = "none"
+    """Normalisation after each dense layer of the torso and the token mixer, before the activation."""
     activation: Literal["relu", "tanh", "gelu"] = "relu"
-    """Nonlinearity of the torso and encoder."""
+    """Nonlinearity everywhere in the network."""
 
     def __post_init__(self) -> None:
+        check_choices(self, "net")
+        positive("net.patch_size", self.patch_size)
+        positive("net.experts", self.experts)
+        positive("net.expert_hidden", self.expert_hidden)
+        positive("net.capacity", self.capacity)
         positive("net.hidden", self.hidden)
-        positive("net.depth", self.depth)
+        require(self.depth >= 0, "net.depth", ">= 0", self.depth)
         positive("net.width", self.width)
 
     def scaled(self, units: int) -> int:
@@ -46,6 +78,8 @@ class NetConfig:
 
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
+NORMS: dict[str, type[nn.Module] | None] = {"none": None, "layer": nn.LayerNorm, "rms": nn.RMSNorm}
+CNNS: dict[str, type[nn.Module]] = {"minatar_cnn": MinAtarCNN, "nature_cnn": NatureCNN, "impala": ImpalaCNN}
 
 
 def is_grid(space: gym.spaces.Box) -> bool:
@@ -54,41 +88,75 @@ def is_grid(space: gym.spaces.Box) -> bool:
 
 
 def is_frames(space: gym.spaces.Box) -> bool:
-    """Pixel observations: channel-first (C, H, W) frames, as the Atari and DMC suites give them."""
+    """Pixel observations: channel-first (C, H, W) frames, as the Atari, DMC and Procgen suites give them."""
     return len(space.shape) == 3 and space.shape[1] >= 36 and space.shape[2] >= 36
 
 
-def build_encoder(cfg: NetConfig, obs_space: gym.Space) -> tuple[nn.Module, int]:
-    """Return (encoder, feature size)."""
+class Network(nn.Sequential):
+    """encoder -> bottleneck -> torso -> head. `features` stops before the head (for diagnostics,
+    and for agents that put several heads on one trunk)."""
+
+    def __init__(self, encoder: nn.Module, bottleneck: nn.Module, torso: nn.Module, head: nn.Module) -> None:
+        super().__init__(OrderedDict(encoder=encoder, bottleneck=bottleneck, torso=torso, head=head))
+
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.torso(self.bottleneck(self.encoder(obs)))
+
+
+def encoder_kind(cfg: NetConfig, obs_space: gym.spaces.Box) -> str:
+    if cfg.encoder != "auto":
+        return cfg.encoder
+    return "minatar_cnn" if is_grid(obs_space) else "nature_cnn" if is_frames(obs_space) else "mlp"
+
+
+def build_trunk(cfg: NetConfig, obs_space: gym.Space) -> tuple[nn.Module, nn.Module, nn.Module, int]:
+    """(encoder, bottleneck, torso, feature size) for an observation space."""
     require(isinstance(obs_space, gym.spaces.Box), "env", "an environment with Box observations", obs_space)
-    kind = cfg.encoder
-    if kind == "auto":
-        kind = "minatar_cnn" if is_grid(obs_space) else "nature_cnn" if is_frames(obs_space) else "mlp"
-    activation = ACTIVATIONS[cfg.activation]
-    if kind == "minatar_cnn":
-        require(is_grid(obs_space), "net.encoder", "used with (H, W, C) grid observations of at most 16x16", obs_space.shape)
-        height, width, channels = obs_space.shape
-        encoder = MinAtarCNN(channels, cfg.scaled(16), activation)
-        return encoder, encoder.out_features(height, width)
-    if kind == "nature_cnn":
-        require(is_frames(obs_space), "net.encoder", "used with (C, H, W) frames of at least 36x36", obs_space.shape)
-        channels, height, width = obs_space.shape
-        encoder = NatureCNN(channels, cfg.width, activation)
-        return encoder, encoder.out_features(height, width)
-    return FlatInput(), int(np.prod(obs_space.shape))
-
-
-def build_q_network(cfg: NetConfig, obs_space: gym.Space, num_actions: int, dueling: bool) -> nn.Module:
-    """Encoder -> dense torso -> Q-value head (plain linear or dueling)."""
-    encoder, features = build_encoder(cfg, obs_space)
+    kind = encoder_kind(cfg, obs_space)
+    activation, norm = ACTIVATIONS[cfg.activation], NORMS[cfg.norm]
+    if kind == "mlp":
+        require(cfg.bottleneck == "flatten", "net.bottleneck", "flatten for vector observations (the MLP input has no feature map)", cfg.bottleneck)
+        encoder, bottleneck, features = FlatInput(), nn.Identity(), int(np.prod(obs_space.shape))
+    else:
+        require(is_grid(obs_space) or is_frames(obs_space), "net.encoder",
+                "a CNN only for (H, W, C) grids up to 16x16 or (C, H, W) frames from 36x36", f"{kind} for {obs_space.shape}")
+        channels = obs_space.shape[2] if is_grid(obs_space) else obs_space.shape[0]
+        encoder = nn.Sequential(ImageInput(channel_last=is_grid(obs_space)), CNNS[kind](channels, cfg.width, activation))
+        with torch.no_grad():
+            map_shape = tuple(encoder(torch.zeros(1, *obs_space.shape)).shape[1:])
+        bottleneck, features = build_bottleneck(
+            cfg.bottleneck, map_shape, mixer=cfg.mixer, pool=cfg.pool, units=cfg.scaled(cfg.hidden),
+            patch_size=cfg.patch_size, experts=cfg.experts, expert_hidden=cfg.scaled(cfg.expert_hidden),
+            capacity=cfg.capacity, moe_normalize=cfg.moe_normalize, norm=norm, activation=activation,
+        )
     hidden = cfg.scaled(cfg.hidden)
-    torso = MLP(features, hidden, cfg.depth, ACTIVATIONS[cfg.activation], cfg.layer_norm)
-    head = DuelingHead(hidden, num_actions) if dueling else nn.Linear(hidden, num_actions)
-    return nn.Sequential(encoder, torso, head)
+    if cfg.torso == "mlp":
+        torso = MLP(features, hidden, cfg.depth, activation, norm)
+    else:
+        torso = ResidualMLP(features, hidden, cfg.depth, activation, norm, multi_skip=cfg.torso == "multiskip")
+    return encoder, bottleneck, torso, torso.out_features
+
+
+def build_network(cfg: NetConfig, obs_space: gym.Space, out_dim: int, head: nn.Module | None = None) -> Network:
+    """The network of a spec for an observation space, with a Linear head of `out_dim` outputs unless
+    the agent passes its own head (which must take the torso's `out_features` inputs)."""
+    encoder, bottleneck, torso, features = build_trunk(cfg, obs_space)
+    return Network(encoder, bottleneck, torso, head if head is not None else nn.Linear(features, out_dim))
+
+
+def build_q_network(cfg: NetConfig, obs_space: gym.Space, num_actions: int, dueling: bool) -> Network:
+    """A Q-network: linear or dueling head over the spec's trunk."""
+    if not dueling:
+        return build_network(cfg, obs_space, num_actions)
+    encoder, bottleneck, torso, features = build_trunk(cfg, obs_space)
+    return Network(encoder, bottleneck, torso, DuelingHead(features, num_actions))
 
 
 def parameter_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-__all__ = ["NetConfig", "MLP", "MinAtarCNN", "NatureCNN", "DuelingHead", "build_encoder", "build_q_network", "parameter_count"]
+__all__ = [
+    "MLP", "TOKENIZED", "DuelingHead", "ImpalaCNN", "MinAtarCNN", "NatureCNN", "NetConfig", "Network", "ResidualMLP",
+    "SoftMoE", "build_network", "build_q_network", "build_trunk", "parameter_count",
+]

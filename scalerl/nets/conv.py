@@ -1,4 +1,6 @@
-"""Convolutional encoders. Observations arrive channel-last (H, W, C), as environments give them."""
+"""Convolutional encoders. Each takes float images (batch, channels, height, width), as `ImageInput`
+makes them from observations, and returns a feature map of the same layout; the bottleneck
+(scalerl.nets.bottleneck) decides how that map reaches the dense layers."""
 
 from __future__ import annotations
 
@@ -6,42 +8,85 @@ import torch
 from torch import nn
 
 
-class MinAtarCNN(nn.Module):
-    """The MinAtar paper's encoder: one 3x3 stride-1 conv (16 channels at width 1), then flatten."""
+class ImageInput(nn.Module):
+    """Observations to float (batch, channels, height, width) images: uint8 frames, already channel-first
+    (Atari, DMC pixels, Procgen), are scaled to [0, 1]; channel-last grids (MinAtar) are transposed."""
 
-    def __init__(self, in_channels: int, channels: int = 16, activation: type[nn.Module] = nn.ReLU) -> None:
+    def __init__(self, channel_last: bool) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, channels, kernel_size=3, stride=1)
-        self.activation = activation()
-        self.channels = channels
-
-    def out_features(self, height: int, width: int) -> int:
-        return self.channels * (height - 2) * (width - 2)
+        self.channel_last = channel_last
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        x = obs.permute(0, 3, 1, 2).float()
-        return self.activation(self.conv(x)).flatten(1)
+        if self.channel_last:
+            return obs.permute(0, 3, 1, 2).float()
+        return obs.float() / 255.0
 
 
-class NatureCNN(nn.Module):
-    """The DQN Nature paper's encoder (Mnih et al., 2015) for channel-first 84x84 uint8 frames:
-    conv 8x8/4 (32), 4x4/2 (64), 3x3/1 (64), then flatten; channels scale with width."""
+def scaled_channels(base: tuple[int, ...], width: float) -> list[int]:
+    return [max(1, round(channels * width)) for channels in base]
+
+
+class MinAtarCNN(nn.Module):
+    """The MinAtar paper's encoder: one 3x3 stride-1 conv (16 channels at width 1); 10x10 grids give 8x8."""
 
     def __init__(self, in_channels: int, width: float = 1.0, activation: type[nn.Module] = nn.ReLU) -> None:
         super().__init__()
-        channels = [max(1, round(c * width)) for c in (32, 64, 64)]
+        (channels,) = scaled_channels((16,), width)
+        self.conv = nn.Conv2d(in_channels, channels, kernel_size=3, stride=1)
+        self.activation = activation()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.conv(images))
+
+
+class NatureCNN(nn.Module):
+    """The DQN Nature paper's encoder (Mnih et al., 2015): conv 8x8/4 (32), 4x4/2 (64), 3x3/1 (64); 84x84 frames give a 7x7 map."""
+
+    def __init__(self, in_channels: int, width: float = 1.0, activation: type[nn.Module] = nn.ReLU) -> None:
+        super().__init__()
+        first, second, third = scaled_channels((32, 64, 64), width)
         self.layers = nn.Sequential(
-            nn.Conv2d(in_channels, channels[0], kernel_size=8, stride=4), activation(),
-            nn.Conv2d(channels[0], channels[1], kernel_size=4, stride=2), activation(),
-            nn.Conv2d(channels[1], channels[2], kernel_size=3, stride=1), activation(),
-            nn.Flatten(),
+            nn.Conv2d(in_channels, first, kernel_size=8, stride=4), activation(),
+            nn.Conv2d(first, second, kernel_size=4, stride=2), activation(),
+            nn.Conv2d(second, third, kernel_size=3, stride=1), activation(),
         )
-        self.channels = channels
 
-    def out_features(self, height: int, width: int) -> int:
-        for kernel, stride in ((8, 4), (4, 2), (3, 1)):
-            height, width = (height - kernel) // stride + 1, (width - kernel) // stride + 1
-        return self.channels[2] * height * width
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.layers(images)
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.layers(obs.float() / 255.0)
+
+class ImpalaResidualBlock(nn.Module):
+    """x + conv(act(conv(act(x)))), both convs 3x3 with padding 1."""
+
+    def __init__(self, channels: int, activation: type[nn.Module]) -> None:
+        super().__init__()
+        self.block = nn.Sequential(
+            activation(), nn.Conv2d(channels, channels, kernel_size=3, padding=1),
+            activation(), nn.Conv2d(channels, channels, kernel_size=3, padding=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+class ImpalaCNN(nn.Module):
+    """The IMPALA ResNet encoder (Espeholt et al., 2018): stacks of conv 3x3 -> max-pool 3x3 stride 2 ->
+    two residual blocks, with (16, 32, 32) x width channels, then the activation. Each stack halves
+    the map (rounding up): 84x84 frames give 11x11, 64x64 Procgen frames 8x8."""
+
+    def __init__(self, in_channels: int, width: float = 1.0, activation: type[nn.Module] = nn.ReLU) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for channels in scaled_channels((16, 32, 32), width):
+            layers += [
+                nn.Conv2d(in_channels, channels, kernel_size=3, padding=1),
+                nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
+                ImpalaResidualBlock(channels, activation),
+                ImpalaResidualBlock(channels, activation),
+            ]
+            in_channels = channels
+        layers.append(activation())
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.layers(images)
