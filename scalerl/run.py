@@ -277,6 +277,7 @@ class Run:
             "steps": state.step,
             "episodes": state.episodes,
             "updates": state.updates,
+            "parameters": {name: parameter_count(module) for name, module in self.agent.modules().items()},
             "final_eval_return": state.last_eval,
             "best_eval_return": state.best_eval,
             "wall_time": round(state.wall_time, 2),
