@@ -42,7 +42,8 @@ class RunLogger:
             if math.isfinite(value):
                 self.tensorboard.add_scalar(f"train/{key}", value, step)
 
-    def log_eval(self, step: int, returns: list[float], lengths: list[int], wall_time: float) -> dict[str, Any]:
+    def log_eval(self, step: int, returns: list[float], lengths: list[int], wall_time: float,
+                 successes: list[float] | None = None) -> dict[str, Any]:
         mean = sum(returns) / len(returns)
         std = math.sqrt(sum((r - mean) ** 2 for r in returns) / len(returns))
         record = {
@@ -55,8 +56,12 @@ class RunLogger:
             "length_mean": sum(lengths) / len(lengths),
             "returns": returns,
         }
+        if successes is not None:
+            record["success_mean"] = sum(successes) / len(successes)
         self._write(self.eval_file, record)
         self.tensorboard.add_scalar("eval/return_mean", mean, step)
+        if successes is not None:
+            self.tensorboard.add_scalar("eval/success_mean", record["success_mean"], step)
         return record
 
     def _write(self, handle, record: dict[str, Any]) -> None:

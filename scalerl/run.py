@@ -72,18 +72,36 @@ class LoopState:
     update_metrics: dict[str, float] = field(default_factory=dict)
 
 
-def run_episodes(agent: Agent, envs: Any, seed: int) -> tuple[list[float], list[int]]:
-    """One episode per environment with the deterministic policy, from a fixed seed."""
+def step_successes(infos: dict[str, Any], count: int) -> np.ndarray | None:
+    """The `success` flags of a vector step (Meta-World), wherever autoreset put them, or None."""
+    flags = np.zeros(count, dtype=bool)
+    found = False
+    for source in (infos, infos.get("final_info", {})):
+        if "success" in source:
+            present = source.get("_success", np.ones(count, dtype=bool))
+            flags |= present & (np.asarray(source["success"]) > 0)
+            found = True
+    return flags if found else None
+
+
+def run_episodes(agent: Agent, envs: Any, seed: int) -> tuple[list[float], list[int], list[float] | None]:
+    """One episode per environment with the deterministic policy, from a fixed seed. Returns the
+    returns, the lengths and, for environments that report `success` (Meta-World), whether each
+    episode succeeded at any step (Meta-World's success criterion), else None."""
     obs, _ = envs.reset(seed=seed)
     count = envs.num_envs
     returns, lengths = np.zeros(count), np.zeros(count, dtype=np.int64)
+    succeeded, reports_success = np.zeros(count, dtype=bool), False
     running = np.ones(count, dtype=bool)
     while running.any():
-        obs, rewards, terminated, truncated, _ = envs.step(agent.act(obs, explore=False))
+        obs, rewards, terminated, truncated, infos = envs.step(agent.act(obs, explore=False))
         returns += np.where(running, rewards, 0.0)
         lengths += running
+        if (flags := step_successes(infos, count)) is not None:
+            succeeded |= running & flags
+            reports_success = True
         running &= ~(terminated | truncated)
-    return returns.tolist(), lengths.tolist()
+    return returns.tolist(), lengths.tolist(), succeeded.astype(float).tolist() if reports_success else None
 
 
 class Run:
@@ -257,8 +275,8 @@ class Run:
         return text
 
     def run_evaluation(self) -> None:
-        returns, lengths = run_episodes(self.agent, self.eval_envs, self.config.seed + EVAL_SEED_OFFSET)
-        record = self.logger.log_eval(self.state.step, returns, lengths, round(self.state.wall_time, 3))
+        returns, lengths, successes = run_episodes(self.agent, self.eval_envs, self.config.seed + EVAL_SEED_OFFSET)
+        record = self.logger.log_eval(self.state.step, returns, lengths, round(self.state.wall_time, 3), successes)
         self.state.last_eval = record["return_mean"]
         self.state.best_eval = max(self.state.best_eval, record["return_mean"])
 
@@ -340,9 +358,9 @@ def evaluate(run_dir: str | Path, episodes: int = 10, seed: int | None = None, d
     config, agent = load_agent(run_dir, device)
     eval_seed = config.seed + EVAL_SEED_OFFSET if seed is None else seed
     envs = make_env(config.env, episodes, eval_seed, **config.env_kwargs(training=False))
-    returns, lengths = run_episodes(agent, envs, eval_seed)
+    returns, lengths, successes = run_episodes(agent, envs, eval_seed)
     envs.close()
-    return {
+    result = {
         "run_dir": str(run_dir),
         "env": config.env,
         "episodes": episodes,
@@ -352,3 +370,6 @@ def evaluate(run_dir: str | Path, episodes: int = 10, seed: int | None = None, d
         "length_mean": float(np.mean(lengths)),
         "returns": returns,
     }
+    if successes is not None:
+        result["success_mean"] = float(np.mean(successes))
+    return result

@@ -203,3 +203,25 @@ def test_metaworld_task_sets_and_their_errors():
         make_env("metaworld:MT11", 11, 0)
     envs = make_env("metaworld:ML10/train", 10, 0)
     assert envs.num_envs == 10
+
+
+@needs("metaworld", "metaworld")
+def test_evaluation_counts_metaworld_successes():
+    """An episode succeeds if `success` is reported at any step, the final (autoreset) step included."""
+    from scalerl.run import run_episodes
+
+    class Scripted:
+        def __init__(self):
+            self.policy = scripted_policy("reach-v3")
+
+        def act(self, obs, explore):
+            return np.clip(np.stack([self.policy.get_action(o) for o in obs]), -1, 1).astype(np.float32)
+
+    class Still:
+        def act(self, obs, explore):
+            return np.zeros((len(obs), 4), np.float32)
+
+    envs = make_env("metaworld:MT1/reach-v3", 3, 0)
+    assert run_episodes(Scripted(), envs, 0)[2] == [1.0, 1.0, 1.0]
+    assert run_episodes(Still(), envs, 0)[2] == [0.0, 0.0, 0.0]
+    assert run_episodes(Still(), make_env("mujoco:Hopper-v5", 2, 0), 0)[2] is None
