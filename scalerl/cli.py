@@ -7,6 +7,7 @@ naming it and the valid choices, and any ConfigError raised by validation prints
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import json
@@ -31,6 +32,8 @@ commands:
   eval     evaluate a run's latest checkpoint: scalerl eval RUN_DIR [--episodes N] [--seed S]
   envs     list environment suites and tasks; --suite NAME adds observation and action spaces
   agents   list agents and their hyperparameters
+  plot     learning curves or training metrics of runs: scalerl plot RUNS... [--group-by KEY] [--metric M]
+  report   a markdown report comparing groups of runs: scalerl report RUNS... -o report.md
 """
 
 
@@ -171,11 +174,55 @@ def cmd_agents(args: list[str]) -> int:
     return 0
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors are ConfigErrors, so they print as one line like every other error."""
+
+    def error(self, message: str):
+        raise ConfigError(f"{message} (see scalerl {self.prog.split()[-1]} --help)")
+
+
+def analysis_parser(command: str, description: str) -> ArgumentParser:
+    parser = ArgumentParser(prog=f"scalerl {command}", description=description)
+    parser.add_argument("runs", nargs="+", help="run directories, or folders holding them (e.g. a sweep)")
+    parser.add_argument("--group-by", nargs="+", default=None, metavar="KEY",
+                        help="config keys that define the groups, e.g. net.bottleneck (default: every key that differs)")
+    return parser
+
+
+def cmd_plot(args: list[str]) -> int:
+    from scalerl.analysis import find_runs, plot_curves
+
+    parser = analysis_parser("plot", "Learning curves or training metrics, mean and 95% band over seeds, per group.")
+    parser.add_argument("--metric", default="score",
+                        help="score (normalized), return_mean, success_mean, or any key of metrics.jsonl (loss, grad_norm, ...)")
+    parser.add_argument("--x", choices=["step", "wall_time"], default="step")
+    parser.add_argument("-o", "--out", type=Path, default=Path("plots"), help="folder for the PNG and SVG")
+    parsed = parser.parse_args(args)
+    runs = find_runs(parsed.runs)
+    path = parsed.out / f"{parsed.metric.replace('/', '_')}_vs_{parsed.x}"
+    for written in plot_curves(runs, parsed.metric, path, parsed.group_by, parsed.x):
+        print(written)
+    return 0
+
+
+def cmd_report(args: list[str]) -> int:
+    from scalerl.analysis import write_report
+
+    parser = analysis_parser("report", "A markdown report comparing groups of runs, with figures.")
+    parser.add_argument("-o", "--out", type=Path, default=Path("report.md"))
+    parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
+    parsed = parser.parse_args(args)
+    print(write_report(parsed.runs, parsed.out, parsed.group_by, reps=parsed.reps))
+    return 0
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "train": cmd_train,
     "eval": cmd_eval,
     "envs": cmd_envs,
     "agents": cmd_agents,
+    "plot": cmd_plot,
+    "report": cmd_report,
 }
 
 

@@ -17,7 +17,7 @@ from typing import Literal
 
 import torch
 
-from scalerl.checks import check_choices, non_negative, positive
+from scalerl.checks import ConfigError, check_choices, non_negative, positive
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,10 @@ class OptimizerConfig:
 def make_optimizer(parameters: Iterable[torch.nn.Parameter], cfg: OptimizerConfig) -> torch.optim.Optimizer:
     parameters = list(parameters)
     if cfg.optimizer == "kron":
-        import heavyball
+        try:
+            import heavyball
+        except ImportError:
+            raise ConfigError("algo.optimizer kron needs heavyball: pip install 'scalerl[kron]'") from None
 
         heavyball.utils.compile_mode = None  # eager: compiling costs minutes on CPU for a small gain
         return heavyball.PSGDKron(parameters, lr=cfg.lr / cfg.kron_lr_divisor, weight_decay=cfg.weight_decay)

@@ -196,8 +196,14 @@ def test_norm_sits_before_each_activation():
     assert [type(m).__name__ for m in q.torso] == ["Linear", "LayerNorm", "ReLU", "Linear", "LayerNorm", "ReLU"]
 
 
+def needs_kron(optimizer: str):
+    if optimizer == "kron":
+        pytest.importorskip("heavyball", reason="pip install 'scalerl[kron]'")
+
+
 @pytest.mark.parametrize("optimizer", ["adam", "adamw", "radam", "kron"])
 def test_optimizers_reduce_a_regression_loss(optimizer):
+    needs_kron(optimizer)
     torch.manual_seed(0)
     x = torch.randn(256, 8)
     y = x @ torch.randn(8, 1) + 0.1 * torch.sin(3 * x[:, :1])
@@ -214,6 +220,7 @@ def test_optimizers_reduce_a_regression_loss(optimizer):
 
 
 def test_kron_divides_the_learning_rate_by_three():
+    needs_kron("kron")
     net = nn.Linear(3, 1)
     opt = make_optimizer(net.parameters(), OptimizerConfig(optimizer="kron", lr=3e-3))
     assert type(opt).__name__ == "PSGDKron"
@@ -223,6 +230,7 @@ def test_kron_divides_the_learning_rate_by_three():
 @pytest.mark.parametrize("optimizer", ["adam", "kron"])
 def test_optimizer_state_restored_from_a_checkpoint_continues_exactly(optimizer):
     """Kron keeps float64 state that torch's load_state_dict would cast to float32; resuming must not drift."""
+    needs_kron(optimizer)
     cfg = OptimizerConfig(optimizer=optimizer, lr=1e-2)
     torch.manual_seed(0)
     x, y = torch.randn(64, 8), torch.randn(64, 1)

@@ -1,0 +1,146 @@
+"""Aggregate scores with stratified-bootstrap confidence intervals, on rliable (Agarwal et al., 2021).
+
+scalerl builds the score matrices itself — one (runs x tasks) array per group, runs matched by seed —
+so the axes cannot be swapped by mistake, and every group must cover the same tasks.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from scalerl.analysis.runs import RunRecord, group_runs
+from scalerl.analysis.scores import normalized_score
+from scalerl.checks import ConfigError
+
+
+@dataclass(frozen=True)
+class ScoreMatrix:
+    """scores[group] has shape (runs, tasks); column j is task tasks[j]."""
+
+    tasks: tuple[str, ...]
+    scores: dict[str, np.ndarray]
+
+    def __post_init__(self) -> None:
+        for group, array in self.scores.items():
+            if array.ndim != 2 or array.shape[1] != len(self.tasks):
+                raise ConfigError(f"group {group!r}: scores must be (runs, {len(self.tasks)} tasks), got {array.shape}")
+
+
+@contextmanager
+def seeded_bootstrap(seed: int) -> Iterator[None]:
+    """rliable's stratified bootstrap draws its indices from numpy's global generator (whatever
+    random_state it is given), so seed that for the call and put the caller's state back after.
+    Also silences arch's warning that rliable's random_state argument is deprecated."""
+    saved = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="random_state is deprecated", category=FutureWarning)
+            yield
+    finally:
+        np.random.set_state(saved)
+
+
+def final_score(run: RunRecord) -> float:
+    """The normalized score of a run's last evaluation."""
+    if not run.evals:
+        raise ConfigError(f"{run.path} has no evaluations (eval.jsonl is empty)")
+    return normalized_score(run.env, run.evals[-1])
+
+
+def score_matrix(runs: list[RunRecord], group_by: list[str] | None = None,
+                 score: Callable[[RunRecord], float] = final_score) -> ScoreMatrix:
+    """One (runs x tasks) matrix per group; within a task, runs are ordered by seed."""
+    groups = group_runs(runs, group_by)
+    tasks = tuple(sorted({run.env for run in runs}))
+    scores = {}
+    for label, members in groups.items():
+        by_task = {task: sorted((r for r in members if r.env == task), key=lambda r: r.seed) for task in tasks}
+        counts = {task: len(task_runs) for task, task_runs in by_task.items()}
+        if len(set(counts.values())) != 1 or 0 in counts.values():
+            raise ConfigError(f"group {label!r} must have the same number of runs on every task; it has {counts}")
+        scores[label] = np.array([[score(run) for run in by_task[task]] for task in tasks]).T
+    return ScoreMatrix(tasks, scores)
+
+
+def iqm(scores: np.ndarray) -> float:
+    """Interquartile mean over all runs and tasks: the mean of the middle 50% of scores."""
+    from rliable import metrics
+
+    return float(metrics.aggregate_iqm(scores))
+
+
+def aggregate_functions(optimality_threshold: float) -> dict[str, Callable[[np.ndarray], float]]:
+    from rliable import metrics
+
+    return {
+        "IQM": metrics.aggregate_iqm,
+        "Median": metrics.aggregate_median,
+        "Mean": metrics.aggregate_mean,
+        "Optimality gap": lambda scores: metrics.aggregate_optimality_gap(scores, optimality_threshold),
+    }
+
+
+@dataclass(frozen=True)
+class Estimate:
+    point: float
+    low: float
+    high: float
+
+
+def aggregates(matrix: ScoreMatrix, reps: int = 2000, confidence: float = 0.95, seed: int = 0,
+               optimality_threshold: float = 1.0) -> dict[str, dict[str, Estimate]]:
+    """{group: {IQM|Median|Mean|Optimality gap: Estimate}} with stratified bootstrap CIs (runs resampled
+    within each task). The optimality gap is the mean shortfall below `optimality_threshold` (1 = human
+    level for human-normalized scores, full success for success rates)."""
+    from rliable import library
+
+    functions = aggregate_functions(optimality_threshold)
+    names = list(functions)
+
+    def all_aggregates(scores: np.ndarray) -> np.ndarray:
+        return np.array([functions[name](scores) for name in names])
+
+    with seeded_bootstrap(seed):
+        points, intervals = library.get_interval_estimates(
+            matrix.scores, all_aggregates, reps=reps, confidence_interval_size=confidence,
+            random_state=np.random.RandomState(seed))
+    return {
+        group: {name: Estimate(float(points[group][i]), float(intervals[group][0, i]), float(intervals[group][1, i]))
+                for i, name in enumerate(names)}
+        for group in matrix.scores
+    }
+
+
+def performance_profiles(matrix: ScoreMatrix, taus: np.ndarray, reps: int = 2000, seed: int = 0
+                         ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Fraction of runs scoring above each tau, per group, with bootstrap CIs (rliable)."""
+    from rliable import library
+
+    with seeded_bootstrap(seed):
+        return library.create_performance_profile(matrix.scores, taus, reps=reps)
+
+
+def probability_of_improvement(matrix: ScoreMatrix, pairs: list[tuple[str, str]], reps: int = 2000,
+                               seed: int = 0) -> dict[tuple[str, str], Estimate]:
+    """P(X > Y): the probability that a run of group X beats a run of group Y on a random task."""
+    from rliable import library, metrics
+
+    for pair in pairs:
+        for group in pair:
+            if group not in matrix.scores:
+                raise ConfigError(f"no group {group!r}; groups: {', '.join(matrix.scores)}")
+    data = {f"{x} > {y}": (matrix.scores[x], matrix.scores[y]) for x, y in pairs}
+    with seeded_bootstrap(seed):
+        points, intervals = library.get_interval_estimates(
+            data, metrics.probability_of_improvement, reps=reps, random_state=np.random.RandomState(seed))
+    estimates = {}
+    for x, y in pairs:
+        low, high = np.ravel(intervals[f"{x} > {y}"])
+        estimates[(x, y)] = Estimate(float(np.ravel(points[f"{x} > {y}"])[0]), float(low), float(high))
+    return estimates

@@ -1,0 +1,132 @@
+"""Figures from run directories (matplotlib, written as PNG and SVG).
+
+- learning curves: a metric against environment steps or wall time, one line per group with the mean
+  over seeds and a 95% bootstrap band, one panel per task;
+- diagnostics: the same for any training metric in metrics.jsonl (loss, grad_norm, dormant ratio, ...);
+- aggregate bars: IQM, median, mean and optimality gap per group, with their confidence intervals.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from scalerl.analysis.aggregate import Estimate
+from scalerl.analysis.runs import RunRecord, group_runs
+from scalerl.analysis.scores import normalized_score, score_name
+from scalerl.checks import ConfigError
+
+EVAL_METRICS = ("score", "return_mean", "success_mean", "length_mean")
+"""Metrics read from eval.jsonl; `score` is the task's normalized score. Anything else is looked up
+in metrics.jsonl."""
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def series(run: RunRecord, metric: str, x: str) -> tuple[np.ndarray, np.ndarray]:
+    """(x values, metric values) of one run; records without the metric are skipped."""
+    if metric in EVAL_METRICS:
+        records = run.evals
+        values = [normalized_score(run.env, r) if metric == "score" else r.get(metric) for r in records]
+    else:
+        records = run.metrics
+        values = [r.get(metric) for r in records]
+    pairs = [(r[x], v) for r, v in zip(records, values) if v is not None and x in r]
+    if not pairs:
+        return np.empty(0), np.empty(0)
+    xs, ys = zip(*pairs)
+    return np.asarray(xs, float), np.asarray(ys, float)
+
+
+def mean_and_band(curves: list[tuple[np.ndarray, np.ndarray]], points: int = 100, reps: int = 1000,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Interpolate runs onto a common grid (up to where the shortest run ends); mean over runs and a
+    95% percentile-bootstrap band over runs."""
+    start = max(xs[0] for xs, _ in curves)
+    end = min(xs[-1] for xs, _ in curves)
+    grid = np.unique(np.concatenate([xs for xs, _ in curves])) if end <= start else np.linspace(start, end, points)
+    grid = grid[(grid >= start) & (grid <= end)] if end > start else grid[:1]
+    values = np.stack([np.interp(grid, xs, ys) for xs, ys in curves])
+    rng = np.random.default_rng(seed)
+    resampled = values[rng.integers(0, len(values), size=(reps, len(values)))].mean(axis=1)
+    low, high = np.percentile(resampled, [2.5, 97.5], axis=0)
+    return grid, values.mean(axis=0), low, high
+
+
+def save(figure, path: Path) -> list[Path]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for suffix in (".png", ".svg"):
+        target = path.with_suffix(suffix)
+        figure.savefig(target, dpi=120, bbox_inches="tight")
+        written.append(target)
+    pyplot().close(figure)
+    return written
+
+
+def plot_curves(runs: list[RunRecord], metric: str, path: Path, group_by: list[str] | None = None,
+                x: str = "step") -> list[Path]:
+    """One panel per task, one line (mean and band over seeds) per group."""
+    if x not in ("step", "wall_time"):
+        raise ConfigError(f"x must be step or wall_time (got {x!r})")
+    plt = pyplot()
+    tasks = sorted({run.env for run in runs})
+    groups = group_runs(runs, group_by)
+    figure, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.6), squeeze=False)
+    plotted = False
+    for axis, task in zip(axes[0], tasks):
+        for color, (label, members) in enumerate(groups.items()):
+            curves = [series(run, metric, x) for run in members if run.env == task]
+            curves = [c for c in curves if len(c[0])]
+            if not curves:
+                continue
+            grid, mean, low, high = mean_and_band(curves)
+            axis.plot(grid, mean, color=f"C{color}", label=f"{label} ({len(curves)})")
+            if len(curves) > 1:
+                axis.fill_between(grid, low, high, color=f"C{color}", alpha=0.2)
+            plotted = True
+        axis.set_title(task)
+        axis.set_xlabel("environment steps" if x == "step" else "wall time (s)")
+        axis.set_ylabel(score_name(task) if metric == "score" else metric)
+        axis.grid(alpha=0.3)
+    if not plotted:
+        plt.close(figure)
+        raise ConfigError(f"no run records metric {metric!r}; eval metrics: {', '.join(EVAL_METRICS)}, "
+                          f"training metrics: {', '.join(training_metrics(runs)) or 'none'}")
+    axes[0][0].legend(fontsize=8)
+    return save(figure, path)
+
+
+def training_metrics(runs: list[RunRecord]) -> list[str]:
+    """Numeric keys of metrics.jsonl records (loss, grad_norm, diagnostics, ...)."""
+    keys: set[str] = set()
+    for run in runs:
+        for record in run.metrics[:1] + run.metrics[-1:]:
+            keys |= {k for k, v in record.items() if isinstance(v, int | float) and k not in ("step", "wall_time")}
+    return sorted(keys)
+
+
+def plot_aggregates(estimates: dict[str, dict[str, Estimate]], path: Path, score: str) -> list[Path]:
+    """One panel per aggregate (IQM, median, mean, optimality gap): a bar per group with its CI."""
+    plt = pyplot()
+    groups = list(estimates)
+    names = list(next(iter(estimates.values())))
+    figure, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 0.5 + 0.45 * len(groups) + 1), squeeze=False)
+    for axis, name in zip(axes[0], names):
+        points = [estimates[g][name].point for g in groups]
+        errors = [[estimates[g][name].point - estimates[g][name].low for g in groups],
+                  [estimates[g][name].high - estimates[g][name].point for g in groups]]
+        axis.barh(range(len(groups)), points, xerr=errors, color=[f"C{i}" for i in range(len(groups))], alpha=0.8)
+        axis.set_yticks(range(len(groups)), groups if axis is axes[0][0] else [""] * len(groups), fontsize=8)
+        axis.set_title(name)
+        axis.set_xlabel(score)
+        axis.grid(alpha=0.3, axis="x")
+    return save(figure, path)

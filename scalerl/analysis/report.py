@@ -1,0 +1,108 @@
+"""`scalerl report`: one markdown file that compares groups of runs — the format every study uses.
+
+It holds the config differences between groups, final scores per task with confidence intervals,
+aggregates across tasks (IQM, median, mean, optimality gap) with stratified-bootstrap CIs, the
+probability of improvement between groups, and the figures (learning curves against steps and wall
+time, training diagnostics, aggregate bars), written beside it in `<name>_figures/`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from pathlib import Path
+
+from scalerl.analysis.aggregate import ScoreMatrix, aggregates, probability_of_improvement, score_matrix
+from scalerl.analysis.plots import plot_aggregates, plot_curves, training_metrics
+from scalerl.analysis.runs import RunRecord, differing_keys, find_runs, group_runs
+from scalerl.analysis.scores import score_name
+
+NOT_DIAGNOSTICS = {"sps", "episodes", "updates", "episode_length", "epsilon"}
+MAX_PAIRS = 15
+
+
+def fmt(value: float) -> str:
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def interval(estimate) -> str:
+    return f"{fmt(estimate.point)} [{fmt(estimate.low)}, {fmt(estimate.high)}]"
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def config_differences(runs: list[RunRecord], groups: dict[str, list[RunRecord]]) -> list[str]:
+    keys = [k for k in differing_keys(runs) if k != "env"]
+    if not keys:
+        return ["All runs share one config apart from the seed and the task."]
+    rows = []
+    for label, members in groups.items():
+        values = [sorted({json.dumps(run.value(key)) for run in members}) for key in keys]
+        rows.append([label, *[" / ".join(v) for v in values]])
+    return table(["group", *keys], rows)
+
+
+def write_report(paths: list[str | Path], out: str | Path, group_by: list[str] | None = None,
+                 reps: int = 2000, seed: int = 0) -> Path:
+    out = Path(out)
+    runs = find_runs(paths)
+    groups = group_runs(runs, group_by)
+    matrix = score_matrix(runs, group_by)
+    tasks = matrix.tasks
+    scores = sorted({score_name(task) for task in tasks})
+    figures = out.parent / f"{out.stem}_figures"
+    lines = [f"# Report: {len(runs)} runs, {len(groups)} groups, {len(tasks)} tasks", "",
+             f"Written {time.strftime('%Y-%m-%d %H:%M')} from: {', '.join(map(str, paths))}.",
+             f"Score: {', '.join(scores)} of the last evaluation of each run. Intervals are 95% "
+             f"stratified-bootstrap confidence intervals ({reps} resamples, rliable).", "",
+             "## Groups and their config differences", "",
+             *table(["group", "runs", "seeds"], [[label, str(len(m)), ", ".join(str(s) for s in sorted({r.seed for r in m}))]
+                                                 for label, m in groups.items()]), "",
+             *config_differences(runs, groups), "", "## Final scores per task", ""]
+    per_task_rows = []
+    for label in groups:
+        cells = []
+        for j, task in enumerate(tasks):
+            single = ScoreMatrix((task,), {label: matrix.scores[label][:, j:j + 1]})
+            cells.append(interval(aggregates(single, reps=reps, seed=seed)[label]["Mean"]))
+        per_task_rows.append([label, *cells])
+    lines += table(["group", *[f"{t} (mean)" for t in tasks]], per_task_rows) + [""]
+
+    comparable = len(tasks) == 1 or scores != ["return"]
+    estimates = aggregates(matrix, reps=reps, seed=seed) if comparable else None
+    if estimates and scores == ["return"]:  # the optimality gap needs a target score: 1 for normalized ones
+        estimates = {group: {k: v for k, v in e.items() if k != "Optimality gap"} for group, e in estimates.items()}
+    if estimates:
+        names = list(next(iter(estimates.values())))
+        lines += ["## Aggregates across tasks", "",
+                  *table(["group", *names], [[g, *[interval(e[n]) for n in names]] for g, e in estimates.items()]), ""]
+        plot_aggregates(estimates, figures / "aggregates", scores[0])
+        lines += ["![aggregates](" + f"{figures.name}/aggregates.png)", ""]
+    else:
+        lines += ["Raw returns of different tasks are on different scales, so no aggregate across tasks is "
+                  "reported; use normalized suites (atari, cale, metaworld) or compare per task.", ""]
+    pairs = list(itertools.permutations(groups, 2))
+    if comparable and 1 < len(groups) and len(pairs) <= MAX_PAIRS:
+        improvement = probability_of_improvement(matrix, pairs, reps=reps, seed=seed)
+        lines += ["## Probability of improvement", "", "P(X > Y): the chance a run of X beats a run of Y on a random task.", "",
+                  *table(["X", "Y", "P(X > Y)"], [[x, y, interval(e)] for (x, y), e in improvement.items()]), ""]
+
+    lines += ["## Learning curves", ""]
+    for x in ("step", "wall_time"):
+        plot_curves(runs, "score", figures / f"score_vs_{x}", group_by, x)
+        lines += [f"![score against {x}]({figures.name}/score_vs_{x}.png)", ""]
+    diagnostics = [m for m in training_metrics(runs) if m not in NOT_DIAGNOSTICS]
+    if diagnostics:
+        lines += ["## Training metrics and diagnostics", ""]
+        for metric in diagnostics:
+            safe = metric.replace("/", "_")
+            plot_curves(runs, metric, figures / f"train_{safe}", group_by, "step")
+            lines += [f"![{metric}]({figures.name}/train_{safe}.png)", ""]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    return out
+

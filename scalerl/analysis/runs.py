@@ -1,0 +1,107 @@
+"""Run directories as data: everything downstream (scores, plots, reports) reads these, never agents."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scalerl.checks import ConfigError
+
+IGNORED_KEYS = {"seed", "run_dir", "progress", "device", "threads"}
+"""Config keys that do not make two runs different experiments."""
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"net": {"width": 2}} -> {"net.width": 2}."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+@dataclass
+class RunRecord:
+    """One run directory's records."""
+
+    path: Path
+    config: dict[str, Any]
+    metrics: list[dict[str, Any]]
+    evals: list[dict[str, Any]]
+    summary: dict[str, Any] | None
+
+    @property
+    def env(self) -> str:
+        return self.config["env"]
+
+    @property
+    def seed(self) -> int:
+        return self.config["seed"]
+
+    def value(self, key: str) -> Any:
+        """A config value by dotted name, e.g. `net.bottleneck`."""
+        flat = flatten(self.config)
+        if key not in flat:
+            close = ", ".join(sorted(k for k in flat if key.split(".")[-1] in k)[:5])
+            raise ConfigError(f"runs have no config key {key!r}" + (f"; similar: {close}" if close else ""))
+        return flat[key]
+
+
+def load_run(path: Path) -> RunRecord:
+    path = Path(path)
+    config_path = path / "config.json"
+    if not config_path.is_file():
+        raise ConfigError(f"{path} is not a run directory: config.json is missing")
+    summary_path = path / "summary.json"
+    return RunRecord(
+        path=path,
+        config=json.loads(config_path.read_text()),
+        metrics=read_jsonl(path / "metrics.jsonl"),
+        evals=read_jsonl(path / "eval.jsonl"),
+        summary=json.loads(summary_path.read_text()) if summary_path.is_file() else None,
+    )
+
+
+def find_runs(paths: list[str | Path]) -> list[RunRecord]:
+    """Every run directory at or below the given paths (a sweep folder holds many), in path order."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise ConfigError(f"{path} does not exist")
+        if (path / "config.json").is_file():
+            found.append(path)
+        else:
+            found += sorted(config.parent for config in path.rglob("config.json"))
+    if not found:
+        raise ConfigError(f"no run directories (folders with config.json) under {', '.join(map(str, paths))}")
+    return [load_run(path) for path in dict.fromkeys(found)]
+
+
+def differing_keys(runs: list[RunRecord]) -> list[str]:
+    """Config keys whose value differs between runs, apart from the seed and bookkeeping."""
+    flats = [flatten(run.config) for run in runs]
+    keys = sorted(set().union(*flats))
+    return [k for k in keys if k not in IGNORED_KEYS and len({json.dumps(f.get(k)) for f in flats}) > 1]
+
+
+def group_runs(runs: list[RunRecord], group_by: list[str] | None = None) -> dict[str, list[RunRecord]]:
+    """Runs grouped by the values of `group_by` keys; by default by every differing key except `env`
+    (tasks are the other axis). Group labels read `key=value, key=value`."""
+    keys = group_by if group_by is not None else [k for k in differing_keys(runs) if k != "env"]
+    groups: dict[str, list[RunRecord]] = {}
+    for run in runs:
+        label = ", ".join(f"{key}={run.value(key)}" for key in keys) or "all runs"
+        groups.setdefault(label, []).append(run)
+    return groups

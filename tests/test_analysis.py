@@ -1,0 +1,130 @@
+"""Aggregates against values computed by hand, normalizers on known scores, and reports from runs."""
+
+import json
+
+import numpy as np
+import pytest
+
+from scalerl import ConfigError, train
+from scalerl.analysis import (
+    ScoreMatrix,
+    aggregates,
+    find_runs,
+    human_normalized,
+    iqm,
+    normalized_score,
+    probability_of_improvement,
+    score_matrix,
+)
+from scalerl.cli import main
+
+
+def test_iqm_is_the_mean_of_the_middle_half():
+    scores = np.arange(1.0, 9.0).reshape(8, 1)  # 8 runs on 1 task: the middle half is 3, 4, 5, 6
+    assert iqm(scores) == pytest.approx(4.5)
+    two_tasks = np.array([[1.0, 100.0], [2.0, 3.0], [4.0, 5.0], [6.0, -50.0]])  # pooled: -50 1 2 3 | 4 5 6 100
+    assert iqm(two_tasks) == pytest.approx((2 + 3 + 4 + 5) / 4)
+    estimate = aggregates(ScoreMatrix(("t",), {"g": scores}), reps=200)["g"]
+    assert estimate["IQM"].point == pytest.approx(4.5)
+    assert estimate["Median"].point == pytest.approx(4.5) and estimate["Mean"].point == pytest.approx(4.5)
+    assert estimate["Optimality gap"].point == pytest.approx(0.0)  # every score is above 1
+    below = aggregates(ScoreMatrix(("t",), {"g": np.array([[0.25], [0.5], [1.5]])}), reps=200)["g"]
+    assert below["Optimality gap"].point == pytest.approx((0.75 + 0.5 + 0.0) / 3)
+
+
+def test_bootstrap_interval_contains_the_true_mean_for_a_fixed_seed():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(5.0, 1.0, size=(20, 3))
+    estimate = aggregates(ScoreMatrix(("a", "b", "c"), {"g": scores}), reps=2000, seed=0)["g"]["Mean"]
+    assert estimate.low < 5.0 < estimate.high
+    assert estimate.low < scores.mean() < estimate.high
+    assert estimate.high - estimate.low < 1.0
+    again = aggregates(ScoreMatrix(("a", "b", "c"), {"g": scores}), reps=2000, seed=0)["g"]["Mean"]
+    assert again == estimate
+
+
+def test_probability_of_improvement_of_a_group_that_always_wins_is_one():
+    worse = np.zeros((4, 2))
+    better = np.ones((4, 2))
+    estimates = probability_of_improvement(ScoreMatrix(("a", "b"), {"x": better, "y": worse}), [("x", "y"), ("y", "x")], reps=200)
+    assert estimates[("x", "y")].point == pytest.approx(1.0)
+    assert estimates[("y", "x")].point == pytest.approx(0.0)
+
+
+def test_human_normalized_scores_of_known_values():
+    assert human_normalized("breakout", 1.7) == pytest.approx(0.0)  # random
+    assert human_normalized("breakout", 30.5) == pytest.approx(1.0)  # human
+    assert human_normalized("breakout", 16.1) == pytest.approx(0.5)
+    assert human_normalized("pong", 14.6) == pytest.approx(1.0)
+    assert normalized_score("atari:pong", {"return_mean": -20.7}) == pytest.approx(0.0)
+    assert normalized_score("cale:breakout", {"return_mean": 30.5}) == pytest.approx(1.0)
+    assert normalized_score("metaworld:MT10", {"return_mean": 4000.0, "success_mean": 0.7}) == 0.7
+    assert normalized_score("dmc:cheetah-run", {"return_mean": 612.0}) == 612.0
+    with pytest.raises(ConfigError, match="no human reference score for Atari game 'tetris'"):
+        human_normalized("tetris", 10.0)
+
+
+def fake_run(folder, name, env, seed, width, evals, metrics=()):
+    """A run directory as train() writes one, with made-up records."""
+    path = folder / name
+    path.mkdir(parents=True)
+    config = {"env": env, "seed": seed, "agent": "dqn", "net": {"width": width}, "run_dir": str(path)}
+    (path / "config.json").write_text(json.dumps(config))
+    (path / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in evals))
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in metrics))
+    return path
+
+
+def test_score_matrix_is_runs_by_tasks_grouped_by_config(tmp_path):
+    for width in (1, 4):
+        for seed in range(3):
+            for game, human in (("breakout", 30.5), ("pong", 14.6)):
+                fake_run(tmp_path, f"w{width}-{game}-s{seed}", f"atari:{game}", seed, width,
+                         [{"step": 100, "wall_time": 1.0, "return_mean": human * width / 4}])
+    matrix = score_matrix(find_runs([tmp_path]), ["net.width"])
+    assert matrix.tasks == ("atari:breakout", "atari:pong")
+    assert set(matrix.scores) == {"net.width=1", "net.width=4"}
+    assert matrix.scores["net.width=4"].shape == (3, 2)  # 3 seeds x 2 tasks
+    assert np.allclose(matrix.scores["net.width=4"], 1.0)
+    assert np.allclose(matrix.scores["net.width=1"][:, 0], (30.5 / 4 - 1.7) / (30.5 - 1.7))
+    with pytest.raises(ConfigError, match="group 'net.width=1' must have the same number of runs on every task"):
+        fake_run(tmp_path, "extra", "atari:pong", 9, 1, [{"step": 100, "return_mean": 0.0}])
+        score_matrix(find_runs([tmp_path]), ["net.width"])
+    with pytest.raises(ConfigError, match="scores must be \\(runs, 2 tasks\\)"):
+        ScoreMatrix(("a", "b"), {"g": np.zeros((2, 3))})
+
+
+def test_report_and_plot_from_trained_runs(tmp_path, capsys):
+    """Two configs x two seeds of real (tiny) runs: the report lists their config difference, a final
+    score per group with an interval, and figures that exist."""
+    for hidden in (16, 32):
+        for seed in (0, 1):
+            train(env="classic:CartPole-v1", steps=600, seed=seed, eval_every=300, eval_episodes=2, log_every=200,
+                  progress="off", run_dir=str(tmp_path / "runs" / f"h{hidden}-s{seed}"), net={"hidden": hidden},
+                  algo={"learning_starts": 200})
+    out = tmp_path / "report.md"
+    assert main(["report", str(tmp_path / "runs"), "-o", str(out), "--reps", "200"]) == 0
+    text = out.read_text()
+    assert "# Report: 4 runs, 2 groups, 1 tasks" in text
+    assert "| group | net.hidden |" in text and "| net.hidden=16 | 16 |" in text
+    assert "## Aggregates across tasks" in text and "## Probability of improvement" in text
+    figures = tmp_path / "report_figures"
+    for name in ("aggregates", "score_vs_step", "score_vs_wall_time", "train_loss", "train_grad_norm"):
+        assert (figures / f"{name}.png").stat().st_size > 1000 and (figures / f"{name}.svg").is_file()
+    assert main(["plot", str(tmp_path / "runs"), "--group-by", "net.hidden", "--metric", "loss", "-o", str(tmp_path / "p")]) == 0
+    assert (tmp_path / "p" / "loss_vs_step.png").is_file()
+    capsys.readouterr()
+    assert main(["plot", str(tmp_path / "runs"), "--metric", "dormant"]) == 2
+    assert "no run records metric 'dormant'" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    assert main(["plot", str(tmp_path / "runs"), "--group-by", "net.depht"]) == 2
+    assert "runs have no config key 'net.depht'" in capsys.readouterr().err
+
+
+def test_performance_profile_counts_runs_above_each_threshold():
+    from scalerl.analysis import performance_profiles
+
+    scores = np.array([[0.1, 0.5], [0.9, 1.5]])  # 4 scores; above 0: all, above 0.7: 2, above 2: none
+    profiles, intervals = performance_profiles(ScoreMatrix(("a", "b"), {"g": scores}), np.array([0.0, 0.7, 2.0]), reps=100)
+    assert np.allclose(profiles["g"], [1.0, 0.5, 0.0])
+    assert intervals["g"].shape == (2, 3)
