@@ -13,6 +13,7 @@ import difflib
 import json
 import sys
 import textwrap
+import time
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +35,7 @@ commands:
   agents   list agents and their hyperparameters
   plot     learning curves or training metrics of runs: scalerl plot RUNS... [--group-by KEY] [--metric M]
   report   a markdown report comparing groups of runs: scalerl report RUNS... -o report.md
+  sweep    config overrides x seeds on Ray: scalerl sweep FILE.toml, or --set K=V --grid K=V1,V2 --seeds 0 1
 """
 
 
@@ -216,6 +218,55 @@ def cmd_report(args: list[str]) -> int:
     return 0
 
 
+def parse_value(text: str) -> Any:
+    """A CLI value as JSON where it parses (numbers, true/false, lists), else as a string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def key_values(items: list[str], flag: str) -> list[tuple[str, str]]:
+    pairs = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{flag} takes KEY=VALUE items (got {item!r})")
+        pairs.append((key.replace("-", "_"), value))
+    return pairs
+
+
+def cmd_sweep(args: list[str]) -> int:
+    from scalerl.sweep import SweepSpec, load_sweep_file, run_sweep
+
+    parser = ArgumentParser(prog="scalerl sweep", description="Run a grid of config overrides x seeds on Ray; "
+                            "started again, it skips finished runs and resumes unfinished ones.")
+    parser.add_argument("file", nargs="?", type=Path, help="sweep file (.toml or .yaml): base, grid, variants, seeds")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="shared settings, e.g. env=minatar:breakout steps=100000")
+    parser.add_argument("--grid", nargs="+", default=[], metavar="KEY=V1,V2", help="values to sweep, e.g. net.width=1,4")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None)
+    parser.add_argument("--max-retries", type=int, default=None, help="retries of a failed trial (default 1)")
+    parser.add_argument("-o", "--out", type=Path, default=None, help="sweep folder (default sweeps/<file name or time>)")
+    parser.add_argument("--workers", type=int, default=None, help="local Ray CPUs, one trial each (default: all cores)")
+    parser.add_argument("--address", default=None, help="a Ray cluster to run on, e.g. auto or ray://host:10001")
+    parser.add_argument("--gpus-per-run", type=float, default=0.0, help="GPU share per trial; > 0 trains on cuda")
+    parser.add_argument("--no-report", action="store_true", help="skip the report.md written at the end")
+    parsed = parser.parse_args(args)
+    if parsed.file is not None:
+        spec = load_sweep_file(parsed.file)
+    else:
+        spec = SweepSpec()
+    base = {**spec.base, **{k: parse_value(v) for k, v in key_values(parsed.set, "--set")}}
+    grid = {**spec.grid, **{k: [parse_value(x) for x in v.split(",")] for k, v in key_values(parsed.grid, "--grid")}}
+    spec = SweepSpec(base=base, grid=grid, variants=spec.variants, seeds=parsed.seeds or spec.seeds,
+                     max_retries=spec.max_retries if parsed.max_retries is None else parsed.max_retries)
+    out = parsed.out or Path("sweeps") / (parsed.file.stem if parsed.file else time.strftime("sweep-%Y%m%d-%H%M%S"))
+    result = run_sweep(spec, out, workers=parsed.workers, address=parsed.address, gpus_per_run=parsed.gpus_per_run,
+                       report=not parsed.no_report)
+    print(json.dumps(result))
+    return 1 if result["failed"] else 0
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "train": cmd_train,
     "eval": cmd_eval,
@@ -223,6 +274,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "agents": cmd_agents,
     "plot": cmd_plot,
     "report": cmd_report,
+    "sweep": cmd_sweep,
 }
 
 

@@ -1,0 +1,241 @@
+"""Sweeps: a grid or a list of config overrides x seeds, run as ordinary runs on Ray.
+
+A sweep file (TOML, or YAML) names the shared settings, what varies, and the seeds:
+
+    seeds = [0, 1, 2]
+    [base]                       # TrainConfig fields; dotted keys reach nested ones
+    env = "minatar:breakout"
+    steps = 200000
+    [grid]                       # every combination of these values...
+    "net.bottleneck" = ["flatten", "gap"]
+    "net.width" = [1, 4]
+    # ...or [[variants]] tables, one override set each, instead of (or as well as) a grid
+
+Each (variant, seed) is a trial whose run directory is `<sweep dir>/<variant>/seed<k>`. Started
+again, a sweep skips finished trials (summary.json), resumes the ones with a checkpoint, and
+starts the rest afresh. Trials that fail are retried (from their checkpoint) up to `max_retries`
+times and then reported. Ray runs them: a local Ray with `workers` CPUs by default, or the cluster
+at `address`; `gpus_per_run` > 0 puts each trial on its own share of a GPU with device cuda.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import shutil
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scalerl.checks import ConfigError, non_negative, positive, require
+from scalerl.config import TrainConfig
+
+
+def nest(dotted: dict[str, Any]) -> dict[str, Any]:
+    """{"net.width": 2, "env": "x"} -> {"net": {"width": 2}, "env": "x"}."""
+    nested: dict[str, Any] = {}
+    for key, value in dotted.items():
+        *parents, last = key.split(".")
+        target = nested
+        for parent in parents:
+            target = target.setdefault(parent, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"sweep key {key!r} goes inside {parent!r}, which is not a group of settings")
+        target[last] = value
+    return nested
+
+
+def dotted(nested: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in nested.items():
+        if isinstance(value, dict):
+            flat.update(dotted(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def trial_name(overrides: dict[str, Any]) -> str:
+    """A folder name for a variant: key=value pairs, with characters paths dislike replaced."""
+    text = ",".join(f"{key}={value}" for key, value in overrides.items()) or "base"
+    return re.sub(r"[^A-Za-z0-9_.,=+-]", "_", text)
+
+
+@dataclass(frozen=True)
+class Trial:
+    name: str
+    seed: int
+    config: dict[str, Any]
+    """TrainConfig fields as nested plain data, run_dir included."""
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.config["run_dir"])
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """What to run: shared settings, the variants (grid product and listed), and the seeds."""
+
+    base: dict[str, Any] = field(default_factory=dict)
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    variants: list[dict[str, Any]] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=lambda: [0])
+    max_retries: int = 1
+
+    def __post_init__(self) -> None:
+        require(len(self.seeds) > 0, "seeds", "a non-empty list", self.seeds)
+        non_negative("max_retries", self.max_retries)
+        for key, values in self.grid.items():
+            require(isinstance(values, list) and len(values) > 0, f"grid.{key}", "a non-empty list of values", values)
+
+    def overrides(self) -> list[dict[str, Any]]:
+        keys = list(self.grid)
+        combos = [dict(zip(keys, values)) for values in itertools.product(*self.grid.values())] if keys else []
+        listed = [dotted(v) for v in self.variants]
+        return combos + listed or [{}]
+
+    def trials(self, sweep_dir: Path) -> list[Trial]:
+        """Every (variant, seed), each validated as a TrainConfig now, before anything runs."""
+        trials = []
+        for overrides in self.overrides():
+            name = trial_name(overrides)
+            for seed in self.seeds:
+                flat = {**dotted(self.base), **overrides, "seed": seed,
+                        "run_dir": str(sweep_dir / name / f"seed{seed}"), "progress": "off"}
+                config = nest(flat)
+                try:
+                    TrainConfig.from_dict(config)
+                except ConfigError as error:
+                    raise ConfigError(f"trial {name} seed {seed}: {error}") from None
+                trials.append(Trial(name, seed, config))
+        names = [(t.name, t.seed) for t in trials]
+        if len(set(names)) != len(names):
+            raise ConfigError("two variants of the sweep are identical; list each one once")
+        return trials
+
+
+def load_sweep_file(path: Path) -> SweepSpec:
+    if not path.is_file():
+        raise ConfigError(f"sweep file {path} does not exist")
+    text = path.read_text()
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            data = tomllib.loads(text)
+    except Exception as error:  # the parsers' own error types differ; all mean a malformed file
+        raise ConfigError(f"cannot read {path}: {str(error).splitlines()[0]}") from None
+    unknown = set(data) - {"base", "grid", "variants", "seeds", "max_retries"}
+    if unknown:
+        raise ConfigError(f"unknown sweep file keys {', '.join(sorted(unknown))}; valid: base, grid, variants, seeds, max_retries")
+    return SweepSpec(**data)
+
+
+def trial_state(trial: Trial) -> str:
+    """finished, resumable (has a checkpoint), or new. A folder with neither is a trial killed before
+    its first checkpoint: it is cleared and started again."""
+    if (trial.run_dir / "summary.json").is_file():
+        return "finished"
+    if (trial.run_dir / "checkpoints" / "latest.pt").is_file():
+        return "resumable"
+    if trial.run_dir.exists():
+        shutil.rmtree(trial.run_dir)
+    return "new"
+
+
+def execute_trial(config: dict[str, Any]) -> dict[str, Any]:
+    """Run one trial to the end (in a Ray worker): resume it if it has a checkpoint."""
+    from scalerl.run import resume, train
+
+    run_dir = Path(config["run_dir"])
+    if (run_dir / "checkpoints" / "latest.pt").is_file():
+        return resume(run_dir)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    return train(TrainConfig.from_dict(config))
+
+
+def start_ray(address: str | None, workers: int | None) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("sweeps run on Ray: pip install 'scalerl[sweep]'") from None
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        import os
+
+        ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                 object_store_memory=200 * 1024**2)
+
+
+def run_sweep(spec: SweepSpec, sweep_dir: str | Path, *, workers: int | None = None, address: str | None = None,
+              gpus_per_run: float = 0.0, report: bool = True, log=print) -> dict[str, Any]:
+    """Run (or continue) a sweep; returns {"finished": [...], "failed": [...]} by trial folder."""
+    if workers is not None:
+        positive("workers", workers)
+    non_negative("gpus_per_run", gpus_per_run)
+    sweep_dir = Path(sweep_dir)
+    trials = spec.trials(sweep_dir)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    (sweep_dir / "sweep.json").write_text(json.dumps(
+        {"base": spec.base, "grid": spec.grid, "variants": spec.variants, "seeds": spec.seeds,
+         "max_retries": spec.max_retries, "trials": [str(t.run_dir.relative_to(sweep_dir)) for t in trials]}, indent=2) + "\n")
+    states = {t.run_dir: trial_state(t) for t in trials}
+    todo = [t for t in trials if states[t.run_dir] != "finished"]
+    log(f"sweep {sweep_dir}: {len(trials)} trials, {len(trials) - len(todo)} finished, "
+        f"{sum(s == 'resumable' for s in states.values())} to resume, {sum(s == 'new' for s in states.values())} to start")
+    failures: dict[Path, str] = {}
+    if todo:
+        start_ray(address, workers)
+        import ray
+
+        options: dict[str, Any] = {"num_cpus": 1, "max_retries": 0}
+        if gpus_per_run:
+            options["num_gpus"] = gpus_per_run
+        remote = ray.remote(execute_trial).options(**options)
+
+        def submit(trial: Trial):
+            config = dict(trial.config, threads=1, **({"device": "cuda"} if gpus_per_run else {}))
+            return remote.remote(config)
+
+        attempts = {t.run_dir: 0 for t in todo}
+        pending = {submit(t): t for t in todo}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            trial = pending.pop(done[0])
+            try:
+                summary = ray.get(done[0])
+                log(f"finished {trial.run_dir.relative_to(sweep_dir)}: final eval {summary['final_eval_return']}")
+                failures.pop(trial.run_dir, None)
+            except Exception as error:  # a trial's failure must not stop the sweep: it is retried, then reported
+                message = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+                failures[trial.run_dir] = message
+                attempts[trial.run_dir] += 1
+                if attempts[trial.run_dir] <= spec.max_retries:
+                    log(f"failed {trial.run_dir.relative_to(sweep_dir)} ({message}); retry {attempts[trial.run_dir]}/{spec.max_retries}")
+                    pending[submit(trial)] = trial
+                else:
+                    log(f"failed {trial.run_dir.relative_to(sweep_dir)} ({message}); no retries left")
+    finished = [str(t.run_dir.relative_to(sweep_dir)) for t in trials if (t.run_dir / "summary.json").is_file()]
+    failed = [{"trial": str(path.relative_to(sweep_dir)), "error": error} for path, error in failures.items()]
+    result = {"sweep_dir": str(sweep_dir), "finished": finished, "failed": failed,
+              "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+    (sweep_dir / "sweep_status.json").write_text(json.dumps(result, indent=2) + "\n")
+    if report and finished:
+        from scalerl.analysis import write_report
+
+        finished_dirs = [sweep_dir / name for name in finished]
+        try:
+            result["report"] = str(write_report(finished_dirs, sweep_dir / "report.md"))
+        except ConfigError as error:
+            log(f"no report: {error}")
+    return result

@@ -1,0 +1,110 @@
+"""Sweeps on a local Ray: a 2x2 sweep finishes and reports, failures are retried and reported, and a
+killed sweep started again runs only what was missing."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scalerl import ConfigError
+from scalerl.cli import main
+from scalerl.sweep import SweepSpec, load_sweep_file
+
+pytest.importorskip("ray", reason="pip install 'scalerl[sweep]'")
+
+TINY = ["env=classic:CartPole-v1", "steps=1200", "eval_every=600", "eval_episodes=2", "checkpoint_every=300",
+        "log_every=300", "algo.learning_starts=200"]
+
+
+def test_sweep_file_expands_grid_and_variants(tmp_path):
+    path = tmp_path / "sweep.toml"
+    path.write_text('seeds = [0, 1]\n[base]\nenv = "classic:CartPole-v1"\n"net.depth" = 1\n'
+                    '[grid]\n"net.hidden" = [16, 32]\n[[variants]]\nnet = {hidden = 8, norm = "layer"}\n')
+    spec = load_sweep_file(path)
+    trials = spec.trials(tmp_path / "out")
+    assert [(t.name, t.seed) for t in trials] == [
+        ("net.hidden=16", 0), ("net.hidden=16", 1), ("net.hidden=32", 0), ("net.hidden=32", 1),
+        ("net.hidden=8,net.norm=layer", 0), ("net.hidden=8,net.norm=layer", 1)]
+    assert trials[0].config["net"] == {"depth": 1, "hidden": 16}
+    assert trials[1].run_dir == tmp_path / "out" / "net.hidden=16" / "seed1"
+    with pytest.raises(ConfigError, match="trial net.hidden=-1 seed 0: net.hidden must be > 0"):
+        SweepSpec(base={"env": "classic:CartPole-v1"}, grid={"net.hidden": [-1]}).trials(tmp_path)
+    (tmp_path / "bad.toml").write_text("seeds = [0]\nbase = 3\n[tune]\n")
+    with pytest.raises(ConfigError, match="unknown sweep file keys tune"):
+        load_sweep_file(tmp_path / "bad.toml")
+
+
+def test_two_by_two_sweep_on_local_ray_finishes_and_reports(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    code = main(["sweep", "--set", *TINY, "--grid", "net.hidden=16,32", "algo.double=true,false",
+                 "--seeds", "0", "-o", str(out), "--workers", "2"])
+    assert code == 0, capsys.readouterr().err
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(result["finished"]) == 4 and result["failed"] == []
+    assert (out / "net.hidden=32,algo.double=False" / "seed0" / "summary.json").is_file()
+    report = (out / "report.md").read_text()
+    assert "# Report: 4 runs, 4 groups, 1 tasks" in report and "| group | algo.double | net.hidden |" in report
+
+
+def test_failed_trials_are_retried_then_reported(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    code = main(["sweep", "--set", *TINY, "steps=300", "--grid", "net.bottleneck=flatten,gap", "--seeds", "0",
+                 "--max-retries", "1", "-o", str(out), "--workers", "2", "--no-report"])
+    assert code == 1
+    captured = capsys.readouterr()
+    result = json.loads(captured.out.strip().splitlines()[-1])
+    assert result["finished"] == ["net.bottleneck=flatten/seed0"]
+    assert result["failed"][0]["trial"] == "net.bottleneck=gap/seed0"
+    assert "net.bottleneck must be flatten for vector observations" in result["failed"][0]["error"]
+    assert "retry 1/1" in captured.out and "no retries left" in captured.out
+
+
+def wait_until_quiet(folder: Path, quiet_seconds: float = 3.0, limit: float = 60.0) -> None:
+    """Ray's workers outlive a SIGKILLed driver for a moment (a trial may even finish): wait until no
+    file under the sweep changes, so the snapshot is what the next sweep will find."""
+    def snapshot():
+        return {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+    deadline, last, since = time.time() + limit, snapshot(), time.time()
+    while time.time() - since < quiet_seconds:
+        assert time.time() < deadline
+        time.sleep(0.5)
+        current = snapshot()
+        if current != last:
+            last, since = current, time.time()
+
+
+def test_killed_sweep_resumed_runs_only_what_was_missing(tmp_path):
+    out = tmp_path / "sweep"
+    args = [sys.executable, "-m", "scalerl", "sweep", "--set", *TINY, "steps=3000", "--grid", "net.hidden=16,32",
+            "--seeds", "0", "1", "-o", str(out), "--workers", "2", "--no-report"]
+    sweep = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    summaries = lambda: sorted(out.glob("*/seed*/summary.json"))  # noqa: E731
+    checkpoints = lambda: [p for p in out.glob("*/seed*/checkpoints/latest.pt") if not (p.parent.parent / "summary.json").exists()]  # noqa: E731
+    deadline = time.time() + 240
+    while not (summaries() and checkpoints()):
+        assert sweep.poll() is None, sweep.stderr.read()
+        assert time.time() < deadline
+        time.sleep(0.05)
+    os.killpg(sweep.pid, signal.SIGKILL)
+    sweep.wait()
+    wait_until_quiet(out)
+    finished_before = {p: p.stat().st_mtime_ns for p in summaries()}
+    resumable = len(checkpoints())
+    assert 0 < len(finished_before) < 4
+
+    again = subprocess.run([*args[:-1], "--no-report"], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    new = 4 - len(finished_before) - resumable
+    assert f"4 trials, {len(finished_before)} finished, {resumable} to resume, {new} to start" in again.stdout
+    assert len(summaries()) == 4
+    for path, mtime in finished_before.items():
+        assert path.stat().st_mtime_ns == mtime  # finished trials were not run again
+    for run in out.glob("*/seed*"):
+        steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+        assert steps == sorted(set(steps)) and steps[-1] == 3000  # resumed runs continue, nothing twice
