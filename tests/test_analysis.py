@@ -109,7 +109,7 @@ def test_report_and_plot_from_trained_runs(tmp_path, capsys):
     assert "| group | net.hidden |" in text and "| net.hidden=16 | 16 |" in text
     assert "## Aggregates across tasks" in text and "## Probability of improvement" in text
     figures = tmp_path / "report_figures"
-    for name in ("aggregates", "score_vs_step", "score_vs_wall_time", "train_loss", "train_grad_norm"):
+    for name in ("aggregates", "performance_profiles", "score_vs_step", "score_vs_wall_time", "train_loss", "train_grad_norm"):
         assert (figures / f"{name}.png").stat().st_size > 1000 and (figures / f"{name}.svg").is_file()
     assert main(["plot", str(tmp_path / "runs"), "--group-by", "net.hidden", "--metric", "loss", "-o", str(tmp_path / "p")]) == 0
     assert (tmp_path / "p" / "loss_vs_step.png").is_file()

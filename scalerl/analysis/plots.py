@@ -130,3 +130,18 @@ def plot_aggregates(estimates: dict[str, dict[str, Estimate]], path: Path, score
         axis.set_xlabel(score)
         axis.grid(alpha=0.3, axis="x")
     return save(figure, path)
+
+
+def plot_profiles(taus: np.ndarray, profiles: dict[str, np.ndarray], intervals: dict[str, np.ndarray], path: Path,
+                  score: str) -> list[Path]:
+    """Performance profiles: the fraction of runs scoring above tau, per group, with CI bands."""
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(5, 3.6))
+    for color, group in enumerate(profiles):
+        axis.plot(taus, profiles[group], color=f"C{color}", label=group)
+        axis.fill_between(taus, intervals[group][0], intervals[group][1], color=f"C{color}", alpha=0.2)
+    axis.set_xlabel(f"{score} (tau)")
+    axis.set_ylabel("fraction of runs with score > tau")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    return save(figure, path)

@@ -13,8 +13,10 @@ import json
 import time
 from pathlib import Path
 
-from scalerl.analysis.aggregate import ScoreMatrix, aggregates, probability_of_improvement, score_matrix
-from scalerl.analysis.plots import plot_aggregates, plot_curves, training_metrics
+import numpy as np
+
+from scalerl.analysis.aggregate import ScoreMatrix, aggregates, performance_profiles, probability_of_improvement, score_matrix
+from scalerl.analysis.plots import plot_aggregates, plot_curves, plot_profiles, training_metrics
 from scalerl.analysis.runs import RunRecord, differing_keys, find_runs, group_runs
 from scalerl.analysis.scores import score_name
 
@@ -82,6 +84,12 @@ def write_report(paths: list[str | Path], out: str | Path, group_by: list[str] |
                   *table(["group", *names], [[g, *[interval(e[n]) for n in names]] for g, e in estimates.items()]), ""]
         plot_aggregates(estimates, figures / "aggregates", scores[0])
         lines += ["![aggregates](" + f"{figures.name}/aggregates.png)", ""]
+        everything = np.concatenate([m.ravel() for m in matrix.scores.values()])
+        taus = np.linspace(min(everything.min(), 0.0), everything.max(), 50)
+        profiles, bands = performance_profiles(matrix, taus, reps=min(reps, 1000), seed=seed)
+        plot_profiles(taus, profiles, bands, figures / "performance_profiles", scores[0])
+        lines += ["Performance profiles: the fraction of runs (over tasks and seeds) scoring above each threshold.", "",
+                  f"![performance profiles]({figures.name}/performance_profiles.png)", ""]
     else:
         lines += ["Raw returns of different tasks are on different scales, so no aggregate across tasks is "
                   "reported; use normalized suites (atari, cale, metaworld) or compare per task.", ""]
