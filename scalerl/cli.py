@@ -35,6 +35,7 @@ commands:
   agents   list agents and their hyperparameters
   plot     learning curves or training metrics of runs: scalerl plot RUNS... [--group-by KEY] [--metric M]
   report   a markdown report comparing groups of runs: scalerl report RUNS... -o report.md
+  chords   ReaLchords: scalerl chords data (melody + chord datasets)
   sweep    config overrides x seeds on Ray: scalerl sweep FILE.toml, or --set K=V --grid K=V1,V2 --seeds 0 1
 """
 
@@ -267,6 +268,12 @@ def cmd_sweep(args: list[str]) -> int:
     return 1 if result["failed"] else 0
 
 
+def cmd_chords(args: list[str]) -> int:
+    from scalerl.music.cli import main as chords_main
+
+    return chords_main(args)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "train": cmd_train,
     "eval": cmd_eval,
@@ -275,6 +282,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "plot": cmd_plot,
     "report": cmd_report,
     "sweep": cmd_sweep,
+    "chords": cmd_chords,
 }
 
 

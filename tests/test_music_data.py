@@ -1,0 +1,130 @@
+"""ReaLchords data: tokens round-trip, chords are labelled as by hand, bad lead sheets are reported."""
+
+import json
+
+import pytest
+
+from scalerl.cli import main
+from scalerl.music.data import (
+    Event,
+    Song,
+    bach_chorales,
+    lead_sheets,
+    song_tokens,
+    split_songs,
+    synthetic_songs,
+    tokens_song,
+    transpositions,
+)
+from scalerl.music.vocab import (
+    BOS,
+    CHORD_HOLD,
+    CHORD_ON,
+    EOS,
+    NOTE_HOLD,
+    NOTE_ON,
+    SILENCE,
+    VOCAB_SIZE,
+    chord_id,
+    chord_name,
+    chord_pitch_classes,
+    deinterleave,
+    interleave,
+    label_chord,
+)
+
+pytest.importorskip("music21", reason="pip install 'scalerl[music]'")
+
+SONG = Song("hand", 12, notes=(Event(0, 4, 60), Event(4, 6, 62), Event(8, 12, 62)),
+            chords=(Event(0, 8, chord_id(0, "maj")), Event(8, 12, chord_id(7, "7"))))
+
+
+def test_tokens_of_a_hand_made_song():
+    chords, melody = song_tokens(SONG)
+    c_major, g7 = chord_id(0, "maj"), chord_id(7, "7")
+    assert melody == [NOTE_ON + 60, *[NOTE_HOLD + 60] * 3, NOTE_ON + 62, NOTE_HOLD + 62, SILENCE, SILENCE,
+                      NOTE_ON + 62, *[NOTE_HOLD + 62] * 3]
+    assert chords == [CHORD_ON + c_major, *[CHORD_HOLD + c_major] * 7, CHORD_ON + g7, *[CHORD_HOLD + g7] * 3]
+    sequence = interleave(chords, melody)
+    assert sequence[:3] == [BOS, CHORD_ON + c_major, NOTE_ON + 60] and sequence[-1] == EOS  # chord first
+    assert deinterleave(sequence) == (chords, melody)
+    assert max(sequence) < VOCAB_SIZE
+
+
+def test_repeated_notes_keep_their_onsets_through_the_round_trip():
+    song = Song("repeats", 8, (Event(0, 2, 64), Event(2, 4, 64), Event(4, 8, 64)), (Event(0, 8, chord_id(4, "min")),))
+    assert tokens_song("repeats", *song_tokens(song)) == song
+
+
+@pytest.mark.parametrize("source", ["synthetic", "bach"])
+def test_round_trip_of_real_and_synthetic_songs(source):
+    songs = synthetic_songs(20, seed=3) if source == "synthetic" else [s for s, _, _ in bach_chorales(4)]
+    for song in songs:
+        back = tokens_song(song.name, *song_tokens(song))
+        assert (back.notes, back.chords, back.frames) == (song.notes, song.chords, song.frames)
+
+
+def test_chord_labels_by_hand():
+    assert chord_name(label_chord(0, {0, 4, 7})) == "C"
+    assert chord_name(label_chord(9, {9, 0, 4})) == "Amin"
+    assert chord_name(label_chord(7, {7, 11, 2, 5})) == "G7"
+    assert chord_name(label_chord(11, {11, 2, 5})) == "Bdim"
+    assert chord_name(label_chord(0, {0, 4, 7, 2})) == "C"  # a passing D does not change the triad
+    assert chord_name(label_chord(2, {2, 5})) == "Dmin"  # a missing fifth: still minor
+    assert chord_pitch_classes(chord_id(7, "7")) == {7, 11, 2, 5}
+
+
+def test_transposition_shifts_notes_and_roots_and_stays_in_range():
+    up = SONG.transposed(6)
+    assert [n.value for n in up.notes] == [66, 68, 68]
+    assert [chord_name(c.value) for c in up.chords] == ["F#", "C#7"]
+    assert len(transpositions(SONG)) == 13
+    high = Song("high", 4, (Event(0, 4, 125),), ())
+    assert [max(n.value for n in s.notes) for s in transpositions(high)] == [119, 120, 121, 122, 123, 124, 125, 126, 127]
+
+
+def test_synthetic_melodies_put_chord_tones_on_the_beats():
+    for song in synthetic_songs(10, seed=1):
+        for note in song.notes:
+            if note.start % 4 == 0:
+                chord = next(c for c in song.chords if c.start <= note.start < c.end)
+                assert note.value % 12 in chord_pitch_classes(chord.value), (song.name, note)
+
+
+def test_bach_chorales_give_soprano_and_per_beat_chords():
+    song, name, problem = next(bach_chorales(1))
+    assert problem == "" and song.source == "bach"
+    assert all(c.start % 4 == 0 and c.end % 4 == 0 for c in song.chords)  # beat-aligned
+    assert min(n.value for n in song.notes) >= 55  # a soprano line
+    in_chord = sum(n.value % 12 in chord_pitch_classes(c.value) for n in song.notes for c in song.chords
+                   if c.start <= n.start < c.end)
+    assert in_chord / len(song.notes) > 0.6  # Bach's soprano mostly sounds chord tones
+
+
+def test_lead_sheets_are_read_and_bad_ones_reported(tmp_path):
+    (tmp_path / "good.abc").write_text('X:1\nT:Good\nM:4/4\nL:1/4\nK:C\n"C"C E G E|"F"F A "G7"G B|"C"c4|\n')
+    (tmp_path / "chordless.abc").write_text("X:1\nT:No chords\nM:4/4\nL:1/4\nK:C\nC D E F|G4|\n")
+    (tmp_path / "broken.musicxml").write_text("<score-partwise><part id='P1'><measure")
+    results = {name.split("/")[-1]: (song, problem) for song, name, problem in lead_sheets([tmp_path])}
+    song, problem = results["good.abc"]
+    assert problem == "" and [chord_name(c.value) for c in song.chords] == ["C", "F", "G7", "C"]
+    assert [(c.start, c.end) for c in song.chords] == [(0, 16), (16, 24), (24, 32), (32, 48)]
+    assert [n.value for n in song.notes[:4]] == [60, 64, 67, 64]
+    assert results["chordless.abc"] == (None, "no chord symbols")
+    assert results["broken.musicxml"][0] is None and results["broken.musicxml"][1].startswith("cannot parse")
+
+
+def test_data_command_splits_by_song_and_reports_skips(tmp_path, capsys):
+    (tmp_path / "sheets").mkdir()
+    (tmp_path / "sheets" / "chordless.abc").write_text("X:1\nT:No chords\nM:4/4\nL:1/4\nK:C\nC D E F|\n")
+    code = main(["chords", "data", "--synthetic", "30", "--leadsheets", str(tmp_path / "sheets"), "-o", str(tmp_path / "data")])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "skipped" in out and "no chord symbols" in out
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["songs"] == {"valid": 3, "test": 3, "train": 24}
+    names = [json.loads(line)["name"] for split in ("train", "valid", "test")
+             for line in (tmp_path / "data" / f"{split}.jsonl").read_text().splitlines()]
+    assert len(names) == len(set(names)) == 30
+    assert split_songs(synthetic_songs(30), seed=0)["test"][0].name == split_songs(synthetic_songs(30), seed=0)["test"][0].name
+    assert main(["chords", "data"]) == 2
