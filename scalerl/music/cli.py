@@ -47,12 +47,31 @@ def cmd_data(args: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"data": cmd_data}
+def cmd_pretrain(args: list[str]) -> int:
+    import tyro
+
+    from scalerl.cli import check_flags, field_types, option_value
+    from scalerl.music.pretrain import PretrainConfig, pretrain, resume_pretraining
+
+    run_dir = option_value(args, "--resume")
+    if run_dir is not None:
+        if len(args) != 2:
+            raise ConfigError("--resume RUN_DIR takes no other options: the run's config.json is used as is")
+        print(json.dumps(resume_pretraining(run_dir)))
+        return 0
+    check_flags(args, field_types(PretrainConfig, "", type(None)))
+    cfg = tyro.cli(PretrainConfig, args=args, prog="scalerl chords pretrain")
+    print(json.dumps(pretrain(cfg)))
+    return 0
+
+
+COMMANDS = {"data": cmd_data, "pretrain": cmd_pretrain}
 
 
 def main(args: list[str]) -> int:
     if not args or args[0] in ("-h", "--help"):
-        print("usage: scalerl chords COMMAND\n\ncommands:\n  data   build a melody + chord dataset")
+        print("usage: scalerl chords COMMAND\n\ncommands:\n  data       build a melody + chord dataset\n"
+              "  pretrain   maximum-likelihood training of the online model or the offline teacher (--model)")
         return 0
     command, *rest = args
     if command not in COMMANDS:

@@ -1,0 +1,62 @@
+"""ReaLchords models: the online model cannot see the current frame's melody; pretraining learns."""
+
+import json
+
+import pytest
+import torch
+
+from scalerl.music.models import MODELS, ChordModelConfig
+from scalerl.music.vocab import CHORD_ON, NOTE_ON, SILENCE, VOCAB_SIZE
+
+pytest.importorskip("music21", reason="pip install 'scalerl[music]'")
+
+
+def changed_frames(model, change_melody_from: int) -> list[bool]:
+    """Per frame, whether its chord logits change when the melody changes from a given frame on."""
+    torch.manual_seed(0)
+    chords = torch.randint(CHORD_ON, VOCAB_SIZE, (3, 12))
+    melody = torch.randint(NOTE_ON, CHORD_ON, (3, 12))
+    other = melody.clone()
+    other[:, change_melody_from:] = torch.randint(NOTE_ON, CHORD_ON, (3, 12 - change_melody_from))
+    with torch.no_grad():
+        before, after = model(chords, melody), model(chords, other)
+    return [not torch.allclose(before[:, t], after[:, t]) for t in range(12)]
+
+
+def test_online_model_emits_each_chord_before_hearing_that_frames_melody():
+    torch.manual_seed(0)
+    online = MODELS["online"](ChordModelConfig(dim=32, layers=2, heads=4, dropout=0.0)).eval()
+    assert changed_frames(online, 5) == [False] * 6 + [True] * 6  # chord 5 is chosen before melody 5 is heard
+    teacher = MODELS["teacher"](ChordModelConfig(dim=32, layers=2, heads=4, dropout=0.0)).eval()
+    assert all(changed_frames(teacher, 5))  # the teacher hears the future melody
+
+
+def test_chords_only_depend_on_earlier_chords():
+    torch.manual_seed(0)
+    for name in MODELS:
+        model = MODELS[name](ChordModelConfig(dim=32, layers=2, heads=4, dropout=0.0)).eval()
+        chords = torch.randint(CHORD_ON, VOCAB_SIZE, (2, 10))
+        melody = torch.randint(NOTE_ON, CHORD_ON, (2, 10))
+        changed = chords.clone()
+        changed[:, 4:] = SILENCE
+        with torch.no_grad():
+            assert torch.allclose(model(chords, melody)[:, :5], model(changed, melody)[:, :5]), name
+
+
+def test_short_pretraining_beats_the_untrained_model_and_resumes(tmp_path):
+    from scalerl.cli import main
+    from scalerl.music.pretrain import load_chord_model
+
+    assert main(["chords", "data", "--synthetic", "60", "-o", str(tmp_path / "data")]) == 0
+    args = ["chords", "pretrain", "--data", str(tmp_path / "data"), "--steps", "400", "--eval-every", "200",
+            "--batch-size", "16", "--crop-frames", "32", "--net.dim", "32", "--net.layers", "1", "--net.heads", "2",
+            "--lr", "3e-3"]
+    assert main([*args, "--run-dir", str(tmp_path / "run")]) == 0
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert records[0]["step"] == 0 and records[-1]["step"] == 400
+    assert records[-1]["valid_loss"] < 0.5 * records[0]["valid_loss"]
+    assert records[-1]["valid_accuracy"] > 0.8
+    cfg, model = load_chord_model(tmp_path / "run")
+    assert cfg.model == "online" and not model.training
+    assert main(["chords", "pretrain", "--resume", str(tmp_path / "run")]) == 0  # finished: nothing to add
+    assert main(["chords", "pretrain", "--model", "teacher", "--net.dim", "30", "--net.heads", "4"]) == 2
