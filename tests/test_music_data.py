@@ -2,6 +2,8 @@
 
 import json
 
+import numpy as np
+
 import pytest
 
 from scalerl.cli import main
@@ -128,3 +130,22 @@ def test_data_command_splits_by_song_and_reports_skips(tmp_path, capsys):
     assert len(names) == len(set(names)) == 30
     assert split_songs(synthetic_songs(30), seed=0)["test"][0].name == split_songs(synthetic_songs(30), seed=0)["test"][0].name
     assert main(["chords", "data"]) == 2
+
+
+def test_metrics_on_a_hand_made_example():
+    from scalerl.music.metrics import chord_length_entropy, chord_lengths, note_in_chord, onset_emd, onset_interval_histogram
+
+    c, g = chord_id(0, "maj"), chord_id(7, "maj")
+    # frames:  0       1        2        3       4        5        6        7
+    melody = [NOTE_ON + 60, NOTE_HOLD + 60, NOTE_ON + 62, SILENCE, NOTE_ON + 67, NOTE_ON + 71, NOTE_HOLD + 71, NOTE_ON + 65]
+    chords = [CHORD_ON + c, CHORD_HOLD + c, CHORD_HOLD + c, CHORD_HOLD + c, CHORD_ON + g, CHORD_HOLD + g, SILENCE, CHORD_ON + g]
+    # sounding together: C/C yes, C/C yes, D/C no, G/G yes, B/G yes, F/G no (frame 3: no melody, frame 6: no chord)
+    assert note_in_chord(chords, melody) == pytest.approx(4 / 6)
+    assert chord_lengths(chords) == [4, 2, 1]
+    assert chord_length_entropy(chords) == pytest.approx(np.log(3))
+    histogram = onset_interval_histogram(chords, melody)
+    assert histogram[0] == 3 and histogram.sum() == 3  # every chord onset lands on a melody onset
+    late = onset_interval_histogram([SILENCE, CHORD_ON + c, CHORD_HOLD + c, CHORD_HOLD + c], [NOTE_ON + 60] * 4)
+    assert onset_emd(histogram, histogram) == 0.0 and onset_emd(histogram, late) == pytest.approx(0.0)
+    off = onset_interval_histogram([SILENCE, CHORD_ON + c, SILENCE, SILENCE], [NOTE_ON + 60, SILENCE, SILENCE, NOTE_ON + 62])
+    assert onset_emd(histogram, off) == pytest.approx(1.0)  # all mass moved one bin

@@ -1,0 +1,100 @@
+"""Accompaniment metrics over frame tokens (ReaLchords, Section 5).
+
+- note_in_chord: over frames where melody and chord both sound, the fraction whose melody pitch class
+  belongs to the chord (harmonic fit).
+- onset_interval_histogram / onset_emd: for every chord onset, the distance in frames to the nearest
+  melody onset (clipped); the earth mover's distance between two such histograms compares rhythmic fit.
+- chord_length_entropy: entropy (nats) of the distribution of chord durations in frames.
+- chord_entropy: entropy (nats) of chord usage, a diversity measure.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from scalerl.music.vocab import CHORD_HOLD, CHORD_ON, NOTE_HOLD, NOTE_ON, NUM_CHORDS, NUM_PITCHES, chord_pitch_classes
+
+MAX_INTERVAL = 16
+"""Onset intervals are clipped at 16 frames (one 4/4 bar)."""
+
+
+def melody_pitch(token: int) -> int | None:
+    if NOTE_ON <= token < NOTE_ON + NUM_PITCHES:
+        return token - NOTE_ON
+    if NOTE_HOLD <= token < NOTE_HOLD + NUM_PITCHES:
+        return token - NOTE_HOLD
+    return None
+
+
+def chord_value(token: int) -> int | None:
+    if CHORD_ON <= token < CHORD_ON + NUM_CHORDS:
+        return token - CHORD_ON
+    if CHORD_HOLD <= token < CHORD_HOLD + NUM_CHORDS:
+        return token - CHORD_HOLD
+    return None
+
+
+def note_in_chord(chords: list[int], melody: list[int]) -> float:
+    """NaN when no frame has both a note and a chord."""
+    hits = total = 0
+    for chord_token, note_token in zip(chords, melody):
+        pitch, chord = melody_pitch(note_token), chord_value(chord_token)
+        if pitch is None or chord is None:
+            continue
+        total += 1
+        hits += pitch % 12 in chord_pitch_classes(chord)
+    return hits / total if total else float("nan")
+
+
+def onsets(tokens: list[int], on: int, size: int) -> list[int]:
+    return [t for t, token in enumerate(tokens) if on <= token < on + size]
+
+
+def onset_interval_histogram(chords: list[int], melody: list[int]) -> np.ndarray:
+    """Counts of |chord onset - nearest melody onset| in frames, 0..MAX_INTERVAL."""
+    note_onsets = np.array(onsets(melody, NOTE_ON, NUM_PITCHES))
+    histogram = np.zeros(MAX_INTERVAL + 1)
+    for onset in onsets(chords, CHORD_ON, NUM_CHORDS):
+        distance = MAX_INTERVAL if not len(note_onsets) else min(MAX_INTERVAL, int(np.abs(note_onsets - onset).min()))
+        histogram[distance] += 1
+    return histogram
+
+
+def onset_emd(first: np.ndarray, second: np.ndarray) -> float:
+    """Earth mover's distance between two histograms on the same 1-D bins (normalized to sum 1)."""
+    if first.sum() == 0 or second.sum() == 0:
+        return float("nan")
+    return float(np.abs(np.cumsum(first / first.sum()) - np.cumsum(second / second.sum())).sum())
+
+
+def entropy(counts: Counter) -> float:
+    total = sum(counts.values())
+    if not total:
+        return float("nan")
+    probabilities = np.array(list(counts.values())) / total
+    return float(-(probabilities * np.log(probabilities)).sum())
+
+
+def chord_lengths(chords: list[int]) -> list[int]:
+    lengths, current = [], 0
+    for token in chords:
+        if CHORD_ON <= token < CHORD_ON + NUM_CHORDS:
+            if current:
+                lengths.append(current)
+            current = 1
+        elif current and CHORD_HOLD <= token < CHORD_HOLD + NUM_CHORDS:
+            current += 1
+        elif current:
+            lengths.append(current)
+            current = 0
+    return lengths + ([current] if current else [])
+
+
+def chord_length_entropy(chords: list[int]) -> float:
+    return entropy(Counter(chord_lengths(chords)))
+
+
+def chord_entropy(chords: list[int]) -> float:
+    return entropy(Counter(token - CHORD_ON for token in chords if CHORD_ON <= token < CHORD_ON + NUM_CHORDS))
