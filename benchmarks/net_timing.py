@@ -102,7 +102,6 @@ def main() -> None:
             print(f"width {width:g} {bottleneck:10s} {mixer:7s} {row['parameters']:>12,d} params "
                   f"fwd {row['forward_ms']:8.1f} ms  fwd+bwd {row['forward_backward_ms']:8.1f} ms  "
                   f"after encoder {row['after_encoder_ms']:8.1f} ms", flush=True)
-            del net
     meta = {"date": time.strftime("%Y-%m-%d"), "encoder": args.encoder, "batch": args.batch, "threads": args.threads,
             "device": args.device, "torch": torch.__version__}
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -59,4 +59,18 @@ def test_short_pretraining_beats_the_untrained_model_and_resumes(tmp_path):
     cfg, model = load_chord_model(tmp_path / "run")
     assert cfg.model == "online" and not model.training
     assert main(["chords", "pretrain", "--resume", str(tmp_path / "run")]) == 0  # finished: nothing to add
+
+    from scalerl.music.data import load_songs
+    from scalerl.music.evaluate import evaluate_model, generate
+    from scalerl.music.metrics import chord_value
+
+    songs = load_songs(tmp_path / "data" / "test.jsonl")
+    melody = torch.tensor([[NOTE_ON + 60] * 16, [NOTE_ON + 67] * 16])
+    greedy = generate(model, melody)
+    assert torch.equal(greedy, generate(model, melody))
+    assert all(chord_value(t) is not None or t == SILENCE for t in greedy.flatten().tolist())
+    result = evaluate_model(model, songs, 128)
+    assert 0 <= result["note_in_chord"] <= 1 and len(result["fit_after_shift"]) == 128
+    assert result["data_note_in_chord"] > 0.7  # synthetic melodies sit on their chords
+    assert main(["chords", "eval", str(tmp_path / "run"), "--data", str(tmp_path / "data"), "--limit", "2"]) == 0
     assert main(["chords", "pretrain", "--model", "teacher", "--net.dim", "30", "--net.heads", "4"]) == 2

@@ -7,7 +7,13 @@ import json
 from pathlib import Path
 
 from scalerl.checks import ConfigError
-from scalerl.music.data import bach_chorales, lead_sheets, save_songs, split_songs, synthetic_songs
+from scalerl.music.data import (
+    bach_chorales,
+    lead_sheets,
+    save_songs,
+    split_songs,
+    synthetic_songs,
+)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -65,13 +71,40 @@ def cmd_pretrain(args: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"data": cmd_data, "pretrain": cmd_pretrain}
+def cmd_eval(args: list[str]) -> int:
+    from scalerl.music.data import load_songs
+    from scalerl.music.evaluate import compare, markdown_table
+
+    parser = ArgumentParser(prog="scalerl chords eval", description=(
+        "Accompany held-out melodies with each model and compare note-in-chord, onset EMD against the data, "
+        "chord-length entropy, and recovery after a tritone shift of the melody at beat 17."))
+    parser.add_argument("runs", nargs="+", type=Path, help="chords run directories (pretrain or finetune)")
+    parser.add_argument("--data", type=Path, default=Path("data/chords"))
+    parser.add_argument("--split", choices=["test", "valid", "train"], default="test")
+    parser.add_argument("--frames", type=int, default=128, help="window length; the shift test needs > 64")
+    parser.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N songs")
+    parser.add_argument("-o", "--out", type=Path, default=None, help="also write the results as JSON")
+    parsed = parser.parse_args(args)
+    songs = load_songs(parsed.data / f"{parsed.split}.jsonl")[: parsed.limit]
+    try:
+        results = compare(parsed.runs, songs, parsed.frames, parsed.temperature)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    print(markdown_table(results))
+    if parsed.out:
+        parsed.out.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+COMMANDS = {"data": cmd_data, "pretrain": cmd_pretrain, "eval": cmd_eval}
 
 
 def main(args: list[str]) -> int:
     if not args or args[0] in ("-h", "--help"):
         print("usage: scalerl chords COMMAND\n\ncommands:\n  data       build a melody + chord dataset\n"
-              "  pretrain   maximum-likelihood training of the online model or the offline teacher (--model)")
+              "  pretrain   maximum-likelihood training of the online model or the offline teacher (--model)\n"
+              "  eval       compare models' accompaniments of held-out melodies")
         return 0
     command, *rest = args
     if command not in COMMANDS:

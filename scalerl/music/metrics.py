@@ -14,7 +14,15 @@ from collections import Counter
 
 import numpy as np
 
-from scalerl.music.vocab import CHORD_HOLD, CHORD_ON, NOTE_HOLD, NOTE_ON, NUM_CHORDS, NUM_PITCHES, chord_pitch_classes
+from scalerl.music.vocab import (
+    CHORD_HOLD,
+    CHORD_ON,
+    NOTE_HOLD,
+    NOTE_ON,
+    NUM_CHORDS,
+    NUM_PITCHES,
+    chord_pitch_classes,
+)
 
 MAX_INTERVAL = 16
 """Onset intervals are clipped at 16 frames (one 4/4 bar)."""

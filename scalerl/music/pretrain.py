@@ -19,7 +19,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from scalerl.checkpoint import global_rng_state, load_checkpoint, restore_global_rng_state, save_checkpoint
+from scalerl.checkpoint import (
+    global_rng_state,
+    load_checkpoint,
+    restore_global_rng_state,
+    save_checkpoint,
+)
 from scalerl.checks import ConfigError, check_choices, positive, require
 from scalerl.logger import RunLogger
 from scalerl.music.data import Song, load_songs, song_tokens

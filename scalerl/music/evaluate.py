@@ -1,0 +1,133 @@
+"""Generate accompaniments and compare models on held-out songs: harmonic fit, rhythm and diversity,
+and the adaptation test (the melody jumps a tritone mid-song: how fast does the harmony follow?)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scalerl.music.data import Song, song_tokens
+from scalerl.music.metrics import (
+    chord_length_entropy,
+    chord_value,
+    melody_pitch,
+    note_in_chord,
+    onset_emd,
+    onset_interval_histogram,
+)
+from scalerl.music.models import chord_logits
+from scalerl.music.pretrain import load_chord_model
+from scalerl.music.vocab import NUM_PITCHES, PAD, chord_pitch_classes
+
+SHIFT_FRAME = 64
+"""The adaptation test transposes the melody from beat 17 on (frame 64), as in the paper."""
+
+
+@torch.no_grad()
+def generate(model: torch.nn.Module, melody: torch.Tensor, temperature: float = 0.0, seed: int = 0) -> torch.Tensor:
+    """Chords for each frame of `melody` (batch, frames), one frame at a time: frame t's chord is chosen
+    from the chords before it (and, for the online model, the melody before it). temperature 0 is greedy."""
+    generator = torch.Generator(device=melody.device).manual_seed(seed)
+    chords = torch.full_like(melody, PAD)
+    for frame in range(melody.shape[1]):
+        logits = chord_logits(model(chords, melody)[:, frame])
+        if temperature > 0:
+            choice = torch.multinomial(torch.softmax(logits / temperature, -1), 1, generator=generator).squeeze(1)
+        else:
+            choice = logits.argmax(-1)
+        chords[:, frame] = choice
+    return chords
+
+
+def transpose_melody_tokens(melody: list[int], start: int, semitones: int) -> list[int]:
+    shifted = []
+    for index, token in enumerate(melody):
+        pitch = melody_pitch(token)
+        if index < start or pitch is None or not 0 <= pitch + semitones < NUM_PITCHES:
+            shifted.append(token)
+        else:
+            shifted.append(token + semitones)
+    return shifted
+
+
+def frame_fit(chords: list[int], melody: list[int]) -> list[float]:
+    """Per frame: 1 if the melody note is in the chord, 0 if not, NaN where either is silent."""
+    fits = []
+    for chord_token, note_token in zip(chords, melody):
+        pitch, chord = melody_pitch(note_token), chord_value(chord_token)
+        fits.append(float("nan") if pitch is None or chord is None else float(pitch % 12 in chord_pitch_classes(chord)))
+    return fits
+
+
+def crops(songs: list[Song], frames: int) -> list[tuple[list[int], list[int]]]:
+    """Full-length windows of each song (songs shorter than `frames` are skipped)."""
+    windows = []
+    for song in songs:
+        chords, melody = song_tokens(song)
+        for start in range(0, len(melody) - frames + 1, frames):
+            windows.append((chords[start:start + frames], melody[start:start + frames]))
+    return windows
+
+
+def evaluate_model(model: torch.nn.Module, songs: list[Song], frames: int, temperature: float = 1.0,
+                   batch: int = 32) -> dict[str, float | list[float]]:
+    """Metrics of the model's accompaniments of the songs' melodies (and of the songs' own chords, for
+    reference), plus the per-frame harmonic fit around a tritone shift at SHIFT_FRAME."""
+    windows = crops(songs, frames)
+    if not windows:
+        raise ValueError(f"no song is {frames} frames long")
+    generated, shifted_generated = [], []
+    for index in range(0, len(windows), batch):
+        melody = torch.tensor([m for _, m in windows[index:index + batch]])
+        generated += generate(model, melody, temperature, seed=index).tolist()
+        if frames > SHIFT_FRAME:
+            shifted = torch.tensor([transpose_melody_tokens(m, SHIFT_FRAME, 6) for _, m in windows[index:index + batch]])
+            shifted_generated += [(c, m) for c, m in zip(generate(model, shifted, temperature, seed=index).tolist(), shifted.tolist())]
+    truth_histogram = sum(onset_interval_histogram(c, m) for c, m in windows)
+    model_histogram = sum(onset_interval_histogram(c, m) for c, (_, m) in zip(generated, windows))
+    result: dict[str, float | list[float]] = {
+        "note_in_chord": float(np.nanmean([note_in_chord(c, m) for c, (_, m) in zip(generated, windows)])),
+        "onset_emd": onset_emd(model_histogram, truth_histogram),
+        "chord_length_entropy": float(np.nanmean([chord_length_entropy(c) for c in generated])),
+        "data_note_in_chord": float(np.nanmean([note_in_chord(c, m) for c, m in windows])),
+        "data_chord_length_entropy": float(np.nanmean([chord_length_entropy(c) for c, _ in windows])),
+    }
+    if shifted_generated:
+        fits = np.array([frame_fit(c, m) for c, m in shifted_generated])
+        result["fit_after_shift"] = [float(x) for x in np.nanmean(fits, axis=0)]
+        result["frames_to_recover"] = frames_to_recover(result["fit_after_shift"])
+    return result
+
+
+def frames_to_recover(fit: list[float], window: int = 8) -> float:
+    """Frames after the shift until the harmonic fit (mean over `window` frames) is back to 90% of its
+    level before the shift; NaN if it never is."""
+    fit = np.array(fit)
+    before = np.nanmean(fit[SHIFT_FRAME - 16:SHIFT_FRAME])
+    for offset in range(len(fit) - SHIFT_FRAME - window + 1):
+        if np.nanmean(fit[SHIFT_FRAME + offset:SHIFT_FRAME + offset + window]) >= 0.9 * before:
+            return float(offset)
+    return float("nan")
+
+
+def compare(run_dirs: list[Path], songs: list[Song], frames: int, temperature: float = 1.0) -> dict[str, dict]:
+    results = {}
+    for run_dir in run_dirs:
+        cfg, model = load_chord_model(run_dir)
+        results[f"{cfg.model} ({run_dir.name})"] = evaluate_model(model, songs, frames, temperature)
+    return results
+
+
+def markdown_table(results: dict[str, dict]) -> str:
+    rows = ["| model | note-in-chord | onset EMD | chord-length entropy | frames to recover after a tritone shift |",
+            "|---|---|---|---|---|"]
+    data = next(iter(results.values()))
+    for name, r in results.items():
+        rows.append(f"| {name} | {r['note_in_chord']:.3f} | {r['onset_emd']:.3f} | {r['chord_length_entropy']:.2f} | "
+                    f"{r.get('frames_to_recover', float('nan')):.0f} |")
+    rows.append(f"| data (held-out chords) | {data['data_note_in_chord']:.3f} | 0 | {data['data_chord_length_entropy']:.2f} | - |")
+    return "\n".join(rows)
+
+
