@@ -43,4 +43,5 @@ def check_choices(config: Any, prefix: str) -> None:
         choices = [c for arg in [kind, *typing.get_args(kind)] if typing.get_origin(arg) is typing.Literal
                    for c in typing.get_args(arg)]
         if choices and (value := getattr(config, item.name)) is not None and value not in choices:
-            raise ConfigError(f"{prefix}.{item.name} must be one of {', '.join(map(str, choices))} (got {value!r})")
+            name = f"{prefix}.{item.name}" if prefix else item.name
+            raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))} (got {value!r})")

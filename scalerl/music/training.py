@@ -1,0 +1,171 @@
+"""The training loop shared by the chord models and the reward models: random transposed crops of
+songs, AdamW with warm-up and cosine decay, periodic validation, and the usual run directory
+(config.json, metrics.jsonl, TensorBoard, checkpoints) with exact resume after a kill."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from scalerl.checkpoint import global_rng_state, load_checkpoint, restore_global_rng_state, save_checkpoint
+from scalerl.checks import ConfigError, positive, require
+from scalerl.logger import RunLogger
+from scalerl.music.data import Song, load_songs, song_tokens
+from scalerl.music.vocab import FRAMES_PER_BEAT, PAD
+from scalerl.run import resolve_device
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    data: str = "data/chords"
+    """Folder with train.jsonl and valid.jsonl (from `scalerl chords data`)."""
+    steps: int = 2_000
+    """Gradient steps."""
+    batch_size: int = 32
+    crop_frames: int = 64
+    """Frames per training crop (16 beats at 4 frames a beat)."""
+    lr: float = 1e-3
+    """AdamW learning rate (cosine decay to 10% over the run, after a warm-up)."""
+    weight_decay: float = 0.01
+    transpose: int = 6
+    """Random transposition in [-transpose, +transpose] semitones per crop."""
+    eval_every: int = 250
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int = 1
+    run_dir: str | None = None
+    """Default runs/chords/<kind>-s<seed>-<time>."""
+
+    def __post_init__(self) -> None:
+        positive("steps", self.steps)
+        positive("batch_size", self.batch_size)
+        positive("crop_frames", self.crop_frames)
+        positive("lr", self.lr)
+        require(0 <= self.transpose <= 12, "transpose", "in [0, 12]", self.transpose)
+        positive("eval_every", self.eval_every)
+
+
+def crop_tokens(song: Song, start: int, frames: int, semitones: int) -> tuple[list[int], list[int]]:
+    chords, melody = song_tokens(song.transposed(semitones) if semitones else song)
+    chords, melody = chords[start:start + frames], melody[start:start + frames]
+    padding = [PAD] * (frames - len(chords))
+    return chords + padding, melody + padding
+
+
+class Batches:
+    """Random transposed crops of songs, starting on beats, drawn from a seeded generator."""
+
+    def __init__(self, songs: list[Song], frames: int, transpose: int, rng: np.random.Generator) -> None:
+        if not songs:
+            raise ConfigError("no training songs")
+        self.songs, self.frames, self.transpose, self.rng = songs, frames, transpose, rng
+
+    def sample(self, size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        chords, melody = [], []
+        for _ in range(size):
+            song = self.songs[self.rng.integers(len(self.songs))]
+            beats = max(1, (song.frames - self.frames) // FRAMES_PER_BEAT + 1)
+            start = int(self.rng.integers(beats)) * FRAMES_PER_BEAT
+            semitones = next((int(k) for k in self.rng.permutation(np.arange(-self.transpose, self.transpose + 1))
+                              if song.transposed(int(k)).fits()), 0)
+            c, m = crop_tokens(song, start, self.frames, semitones)
+            chords.append(c)
+            melody.append(m)
+        return torch.tensor(chords, device=device), torch.tensor(melody, device=device)
+
+
+def validation_crops(songs: list[Song], frames: int) -> list[tuple[list[int], list[int]]]:
+    """Every consecutive crop of the songs, untransposed (the last one padded)."""
+    return [crop_tokens(song, start, frames, 0) for song in songs for start in range(0, max(1, song.frames), frames)]
+
+
+def learning_rate(cfg: TrainingSettings, step: int) -> float:
+    warmup = min(100, cfg.steps // 10 or 1)
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, cfg.steps - warmup)
+    return cfg.lr * (0.1 + 0.45 * (1 + np.cos(np.pi * progress)))
+
+
+LossFn = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
+ValidateFn = Callable[[torch.nn.Module, list[Song], torch.device], dict[str, float]]
+
+
+def fit(cfg: TrainingSettings, kind: str, model_fn: Callable[[torch.device], torch.nn.Module], loss_fn: LossFn,
+        validate_fn: ValidateFn, resume_from: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train `model_fn(device)` with `loss_fn` on random crops, validating every eval_every steps."""
+    run_dir = Path(cfg.run_dir or f"runs/chords/{kind}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
+    cfg = dataclasses.replace(cfg, run_dir=str(run_dir))
+    if resume_from is None and (run_dir / "config.json").exists():
+        raise ConfigError(f"{run_dir} already holds a run; resume it with --resume {run_dir}")
+    torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    train_songs, valid_songs = load_songs(Path(cfg.data) / "train.jsonl"), load_songs(Path(cfg.data) / "valid.jsonl")
+    model = model_fn(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    rng = np.random.default_rng(cfg.seed)
+    step, started = 0, time.perf_counter()
+    if resume_from is not None:
+        model.load_state_dict(resume_from["model"])
+        optimizer.load_state_dict(resume_from["optimizer"])
+        rng.bit_generator.state = resume_from["rng"]
+        restore_global_rng_state(resume_from["global_rng"])
+        step = resume_from["step"]
+    batches = Batches(train_songs, cfg.crop_frames, cfg.transpose, rng)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+    (run_dir / "parameters.json").write_text(json.dumps({kind: sum(p.numel() for p in model.parameters())}) + "\n")
+    logger = RunLogger(run_dir, resume_step=step if resume_from else None)
+    record: dict[str, float] = {}
+    if step == 0:  # the untrained model: the baseline every later record improves on
+        logger.log_metrics(0, {**evaluate_mode(model, validate_fn, valid_songs, device), "wall_time": 0.0})
+    while step < cfg.steps:
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, step)
+        chords, melody = batches.sample(cfg.batch_size, device)
+        loss, scalars = loss_fn(model, chords, melody)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        step += 1
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            record = {"loss": loss.item(), **scalars, "lr": optimizer.param_groups[0]["lr"],
+                      **evaluate_mode(model, validate_fn, valid_songs, device), "wall_time": time.perf_counter() - started}
+            logger.log_metrics(step, record)
+            save_checkpoint(run_dir / "checkpoints" / "latest.pt", {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng.bit_generator.state,
+                "global_rng": global_rng_state(), "step": step})
+    logger.close()
+    summary = {"run_dir": str(run_dir), "kind": kind, "steps": step, **record}
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def evaluate_mode(model: torch.nn.Module, validate_fn: ValidateFn, songs: list[Song], device: torch.device) -> dict[str, float]:
+    model.eval()
+    with torch.no_grad():
+        result = validate_fn(model, songs, device)
+    model.train()
+    return result
+
+
+def read_run(run_dir: str | Path, config_class: type) -> tuple[Any, Path]:
+    run_dir = Path(run_dir)
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a chords run directory: config.json is missing")
+    return config_class(**json.loads(path.read_text())), run_dir
+
+
+def latest_weights(run_dir: Path) -> dict[str, Any]:
+    return load_checkpoint(run_dir / "checkpoints" / "latest.pt")
