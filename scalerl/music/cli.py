@@ -97,13 +97,31 @@ def cmd_eval(args: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"data": cmd_data, "pretrain": cmd_pretrain, "eval": cmd_eval}
+def cmd_rewards(args: list[str]) -> int:
+    import tyro
+
+    from scalerl.cli import check_flags, field_types, option_value
+    from scalerl.music.rewards import RewardConfig, resume_reward_training, train_reward_model
+
+    run_dir = option_value(args, "--resume")
+    if run_dir is not None:
+        if len(args) != 2:
+            raise ConfigError("--resume RUN_DIR takes no other options: the run's config.json is used as is")
+        print(json.dumps(resume_reward_training(run_dir)))
+        return 0
+    check_flags(args, field_types(RewardConfig, "", type(None)))
+    print(json.dumps(train_reward_model(tyro.cli(RewardConfig, args=args, prog="scalerl chords rewards"))))
+    return 0
+
+
+COMMANDS = {"data": cmd_data, "pretrain": cmd_pretrain, "rewards": cmd_rewards, "eval": cmd_eval}
 
 
 def main(args: list[str]) -> int:
     if not args or args[0] in ("-h", "--help"):
         print("usage: scalerl chords COMMAND\n\ncommands:\n  data       build a melody + chord dataset\n"
               "  pretrain   maximum-likelihood training of the online model or the offline teacher (--model)\n"
+              "  rewards    train a reward model (--kind contrastive|discriminative, --rhythm)\n"
               "  eval       compare models' accompaniments of held-out melodies")
         return 0
     command, *rest = args
