@@ -86,6 +86,10 @@ def check_flags(args: list[str], flags: dict[str, Any]) -> None:
             raise ConfigError(f"unknown option --{arg[2:].partition('=')[0]}{hint} (see scalerl train --help)")
         if flags[name] is bool:
             continue
+        if typing.get_origin(flags[name]) is list:  # --name v1 v2 ...: the values run to the next option
+            while index < len(args) and not args[index].startswith("--"):
+                index += 1
+            continue
         if not inline:
             if index >= len(args):
                 raise ConfigError(f"--{arg[2:]} needs a value")

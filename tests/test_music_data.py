@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-
 import pytest
 
 from scalerl.cli import main
@@ -133,7 +132,13 @@ def test_data_command_splits_by_song_and_reports_skips(tmp_path, capsys):
 
 
 def test_metrics_on_a_hand_made_example():
-    from scalerl.music.metrics import chord_length_entropy, chord_lengths, note_in_chord, onset_emd, onset_interval_histogram
+    from scalerl.music.metrics import (
+        chord_length_entropy,
+        chord_lengths,
+        note_in_chord,
+        onset_emd,
+        onset_interval_histogram,
+    )
 
     c, g = chord_id(0, "maj"), chord_id(7, "maj")
     # frames:  0       1        2        3       4        5        6        7

@@ -101,7 +101,11 @@ def cmd_rewards(args: list[str]) -> int:
     import tyro
 
     from scalerl.cli import check_flags, field_types, option_value
-    from scalerl.music.rewards import RewardConfig, resume_reward_training, train_reward_model
+    from scalerl.music.rewards import (
+        RewardConfig,
+        resume_reward_training,
+        train_reward_model,
+    )
 
     run_dir = option_value(args, "--resume")
     if run_dir is not None:
@@ -114,7 +118,25 @@ def cmd_rewards(args: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"data": cmd_data, "pretrain": cmd_pretrain, "rewards": cmd_rewards, "eval": cmd_eval}
+def cmd_finetune(args: list[str]) -> int:
+    import tyro
+
+    from scalerl.cli import check_flags, field_types, option_value
+    from scalerl.music.finetune import FinetuneConfig, finetune, resume_finetuning
+
+    run_dir = option_value(args, "--resume")
+    if run_dir is not None:
+        if len(args) != 2:
+            raise ConfigError("--resume RUN_DIR takes no other options: the run's config.json is used as is")
+        print(json.dumps(resume_finetuning(run_dir)))
+        return 0
+    check_flags(args, field_types(FinetuneConfig, "", type(None)))
+    print(json.dumps(finetune(tyro.cli(FinetuneConfig, args=args, prog="scalerl chords finetune"))))
+    return 0
+
+
+COMMANDS = {"data": cmd_data, "pretrain": cmd_pretrain, "rewards": cmd_rewards, "finetune": cmd_finetune,
+            "eval": cmd_eval}
 
 
 def main(args: list[str]) -> int:
@@ -122,6 +144,7 @@ def main(args: list[str]) -> int:
         print("usage: scalerl chords COMMAND\n\ncommands:\n  data       build a melody + chord dataset\n"
               "  pretrain   maximum-likelihood training of the online model or the offline teacher (--model)\n"
               "  rewards    train a reward model (--kind contrastive|discriminative, --rhythm)\n"
+              "  finetune   RL finetuning of an online model: reward models + KL to the teacher (--beta)\n"
               "  eval       compare models' accompaniments of held-out melodies")
         return 0
     command, *rest = args

@@ -14,7 +14,13 @@ import torch.nn.functional as F
 from scalerl.checks import check_choices, require
 from scalerl.music.data import Song
 from scalerl.music.models import MODELS, ChordModelConfig, chord_logits
-from scalerl.music.training import TrainingSettings, fit, latest_weights, read_run, validation_crops
+from scalerl.music.training import (
+    TrainingSettings,
+    fit,
+    latest_weights,
+    read_run,
+    validation_crops,
+)
 from scalerl.music.vocab import PAD
 from scalerl.run import resolve_device
 

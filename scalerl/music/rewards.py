@@ -23,8 +23,24 @@ from torch import nn
 
 from scalerl.checks import check_choices, in_range, positive, require
 from scalerl.music.data import Song
-from scalerl.music.training import TrainingSettings, fit, latest_weights, read_run, validation_crops
-from scalerl.music.vocab import BOS, CHORD_HOLD, CHORD_ON, NOTE_HOLD, NOTE_ON, NUM_CHORDS, NUM_PITCHES, PAD, VOCAB_SIZE
+from scalerl.music.training import (
+    TrainingSettings,
+    fit,
+    latest_weights,
+    read_run,
+    validation_crops,
+)
+from scalerl.music.vocab import (
+    BOS,
+    CHORD_HOLD,
+    CHORD_ON,
+    NOTE_HOLD,
+    NOTE_ON,
+    NUM_CHORDS,
+    NUM_PITCHES,
+    PAD,
+    VOCAB_SIZE,
+)
 from scalerl.run import resolve_device
 
 

@@ -15,7 +15,12 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from scalerl.checkpoint import global_rng_state, load_checkpoint, restore_global_rng_state, save_checkpoint
+from scalerl.checkpoint import (
+    global_rng_state,
+    load_checkpoint,
+    restore_global_rng_state,
+    save_checkpoint,
+)
 from scalerl.checks import ConfigError, positive, require
 from scalerl.logger import RunLogger
 from scalerl.music.data import Song, load_songs, song_tokens
@@ -164,7 +169,9 @@ def read_run(run_dir: str | Path, config_class: type) -> tuple[Any, Path]:
     path = run_dir / "config.json"
     if not path.is_file():
         raise ConfigError(f"{run_dir} is not a chords run directory: config.json is missing")
-    return config_class(**json.loads(path.read_text())), run_dir
+    data = json.loads(path.read_text())
+    data.pop("finetune", None)  # a finetuned policy's run also records how it was finetuned
+    return config_class(**data), run_dir
 
 
 def latest_weights(run_dir: Path) -> dict[str, Any]:

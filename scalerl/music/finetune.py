@@ -1,0 +1,219 @@
+"""RL finetuning of the online chord model (ReaLchords, Section 4).
+
+Each step samples accompaniments of a batch of melody crops from the policy, frame by frame. A whole
+accompaniment earns R = sum of reward models (x reward_scale) + rule penalties; rewards are normalized
+with running statistics and the batch mean is the baseline (REINFORCE). Each frame also pays
+beta * KL(policy(.|x<t, y<t) || teacher(.|x, y<t)): the teacher sees the whole melody, so the term
+distils its foresight into the online policy. The KL is differentiated directly through the policy's
+distribution on its own samples, as in the paper.
+
+    loss = -mean_b[(R_b - baseline) * sum_t log pi(y_bt)] / T + beta * mean_{b,t} KL_bt
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from scalerl.checkpoint import (
+    global_rng_state,
+    load_checkpoint,
+    restore_global_rng_state,
+    save_checkpoint,
+)
+from scalerl.checks import ConfigError, non_negative, positive, require
+from scalerl.logger import RunLogger
+from scalerl.music.data import load_songs
+from scalerl.music.metrics import chord_value, melody_pitch, note_in_chord
+from scalerl.music.models import chord_logits, chord_vocabulary_mask
+from scalerl.music.pretrain import load_chord_model
+from scalerl.music.rewards import load_reward_model
+from scalerl.music.training import Batches
+from scalerl.music.vocab import CHORD_HOLD, CHORD_ON, NUM_CHORDS, SILENCE
+from scalerl.run import resolve_device
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    policy: str = ""
+    """Run directory of the pretrained online model (the policy starts from it)."""
+    teacher: str = ""
+    """Run directory of the pretrained offline teacher (the KL target)."""
+    rewards: list[str] = field(default_factory=list)
+    """Run directories of reward models; their outputs are summed."""
+    data: str = "data/chords"
+    beta: float = 0.5
+    """Weight of the per-frame KL to the teacher (0: reward models only)."""
+    reward_scale: float = 50.0
+    """Multiplier of the reward models' sum (the paper's x50)."""
+    silence_penalty: float = 2.0
+    """Per chord frame of silence under a sounding melody, once they pass 4% of the frames."""
+    repetition_penalty: float = 2.0
+    """Per frame of a chord held longer than 32 frames."""
+    steps: int = 300
+    batch_size: int = 16
+    crop_frames: int = 64
+    lr: float = 1e-4
+    temperature: float = 1.0
+    transpose: int = 6
+    eval_every: int = 50
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 1
+    run_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        require(bool(self.policy), "policy", "the run directory of a pretrained online model", self.policy)
+        require(bool(self.teacher) or self.beta == 0, "teacher", "a teacher run directory when beta > 0", self.teacher)
+        require(bool(self.rewards) or self.beta > 0, "rewards", "at least one reward model when beta is 0", self.rewards)
+        non_negative("beta", self.beta)
+        positive("steps", self.steps)
+        positive("batch_size", self.batch_size)
+        positive("crop_frames", self.crop_frames)
+        positive("lr", self.lr)
+        positive("temperature", self.temperature)
+        positive("eval_every", self.eval_every)
+
+
+def kl_to_teacher(policy_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """KL(policy || teacher) per frame over the chord vocabulary: (batch, frames). The non-chord columns
+    are dropped rather than masked to -inf, so no inf - inf reaches the gradient."""
+    columns = chord_vocabulary_mask(policy_logits.device)
+    log_p = F.log_softmax(policy_logits[..., columns], -1)
+    log_q = F.log_softmax(teacher_logits[..., columns], -1)
+    return (log_p.exp() * (log_p - log_q)).sum(-1)
+
+
+def penalties(chords: list[int], melody: list[int], silence: float, repetition: float) -> float:
+    """The rule-based penalties of one accompaniment (a negative number or 0)."""
+    silent_under_melody = sum(1 for c, m in zip(chords, melody) if c == SILENCE and melody_pitch(m) is not None)
+    allowed = int(0.04 * len(chords))
+    total = -silence * max(0, silent_under_melody - allowed)
+    run = 0
+    for token in chords:
+        if CHORD_ON <= token < CHORD_ON + NUM_CHORDS:
+            run = 1
+        elif run and CHORD_HOLD <= token < CHORD_HOLD + NUM_CHORDS:
+            run += 1
+        else:
+            run = 0
+        if run > 32:
+            total -= repetition
+    return total
+
+
+@torch.no_grad()
+def sample(policy: torch.nn.Module, melody: torch.Tensor, temperature: float, generator: torch.Generator) -> torch.Tensor:
+    chords = torch.full_like(melody, SILENCE)
+    for frame in range(melody.shape[1]):
+        logits = chord_logits(policy(chords, melody)[:, frame]) / temperature
+        chords[:, frame] = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(1)
+    return chords
+
+
+class RunningNorm:
+    """Running mean and variance of the returns (Welford), for reward normalization."""
+
+    def __init__(self) -> None:
+        self.count, self.mean, self.m2 = 0, 0.0, 0.0
+
+    def update(self, values: np.ndarray) -> None:
+        for value in values:
+            self.count += 1
+            delta = value - self.mean
+            self.mean += delta / self.count
+            self.m2 += delta * (value - self.mean)
+
+    def normalize(self, values: np.ndarray) -> np.ndarray:
+        std = np.sqrt(self.m2 / self.count) if self.count > 1 else 1.0
+        return (values - self.mean) / max(std, 1e-6)
+
+
+def finetune(cfg: FinetuneConfig, resume_from: dict[str, Any] | None = None) -> dict[str, Any]:
+    run_dir = Path(cfg.run_dir or f"runs/chords/finetune-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
+    cfg = dataclasses.replace(cfg, run_dir=str(run_dir))
+    if resume_from is None and (run_dir / "config.json").exists():
+        raise ConfigError(f"{run_dir} already holds a run; resume it with --resume {run_dir}")
+    torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    policy_cfg, policy = load_chord_model(cfg.policy, str(device))
+    require(policy_cfg.model == "online", "policy", "an online model run", policy_cfg.model)
+    policy.train()
+    teacher = load_chord_model(cfg.teacher, str(device))[1] if cfg.teacher else None
+    reward_models = [load_reward_model(path, str(device))[1] for path in cfg.rewards]
+    optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
+    rng = np.random.default_rng(cfg.seed)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    norm, step, started = RunningNorm(), 0, time.perf_counter()
+    if resume_from is not None:
+        policy.load_state_dict(resume_from["model"])
+        optimizer.load_state_dict(resume_from["optimizer"])
+        rng.bit_generator.state = resume_from["rng"]
+        generator.set_state(resume_from["generator"])
+        norm.__dict__.update(resume_from["norm"])
+        restore_global_rng_state(resume_from["global_rng"])
+        step = resume_from["step"]
+    batches = Batches(load_songs(Path(cfg.data) / "train.jsonl"), cfg.crop_frames, cfg.transpose, rng)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # The finetuned policy loads like a pretrained online model: its config.json carries the model spec.
+    (run_dir / "config.json").write_text(json.dumps({**dataclasses.asdict(policy_cfg), "run_dir": str(run_dir),
+                                                     "finetune": dataclasses.asdict(cfg)}, indent=2) + "\n")
+    logger = RunLogger(run_dir, resume_step=step if resume_from else None)
+    record: dict[str, float] = {}
+    while step < cfg.steps:
+        _, melody = batches.sample(cfg.batch_size, device)
+        chords = sample(policy, melody, cfg.temperature, generator)
+        with torch.no_grad():
+            model_rewards = [model(chords, melody) for model in reward_models]
+            teacher_logits = teacher(chords, melody) if teacher is not None else None
+        chord_lists, melody_lists = chords.tolist(), melody.tolist()
+        rule = np.array([penalties(c, m, cfg.silence_penalty, cfg.repetition_penalty) for c, m in zip(chord_lists, melody_lists)])
+        learned = cfg.reward_scale * sum(r.cpu().numpy() for r in model_rewards) if model_rewards else np.zeros(len(rule))
+        returns = learned + rule
+        norm.update(returns)
+        normalized = norm.normalize(returns)
+        advantages = torch.tensor(normalized - normalized.mean(), dtype=torch.float32, device=device)
+        policy_logits = policy(chords, melody)
+        log_probs = F.log_softmax(chord_logits(policy_logits), -1).gather(-1, chords.unsqueeze(-1)).squeeze(-1)
+        pg_loss = -(advantages[:, None] * log_probs).sum(1).mean() / chords.shape[1]
+        kl = kl_to_teacher(policy_logits, teacher_logits) if teacher_logits is not None else torch.zeros_like(log_probs)
+        loss = pg_loss + cfg.beta * kl.mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
+        optimizer.step()
+        step += 1
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            record = {"return": float(returns.mean()), "reward_models": float(learned.mean()), "penalties": float(rule.mean()),
+                      "kl": kl.mean().item(), "loss": loss.item(),
+                      "note_in_chord": float(np.nanmean([note_in_chord(c, m) for c, m in zip(chord_lists, melody_lists)])),
+                      "chord_frames": float(np.mean([chord_value(t) is not None for c in chord_lists for t in c])),
+                      "wall_time": time.perf_counter() - started}
+            logger.log_metrics(step, record)
+            save_checkpoint(run_dir / "checkpoints" / "latest.pt", {
+                "model": policy.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng.bit_generator.state,
+                "generator": generator.get_state(), "norm": copy.deepcopy(norm.__dict__),
+                "global_rng": global_rng_state(), "step": step})
+    logger.close()
+    summary = {"run_dir": str(run_dir), "kind": "finetune", "steps": step, **record}
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def resume_finetuning(run_dir: str | Path) -> dict[str, Any]:
+    run_dir = Path(run_dir)
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a chords run directory: config.json is missing")
+    cfg = FinetuneConfig(**json.loads(path.read_text())["finetune"])
+    return finetune(cfg, load_checkpoint(run_dir / "checkpoints" / "latest.pt"))

@@ -1,0 +1,54 @@
+"""RL finetuning pieces: the distillation KL, the rule penalties, and an end-to-end run of tiny models."""
+
+import json
+
+import pytest
+import torch
+
+from scalerl.cli import main
+from scalerl.music.finetune import kl_to_teacher, penalties
+from scalerl.music.vocab import CHORD_HOLD, CHORD_ON, NOTE_ON, SILENCE, VOCAB_SIZE
+
+pytest.importorskip("music21", reason="pip install 'scalerl[music]'")
+
+
+def test_kl_is_zero_when_the_policy_equals_the_teacher_and_positive_otherwise():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, VOCAB_SIZE)
+    assert torch.allclose(kl_to_teacher(logits, logits.clone()), torch.zeros(2, 5), atol=1e-6)
+    other = logits + torch.randn(2, 5, VOCAB_SIZE)
+    assert (kl_to_teacher(logits, other) > 0).all()
+    policy = logits.clone().requires_grad_(True)
+    kl_to_teacher(policy, other).sum().backward()
+    assert torch.isfinite(policy.grad).all()  # the masked non-chord tokens do not poison the gradient
+
+
+def test_rule_penalties_by_hand():
+    melody = [NOTE_ON + 60] * 100
+    held = [CHORD_ON + 5] + [CHORD_HOLD + 5] * 39  # 40 frames of one chord: 8 past the 32-frame limit
+    silent = [SILENCE] * 10  # 10 silent frames under the melody: 4 allowed (4% of 100)
+    chords = held + silent + [CHORD_ON + 3] + [CHORD_HOLD + 3] * 49
+    assert penalties(chords, melody, silence=2.0, repetition=1.0) == -(2.0 * 6) - (1.0 * 8) - (1.0 * 18)
+
+
+def test_finetuning_runs_end_to_end_and_resumes(tmp_path):
+    data = tmp_path / "data"
+    assert main(["chords", "data", "--synthetic", "40", "-o", str(data)]) == 0
+    tiny = ["--data", str(data), "--steps", "20", "--eval-every", "20", "--batch-size", "8", "--crop-frames", "16"]
+    for model in ("online", "teacher"):
+        assert main(["chords", "pretrain", *tiny, "--model", model, "--net.dim", "32", "--net.layers", "1",
+                     "--net.heads", "2", "--run-dir", str(tmp_path / model)]) == 0
+    assert main(["chords", "rewards", *tiny, "--dim", "32", "--layers", "1", "--run-dir", str(tmp_path / "reward")]) == 0
+    run = tmp_path / "finetune"
+    assert main(["chords", "finetune", "--policy", str(tmp_path / "online"), "--teacher", str(tmp_path / "teacher"),
+                 "--rewards", str(tmp_path / "reward"), "--data", str(data), "--steps", "4", "--eval-every", "2",
+                 "--batch-size", "4", "--crop-frames", "16", "--beta", "0.5", "--run-dir", str(run)]) == 0
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4] and all(r["kl"] >= 0 for r in records)
+    from scalerl.music.pretrain import load_chord_model
+
+    cfg, model = load_chord_model(run)  # the finetuned policy loads like any online model
+    assert cfg.model == "online"
+    assert main(["chords", "finetune", "--resume", str(run)]) == 0
+    assert main(["chords", "finetune", "--policy", str(tmp_path / "teacher"), "--teacher", str(tmp_path / "teacher"),
+                 "--data", str(data), "--run-dir", str(tmp_path / "bad")]) == 2  # the policy must be an online model
