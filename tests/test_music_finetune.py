@@ -52,3 +52,23 @@ def test_finetuning_runs_end_to_end_and_resumes(tmp_path):
     assert main(["chords", "finetune", "--resume", str(run)]) == 0
     assert main(["chords", "finetune", "--policy", str(tmp_path / "teacher"), "--teacher", str(tmp_path / "teacher"),
                  "--data", str(data), "--run-dir", str(tmp_path / "bad")]) == 2  # the policy must be an online model
+
+
+def test_accompany_writes_a_two_track_midi_file(tmp_path):
+    from music21 import converter
+
+    data = tmp_path / "data"
+    assert main(["chords", "data", "--synthetic", "20", "-o", str(data)]) == 0
+    assert main(["chords", "pretrain", "--data", str(data), "--steps", "5", "--eval-every", "5", "--batch-size", "4",
+                 "--crop-frames", "16", "--net.dim", "32", "--net.layers", "1", "--net.heads", "2", "--net.max-frames", "32",
+                 "--run-dir", str(tmp_path / "online")]) == 0
+    melody = tmp_path / "tune.abc"
+    melody.write_text("X:1\nT:Tune\nM:4/4\nL:1/4\nK:C\nC E G E|F A G2|E G c B|c4|D F A F|G4|\n")
+    out = tmp_path / "tune.mid"
+    assert main(["chords", "accompany", str(tmp_path / "online"), str(melody), "-o", str(out)]) == 0
+    parsed = converter.parse(str(out))
+    melody_part, chord_part = parsed.parts[0], parsed.parts[1]
+    assert [n.pitch.midi for n in melody_part.flatten().notes][:4] == [60, 64, 67, 64]
+    chords = chord_part.flatten().getElementsByClass("Chord")
+    assert len(chords) >= 1 and chord_part.highestTime <= 24.0  # 6 bars; windows of 32 frames joined
+    assert main(["chords", "accompany", str(tmp_path / "online"), str(tmp_path / "missing.mid"), "-o", str(out)]) == 2

@@ -135,8 +135,26 @@ def cmd_finetune(args: list[str]) -> int:
     return 0
 
 
+def cmd_accompany(args: list[str]) -> int:
+    from scalerl.music.accompany import accompany
+    from scalerl.music.vocab import chord_name
+
+    parser = ArgumentParser(prog="scalerl chords accompany", description=(
+        "Add chords to a melody (MIDI, MusicXML or ABC) with an online model; writes a MIDI file."))
+    parser.add_argument("run", type=Path, help="run directory of an online model (pretrained or finetuned)")
+    parser.add_argument("melody", type=Path)
+    parser.add_argument("-o", "--out", type=Path, required=True, help="MIDI file to write")
+    parser.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
+    parser.add_argument("--seed", type=int, default=0)
+    parsed = parser.parse_args(args)
+    song = accompany(parsed.run, parsed.melody, parsed.out, parsed.temperature, parsed.seed)
+    print(json.dumps({"out": str(parsed.out), "frames": song.frames,
+                      "chords": [f"{c.start / 4:g}:{chord_name(c.value)}" for c in song.chords]}))
+    return 0
+
+
 COMMANDS = {"data": cmd_data, "pretrain": cmd_pretrain, "rewards": cmd_rewards, "finetune": cmd_finetune,
-            "eval": cmd_eval}
+            "eval": cmd_eval, "accompany": cmd_accompany}
 
 
 def main(args: list[str]) -> int:
@@ -145,7 +163,8 @@ def main(args: list[str]) -> int:
               "  pretrain   maximum-likelihood training of the online model or the offline teacher (--model)\n"
               "  rewards    train a reward model (--kind contrastive|discriminative, --rhythm)\n"
               "  finetune   RL finetuning of an online model: reward models + KL to the teacher (--beta)\n"
-              "  eval       compare models' accompaniments of held-out melodies")
+              "  eval       compare models' accompaniments of held-out melodies\n"
+              "  accompany  add chords to a MIDI/MusicXML/ABC melody and write MIDI")
         return 0
     command, *rest = args
     if command not in COMMANDS:

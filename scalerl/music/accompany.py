@@ -1,0 +1,95 @@
+"""Accompany a melody file (MIDI, MusicXML or ABC) with an online chord model and write MIDI.
+
+The melody is read with music21 (its first part with notes), put on the 16th-note grid, and the model
+chooses each frame's chord from the past only, as it would live. Melodies longer than the model's
+`max_frames` are accompanied window by window.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from scalerl.checks import ConfigError
+from scalerl.music.data import (
+    Song,
+    frames_to_events,
+    melody_events,
+    music21,
+    song_tokens,
+)
+from scalerl.music.evaluate import generate
+from scalerl.music.pretrain import load_chord_model
+from scalerl.music.vocab import (
+    CHORD_HOLD,
+    CHORD_ON,
+    FRAMES_PER_BEAT,
+    NUM_CHORDS,
+    QUALITIES,
+    chord_root_quality,
+    tokens_part,
+)
+
+
+def read_melody(path: Path) -> Song:
+    m21 = music21()
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist")
+    try:
+        score = m21.converter.parse(str(path))
+    except Exception as error:  # music21 raises many types for malformed input; all mean "cannot parse"
+        raise ConfigError(f"cannot parse {path}: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+    if hasattr(score, "scores"):
+        score = score.scores[0]
+    parts = [p for p in getattr(score, "parts", [score]) if p.flatten().notes]
+    if not parts:
+        raise ConfigError(f"{path} has no notes")
+    notes = melody_events(parts[0])
+    frames = max(n.end for n in notes)
+    frames += -frames % FRAMES_PER_BEAT
+    return Song(path.stem, frames, notes, ())
+
+
+def accompany_song(model: torch.nn.Module, song: Song, window: int, temperature: float, seed: int) -> Song:
+    _, melody = song_tokens(song)
+    chords: list[int] = []
+    for start in range(0, len(melody), window):
+        chunk = torch.tensor([melody[start:start + window]])
+        chords += generate(model, chunk, temperature, seed=seed + start)[0].tolist()
+    events = frames_to_events(tokens_part(chords, CHORD_ON, CHORD_HOLD, NUM_CHORDS))
+    return Song(song.name, song.frames, song.notes, events)
+
+
+def write_midi(song: Song, path: Path) -> None:
+    """Melody and chords as two MIDI tracks; chords voiced in close position from the root in octave 3."""
+    m21 = music21()
+    score = m21.stream.Score()
+    for events, chordal in ((song.notes, False), (song.chords, True)):
+        part = m21.stream.Part()
+        cursor = 0
+        for event in events:
+            if event.start > cursor:
+                part.insert(cursor / FRAMES_PER_BEAT, m21.note.Rest(quarterLength=(event.start - cursor) / FRAMES_PER_BEAT))
+            length = (event.end - event.start) / FRAMES_PER_BEAT
+            if chordal:
+                root, quality = chord_root_quality(event.value)
+                element = m21.chord.Chord([48 + root + interval for interval in QUALITIES[quality]], quarterLength=length)
+            else:
+                element = m21.note.Note(event.value, quarterLength=length)
+            part.insert(event.start / FRAMES_PER_BEAT, element)
+            cursor = event.end
+        score.insert(0, part)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    score.write("midi", fp=str(path))
+
+
+def accompany(run_dir: str | Path, melody_path: str | Path, out: str | Path, temperature: float = 1.0, seed: int = 0) -> Song:
+    cfg, model = load_chord_model(run_dir)
+    if cfg.model != "online":
+        raise ConfigError(f"{run_dir} holds a {cfg.model} model; accompaniment in real time needs an online one")
+    song = accompany_song(model, read_melody(Path(melody_path)), cfg.net.max_frames, temperature, seed)
+    write_midi(song, Path(out))
+    return song
+
+
