@@ -185,7 +185,7 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse whose errors are ConfigErrors, so they print as one line like every other error."""
 
     def error(self, message: str):
-        raise ConfigError(f"{message} (see scalerl {self.prog.split()[-1]} --help)")
+        raise ConfigError(f"{message} (see {self.prog} --help)")
 
 
 def analysis_parser(command: str, description: str) -> ArgumentParser:

@@ -61,8 +61,9 @@ def test_short_pretraining_beats_the_untrained_model_and_resumes(tmp_path):
     assert main(["chords", "pretrain", "--resume", str(tmp_path / "run")]) == 0  # finished: nothing to add
 
     from scalerl.music.data import load_songs
-    from scalerl.music.evaluate import evaluate_model, generate
+    from scalerl.music.evaluate import evaluate_model
     from scalerl.music.metrics import chord_value
+    from scalerl.music.models import generate
 
     songs = load_songs(tmp_path / "data" / "test.jsonl")
     melody = torch.tensor([[NOTE_ON + 60] * 16, [NOTE_ON + 67] * 16])

@@ -9,7 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from scalerl.nets import NetConfig, SoftMoE, build_network, build_q_network, parameter_count
+from scalerl.nets import (
+    NetConfig,
+    SoftMoE,
+    build_network,
+    build_q_network,
+    parameter_count,
+)
 from scalerl.nets.mlp import ResidualMLP
 from scalerl.optim import OptimizerConfig, load_optimizer_state, make_optimizer
 

@@ -15,11 +15,12 @@ from scalerl.checks import ConfigError
 from scalerl.music.data import (
     Song,
     frames_to_events,
-    melody_events,
+    melody_of,
     music21,
+    parse_score,
     song_tokens,
 )
-from scalerl.music.evaluate import generate
+from scalerl.music.models import generate
 from scalerl.music.pretrain import load_chord_model
 from scalerl.music.vocab import (
     CHORD_HOLD,
@@ -33,19 +34,9 @@ from scalerl.music.vocab import (
 
 
 def read_melody(path: Path) -> Song:
-    m21 = music21()
     if not path.is_file():
         raise ConfigError(f"{path} does not exist")
-    try:
-        score = m21.converter.parse(str(path))
-    except Exception as error:  # music21 raises many types for malformed input; all mean "cannot parse"
-        raise ConfigError(f"cannot parse {path}: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
-    if hasattr(score, "scores"):
-        score = score.scores[0]
-    parts = [p for p in getattr(score, "parts", [score]) if p.flatten().notes]
-    if not parts:
-        raise ConfigError(f"{path} has no notes")
-    notes = melody_events(parts[0])
+    notes = melody_of(parse_score(path))
     frames = max(n.end for n in notes)
     frames += -frames % FRAMES_PER_BEAT
     return Song(path.stem, frames, notes, ())

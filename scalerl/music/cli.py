@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
+import tyro
+
 from scalerl.checks import ConfigError
+from scalerl.cli import ArgumentParser, check_flags, field_types, option_value
 from scalerl.music.data import (
     bach_chorales,
     lead_sheets,
@@ -16,9 +18,17 @@ from scalerl.music.data import (
 )
 
 
-class ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise ConfigError(f"{message} (see {self.prog} --help)")
+def train_or_resume(args: list[str], config_class: type, train, resume, command: str) -> int:
+    """`scalerl chords COMMAND` for a training command: --resume RUN_DIR alone, or the config's flags."""
+    run_dir = option_value(args, "--resume")
+    if run_dir is not None:
+        if len(args) != 2:
+            raise ConfigError("--resume RUN_DIR takes no other options: the run's config.json is used as is")
+        print(json.dumps(resume(run_dir)))
+        return 0
+    check_flags(args, field_types(config_class, "", type(None)))
+    print(json.dumps(train(tyro.cli(config_class, args=args, prog=f"scalerl chords {command}"))))
+    return 0
 
 
 def cmd_data(args: list[str]) -> int:
@@ -54,21 +64,9 @@ def cmd_data(args: list[str]) -> int:
 
 
 def cmd_pretrain(args: list[str]) -> int:
-    import tyro
-
-    from scalerl.cli import check_flags, field_types, option_value
     from scalerl.music.pretrain import PretrainConfig, pretrain, resume_pretraining
 
-    run_dir = option_value(args, "--resume")
-    if run_dir is not None:
-        if len(args) != 2:
-            raise ConfigError("--resume RUN_DIR takes no other options: the run's config.json is used as is")
-        print(json.dumps(resume_pretraining(run_dir)))
-        return 0
-    check_flags(args, field_types(PretrainConfig, "", type(None)))
-    cfg = tyro.cli(PretrainConfig, args=args, prog="scalerl chords pretrain")
-    print(json.dumps(pretrain(cfg)))
-    return 0
+    return train_or_resume(args, PretrainConfig, pretrain, resume_pretraining, "pretrain")
 
 
 def cmd_eval(args: list[str]) -> int:
@@ -98,41 +96,19 @@ def cmd_eval(args: list[str]) -> int:
 
 
 def cmd_rewards(args: list[str]) -> int:
-    import tyro
-
-    from scalerl.cli import check_flags, field_types, option_value
     from scalerl.music.rewards import (
         RewardConfig,
         resume_reward_training,
         train_reward_model,
     )
 
-    run_dir = option_value(args, "--resume")
-    if run_dir is not None:
-        if len(args) != 2:
-            raise ConfigError("--resume RUN_DIR takes no other options: the run's config.json is used as is")
-        print(json.dumps(resume_reward_training(run_dir)))
-        return 0
-    check_flags(args, field_types(RewardConfig, "", type(None)))
-    print(json.dumps(train_reward_model(tyro.cli(RewardConfig, args=args, prog="scalerl chords rewards"))))
-    return 0
+    return train_or_resume(args, RewardConfig, train_reward_model, resume_reward_training, "rewards")
 
 
 def cmd_finetune(args: list[str]) -> int:
-    import tyro
-
-    from scalerl.cli import check_flags, field_types, option_value
     from scalerl.music.finetune import FinetuneConfig, finetune, resume_finetuning
 
-    run_dir = option_value(args, "--resume")
-    if run_dir is not None:
-        if len(args) != 2:
-            raise ConfigError("--resume RUN_DIR takes no other options: the run's config.json is used as is")
-        print(json.dumps(resume_finetuning(run_dir)))
-        return 0
-    check_flags(args, field_types(FinetuneConfig, "", type(None)))
-    print(json.dumps(finetune(tyro.cli(FinetuneConfig, args=args, prog="scalerl chords finetune"))))
-    return 0
+    return train_or_resume(args, FinetuneConfig, finetune, resume_finetuning, "finetune")
 
 
 def cmd_accompany(args: list[str]) -> int:

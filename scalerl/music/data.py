@@ -183,23 +183,34 @@ def bach_chorales(limit: int | None = None) -> Iterator[tuple[Song | None, str, 
             yield None, name, str(error)
 
 
-def lead_sheet_song(path: Path) -> Song:
-    """A MusicXML or ABC file with chord symbols: the first part with notes is the melody, and each
-    chord symbol lasts until the next one. Files without chord symbols are refused."""
+def parse_score(path: Path):
+    """A music file (MIDI, MusicXML, ABC) as a music21 score; an ABC file with several tunes gives its first."""
     m21 = music21()
     try:
         score = m21.converter.parse(str(path))
     except Exception as error:  # music21 raises many types for malformed input; all mean "cannot parse"
-        raise ConfigError(f"cannot parse: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
-    if hasattr(score, "scores"):  # an ABC file with several tunes: the first one
-        score = score.scores[0]
-    symbols = sorted(score.flatten().getElementsByClass(m21.harmony.ChordSymbol), key=lambda s: s.offset)
-    if not symbols:
-        raise ConfigError("no chord symbols")
+        raise ConfigError(f"cannot parse {path.name}: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+    return score.scores[0] if hasattr(score, "scores") else score
+
+
+def melody_of(score) -> tuple[Event, ...]:
+    """The notes of the score's first part that has any: the melody."""
+    m21 = music21()
     parts = [p for p in getattr(score, "parts", [score]) if p.flatten().notes.getElementsByClass(m21.note.Note)]
     if not parts:
         raise ConfigError("no melody notes")
-    notes = melody_events(parts[0])
+    return melody_events(parts[0])
+
+
+def lead_sheet_song(path: Path) -> Song:
+    """A MusicXML or ABC file with chord symbols: the first part with notes is the melody, and each
+    chord symbol lasts until the next one. Files without chord symbols are refused."""
+    m21 = music21()
+    score = parse_score(path)
+    symbols = sorted(score.flatten().getElementsByClass(m21.harmony.ChordSymbol), key=lambda s: s.offset)
+    if not symbols:
+        raise ConfigError("no chord symbols")
+    notes = melody_of(score)
     length = max(to_frames(score.highestTime), max((n.end for n in notes), default=0))
     chords = []
     for symbol, following in zip(symbols, symbols[1:] + [None]):

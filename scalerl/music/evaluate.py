@@ -11,34 +11,18 @@ import torch
 from scalerl.music.data import Song, song_tokens
 from scalerl.music.metrics import (
     chord_length_entropy,
-    chord_value,
+    frame_fit,
     melody_pitch,
     note_in_chord,
     onset_emd,
     onset_interval_histogram,
 )
-from scalerl.music.models import chord_logits
+from scalerl.music.models import generate
 from scalerl.music.pretrain import load_chord_model
-from scalerl.music.vocab import NUM_PITCHES, PAD, chord_pitch_classes
+from scalerl.music.vocab import NUM_PITCHES
 
 SHIFT_FRAME = 64
 """The adaptation test transposes the melody from beat 17 on (frame 64), as in the paper."""
-
-
-@torch.no_grad()
-def generate(model: torch.nn.Module, melody: torch.Tensor, temperature: float = 0.0, seed: int = 0) -> torch.Tensor:
-    """Chords for each frame of `melody` (batch, frames), one frame at a time: frame t's chord is chosen
-    from the chords before it (and, for the online model, the melody before it). temperature 0 is greedy."""
-    generator = torch.Generator(device=melody.device).manual_seed(seed)
-    chords = torch.full_like(melody, PAD)
-    for frame in range(melody.shape[1]):
-        logits = chord_logits(model(chords, melody)[:, frame])
-        if temperature > 0:
-            choice = torch.multinomial(torch.softmax(logits / temperature, -1), 1, generator=generator).squeeze(1)
-        else:
-            choice = logits.argmax(-1)
-        chords[:, frame] = choice
-    return chords
 
 
 def transpose_melody_tokens(melody: list[int], start: int, semitones: int) -> list[int]:
@@ -50,15 +34,6 @@ def transpose_melody_tokens(melody: list[int], start: int, semitones: int) -> li
         else:
             shifted.append(token + semitones)
     return shifted
-
-
-def frame_fit(chords: list[int], melody: list[int]) -> list[float]:
-    """Per frame: 1 if the melody note is in the chord, 0 if not, NaN where either is silent."""
-    fits = []
-    for chord_token, note_token in zip(chords, melody):
-        pitch, chord = melody_pitch(note_token), chord_value(chord_token)
-        fits.append(float("nan") if pitch is None or chord is None else float(pitch % 12 in chord_pitch_classes(chord)))
-    return fits
 
 
 def crops(songs: list[Song], frames: int) -> list[tuple[list[int], list[int]]]:

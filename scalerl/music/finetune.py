@@ -34,7 +34,7 @@ from scalerl.checks import ConfigError, non_negative, positive, require
 from scalerl.logger import RunLogger
 from scalerl.music.data import load_songs
 from scalerl.music.metrics import chord_value, melody_pitch, note_in_chord
-from scalerl.music.models import chord_logits, chord_vocabulary_mask
+from scalerl.music.models import chord_logits, chord_vocabulary_mask, generate
 from scalerl.music.pretrain import load_chord_model
 from scalerl.music.rewards import load_reward_model
 from scalerl.music.training import Batches
@@ -111,15 +111,6 @@ def penalties(chords: list[int], melody: list[int], silence: float, repetition: 
     return total
 
 
-@torch.no_grad()
-def sample(policy: torch.nn.Module, melody: torch.Tensor, temperature: float, generator: torch.Generator) -> torch.Tensor:
-    chords = torch.full_like(melody, SILENCE)
-    for frame in range(melody.shape[1]):
-        logits = chord_logits(policy(chords, melody)[:, frame]) / temperature
-        chords[:, frame] = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(1)
-    return chords
-
-
 class RunningNorm:
     """Running mean and variance of the returns (Welford), for reward normalization."""
 
@@ -172,7 +163,7 @@ def finetune(cfg: FinetuneConfig, resume_from: dict[str, Any] | None = None) -> 
     record: dict[str, float] = {}
     while step < cfg.steps:
         _, melody = batches.sample(cfg.batch_size, device)
-        chords = sample(policy, melody, cfg.temperature, generator)
+        chords = generate(policy, melody, cfg.temperature, generator=generator)
         with torch.no_grad():
             model_rewards = [model(chords, melody) for model in reward_models]
             teacher_logits = teacher(chords, melody) if teacher is not None else None

@@ -44,16 +44,19 @@ def chord_value(token: int) -> int | None:
     return None
 
 
-def note_in_chord(chords: list[int], melody: list[int]) -> float:
-    """NaN when no frame has both a note and a chord."""
-    hits = total = 0
+def frame_fit(chords: list[int], melody: list[int]) -> list[float]:
+    """Per frame: 1 if the melody note is in the chord, 0 if not, NaN where either is silent."""
+    fits = []
     for chord_token, note_token in zip(chords, melody):
         pitch, chord = melody_pitch(note_token), chord_value(chord_token)
-        if pitch is None or chord is None:
-            continue
-        total += 1
-        hits += pitch % 12 in chord_pitch_classes(chord)
-    return hits / total if total else float("nan")
+        fits.append(float("nan") if pitch is None or chord is None else float(pitch % 12 in chord_pitch_classes(chord)))
+    return fits
+
+
+def note_in_chord(chords: list[int], melody: list[int]) -> float:
+    """NaN when no frame has both a note and a chord."""
+    fits = [fit for fit in frame_fit(chords, melody) if fit == fit]
+    return sum(fits) / len(fits) if fits else float("nan")
 
 
 def onsets(tokens: list[int], on: int, size: int) -> list[int]:

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from scalerl.checks import in_range, positive, require
-from scalerl.music.vocab import BOS, CHORD_ON, SILENCE, VOCAB_SIZE
+from scalerl.music.vocab import BOS, CHORD_ON, PAD, SILENCE, VOCAB_SIZE
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,25 @@ class OfflineChordModel(nn.Module):
         memory = self.encoder(memory_in)  # no mask: every frame of the melody sees every other
         hidden = self.decoder(target_in, memory, tgt_mask=causal_mask(frames, chords.device), tgt_is_causal=True)
         return self.out(self.norm(hidden))
+
+
+@torch.no_grad()
+def generate(model: nn.Module, melody: torch.Tensor, temperature: float = 0.0, seed: int = 0,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+    """Chords for each frame of `melody` (batch, frames), one frame at a time: frame t's chord is chosen
+    from the chords before it (and, for the online model, the melody before it). temperature 0 is greedy;
+    sampling draws from `generator`, or from one seeded with `seed`."""
+    if generator is None:
+        generator = torch.Generator(device=melody.device).manual_seed(seed)
+    chords = torch.full_like(melody, PAD)
+    for frame in range(melody.shape[1]):
+        logits = chord_logits(model(chords, melody)[:, frame])
+        if temperature > 0:
+            choice = torch.multinomial(torch.softmax(logits / temperature, -1), 1, generator=generator).squeeze(1)
+        else:
+            choice = logits.argmax(-1)
+        chords[:, frame] = choice
+    return chords
 
 
 MODELS = {"online": OnlineChordModel, "teacher": OfflineChordModel}
