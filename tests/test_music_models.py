@@ -43,6 +43,24 @@ def test_chords_only_depend_on_earlier_chords():
             assert torch.allclose(model(chords, melody)[:, :5], model(changed, melody)[:, :5]), name
 
 
+@pytest.mark.parametrize("name", list(MODELS))
+def test_cached_decoding_gives_the_logits_of_the_full_forward_pass(name):
+    torch.manual_seed(0)
+    model = MODELS[name](ChordModelConfig(dim=32, layers=2, heads=4, max_frames=16)).eval()
+    chords = torch.randint(CHORD_ON, VOCAB_SIZE, (3, 16))
+    melody = torch.randint(NOTE_ON, CHORD_ON, (3, 16))
+    decoding, cached = model.decoding(melody), []
+    for frame in range(16):
+        cached.append(decoding.logits)
+        decoding.push(chords[:, frame], melody[:, frame])
+    with torch.no_grad():
+        assert torch.allclose(torch.stack(cached, 1), model(chords, melody), atol=1e-5)
+    if name == "online":
+        assert decoding.frames_left == 0
+        with pytest.raises(ValueError, match="16 frames"):
+            decoding.push(chords[:, 0], melody[:, 0])
+
+
 def test_short_pretraining_beats_the_untrained_model_and_resumes(tmp_path):
     from scalerl.cli import main
     from scalerl.music.pretrain import load_chord_model

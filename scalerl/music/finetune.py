@@ -5,7 +5,8 @@ accompaniment earns R = sum of reward models (x reward_scale) + rule penalties; 
 with running statistics and the batch mean is the baseline (REINFORCE). Each frame also pays
 beta * KL(policy(.|x<t, y<t) || teacher(.|x, y<t)): the teacher sees the whole melody, so the term
 distils its foresight into the online policy. The KL is differentiated directly through the policy's
-distribution on its own samples, as in the paper.
+distribution on its own samples, as in the paper. The policy runs without dropout, so the distribution
+its samples come from is the one whose log-probabilities are differentiated.
 
     loss = -mean_b[(R_b - baseline) * sum_t log pi(y_bt)] / T + beta * mean_{b,t} KL_bt
 """
@@ -139,7 +140,6 @@ def finetune(cfg: FinetuneConfig, resume_from: dict[str, Any] | None = None) -> 
     torch.manual_seed(cfg.seed)
     policy_cfg, policy = load_chord_model(cfg.policy, str(device))
     require(policy_cfg.model == "online", "policy", "an online model run", policy_cfg.model)
-    policy.train()
     teacher = load_chord_model(cfg.teacher, str(device))[1] if cfg.teacher else None
     reward_models = [load_reward_model(path, str(device))[1] for path in cfg.rewards]
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
