@@ -27,8 +27,7 @@ from scalerl.music.vocab import (
     CHORD_ON,
     FRAMES_PER_BEAT,
     NUM_CHORDS,
-    QUALITIES,
-    chord_root_quality,
+    chord_voicing,
     tokens_part,
 )
 
@@ -64,8 +63,7 @@ def write_midi(song: Song, path: Path) -> None:
                 part.insert(cursor / FRAMES_PER_BEAT, m21.note.Rest(quarterLength=(event.start - cursor) / FRAMES_PER_BEAT))
             length = (event.end - event.start) / FRAMES_PER_BEAT
             if chordal:
-                root, quality = chord_root_quality(event.value)
-                element = m21.chord.Chord([48 + root + interval for interval in QUALITIES[quality]], quarterLength=length)
+                element = m21.chord.Chord(chord_voicing(event.value), quarterLength=length)
             else:
                 element = m21.note.Note(event.value, quarterLength=length)
             part.insert(event.start / FRAMES_PER_BEAT, element)

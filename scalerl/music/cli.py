@@ -7,7 +7,7 @@ from pathlib import Path
 
 import tyro
 
-from scalerl.checks import ConfigError
+from scalerl.checks import ConfigError, in_range, positive
 from scalerl.cli import ArgumentParser, check_flags, field_types, option_value
 from scalerl.music.data import (
     bach_chorales,
@@ -129,8 +129,27 @@ def cmd_accompany(args: list[str]) -> int:
     return 0
 
 
+def cmd_jam(args: list[str]) -> int:
+    from scalerl.music.jam import serve
+
+    parser = ArgumentParser(prog="scalerl chords jam", description=(
+        "Serve the live jam page: play a melody in the browser, the online model answers with chords."))
+    parser.add_argument("run", type=Path, help="run directory of an online model (pretrained or finetuned)")
+    parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to let other machines join")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--temperature", type=float, default=1.0, help="the page's starting temperature (0: greedy)")
+    parser.add_argument("--bpm", type=float, default=90.0, help="the page's starting tempo")
+    parser.add_argument("--threads", type=int, default=1)
+    parsed = parser.parse_args(args)
+    in_range("bpm", parsed.bpm, 30, 240)
+    in_range("port", parsed.port, 0, 65535)
+    positive("threads", parsed.threads)
+    serve(parsed.run, parsed.host, parsed.port, parsed.temperature, parsed.bpm, parsed.threads)
+    return 0
+
+
 COMMANDS = {"data": cmd_data, "pretrain": cmd_pretrain, "rewards": cmd_rewards, "finetune": cmd_finetune,
-            "eval": cmd_eval, "accompany": cmd_accompany}
+            "eval": cmd_eval, "accompany": cmd_accompany, "jam": cmd_jam}
 
 
 def main(args: list[str]) -> int:
@@ -140,7 +159,8 @@ def main(args: list[str]) -> int:
               "  rewards    train a reward model (--kind contrastive|discriminative, --rhythm)\n"
               "  finetune   RL finetuning of an online model: reward models + KL to the teacher (--beta)\n"
               "  eval       compare models' accompaniments of held-out melodies\n"
-              "  accompany  add chords to a MIDI/MusicXML/ABC melody and write MIDI")
+              "  accompany  add chords to a MIDI/MusicXML/ABC melody and write MIDI\n"
+              "  jam        serve a page to play a melody live in the browser and hear the model's chords")
         return 0
     command, *rest = args
     if command not in COMMANDS:

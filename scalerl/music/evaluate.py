@@ -73,7 +73,15 @@ def evaluate_model(model: torch.nn.Module, songs: list[Song], frames: int, tempe
         fits = np.array([frame_fit(c, m) for c, m in shifted_generated])
         result["fit_after_shift"] = [float(x) for x in np.nanmean(fits, axis=0)]
         result["frames_to_recover"] = frames_to_recover(result["fit_after_shift"])
+        result["fit_kept_after_shift"] = fit_kept_after_shift(result["fit_after_shift"])
     return result
+
+
+def fit_kept_after_shift(fit: list[float]) -> float:
+    """Mean harmonic fit after the shift over the mean of the 16 frames before it: 1 means the harmony
+    followed the jump at once; a graded companion to frames_to_recover, which only counts full recovery."""
+    fit = np.array(fit)
+    return float(np.nanmean(fit[SHIFT_FRAME:]) / np.nanmean(fit[SHIFT_FRAME - 16:SHIFT_FRAME]))
 
 
 def frames_to_recover(fit: list[float], window: int = 8) -> float:
@@ -96,13 +104,13 @@ def compare(run_dirs: list[Path], songs: list[Song], frames: int, temperature: f
 
 
 def markdown_table(results: dict[str, dict]) -> str:
-    rows = ["| model | note-in-chord | onset EMD | chord-length entropy | frames to recover after a tritone shift |",
-            "|---|---|---|---|---|"]
+    rows = ["| model | note-in-chord | onset EMD | chord-length entropy | frames to recover after a tritone shift "
+            "| fit kept after the shift |", "|---|---|---|---|---|---|"]
     data = next(iter(results.values()))
     for name, r in results.items():
         rows.append(f"| {name} | {r['note_in_chord']:.3f} | {r['onset_emd']:.3f} | {r['chord_length_entropy']:.2f} | "
-                    f"{r.get('frames_to_recover', float('nan')):.0f} |")
-    rows.append(f"| data (held-out chords) | {data['data_note_in_chord']:.3f} | 0 | {data['data_chord_length_entropy']:.2f} | - |")
+                    f"{r.get('frames_to_recover', float('nan')):.0f} | {r.get('fit_kept_after_shift', float('nan')):.2f} |")
+    rows.append(f"| data (held-out chords) | {data['data_note_in_chord']:.3f} | 0 | {data['data_chord_length_entropy']:.2f} | - | - |")
     return "\n".join(rows)
 
 

@@ -47,6 +47,12 @@ def chord_name(chord: int) -> str:
     return PITCH_NAMES[root] + ("" if quality == "maj" else quality)
 
 
+def chord_voicing(chord: int) -> list[int]:
+    """MIDI pitches of the chord in close position from its root in octave 3 (C3 = 48)."""
+    root, quality = chord_root_quality(chord)
+    return [48 + root + interval for interval in QUALITIES[quality]]
+
+
 def label_chord(root: int, pitch_classes: set[int]) -> int:
     """The QUALITY that best explains the pitch classes above `root`: two points per chord tone
     present, minus one per chord tone missing and one per extra pitch class."""

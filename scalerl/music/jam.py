@@ -1,0 +1,224 @@
+"""Live jamming: play a melody in the browser and an online chord model answers as you play.
+
+`scalerl chords jam RUN` serves a page (static/jam.html) and a small JSON API. The page keeps time: at
+each frame boundary (16th notes) it sends the melody of the frame that just ended and gets back the chord
+of the frame that starts, which the model chose without hearing that frame: the online setting the model
+was trained for. A session keeps the model's attention cache, so a frame costs one pass over two new
+tokens, a few milliseconds on one CPU thread, far inside a 16th note.
+
+    GET  /api/info                                       the model, its context, the default tempo
+    POST /api/session {temperature?, seed?}              -> {session, frame: 0, chord}
+    POST /api/step {session, pitch, onset, temperature?} -> {frame, chord, fit, note_in_chord}
+
+`pitch` is the MIDI number sounding in the frame that just ended (null for silence) and `onset` whether
+it started in that frame. A chord is {token, name, pitches, change}: `change` says whether to sound it
+anew (a chord onset) or let the previous one ring.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections import OrderedDict
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from scalerl.checks import ConfigError
+from scalerl.music.metrics import chord_value, frame_fit
+from scalerl.music.models import choose_chord
+from scalerl.music.pretrain import load_chord_model
+from scalerl.music.vocab import (
+    CHORD_ON,
+    NOTE_HOLD,
+    NOTE_ON,
+    NUM_CHORDS,
+    NUM_PITCHES,
+    SILENCE,
+    chord_name,
+    chord_voicing,
+)
+
+MAX_SESSIONS = 32
+"""Older sessions are dropped beyond this many (each holds a small attention cache)."""
+STATIC_FILES = {"/": ("jam.html", "text/html"), "/jam.js": ("jam.js", "text/javascript")}
+
+
+class JamError(ValueError):
+    """A bad request: answered with HTTP 400 (404 for an unknown session) and a one-line message."""
+
+    def __init__(self, message: str, status: HTTPStatus = HTTPStatus.BAD_REQUEST) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def melody_token(pitch: Any, onset: Any) -> int:
+    if pitch is None:
+        return SILENCE
+    if isinstance(pitch, bool) or not isinstance(pitch, int) or not 0 <= pitch < NUM_PITCHES:
+        raise JamError(f"pitch must be a MIDI number in [0, {NUM_PITCHES - 1}] or null, got {pitch!r}")
+    if not isinstance(onset, bool):
+        raise JamError(f"onset must be true or false, got {onset!r}")
+    return (NOTE_ON if onset else NOTE_HOLD) + pitch
+
+
+def check_temperature(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 5:
+        raise JamError(f"temperature must be a number in [0, 5] (0: greedy), got {value!r}")
+    return float(value)
+
+
+def describe_chord(token: int, previous: int | None) -> dict[str, Any]:
+    value = chord_value(token)
+    return {"token": token, "name": "N.C." if value is None else chord_name(value),
+            "pitches": [] if value is None else chord_voicing(value),
+            "change": value != (None if previous is None else chord_value(previous)) or CHORD_ON <= token < CHORD_ON + NUM_CHORDS}
+
+
+class JamSession:
+    """One player's jam: the model's decoding state, and the chords and melody so far."""
+
+    def __init__(self, model: torch.nn.Module, temperature: float, seed: int) -> None:
+        self.model, self.temperature = model, temperature
+        self.generator = torch.Generator().manual_seed(seed)
+        self.decoding = model.decoding(torch.zeros(1, 0, dtype=torch.long))
+        self.chords = [self._choose()]
+        self.melody: list[int] = []
+        self.fits: list[float] = []
+
+    def _choose(self) -> int:
+        return int(choose_chord(self.decoding.logits, self.temperature, self.generator)[0])
+
+    def hear(self, note: int) -> int:
+        """The current frame's melody: the model moves to the next frame and returns that frame's chord."""
+        if self.decoding.frames_left < 1:
+            self._refresh()
+        self.decoding.push(torch.tensor([self.chords[-1]]), torch.tensor([note]))
+        self.melody.append(note)
+        self.fits += frame_fit(self.chords[-1:], [note])
+        self.chords.append(self._choose())
+        return self.chords[-1]
+
+    def _refresh(self) -> None:
+        """The context is full: start again from the last half of the jam, like a crop of a longer song."""
+        keep = self.model.cfg.max_frames // 2
+        self.decoding = self.model.decoding(torch.zeros(1, 0, dtype=torch.long))
+        for chord, note in zip(self.chords[-keep - 1:-1], self.melody[-keep:]):
+            self.decoding.push(torch.tensor([chord]), torch.tensor([note]))
+
+    def note_in_chord(self) -> float | None:
+        scored = [fit for fit in self.fits if fit == fit]
+        return sum(scored) / len(scored) if scored else None
+
+
+class Jam:
+    """The sessions of one model, safe to call from the server's threads."""
+
+    def __init__(self, model: torch.nn.Module, run_dir: str, temperature: float, bpm: float) -> None:
+        self.model, self.run_dir, self.temperature, self.bpm = model, run_dir, temperature, bpm
+        self.sessions: OrderedDict[str, JamSession] = OrderedDict()
+        self.lock = threading.Lock()
+        self.ids = itertools.count(1)
+
+    def info(self) -> dict[str, Any]:
+        return {"run": self.run_dir, "max_frames": self.model.cfg.max_frames, "frames_per_beat": 4,
+                "bpm": self.bpm, "temperature": self.temperature}
+
+    def start(self, request: dict[str, Any]) -> dict[str, Any]:
+        temperature = check_temperature(request.get("temperature", self.temperature))
+        seed = request.get("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise JamError(f"seed must be an integer, got {seed!r}")
+        with self.lock:
+            session_id = f"s{next(self.ids)}"
+            session = self.sessions[session_id] = JamSession(self.model, temperature, seed)
+            while len(self.sessions) > MAX_SESSIONS:
+                self.sessions.popitem(last=False)
+            return {"session": session_id, "frame": 0, "chord": describe_chord(session.chords[0], None)}
+
+    def step(self, request: dict[str, Any]) -> dict[str, Any]:
+        note = melody_token(request.get("pitch"), request.get("onset", False))
+        with self.lock:
+            session = self.sessions.get(request.get("session"))
+            if session is None:
+                raise JamError(f"no session {request.get('session')!r}; start one with POST /api/session",
+                               HTTPStatus.NOT_FOUND)
+            if "temperature" in request:
+                session.temperature = check_temperature(request["temperature"])
+            chord = session.hear(note)
+            return {"frame": len(session.melody), "chord": describe_chord(chord, session.chords[-2]),
+                    "fit": session.fits[-1] if session.fits[-1] == session.fits[-1] else None,
+                    "note_in_chord": session.note_in_chord()}
+
+
+def make_handler(jam: Jam) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            if self.path == "/api/info":
+                self.reply(HTTPStatus.OK, jam.info())
+            elif self.path in STATIC_FILES:
+                name, kind = STATIC_FILES[self.path]
+                self.send_body(HTTPStatus.OK, (resources.files("scalerl.music") / "static" / name).read_bytes(), kind)
+            else:
+                self.reply(HTTPStatus.NOT_FOUND, {"error": f"no page {self.path}"})
+
+        def do_POST(self) -> None:  # noqa: N802
+            routes = {"/api/session": jam.start, "/api/step": jam.step}
+            if self.path not in routes:
+                self.reply(HTTPStatus.NOT_FOUND, {"error": f"no endpoint {self.path}"})
+                return
+            try:
+                request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                if not isinstance(request, dict):
+                    raise JamError("the request body must be a JSON object")
+                self.reply(HTTPStatus.OK, routes[self.path](request))
+            except json.JSONDecodeError as error:
+                self.reply(HTTPStatus.BAD_REQUEST, {"error": f"the request body is not JSON: {error}"})
+            except JamError as error:
+                self.reply(error.status, {"error": str(error)})
+
+        def reply(self, status: HTTPStatus, body: dict[str, Any]) -> None:
+            self.send_body(status, json.dumps(body).encode(), "application/json")
+
+        def send_body(self, status: HTTPStatus, body: bytes, kind: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", f"{kind}; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet: the page calls /api/step every 16th note."""
+
+    return Handler
+
+
+def make_server(model: torch.nn.Module, run_dir: str = "", host: str = "127.0.0.1", port: int = 8765,
+                temperature: float = 1.0, bpm: float = 90.0) -> ThreadingHTTPServer:
+    """The jam server, bound but not yet serving (port 0 picks a free port: see server.server_address)."""
+    return ThreadingHTTPServer((host, port), make_handler(Jam(model, run_dir, temperature, bpm)))
+
+
+def serve(run_dir: str | Path, host: str, port: int, temperature: float, bpm: float, threads: int = 1) -> None:
+    cfg, model = load_chord_model(run_dir)
+    if cfg.model != "online":
+        raise ConfigError(f"{run_dir} holds a {cfg.model} model; jamming needs an online one (it cannot hear the future)")
+    check_temperature(temperature)
+    torch.set_num_threads(threads)
+    try:
+        server = make_server(model, str(run_dir), host, port, temperature, bpm)
+    except OSError as error:
+        raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    print(f"jamming with {run_dir} on http://{host}:{server.server_address[1]}/  (Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

@@ -1,0 +1,110 @@
+// The jam page's logic without the page: the melody quantized to frames, the client of the jam API,
+// and the demo tune. No DOM and no audio here, so Node can run it in the tests.
+
+export const FRAMES_PER_BEAT = 4;
+
+export function frameMs(bpm) {
+  return 60000 / bpm / FRAMES_PER_BEAT;
+}
+
+// A monophonic keyboard read once per frame. The frame that ended holds the last key pressed during it
+// (an onset), or else the key still held (a hold, or an onset if a different note sounded before, as
+// when a key is released back onto one held under it), or else silence.
+export class MelodyInput {
+  constructor() {
+    this.held = [];
+    this.pressed = null;
+    this.previous = null;
+  }
+
+  press(pitch) {
+    this.held = this.held.filter((p) => p !== pitch);
+    this.held.push(pitch);
+    this.pressed = pitch;
+  }
+
+  release(pitch) {
+    this.held = this.held.filter((p) => p !== pitch);
+  }
+
+  sounding() {
+    return this.held.length ? this.held[this.held.length - 1] : null;
+  }
+
+  endFrame() {
+    let frame;
+    if (this.pressed !== null) {
+      frame = { pitch: this.pressed, onset: true };
+    } else if (this.held.length) {
+      const pitch = this.sounding();
+      frame = { pitch, onset: pitch !== this.previous };
+    } else {
+      frame = { pitch: null, onset: false };
+    }
+    this.pressed = null;
+    this.previous = frame.pitch;
+    return frame;
+  }
+}
+
+export class JamClient {
+  constructor(baseUrl = "", fetchImpl = globalThis.fetch.bind(globalThis)) {
+    this.baseUrl = baseUrl;
+    this.fetch = fetchImpl;
+    this.session = null;
+  }
+
+  async request(path, body) {
+    const options = body === undefined ? {} : {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    };
+    const response = await this.fetch(this.baseUrl + path, options);
+    const data = await response.json();
+    if (!response.ok) throw new Error(data.error);
+    return data;
+  }
+
+  info() {
+    return this.request("/api/info");
+  }
+
+  async start(temperature, seed = 0) {
+    const reply = await this.request("/api/session", { temperature, seed });
+    this.session = reply.session;
+    return reply;
+  }
+
+  // Send the melody of the frame that just ended; the reply holds the chord of the frame that starts.
+  step(frame, temperature) {
+    const body = { session: this.session, pitch: frame.pitch, onset: frame.onset };
+    if (temperature !== undefined) body.temperature = temperature;
+    return this.request("/api/step", body);
+  }
+}
+
+const PITCH_CLASSES = { C: 0, D: 2, E: 4, F: 5, G: 7, A: 9, B: 11 };
+
+// "E4:4 F#4:2 r:2" -> frames: a note name with octave (or r for a rest) and its length in frames.
+export function parseMelody(text) {
+  const frames = [];
+  for (const item of text.trim().split(/\s+/)) {
+    const match = /^([A-G])(#|b)?(-?\d)|^(r)/.exec(item.split(":")[0]);
+    const length = Number(item.split(":")[1]);
+    if (!match || !Number.isInteger(length) || length < 1) throw new Error(`bad melody item ${item}`);
+    const pitch = match[4] ? null
+      : 12 * (Number(match[3]) + 1) + PITCH_CLASSES[match[1]] + ({ "#": 1, b: -1 }[match[2]] ?? 0);
+    for (let i = 0; i < length; i += 1) frames.push({ pitch, onset: pitch !== null && i === 0 });
+  }
+  return frames;
+}
+
+export const DEMO_TUNE = parseMelody(`
+  E4:4 E4:4 F4:4 G4:4 G4:4 F4:4 E4:4 D4:4 C4:4 C4:4 D4:4 E4:4 E4:6 D4:2 D4:8
+  E4:4 E4:4 F4:4 G4:4 G4:4 F4:4 E4:4 D4:4 C4:4 C4:4 D4:4 E4:4 D4:6 C4:2 C4:8
+  D4:4 D4:4 E4:4 C4:4 D4:4 E4:2 F4:2 E4:4 C4:4 D4:4 E4:2 F4:2 E4:4 D4:4 C4:4 D4:4 G3:8
+  E4:4 E4:4 F4:4 G4:4 G4:4 F4:4 E4:4 D4:4 C4:4 C4:4 D4:4 E4:4 D4:6 C4:2 C4:8`);
+
+// Computer keys as a piano: the home row plays white keys from C, the row above the black keys.
+export const KEY_OFFSETS = {
+  a: 0, w: 1, s: 2, e: 3, d: 4, f: 5, t: 6, g: 7, y: 8, h: 9, u: 10, j: 11, k: 12, o: 13, l: 14, p: 15, ";": 16,
+};

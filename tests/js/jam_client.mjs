@@ -1,0 +1,31 @@
+// Drives the jam page's logic (scalerl/music/static/jam.js) against a running jam server, as the page
+// would, and prints what it sent and received as JSON for tests/test_music_jam.py to check.
+import { pathToFileURL } from "node:url";
+
+const [jamJs, baseUrl] = process.argv.slice(2);
+const { DEMO_TUNE, JamClient, MelodyInput, frameMs, parseMelody } = await import(pathToFileURL(jamJs));
+
+const input = new MelodyInput();
+const actions = [
+  () => input.press(60), () => {}, () => input.press(64), () => input.release(64), () => input.release(60),
+  () => { input.press(67); input.release(67); }, () => {},
+];
+const client = new JamClient(baseUrl);
+const first = await client.start(0);
+const sent = [], chords = [first.chord.token];
+for (const act of actions) {
+  act();
+  const frame = input.endFrame();
+  sent.push(frame);
+  chords.push((await client.step(frame)).chord.token);
+}
+let error = null;
+try {
+  await client.step({ pitch: 500, onset: true });
+} catch (caught) {
+  error = caught.message;
+}
+console.log(JSON.stringify({
+  sent, chords, error, demoFrames: DEMO_TUNE.length, demoStart: DEMO_TUNE.slice(0, 5),
+  rest: parseMelody("r:2 Bb3:1"), frameMsAt120: frameMs(120),
+}));
