@@ -1,6 +1,13 @@
-"""RL finetuning pieces: the distillation KL, the rule penalties, and an end-to-end run of tiny models."""
+"""RL finetuning pieces: the distillation KL, the rule penalties, an end-to-end run of tiny models, and
+runs killed mid-way that resume to exactly where uninterrupted ones end."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -31,18 +38,32 @@ def test_rule_penalties_by_hand():
     assert penalties(chords, melody, silence=2.0, repetition=1.0) == -(2.0 * 6) - (1.0 * 8) - (1.0 * 18)
 
 
-def test_finetuning_runs_end_to_end_and_resumes(tmp_path):
-    data = tmp_path / "data"
+TINY_NET = ["--net.dim", "32", "--net.layers", "1", "--net.heads", "2"]
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory) -> Path:
+    """Data, a tiny online model, teacher and reward model: what finetuning starts from."""
+    root = tmp_path_factory.mktemp("pretrained")
+    data = root / "data"
     assert main(["chords", "data", "--synthetic", "40", "-o", str(data)]) == 0
     tiny = ["--data", str(data), "--steps", "20", "--eval-every", "20", "--batch-size", "8", "--crop-frames", "16"]
     for model in ("online", "teacher"):
-        assert main(["chords", "pretrain", *tiny, "--model", model, "--net.dim", "32", "--net.layers", "1",
-                     "--net.heads", "2", "--run-dir", str(tmp_path / model)]) == 0
-    assert main(["chords", "rewards", *tiny, "--dim", "32", "--layers", "1", "--run-dir", str(tmp_path / "reward")]) == 0
-    run = tmp_path / "finetune"
-    assert main(["chords", "finetune", "--policy", str(tmp_path / "online"), "--teacher", str(tmp_path / "teacher"),
-                 "--rewards", str(tmp_path / "reward"), "--data", str(data), "--steps", "4", "--eval-every", "2",
-                 "--batch-size", "4", "--crop-frames", "16", "--beta", "0.5", "--run-dir", str(run)]) == 0
+        assert main(["chords", "pretrain", *tiny, "--model", model, *TINY_NET, "--run-dir", str(root / model)]) == 0
+    assert main(["chords", "rewards", *tiny, "--dim", "32", "--layers", "1", "--run-dir", str(root / "reward")]) == 0
+    return root
+
+
+def finetune_args(root: Path, run: Path, steps: int, eval_every: int) -> list[str]:
+    return ["chords", "finetune", "--policy", str(root / "online"), "--teacher", str(root / "teacher"),
+            "--rewards", str(root / "reward"), "--data", str(root / "data"), "--steps", str(steps),
+            "--eval-every", str(eval_every), "--batch-size", "4", "--crop-frames", "16", "--beta", "0.5",
+            "--run-dir", str(run)]
+
+
+def test_finetuning_runs_end_to_end_and_resumes(pretrained, tmp_path):
+    data, run = pretrained / "data", tmp_path / "finetune"
+    assert main(finetune_args(pretrained, run, 4, 2)) == 0
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [2, 4] and all(r["kl"] >= 0 for r in records)
     from scalerl.music.pretrain import load_chord_model
@@ -50,8 +71,47 @@ def test_finetuning_runs_end_to_end_and_resumes(tmp_path):
     cfg, model = load_chord_model(run)  # the finetuned policy loads like any online model
     assert cfg.model == "online"
     assert main(["chords", "finetune", "--resume", str(run)]) == 0
-    assert main(["chords", "finetune", "--policy", str(tmp_path / "teacher"), "--teacher", str(tmp_path / "teacher"),
+    assert main(["chords", "finetune", "--policy", str(pretrained / "teacher"), "--teacher", str(pretrained / "teacher"),
                  "--data", str(data), "--run-dir", str(tmp_path / "bad")]) == 2  # the policy must be an online model
+
+
+def last_step(path: Path) -> int:
+    lines = path.read_text().splitlines() if path.exists() else []
+    return json.loads(lines[-1])["step"] if lines else 0
+
+
+def untimed(path: Path) -> list[dict]:
+    return [{k: v for k, v in json.loads(line).items() if k != "wall_time"} for line in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("command", ["pretrain", "finetune"])
+def test_a_killed_chords_run_resumes_to_the_uninterrupted_result(pretrained, tmp_path, command):
+    steps, every = 300, 20
+    def args(run: Path) -> list[str]:
+        if command == "finetune":
+            return finetune_args(pretrained, run, steps, every)
+        return ["chords", "pretrain", "--data", str(pretrained / "data"), "--steps", str(steps), "--eval-every",
+                str(every), "--batch-size", "4", "--crop-frames", "16", *TINY_NET, "--run-dir", str(run)]
+
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert main(args(whole)) == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    victim = subprocess.Popen([sys.executable, "-m", "scalerl", *args(killed)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while last_step(killed / "metrics.jsonl") < 50:
+        assert victim.poll() is None, victim.stderr.read()
+        assert time.time() < deadline
+        time.sleep(0.005)
+    victim.send_signal(signal.SIGKILL)
+    assert victim.wait() == -signal.SIGKILL
+    stopped_at = torch.load(killed / "checkpoints" / "latest.pt", weights_only=False)["step"]
+    assert 40 <= stopped_at < steps
+
+    assert main(["chords", command, "--resume", str(killed)]) == 0
+    assert untimed(killed / "metrics.jsonl") == untimed(whole / "metrics.jsonl")
+    final = [torch.load(run / "checkpoints" / "latest.pt", weights_only=False)["model"] for run in (whole, killed)]
+    assert all(torch.equal(final[0][name], final[1][name]) for name in final[0])
 
 
 def test_accompany_writes_a_two_track_midi_file(tmp_path):
