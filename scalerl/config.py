@@ -16,7 +16,6 @@ from scalerl.checks import ConfigError, non_negative, positive, require
 from scalerl.envs.options import EnvOptions
 from scalerl.nets import NetConfig
 
-
 AgentConfigT = TypeVar("AgentConfigT")
 
 

@@ -15,7 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from scalerl.analysis.aggregate import ScoreMatrix, aggregates, performance_profiles, probability_of_improvement, score_matrix
+from scalerl.analysis.aggregate import (
+    ScoreMatrix,
+    aggregates,
+    performance_profiles,
+    probability_of_improvement,
+    score_matrix,
+)
 from scalerl.analysis.plots import plot_aggregates, plot_curves, plot_profiles, training_metrics
 from scalerl.analysis.runs import RunRecord, differing_keys, find_runs, group_runs
 from scalerl.analysis.scores import score_name
