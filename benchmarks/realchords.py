@@ -8,6 +8,11 @@ parallel), then a contrastive and a discriminative reward model (in parallel), t
 the online model with each of --seeds (two at a time), then `scalerl chords eval` of online MLE, every
 RL run and the teacher on the held-out songs. The table (RL as mean and range over seeds) goes to
 --out/table.md.
+
+Two ablations (first seed only; --no-ablations skips them) separate the parts of the objective:
+  kd-s0  distillation only: KL to the teacher, no reward models
+  rm-s0  reward models only, with the KL taken to the online MLE model instead of the teacher (the
+         paper's reward-model ablations do this: without any KL the policy collapses)
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ def main() -> None:
     parser.add_argument("--finetune-steps", type=int, default=1000)
     parser.add_argument("--beta", type=float, default=0.5)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the RL finetuning runs")
+    parser.add_argument("--ablations", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
     out, data = args.out, args.out / "data"
     if not (data / "test.jsonl").exists():
@@ -56,12 +62,16 @@ def main() -> None:
                                          "--eval-every", "250", *common), ["online", "teacher"]))
         list(pool.map(lambda kind: once(out / f"reward-{kind}", "rewards", "--kind", kind, "--steps", str(args.reward_steps),
                                         "--eval-every", "200", *common), ["contrastive", "discriminative"]))
-        rl_runs = [out / f"rl-s{seed}" for seed in args.seeds]
-        list(pool.map(lambda run: once(run, "finetune", "--policy", str(out / "online"), "--teacher", str(out / "teacher"),
-                                       "--rewards", str(out / "reward-contrastive"), str(out / "reward-discriminative"),
-                                       "--beta", str(args.beta), "--steps", str(args.finetune_steps), "--eval-every", "50",
-                                       "--seed", run.name.removeprefix("rl-s"), *common), rl_runs))
-    runs = [out / "online", *rl_runs, out / "teacher"]
+        rewards = ["--rewards", str(out / "reward-contrastive"), str(out / "reward-discriminative")]
+        finetuning = {out / f"rl-s{seed}": [*rewards, "--teacher", str(out / "teacher"), "--seed", str(seed)]
+                      for seed in args.seeds}
+        if args.ablations:
+            finetuning[out / f"kd-s{args.seeds[0]}"] = ["--teacher", str(out / "teacher"), "--seed", str(args.seeds[0])]
+            finetuning[out / f"rm-s{args.seeds[0]}"] = [*rewards, "--teacher", str(out / "online"), "--seed", str(args.seeds[0])]
+        list(pool.map(lambda run: once(run, "finetune", "--policy", str(out / "online"), *finetuning[run], "--beta",
+                                       str(args.beta), "--steps", str(args.finetune_steps), "--eval-every", "50", *common),
+                      finetuning))
+    runs = [out / "online", *finetuning, out / "teacher"]
     if not (out / "eval.json").exists():
         subprocess.run([sys.executable, "-m", "scalerl", "chords", "eval", *map(str, runs), "--data", str(data),
                         "--frames", "128", "-o", str(out / "eval.json")], check=True, stdout=subprocess.DEVNULL)

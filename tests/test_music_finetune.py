@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from scalerl.cli import main
-from scalerl.music.finetune import kl_to_teacher, penalties
+from scalerl.music.finetune import kl_to_teacher, penalties, windowed_reward
 from scalerl.music.vocab import CHORD_HOLD, CHORD_ON, NOTE_ON, SILENCE, VOCAB_SIZE
 
 pytest.importorskip("music21", reason="pip install 'scalerl[music]'")
@@ -36,6 +36,21 @@ def test_rule_penalties_by_hand():
     silent = [SILENCE] * 10  # 10 silent frames under the melody: 4 allowed (4% of 100)
     chords = held + silent + [CHORD_ON + 3] + [CHORD_HOLD + 3] * 49
     assert penalties(chords, melody, silence=2.0, repetition=1.0) == -(2.0 * 6) - (1.0 * 8) - (1.0 * 18)
+
+
+def test_a_reward_model_scores_longer_accompaniments_on_half_overlapping_windows():
+    class FirstChord(torch.nn.Module):
+        """A stand-in reward: the first chord token of the window."""
+
+        def forward(self, chords, melody):
+            return chords[:, 0].float()
+
+    chords = torch.tensor([[10, 11, 12, 13, 14, 15, 16, 17, 18, 19]])
+    melody = torch.zeros_like(chords)
+    assert windowed_reward(FirstChord(), chords, melody, 10).item() == 10
+    assert windowed_reward(FirstChord(), chords, melody, 16).item() == 10
+    assert windowed_reward(FirstChord(), chords, melody, 4).item() == (10 + 12 + 14 + 16) / 4  # starts 0, 2, 4, 6
+    assert windowed_reward(FirstChord(), chords, melody, 6).item() == pytest.approx((10 + 13 + 14) / 3)  # 0, 3, flush: 4
 
 
 TINY_NET = ["--net.dim", "32", "--net.layers", "1", "--net.heads", "2"]

@@ -9,6 +9,10 @@ distribution on its own samples, as in the paper. The policy runs without dropou
 its samples come from is the one whose log-probabilities are differentiated.
 
     loss = -mean_b[(R_b - baseline) * sum_t log pi(y_bt)] / T + beta * mean_{b,t} KL_bt
+
+A reward model scores fragments as long as those it was trained on (its crop_frames): a longer
+accompaniment is scored on windows of that length with 50% overlap, and the reward is their mean. Reward
+models trained at several lengths together give the multi-scale variant (ReaLchords-M).
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ class FinetuneConfig:
     teacher: str = ""
     """Run directory of the pretrained offline teacher (the KL target)."""
     rewards: list[str] = field(default_factory=list)
-    """Run directories of reward models; their outputs are summed."""
+    """Run directories of reward models; their outputs are summed (each over windows of its training length)."""
     data: str = "data/chords"
     beta: float = 0.5
     """Weight of the per-frame KL to the teacher (0: reward models only)."""
@@ -92,6 +96,18 @@ def kl_to_teacher(policy_logits: torch.Tensor, teacher_logits: torch.Tensor) -> 
     log_p = F.log_softmax(policy_logits[..., columns], -1)
     log_q = F.log_softmax(teacher_logits[..., columns], -1)
     return (log_p.exp() * (log_p - log_q)).sum(-1)
+
+
+def windowed_reward(model: torch.nn.Module, chords: torch.Tensor, melody: torch.Tensor, window: int) -> torch.Tensor:
+    """The mean of the model's rewards over `window`-frame windows with 50% overlap (the last one flush
+    with the end), so no frame goes unscored; the plain reward when the sequence fits one window."""
+    frames = chords.shape[1]
+    if frames <= window:
+        return model(chords, melody)
+    starts = list(range(0, frames - window + 1, max(1, window // 2)))
+    if starts[-1] != frames - window:
+        starts.append(frames - window)
+    return torch.stack([model(chords[:, s:s + window], melody[:, s:s + window]) for s in starts]).mean(0)
 
 
 def penalties(chords: list[int], melody: list[int], silence: float, repetition: float) -> float:
@@ -141,7 +157,8 @@ def finetune(cfg: FinetuneConfig, resume_from: dict[str, Any] | None = None) -> 
     policy_cfg, policy = load_chord_model(cfg.policy, str(device))
     require(policy_cfg.model == "online", "policy", "an online model run", policy_cfg.model)
     teacher = load_chord_model(cfg.teacher, str(device))[1] if cfg.teacher else None
-    reward_models = [load_reward_model(path, str(device))[1] for path in cfg.rewards]
+    reward_models = [(model, reward_cfg.crop_frames) for reward_cfg, model in
+                     (load_reward_model(path, str(device)) for path in cfg.rewards)]
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
@@ -165,7 +182,7 @@ def finetune(cfg: FinetuneConfig, resume_from: dict[str, Any] | None = None) -> 
         _, melody = batches.sample(cfg.batch_size, device)
         chords = generate(policy, melody, cfg.temperature, generator=generator)
         with torch.no_grad():
-            model_rewards = [model(chords, melody) for model in reward_models]
+            model_rewards = [windowed_reward(model, chords, melody, window) for model, window in reward_models]
             teacher_logits = teacher(chords, melody) if teacher is not None else None
         chord_lists, melody_lists = chords.tolist(), melody.tolist()
         rule = np.array([penalties(c, m, cfg.silence_penalty, cfg.repetition_penalty) for c, m in zip(chord_lists, melody_lists)])
