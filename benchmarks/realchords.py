@@ -13,6 +13,10 @@ Two ablations (first seed only; --no-ablations skips them) separate the parts of
   kd-s0  distillation only: KL to the teacher, no reward models
   rm-s0  reward models only, with the KL taken to the online MLE model instead of the teacher (the
          paper's reward-model ablations do this: without any KL the policy collapses)
+and --multiscale adds the ReaLchords-M variant: contrastive and discriminative reward models also trained
+on 16- and 32-frame fragments, all six scoring windows of their own length (rlm-s0).
+
+Each model is evaluated once into --out/eval/NAME.json, so adding runs later evaluates only the new ones.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ def main() -> None:
     parser.add_argument("--beta", type=float, default=0.5)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the RL finetuning runs")
     parser.add_argument("--ablations", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--multiscale", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
     out, data = args.out, args.out / "data"
     if not (data / "test.jsonl").exists():
@@ -60,22 +65,32 @@ def main() -> None:
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(lambda model: once(out / model, "pretrain", "--model", model, "--steps", str(args.pretrain_steps),
                                          "--eval-every", "250", *common), ["online", "teacher"]))
-        list(pool.map(lambda kind: once(out / f"reward-{kind}", "rewards", "--kind", kind, "--steps", str(args.reward_steps),
-                                        "--eval-every", "200", *common), ["contrastive", "discriminative"]))
+        reward_runs = {out / f"reward-{kind}": ["--kind", kind] for kind in ("contrastive", "discriminative")}
+        if args.multiscale:
+            reward_runs |= {out / f"reward-{kind}-{frames}": ["--kind", kind, "--crop-frames", str(frames)]
+                            for frames in (16, 32) for kind in ("contrastive", "discriminative")}
+        list(pool.map(lambda run: once(run, "rewards", *reward_runs[run], "--steps", str(args.reward_steps),
+                                       "--eval-every", "200", *common), reward_runs))
         rewards = ["--rewards", str(out / "reward-contrastive"), str(out / "reward-discriminative")]
         finetuning = {out / f"rl-s{seed}": [*rewards, "--teacher", str(out / "teacher"), "--seed", str(seed)]
                       for seed in args.seeds}
         if args.ablations:
             finetuning[out / f"kd-s{args.seeds[0]}"] = ["--teacher", str(out / "teacher"), "--seed", str(args.seeds[0])]
             finetuning[out / f"rm-s{args.seeds[0]}"] = [*rewards, "--teacher", str(out / "online"), "--seed", str(args.seeds[0])]
+        if args.multiscale:
+            finetuning[out / f"rlm-s{args.seeds[0]}"] = ["--rewards", *map(str, reward_runs), "--teacher", str(out / "teacher"),
+                                                         "--seed", str(args.seeds[0])]
         list(pool.map(lambda run: once(run, "finetune", "--policy", str(out / "online"), *finetuning[run], "--beta",
                                        str(args.beta), "--steps", str(args.finetune_steps), "--eval-every", "50", *common),
                       finetuning))
     runs = [out / "online", *finetuning, out / "teacher"]
-    if not (out / "eval.json").exists():
-        subprocess.run([sys.executable, "-m", "scalerl", "chords", "eval", *map(str, runs), "--data", str(data),
-                        "--frames", "128", "-o", str(out / "eval.json")], check=True, stdout=subprocess.DEVNULL)
-    results = json.loads((out / "eval.json").read_text())
+    results = {}
+    for run in runs:
+        path = out / "eval" / f"{run.name}.json"
+        if not path.exists():
+            subprocess.run([sys.executable, "-m", "scalerl", "chords", "eval", str(run), "--data", str(data),
+                            "--frames", "128", "-o", str(path)], check=True, stdout=subprocess.DEVNULL)
+        results |= json.loads(path.read_text())
     (out / "table.md").write_text(seed_table(results) + "\n")
     print(seed_table(results))
 

@@ -91,6 +91,7 @@ def cmd_eval(args: list[str]) -> int:
         raise ConfigError(str(error)) from None
     print(markdown_table(results))
     if parsed.out:
+        parsed.out.parent.mkdir(parents=True, exist_ok=True)
         parsed.out.write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
