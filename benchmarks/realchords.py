@@ -97,7 +97,8 @@ def main() -> None:
 
 def seed_table(results: dict[str, dict]) -> str:
     """One row per model kind; runs of the same kind (RL seeds) as mean [min, max]."""
-    keys = ["note_in_chord", "onset_emd", "chord_length_entropy", "frames_to_recover", "fit_kept_after_shift"]
+    keys = ["note_in_chord", "onset_emd", "chord_length_entropy", "chord_entropy", "distinct_chords", "frames_to_recover",
+            "fit_kept_after_shift"]
     groups: dict[str, list[dict]] = {}
     for name, result in results.items():
         groups.setdefault(name.split(" (")[1].rstrip(")").split("-s")[0], []).append(result)

@@ -132,7 +132,9 @@ def test_data_command_splits_by_song_and_reports_skips(tmp_path, capsys):
 
 
 def test_metrics_on_a_hand_made_example():
+    from scalerl.music.evaluate import distinct_chords
     from scalerl.music.metrics import (
+        chord_entropy,
         chord_length_entropy,
         chord_lengths,
         note_in_chord,
@@ -148,6 +150,8 @@ def test_metrics_on_a_hand_made_example():
     assert note_in_chord(chords, melody) == pytest.approx(4 / 6)
     assert chord_lengths(chords) == [4, 2, 1]
     assert chord_length_entropy(chords) == pytest.approx(np.log(3))
+    assert chord_entropy(chords) == pytest.approx(-(1 / 3) * np.log(1 / 3) - (2 / 3) * np.log(2 / 3))  # onsets C, G, G
+    assert distinct_chords([chords, [CHORD_ON + chord_id(9, "min")]]) == 3
     histogram = onset_interval_histogram(chords, melody)
     assert histogram[0] == 3 and histogram.sum() == 3  # every chord onset lands on a melody onset
     late = onset_interval_histogram([SILENCE, CHORD_ON + c, CHORD_HOLD + c, CHORD_HOLD + c], [NOTE_ON + 60] * 4)

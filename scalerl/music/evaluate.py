@@ -10,7 +10,9 @@ import torch
 
 from scalerl.music.data import Song, song_tokens
 from scalerl.music.metrics import (
+    chord_entropy,
     chord_length_entropy,
+    chord_value,
     frame_fit,
     melody_pitch,
     note_in_chord,
@@ -66,8 +68,12 @@ def evaluate_model(model: torch.nn.Module, songs: list[Song], frames: int, tempe
         "note_in_chord": float(np.nanmean([note_in_chord(c, m) for c, (_, m) in zip(generated, windows)])),
         "onset_emd": onset_emd(model_histogram, truth_histogram),
         "chord_length_entropy": float(np.nanmean([chord_length_entropy(c) for c in generated])),
+        "chord_entropy": float(np.nanmean([chord_entropy(c) for c in generated])),
+        "distinct_chords": distinct_chords(generated),
         "data_note_in_chord": float(np.nanmean([note_in_chord(c, m) for c, m in windows])),
         "data_chord_length_entropy": float(np.nanmean([chord_length_entropy(c) for c, _ in windows])),
+        "data_chord_entropy": float(np.nanmean([chord_entropy(c) for c, _ in windows])),
+        "data_distinct_chords": distinct_chords([c for c, _ in windows]),
     }
     if shifted_generated:
         fits = np.array([frame_fit(c, m) for c, m in shifted_generated])
@@ -75,6 +81,11 @@ def evaluate_model(model: torch.nn.Module, songs: list[Song], frames: int, tempe
         result["frames_to_recover"] = frames_to_recover(result["fit_after_shift"])
         result["fit_kept_after_shift"] = fit_kept_after_shift(result["fit_after_shift"])
     return result
+
+
+def distinct_chords(accompaniments: list[list[int]]) -> int:
+    """How many different chords (root and quality) all the accompaniments use together: diversity."""
+    return len({value for chords in accompaniments for value in map(chord_value, chords) if value is not None})
 
 
 def fit_kept_after_shift(fit: list[float]) -> float:
@@ -104,13 +115,15 @@ def compare(run_dirs: list[Path], songs: list[Song], frames: int, temperature: f
 
 
 def markdown_table(results: dict[str, dict]) -> str:
-    rows = ["| model | note-in-chord | onset EMD | chord-length entropy | frames to recover after a tritone shift "
-            "| fit kept after the shift |", "|---|---|---|---|---|---|"]
+    rows = ["| model | note-in-chord | onset EMD | chord-length entropy | chord entropy | distinct chords "
+            "| frames to recover after a tritone shift | fit kept after the shift |", "|---|---|---|---|---|---|---|---|"]
     data = next(iter(results.values()))
     for name, r in results.items():
         rows.append(f"| {name} | {r['note_in_chord']:.3f} | {r['onset_emd']:.3f} | {r['chord_length_entropy']:.2f} | "
-                    f"{r.get('frames_to_recover', float('nan')):.0f} | {r.get('fit_kept_after_shift', float('nan')):.2f} |")
-    rows.append(f"| data (held-out chords) | {data['data_note_in_chord']:.3f} | 0 | {data['data_chord_length_entropy']:.2f} | - | - |")
+                    f"{r['chord_entropy']:.2f} | {r['distinct_chords']} | {r.get('frames_to_recover', float('nan')):.0f} | "
+                    f"{r.get('fit_kept_after_shift', float('nan')):.2f} |")
+    rows.append(f"| data (held-out chords) | {data['data_note_in_chord']:.3f} | 0 | {data['data_chord_length_entropy']:.2f} | "
+                f"{data['data_chord_entropy']:.2f} | {data['data_distinct_chords']} | - | - |")
     return "\n".join(rows)
 
 
