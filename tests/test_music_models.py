@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from scalerl.music.models import MODELS, ChordModelConfig
+from scalerl.music.models import MODELS, ChordModelConfig, chord_logits
 from scalerl.music.vocab import CHORD_ON, NOTE_ON, SILENCE, VOCAB_SIZE
 
 pytest.importorskip("music21", reason="pip install 'scalerl[music]'")
@@ -87,6 +87,10 @@ def test_short_pretraining_beats_the_untrained_model_and_resumes(tmp_path):
     melody = torch.tensor([[NOTE_ON + 60] * 16, [NOTE_ON + 67] * 16])
     greedy = generate(model, melody)
     assert torch.equal(greedy, generate(model, melody))
+    primed = generate(model, melody, primer=torch.full((2, 4), CHORD_ON + 5))  # joins mid-song: 4 chords given
+    assert (primed[:, :4] == CHORD_ON + 5).all()
+    with torch.no_grad():
+        assert torch.equal(primed[:, 4], chord_logits(model(primed, melody))[:, 4].argmax(-1))
     assert all(chord_value(t) is not None or t == SILENCE for t in greedy.flatten().tolist())
     result = evaluate_model(model, songs, 128)
     assert 0 <= result["note_in_chord"] <= 1 and len(result["fit_after_shift"]) == 128

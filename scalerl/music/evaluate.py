@@ -25,6 +25,8 @@ from scalerl.music.vocab import NUM_PITCHES
 
 SHIFT_FRAME = 64
 """The adaptation test transposes the melody from beat 17 on (frame 64), as in the paper."""
+PRIMER_FRAMES = 32
+"""...after priming the model with the song's true chords for the first 8 beats, as in the paper."""
 
 
 def transpose_melody_tokens(melody: list[int], start: int, semitones: int) -> list[int]:
@@ -51,7 +53,8 @@ def crops(songs: list[Song], frames: int) -> list[tuple[list[int], list[int]]]:
 def evaluate_model(model: torch.nn.Module, songs: list[Song], frames: int, temperature: float = 1.0,
                    batch: int = 32) -> dict[str, float | list[float]]:
     """Metrics of the model's accompaniments of the songs' melodies (and of the songs' own chords, for
-    reference), plus the per-frame harmonic fit around a tritone shift at SHIFT_FRAME."""
+    reference), plus the per-frame harmonic fit around a tritone shift at SHIFT_FRAME (the first
+    PRIMER_FRAMES chords given from the song)."""
     windows = crops(songs, frames)
     if not windows:
         raise ValueError(f"no song is {frames} frames long")
@@ -61,7 +64,9 @@ def evaluate_model(model: torch.nn.Module, songs: list[Song], frames: int, tempe
         generated += generate(model, melody, temperature, seed=index).tolist()
         if frames > SHIFT_FRAME:
             shifted = torch.tensor([transpose_melody_tokens(m, SHIFT_FRAME, 6) for _, m in windows[index:index + batch]])
-            shifted_generated += [(c, m) for c, m in zip(generate(model, shifted, temperature, seed=index).tolist(), shifted.tolist())]
+            primer = torch.tensor([c[:PRIMER_FRAMES] for c, _ in windows[index:index + batch]])
+            shifted_chords = generate(model, shifted, temperature, seed=index, primer=primer)
+            shifted_generated += list(zip(shifted_chords.tolist(), shifted.tolist()))
     truth_histogram = sum(onset_interval_histogram(c, m) for c, m in windows)
     model_histogram = sum(onset_interval_histogram(c, m) for c, (_, m) in zip(generated, windows))
     result: dict[str, float | list[float]] = {

@@ -224,16 +224,20 @@ class OfflineChordModel(nn.Module):
 
 @torch.no_grad()
 def generate(model: nn.Module, melody: torch.Tensor, temperature: float = 0.0, seed: int = 0,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+             generator: torch.Generator | None = None, primer: torch.Tensor | None = None) -> torch.Tensor:
     """Chords for each frame of `melody` (batch, frames), one frame at a time: frame t's chord is chosen
     from the chords before it (and, for the online model, the melody before it). temperature 0 is greedy;
-    sampling draws from `generator`, or from one seeded with `seed`. Dropout is never applied."""
+    sampling draws from `generator`, or from one seeded with `seed`. Dropout is never applied. A `primer`
+    (batch, k) of chords is played as given for the first k frames, as when the model joins mid-song."""
     if generator is None:
         generator = torch.Generator(device=melody.device).manual_seed(seed)
     chords = torch.full_like(melody, PAD)
     decoding = model.decoding(melody)
     for frame in range(melody.shape[1]):
-        chords[:, frame] = choose_chord(decoding.logits, temperature, generator)
+        if primer is not None and frame < primer.shape[1]:
+            chords[:, frame] = primer[:, frame]
+        else:
+            chords[:, frame] = choose_chord(decoding.logits, temperature, generator)
         decoding.push(chords[:, frame], melody[:, frame])
     return chords
 
