@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from scalerl.music.evaluate import plot_adaptation
+
 
 def chords(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "scalerl", "chords", *args], check=True, stdout=subprocess.DEVNULL)
@@ -92,7 +94,20 @@ def main() -> None:
                             "--frames", "128", "-o", str(path)], check=True, stdout=subprocess.DEVNULL)
         results |= json.loads(path.read_text())
     (out / "table.md").write_text(seed_table(results) + "\n")
+    plot_adaptation(group_curves(results), out / "adaptation.png")
     print(seed_table(results))
+
+
+def group_name(run_name: str) -> str:
+    """'online (rl-s1)' -> 'rl': the runs of one kind, whatever their seed."""
+    return run_name.split(" (")[1].rstrip(")").split("-s")[0]
+
+
+def group_curves(results: dict[str, dict]) -> dict[str, list[float]]:
+    curves: dict[str, list] = {}
+    for name, result in results.items():
+        curves.setdefault(group_name(name), []).append(result["fit_after_shift"])
+    return {group: list(np.nanmean(np.array(members), axis=0)) for group, members in curves.items()}
 
 
 def seed_table(results: dict[str, dict]) -> str:
@@ -101,7 +116,7 @@ def seed_table(results: dict[str, dict]) -> str:
             "fit_kept_after_shift"]
     groups: dict[str, list[dict]] = {}
     for name, result in results.items():
-        groups.setdefault(name.split(" (")[1].rstrip(")").split("-s")[0], []).append(result)
+        groups.setdefault(group_name(name), []).append(result)
     rows = ["| model | runs | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
     for group, members in groups.items():
         cells = []

@@ -95,5 +95,7 @@ def test_short_pretraining_beats_the_untrained_model_and_resumes(tmp_path):
     result = evaluate_model(model, songs, 128)
     assert 0 <= result["note_in_chord"] <= 1 and len(result["fit_after_shift"]) == 128
     assert result["data_note_in_chord"] > 0.7  # synthetic melodies sit on their chords
-    assert main(["chords", "eval", str(tmp_path / "run"), "--data", str(tmp_path / "data"), "--limit", "2"]) == 0
+    assert main(["chords", "eval", str(tmp_path / "run"), "--data", str(tmp_path / "data"), "--limit", "2",
+                 "--plot", str(tmp_path / "adaptation.png")]) == 0
+    assert (tmp_path / "adaptation.png").stat().st_size > 0 and (tmp_path / "adaptation.svg").exists()
     assert main(["chords", "pretrain", "--model", "teacher", "--net.dim", "30", "--net.heads", "4"]) == 2

@@ -71,7 +71,7 @@ def cmd_pretrain(args: list[str]) -> int:
 
 def cmd_eval(args: list[str]) -> int:
     from scalerl.music.data import load_songs
-    from scalerl.music.evaluate import compare, markdown_table
+    from scalerl.music.evaluate import compare, markdown_table, plot_adaptation
 
     parser = ArgumentParser(prog="scalerl chords eval", description=(
         "Accompany held-out melodies with each model and compare note-in-chord, onset EMD against the data, "
@@ -83,6 +83,7 @@ def cmd_eval(args: list[str]) -> int:
     parser.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N songs")
     parser.add_argument("-o", "--out", type=Path, default=None, help="also write the results as JSON")
+    parser.add_argument("--plot", type=Path, default=None, help="also draw the adaptation test (PNG and SVG)")
     parsed = parser.parse_args(args)
     songs = load_songs(parsed.data / f"{parsed.split}.jsonl")[: parsed.limit]
     try:
@@ -93,6 +94,8 @@ def cmd_eval(args: list[str]) -> int:
     if parsed.out:
         parsed.out.parent.mkdir(parents=True, exist_ok=True)
         parsed.out.write_text(json.dumps(results, indent=2) + "\n")
+    if parsed.plot:
+        plot_adaptation({name: r["fit_after_shift"] for name, r in results.items() if "fit_after_shift" in r}, parsed.plot)
     return 0
 
 

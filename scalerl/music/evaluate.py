@@ -132,3 +132,27 @@ def markdown_table(results: dict[str, dict]) -> str:
     return "\n".join(rows)
 
 
+
+
+def plot_adaptation(curves: dict[str, list[float]], path: Path, smoothing: int = 8) -> None:
+    """The adaptation test as a figure: per model, the harmonic fit per frame (mean over `smoothing`
+    frames), with the primer and the tritone jump marked. Written as PNG and SVG."""
+    from scalerl.analysis.plots import pyplot
+
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(7, 3.6))
+    for label, curve in curves.items():
+        fit = np.array(curve, dtype=float)
+        smoothed = [np.nanmean(fit[max(0, t - smoothing + 1):t + 1]) for t in range(len(fit))]
+        axis.plot(np.arange(len(fit)) / 4 + 1, smoothed, label=label)
+    axis.axvspan(1, PRIMER_FRAMES / 4 + 1, color="0.9", label="true chords given")
+    axis.axvline(SHIFT_FRAME / 4 + 1, color="0.3", linestyle="--", label="melody up a tritone")
+    axis.set_xlabel("beat")
+    axis.set_ylabel(f"note in chord ({smoothing}-frame mean)")
+    axis.set_ylim(0, 1)
+    axis.legend(fontsize=8, loc="upper right")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in (".png", ".svg"):
+        figure.savefig(path.with_suffix(suffix), dpi=150)
+    plt.close(figure)

@@ -1,0 +1,92 @@
+"""How fast the chord models generate, and how long a live jam frame takes.
+
+    python benchmarks/chords_speed.py          # about a minute on one CPU thread
+
+Models have the default sizes (ChordModelConfig(): dim 128, 3 layers) with random weights: speed does
+not depend on what they learned. Reported:
+- generation of a batch of accompaniments with the cached decoding, against re-running the whole
+  sequence through `forward` at every frame (what generation cost before the cache);
+- one jam frame through the HTTP API on localhost (request, model step, reply): median and 99th percentile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import threading
+import time
+import urllib.request
+
+import torch
+
+from scalerl.music.jam import make_server
+from scalerl.music.models import ChordModelConfig, OfflineChordModel, OnlineChordModel, choose_chord, generate
+from scalerl.music.vocab import NOTE_ON, PAD
+
+
+def full_pass_generate(model: torch.nn.Module, melody: torch.Tensor) -> torch.Tensor:
+    """Generation without a cache: the whole sequence through forward at every frame."""
+    generator = torch.Generator().manual_seed(0)
+    chords = torch.full_like(melody, PAD)
+    with torch.no_grad():
+        for frame in range(melody.shape[1]):
+            chords[:, frame] = choose_chord(model(chords, melody)[:, frame], 1.0, generator)
+    return chords
+
+
+def seconds(function, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def jam_latency(model: torch.nn.Module, frames: int) -> tuple[float, float]:
+    server = make_server(model, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+
+    def post(path: str, body: dict) -> dict:
+        request = urllib.request.Request(url + path, data=json.dumps(body).encode())
+        with urllib.request.urlopen(request) as response:
+            return json.loads(response.read())
+
+    session = post("/api/session", {})["session"]
+    latencies = []
+    for frame in range(frames):
+        started = time.perf_counter()
+        post("/api/step", {"session": session, "pitch": 60 + frame % 12, "onset": frame % 2 == 0})
+        latencies.append(1000 * (time.perf_counter() - started))
+    server.shutdown()
+    server.server_close()
+    return statistics.median(latencies), sorted(latencies)[int(0.99 * len(latencies))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--frames", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    melody = torch.randint(NOTE_ON, NOTE_ON + 128, (args.batch, args.frames))
+    rows = []
+    for name, model in (("online", OnlineChordModel(ChordModelConfig()).eval()),
+                        ("teacher", OfflineChordModel(ChordModelConfig()).eval())):
+        cached = seconds(lambda: generate(model, melody, 1.0))
+        full = seconds(lambda: full_pass_generate(model, melody), repeats=1)
+        rows.append(f"| {name} | {args.batch} x {args.frames} | {cached:.2f} | {full:.2f} | {full / cached:.0f}x |")
+    median, p99 = jam_latency(OnlineChordModel(ChordModelConfig()).eval(), 1000)
+    print(f"generation, {args.threads} thread(s), seconds (best of 3):\n")
+    print("| model | accompaniments x frames | cached decoding (s) | full pass per frame (s) | speed-up |")
+    print("|---|---|---|---|---|")
+    print("\n".join(rows))
+    print(f"\njam frame over HTTP (1000 frames): median {median:.1f} ms, 99th percentile {p99:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
