@@ -158,3 +158,27 @@ def test_metrics_on_a_hand_made_example():
     assert onset_emd(histogram, histogram) == 0.0 and onset_emd(histogram, late) == pytest.approx(0.0)
     off = onset_interval_histogram([SILENCE, CHORD_ON + c, SILENCE, SILENCE], [NOTE_ON + 60, SILENCE, SILENCE, NOTE_ON + 62])
     assert onset_emd(histogram, off) == pytest.approx(1.0)  # all mass moved one bin
+
+
+def test_key_change_augmentation_moves_the_rest_of_a_crop_and_restarts_what_sounds_at_the_seam():
+    import torch
+
+    from scalerl.music.training import Batches
+
+    song = Song("long", 32, notes=(Event(0, 32, 60),), chords=(Event(0, 32, chord_id(0, "maj")),))
+    plain_chords, plain_melody = song_tokens(song)
+    seams = set()
+    for seed in range(20):
+        chords, melody = Batches([song], 32, 0, np.random.default_rng(seed), key_change=1.0).sample(1, torch.device("cpu"))
+        chords, melody = chords[0].tolist(), melody[0].tolist()
+        seam = next(t for t in range(1, 32) if melody[t] != plain_melody[t])
+        shift = melody[seam] - (NOTE_ON + 60)
+        seams.add(seam)
+        assert seam % 4 == 0 and shift != 0 and -6 <= shift <= 6
+        assert melody[:seam] == plain_melody[:seam] and chords[:seam] == plain_chords[:seam]
+        assert melody[seam:] == [NOTE_ON + 60 + shift] + [NOTE_HOLD + 60 + shift] * (31 - seam)
+        moved = chord_id(shift % 12, "maj")
+        assert chords[seam:] == [CHORD_ON + moved] + [CHORD_HOLD + moved] * (31 - seam)
+    assert len(seams) > 3  # the seam falls on different beats
+    never = Batches([song], 32, 0, np.random.default_rng(0), key_change=0.0).sample(1, torch.device("cpu"))
+    assert never[1][0].tolist() == plain_melody

@@ -35,7 +35,7 @@ from scalerl.checkpoint import (
     restore_global_rng_state,
     save_checkpoint,
 )
-from scalerl.checks import ConfigError, non_negative, positive, require
+from scalerl.checks import ConfigError, in_range, non_negative, positive, require
 from scalerl.logger import RunLogger
 from scalerl.music.data import load_songs
 from scalerl.music.metrics import chord_value, melody_pitch, note_in_chord
@@ -70,6 +70,8 @@ class FinetuneConfig:
     lr: float = 1e-4
     temperature: float = 1.0
     transpose: int = 6
+    key_change: float = 0.0
+    """Probability that a melody crop modulates at a random beat (see TrainingSettings.key_change)."""
     eval_every: int = 50
     seed: int = 0
     device: str = "auto"
@@ -86,6 +88,7 @@ class FinetuneConfig:
         positive("crop_frames", self.crop_frames)
         positive("lr", self.lr)
         positive("temperature", self.temperature)
+        in_range("key_change", self.key_change, 0.0, 1.0)
         positive("eval_every", self.eval_every)
 
 
@@ -171,7 +174,7 @@ def finetune(cfg: FinetuneConfig, resume_from: dict[str, Any] | None = None) -> 
         norm.__dict__.update(resume_from["norm"])
         restore_global_rng_state(resume_from["global_rng"])
         step = resume_from["step"]
-    batches = Batches(load_songs(Path(cfg.data) / "train.jsonl"), cfg.crop_frames, cfg.transpose, rng)
+    batches = Batches(load_songs(Path(cfg.data) / "train.jsonl"), cfg.crop_frames, cfg.transpose, rng, cfg.key_change)
     run_dir.mkdir(parents=True, exist_ok=True)
     # The finetuned policy loads like a pretrained online model: its config.json carries the model spec.
     (run_dir / "config.json").write_text(json.dumps({**dataclasses.asdict(policy_cfg), "run_dir": str(run_dir),

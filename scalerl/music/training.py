@@ -21,10 +21,10 @@ from scalerl.checkpoint import (
     restore_global_rng_state,
     save_checkpoint,
 )
-from scalerl.checks import ConfigError, positive, require
+from scalerl.checks import ConfigError, in_range, positive, require
 from scalerl.logger import RunLogger
 from scalerl.music.data import Song, load_songs, song_tokens
-from scalerl.music.vocab import FRAMES_PER_BEAT, PAD
+from scalerl.music.vocab import FRAMES_PER_BEAT, PAD, as_onset
 from scalerl.run import resolve_device
 
 
@@ -42,6 +42,9 @@ class TrainingSettings:
     weight_decay: float = 0.01
     transpose: int = 6
     """Random transposition in [-transpose, +transpose] semitones per crop."""
+    key_change: float = 0.0
+    """Probability that a crop changes key at a random beat: from there on, melody and chords move by a
+    random interval in [-6, 6]. Not in the paper; a way to show models mid-song modulations."""
     eval_every: int = 250
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -55,6 +58,7 @@ class TrainingSettings:
         positive("crop_frames", self.crop_frames)
         positive("lr", self.lr)
         require(0 <= self.transpose <= 12, "transpose", "in [0, 12]", self.transpose)
+        in_range("key_change", self.key_change, 0.0, 1.0)
         positive("eval_every", self.eval_every)
 
 
@@ -65,13 +69,29 @@ def crop_tokens(song: Song, start: int, frames: int, semitones: int) -> tuple[li
     return chords + padding, melody + padding
 
 
-class Batches:
-    """Random transposed crops of songs, starting on beats, drawn from a seeded generator."""
+def splice(before: list[int], after: list[int], frame: int) -> list[int]:
+    """`before` up to `frame`, `after` from it on; what sounds at the seam starts there."""
+    tokens = before[:frame] + after[frame:]
+    if frame < len(tokens):
+        tokens[frame] = as_onset(tokens[frame])
+    return tokens
 
-    def __init__(self, songs: list[Song], frames: int, transpose: int, rng: np.random.Generator) -> None:
+
+class Batches:
+    """Random transposed crops of songs, starting on beats, drawn from a seeded generator; with
+    probability key_change a crop modulates at a random beat."""
+
+    def __init__(self, songs: list[Song], frames: int, transpose: int, rng: np.random.Generator,
+                 key_change: float = 0.0) -> None:
         if not songs:
             raise ConfigError("no training songs")
         self.songs, self.frames, self.transpose, self.rng = songs, frames, transpose, rng
+        self.key_change = key_change
+
+    def fitting_shift(self, song: Song, base: int, largest: int, nonzero: bool = False) -> int:
+        """A random shift in [-largest, largest] that keeps the song's melody in MIDI range (0 if none does)."""
+        shifts = [k for k in range(-largest, largest + 1) if k or not nonzero]
+        return next((int(k) for k in self.rng.permutation(shifts) if song.transposed(base + int(k)).fits()), 0)
 
     def sample(self, size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         chords, melody = [], []
@@ -79,9 +99,14 @@ class Batches:
             song = self.songs[self.rng.integers(len(self.songs))]
             beats = max(1, (song.frames - self.frames) // FRAMES_PER_BEAT + 1)
             start = int(self.rng.integers(beats)) * FRAMES_PER_BEAT
-            semitones = next((int(k) for k in self.rng.permutation(np.arange(-self.transpose, self.transpose + 1))
-                              if song.transposed(int(k)).fits()), 0)
+            semitones = self.fitting_shift(song, 0, self.transpose)
             c, m = crop_tokens(song, start, self.frames, semitones)
+            if self.key_change and self.rng.random() < self.key_change and self.frames > FRAMES_PER_BEAT:
+                frame = int(self.rng.integers(1, self.frames // FRAMES_PER_BEAT)) * FRAMES_PER_BEAT
+                shift = self.fitting_shift(song, semitones, 6, nonzero=True)
+                if shift:
+                    c_shifted, m_shifted = crop_tokens(song, start, self.frames, semitones + shift)
+                    c, m = splice(c, c_shifted, frame), splice(m, m_shifted, frame)
             chords.append(c)
             melody.append(m)
         return torch.tensor(chords, device=device), torch.tensor(melody, device=device)
@@ -125,7 +150,7 @@ def fit(cfg: TrainingSettings, kind: str, model_fn: Callable[[torch.device], tor
         rng.bit_generator.state = resume_from["rng"]
         restore_global_rng_state(resume_from["global_rng"])
         step = resume_from["step"]
-    batches = Batches(train_songs, cfg.crop_frames, cfg.transpose, rng)
+    batches = Batches(train_songs, cfg.crop_frames, cfg.transpose, rng, cfg.key_change)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
     (run_dir / "parameters.json").write_text(json.dumps({kind: sum(p.numel() for p in model.parameters())}) + "\n")

@@ -114,6 +114,15 @@ def tokens_part(tokens: list[int], on: int, hold: int, size: int) -> Frames:
     return Frames(tuple(values), tuple(onsets))
 
 
+def as_onset(token: int) -> int:
+    """A hold token as the onset of the same note or chord (other tokens unchanged)."""
+    if NOTE_HOLD <= token < CHORD_ON:
+        return token - NUM_PITCHES
+    if CHORD_HOLD <= token < VOCAB_SIZE:
+        return token - NUM_CHORDS
+    return token
+
+
 def interleave(chords: list[int], melody: list[int]) -> list[int]:
     """[BOS, c1, m1, ..., cT, mT, EOS]: chord first in each frame."""
     if len(chords) != len(melody):
