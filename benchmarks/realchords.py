@@ -16,6 +16,11 @@ Two ablations (first seed only; --no-ablations skips them) separate the parts of
 and --multiscale adds the ReaLchords-M variant: contrastive and discriminative reward models also trained
 on 16- and 32-frame fragments, all six scoring windows of their own length (rlm-s0).
 
+--key-change P adds models trained on crops that modulate with probability P (not in the paper): an
+online model and a teacher pretrained that way (online-kc, teacher-kc) and RL from them with the
+multi-scale reward models on modulating melodies (rl-kc-s0), to see whether the adaptation test can be
+passed through the data.
+
 Each model is evaluated once into --out/eval/NAME.json, so adding runs later evaluates only the new ones.
 """
 
@@ -59,6 +64,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the RL finetuning runs")
     parser.add_argument("--ablations", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--multiscale", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--key-change", type=float, default=0.0, help="probability of a modulating crop (0: skip)")
     args = parser.parse_args()
     out, data = args.out, args.out / "data"
     if not (data / "test.jsonl").exists():
@@ -74,18 +80,30 @@ def main() -> None:
         list(pool.map(lambda run: once(run, "rewards", *reward_runs[run], "--steps", str(args.reward_steps),
                                        "--eval-every", "200", *common), reward_runs))
         rewards = ["--rewards", str(out / "reward-contrastive"), str(out / "reward-discriminative")]
-        finetuning = {out / f"rl-s{seed}": [*rewards, "--teacher", str(out / "teacher"), "--seed", str(seed)]
+        online = ["--policy", str(out / "online")]
+        finetuning = {out / f"rl-s{seed}": [*online, *rewards, "--teacher", str(out / "teacher"), "--seed", str(seed)]
                       for seed in args.seeds}
         if args.ablations:
-            finetuning[out / f"kd-s{args.seeds[0]}"] = ["--teacher", str(out / "teacher"), "--seed", str(args.seeds[0])]
-            finetuning[out / f"rm-s{args.seeds[0]}"] = [*rewards, "--teacher", str(out / "online"), "--seed", str(args.seeds[0])]
+            finetuning[out / f"kd-s{args.seeds[0]}"] = [*online, "--teacher", str(out / "teacher"), "--seed", str(args.seeds[0])]
+            finetuning[out / f"rm-s{args.seeds[0]}"] = [*online, *rewards, "--teacher", str(out / "online"),
+                                                        "--seed", str(args.seeds[0])]
         if args.multiscale:
-            finetuning[out / f"rlm-s{args.seeds[0]}"] = ["--rewards", *map(str, reward_runs), "--teacher", str(out / "teacher"),
-                                                         "--seed", str(args.seeds[0])]
-        list(pool.map(lambda run: once(run, "finetune", "--policy", str(out / "online"), *finetuning[run], "--beta",
+            finetuning[out / f"rlm-s{args.seeds[0]}"] = [*online, "--rewards", *map(str, reward_runs), "--teacher",
+                                                         str(out / "teacher"), "--seed", str(args.seeds[0])]
+        if args.key_change:
+            key_change = ["--key-change", str(args.key_change)]
+            list(pool.map(lambda model: once(out / f"{model}-kc", "pretrain", "--model", model, "--steps",
+                                             str(args.pretrain_steps), "--eval-every", "250", *key_change, *common),
+                          ["online", "teacher"]))
+            finetuning[out / f"rl-kc-s{args.seeds[0]}"] = [
+                "--policy", str(out / "online-kc"), "--rewards", *map(str, reward_runs), "--teacher", str(out / "teacher-kc"),
+                "--seed", str(args.seeds[0]), *key_change]
+        list(pool.map(lambda run: once(run, "finetune", *finetuning[run], "--beta",
                                        str(args.beta), "--steps", str(args.finetune_steps), "--eval-every", "50", *common),
                       finetuning))
     runs = [out / "online", *finetuning, out / "teacher"]
+    if args.key_change:
+        runs += [out / "online-kc", out / "teacher-kc"]
     results = {}
     for run in runs:
         path = out / "eval" / f"{run.name}.json"
