@@ -109,7 +109,7 @@ def main() -> None:
         path = out / "eval" / f"{run.name}.json"
         if not path.exists():
             subprocess.run([sys.executable, "-m", "scalerl", "chords", "eval", str(run), "--data", str(data),
-                            "--frames", "128", "-o", str(path)], check=True, stdout=subprocess.DEVNULL)
+                            "-o", str(path)], check=True, stdout=subprocess.DEVNULL)
         results |= json.loads(path.read_text())
     (out / "table.md").write_text(seed_table(results) + "\n")
     plot_adaptation(group_curves(results), out / "adaptation.png")

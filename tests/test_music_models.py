@@ -98,4 +98,6 @@ def test_short_pretraining_beats_the_untrained_model_and_resumes(tmp_path):
     assert main(["chords", "eval", str(tmp_path / "run"), "--data", str(tmp_path / "data"), "--limit", "2",
                  "--plot", str(tmp_path / "adaptation.png")]) == 0
     assert (tmp_path / "adaptation.png").stat().st_size > 0 and (tmp_path / "adaptation.svg").exists()
+    # trained on 32-frame crops: longer windows would test untrained positions
+    assert main(["chords", "eval", str(tmp_path / "run"), "--data", str(tmp_path / "data"), "--frames", "64"]) == 2
     assert main(["chords", "pretrain", "--model", "teacher", "--net.dim", "30", "--net.heads", "4"]) == 2

@@ -75,11 +75,13 @@ def cmd_eval(args: list[str]) -> int:
 
     parser = ArgumentParser(prog="scalerl chords eval", description=(
         "Accompany held-out melodies with each model and compare note-in-chord, onset EMD against the data, "
-        "chord-length entropy, and recovery after a tritone shift of the melody at beat 17."))
+        "chord-length and chord entropy, distinct chords, and the adaptation test: the first quarter of each window's "
+        "chords given, then the melody jumps a tritone at its middle (at 128 frames, the paper's test)."))
     parser.add_argument("runs", nargs="+", type=Path, help="chords run directories (pretrain or finetune)")
     parser.add_argument("--data", type=Path, default=Path("data/chords"))
     parser.add_argument("--split", choices=["test", "valid", "train"], default="test")
-    parser.add_argument("--frames", type=int, default=128, help="window length; the shift test needs > 64")
+    parser.add_argument("--frames", type=int, default=None,
+                        help="window length (default: the shortest crop length the models were trained on)")
     parser.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N songs")
     parser.add_argument("-o", "--out", type=Path, default=None, help="also write the results as JSON")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from scalerl.checks import ConfigError
 from scalerl.music.data import Song, song_tokens
 from scalerl.music.metrics import (
     chord_entropy,
@@ -23,10 +24,17 @@ from scalerl.music.models import generate
 from scalerl.music.pretrain import load_chord_model
 from scalerl.music.vocab import NUM_PITCHES
 
-SHIFT_FRAME = 64
-"""The adaptation test transposes the melody from beat 17 on (frame 64), as in the paper."""
-PRIMER_FRAMES = 32
-"""...after priming the model with the song's true chords for the first 8 beats, as in the paper."""
+
+def adaptation_frames(frames: int) -> tuple[int, int]:
+    """(primer, shift) of the adaptation test in a window: the song's true chords are given for the first
+    quarter, and the melody jumps a tritone at the middle. At 128 frames this is the paper's test (8 beats
+    given, the jump at beat 17); shorter windows keep it inside the positions a model was trained on."""
+    return frames // 4, frames // 2
+
+
+def before_shift(shift: int) -> slice:
+    """The frames the fit before the jump is measured on: up to 16 generated frames just before it."""
+    return slice(shift - min(16, shift // 2), shift)
 
 
 def transpose_melody_tokens(melody: list[int], start: int, semitones: int) -> list[int]:
@@ -53,8 +61,7 @@ def crops(songs: list[Song], frames: int) -> list[tuple[list[int], list[int]]]:
 def evaluate_model(model: torch.nn.Module, songs: list[Song], frames: int, temperature: float = 1.0,
                    batch: int = 32) -> dict[str, float | list[float]]:
     """Metrics of the model's accompaniments of the songs' melodies (and of the songs' own chords, for
-    reference), plus the per-frame harmonic fit around a tritone shift at SHIFT_FRAME (the first
-    PRIMER_FRAMES chords given from the song)."""
+    reference), plus the per-frame harmonic fit of the adaptation test (see adaptation_frames)."""
     windows = crops(songs, frames)
     if not windows:
         raise ValueError(f"no song is {frames} frames long")
@@ -62,9 +69,10 @@ def evaluate_model(model: torch.nn.Module, songs: list[Song], frames: int, tempe
     for index in range(0, len(windows), batch):
         melody = torch.tensor([m for _, m in windows[index:index + batch]])
         generated += generate(model, melody, temperature, seed=index).tolist()
-        if frames > SHIFT_FRAME:
-            shifted = torch.tensor([transpose_melody_tokens(m, SHIFT_FRAME, 6) for _, m in windows[index:index + batch]])
-            primer = torch.tensor([c[:PRIMER_FRAMES] for c, _ in windows[index:index + batch]])
+        primer_frames, shift = adaptation_frames(frames)
+        if frames >= 16:
+            shifted = torch.tensor([transpose_melody_tokens(m, shift, 6) for _, m in windows[index:index + batch]])
+            primer = torch.tensor([c[:primer_frames] for c, _ in windows[index:index + batch]])
             shifted_chords = generate(model, shifted, temperature, seed=index, primer=primer)
             shifted_generated += list(zip(shifted_chords.tolist(), shifted.tolist()))
     truth_histogram = sum(onset_interval_histogram(c, m) for c, m in windows)
@@ -97,24 +105,34 @@ def fit_kept_after_shift(fit: list[float]) -> float:
     """Mean harmonic fit after the shift over the mean of the 16 frames before it: 1 means the harmony
     followed the jump at once; a graded companion to frames_to_recover, which only counts full recovery."""
     fit = np.array(fit)
-    return float(np.nanmean(fit[SHIFT_FRAME:]) / np.nanmean(fit[SHIFT_FRAME - 16:SHIFT_FRAME]))
+    shift = adaptation_frames(len(fit))[1]
+    return float(np.nanmean(fit[shift:]) / np.nanmean(fit[before_shift(shift)]))
 
 
 def frames_to_recover(fit: list[float], window: int = 8) -> float:
     """Frames after the shift until the harmonic fit (mean over `window` frames) is back to 90% of its
     level before the shift; NaN if it never is."""
     fit = np.array(fit)
-    before = np.nanmean(fit[SHIFT_FRAME - 16:SHIFT_FRAME])
-    for offset in range(len(fit) - SHIFT_FRAME - window + 1):
-        if np.nanmean(fit[SHIFT_FRAME + offset:SHIFT_FRAME + offset + window]) >= 0.9 * before:
+    shift = adaptation_frames(len(fit))[1]
+    before = np.nanmean(fit[before_shift(shift)])
+    for offset in range(len(fit) - shift - window + 1):
+        if np.nanmean(fit[shift + offset:shift + offset + window]) >= 0.9 * before:
             return float(offset)
     return float("nan")
 
 
-def compare(run_dirs: list[Path], songs: list[Song], frames: int, temperature: float = 1.0) -> dict[str, dict]:
+def compare(run_dirs: list[Path], songs: list[Song], frames: int | None = None,
+            temperature: float = 1.0) -> dict[str, dict]:
+    """Every model on the same windows: `frames` long, by default the shortest crop any was trained on.
+    Longer windows than a model's training crops are refused: its positions past them never trained,
+    and such a test measures that rather than the model (our first table did)."""
+    models = {run_dir: load_chord_model(run_dir) for run_dir in run_dirs}
+    frames = frames or min(cfg.crop_frames for cfg, _ in models.values())
     results = {}
-    for run_dir in run_dirs:
-        cfg, model = load_chord_model(run_dir)
+    for run_dir, (cfg, model) in models.items():
+        if frames > cfg.crop_frames:
+            raise ConfigError(f"{run_dir} was trained on {cfg.crop_frames}-frame crops; its later positions are "
+                              f"untrained: evaluate with --frames <= {cfg.crop_frames}, or pretrain on longer crops")
         results[f"{cfg.model} ({run_dir.name})"] = evaluate_model(model, songs, frames, temperature)
     return results
 
@@ -145,8 +163,9 @@ def plot_adaptation(curves: dict[str, list[float]], path: Path, smoothing: int =
         fit = np.array(curve, dtype=float)
         smoothed = [np.nanmean(fit[max(0, t - smoothing + 1):t + 1]) for t in range(len(fit))]
         axis.plot(np.arange(len(fit)) / 4 + 1, smoothed, label=label)
-    axis.axvspan(1, PRIMER_FRAMES / 4 + 1, color="0.9", label="true chords given")
-    axis.axvline(SHIFT_FRAME / 4 + 1, color="0.3", linestyle="--", label="melody up a tritone")
+    primer, shift = adaptation_frames(len(next(iter(curves.values()))))
+    axis.axvspan(1, primer / 4 + 1, color="0.9", label="true chords given")
+    axis.axvline(shift / 4 + 1, color="0.3", linestyle="--", label="melody up a tritone")
     axis.set_xlabel("beat")
     axis.set_ylabel(f"note in chord ({smoothing}-frame mean)")
     axis.set_ylim(0, 1)
