@@ -158,7 +158,7 @@ def plot_adaptation(curves: dict[str, list[float]], path: Path, smoothing: int =
     from scalerl.analysis.plots import pyplot
 
     plt = pyplot()
-    figure, axis = plt.subplots(figsize=(7, 3.6))
+    figure, axis = plt.subplots(figsize=(8.5, 3.6))
     for label, curve in curves.items():
         fit = np.array(curve, dtype=float)
         smoothed = [np.nanmean(fit[max(0, t - smoothing + 1):t + 1]) for t in range(len(fit))]
@@ -169,7 +169,7 @@ def plot_adaptation(curves: dict[str, list[float]], path: Path, smoothing: int =
     axis.set_xlabel("beat")
     axis.set_ylabel(f"note in chord ({smoothing}-frame mean)")
     axis.set_ylim(0, 1)
-    axis.legend(fontsize=8, loc="upper right")
+    axis.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     for suffix in (".png", ".svg"):
