@@ -105,14 +105,36 @@ class _SelfAttentionCache:
         return keys, values
 
 
-class OnlineDecoding:
+class _CachedDecoding:
+    """One token at a time through a model's layers, with a self-attention cache: the shared part of the
+    two decodings below, which differ only in their layers' blocks."""
+
+    def __init__(self, model: nn.Module, layers: nn.ModuleList) -> None:
+        self.model, self.layers, self.length = model, layers, 0
+        self.cache = _SelfAttentionCache(len(layers))
+
+    def _block(self, index: int, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _self_attention(self, index: int, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        h = layer.norm1(x)
+        return x + _attend(layer.self_attn, h, *self.cache.extend(index, layer.self_attn, h))
+
+    def _feed(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = (self.model.embed(tokens) + self.model.position.weight[self.length]).unsqueeze(1)
+        for index, layer in enumerate(self.layers):
+            x = self._block(index, layer, x)
+        self.length += 1
+        return self.model.out(self.model.norm(x[:, 0]))
+
+
+class OnlineDecoding(_CachedDecoding):
     """The online model run forward one token at a time. `logits` (batch, vocab) is the distribution of the
     current frame's chord; `push(chord, note)` plays that chord, hears the frame's melody note, and moves
     `logits` to the next frame. The melody arrives only through push, as it would from a live player."""
 
     def __init__(self, model: OnlineChordModel, batch: int, device: torch.device) -> None:
-        self.model, self.length = model, 0
-        self.cache = _SelfAttentionCache(len(model.transformer.layers))
+        super().__init__(model, model.transformer.layers)
         self.logits = self._feed(torch.full((batch,), BOS, dtype=torch.long, device=device))
 
     @property
@@ -120,15 +142,9 @@ class OnlineDecoding:
         """Frames that still fit in the position table."""
         return (self.model.position.num_embeddings - self.length) // 2
 
-    def _feed(self, tokens: torch.Tensor) -> torch.Tensor:
-        model = self.model
-        x = (model.embed(tokens) + model.position.weight[self.length]).unsqueeze(1)
-        for index, layer in enumerate(model.transformer.layers):
-            h = layer.norm1(x)
-            x = x + _attend(layer.self_attn, h, *self.cache.extend(index, layer.self_attn, h))
-            x = x + _feed_forward(layer, layer.norm2(x))
-        self.length += 1
-        return model.out(model.norm(x[:, 0]))
+    def _block(self, index: int, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        x = self._self_attention(index, layer, x)
+        return x + _feed_forward(layer, layer.norm2(x))
 
     @torch.no_grad()
     def push(self, chord: torch.Tensor, note: torch.Tensor) -> None:
@@ -138,29 +154,22 @@ class OnlineDecoding:
         self.logits = self._feed(note)
 
 
-class TeacherDecoding:
+class TeacherDecoding(_CachedDecoding):
     """The teacher run one chord at a time over a melody it has encoded whole: the same interface as
     OnlineDecoding, with `push`'s note ignored because the teacher already heard it."""
 
     def __init__(self, model: OfflineChordModel, melody: torch.Tensor) -> None:
-        self.model, self.length = model, 0
+        super().__init__(model, model.decoder.layers)
         positions = torch.arange(melody.shape[1], device=melody.device)
         memory = model.encoder(model.embed(melody) + model.position(positions))
-        layers = model.decoder.layers
-        self.memory = [(_project(layer.multihead_attn, memory, 1), _project(layer.multihead_attn, memory, 2)) for layer in layers]
-        self.cache = _SelfAttentionCache(len(layers))
+        self.memory = [(_project(layer.multihead_attn, memory, 1), _project(layer.multihead_attn, memory, 2))
+                       for layer in self.layers]
         self.logits = self._feed(torch.full((melody.shape[0],), BOS, dtype=torch.long, device=melody.device))
 
-    def _feed(self, tokens: torch.Tensor) -> torch.Tensor:
-        model = self.model
-        x = (model.embed(tokens) + model.position.weight[self.length]).unsqueeze(1)
-        for index, layer in enumerate(model.decoder.layers):
-            h = layer.norm1(x)
-            x = x + _attend(layer.self_attn, h, *self.cache.extend(index, layer.self_attn, h))
-            x = x + _attend(layer.multihead_attn, layer.norm2(x), *self.memory[index])
-            x = x + _feed_forward(layer, layer.norm3(x))
-        self.length += 1
-        return model.out(model.norm(x[:, 0]))
+    def _block(self, index: int, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        x = self._self_attention(index, layer, x)
+        x = x + _attend(layer.multihead_attn, layer.norm2(x), *self.memory[index])
+        return x + _feed_forward(layer, layer.norm3(x))
 
     @torch.no_grad()
     def push(self, chord: torch.Tensor, note: torch.Tensor) -> None:
