@@ -66,10 +66,10 @@ def evaluate_model(model: torch.nn.Module, songs: list[Song], frames: int, tempe
     if not windows:
         raise ValueError(f"no song is {frames} frames long")
     generated, shifted_generated = [], []
+    primer_frames, shift = adaptation_frames(frames)
     for index in range(0, len(windows), batch):
         melody = torch.tensor([m for _, m in windows[index:index + batch]])
         generated += generate(model, melody, temperature, seed=index).tolist()
-        primer_frames, shift = adaptation_frames(frames)
         if frames >= 16:
             shifted = torch.tensor([transpose_melody_tokens(m, shift, 6) for _, m in windows[index:index + batch]])
             primer = torch.tensor([c[:primer_frames] for c, _ in windows[index:index + batch]])
@@ -148,8 +148,6 @@ def markdown_table(results: dict[str, dict]) -> str:
     rows.append(f"| data (held-out chords) | {data['data_note_in_chord']:.3f} | 0 | {data['data_chord_length_entropy']:.2f} | "
                 f"{data['data_chord_entropy']:.2f} | {data['data_distinct_chords']} | - | - |")
     return "\n".join(rows)
-
-
 
 
 def plot_adaptation(curves: dict[str, list[float]], path: Path, smoothing: int = 8) -> None:

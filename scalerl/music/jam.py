@@ -86,10 +86,14 @@ class JamSession:
     def __init__(self, model: torch.nn.Module, temperature: float, seed: int) -> None:
         self.model, self.temperature = model, temperature
         self.generator = torch.Generator().manual_seed(seed)
-        self.decoding = model.decoding(torch.zeros(1, 0, dtype=torch.long))
+        self.decoding = self._start()
         self.chords = [self._choose()]
         self.melody: list[int] = []
         self.fits: list[float] = []
+
+    def _start(self):
+        """A fresh decoding of one player (the melody comes frame by frame through push)."""
+        return self.model.decoding(torch.zeros(1, 0, dtype=torch.long))
 
     def _choose(self) -> int:
         return int(choose_chord(self.decoding.logits, self.temperature, self.generator)[0])
@@ -107,7 +111,7 @@ class JamSession:
     def _refresh(self) -> None:
         """The context is full: start again from the last half of the jam, like a crop of a longer song."""
         keep = self.model.cfg.max_frames // 2
-        self.decoding = self.model.decoding(torch.zeros(1, 0, dtype=torch.long))
+        self.decoding = self._start()
         for chord, note in zip(self.chords[-keep - 1:-1], self.melody[-keep:]):
             self.decoding.push(torch.tensor([chord]), torch.tensor([note]))
 
