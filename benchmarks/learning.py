@@ -22,7 +22,7 @@ RECIPES: dict[str, dict] = {
     # MinAtar paper's DQN sizes (batch 32, replay 100k, train every step) with Adam and 3-step returns.
     "minatar-breakout": {"threshold": 10.0, "args": [
         "--env", "minatar:breakout", "--steps", "500000", "--eval-every", "25000", "--checkpoint-every", "100000",
-        "--algo.lr", "2.5e-4", "--algo.adam-eps", "1.5e-4", "--algo.n-step", "3",
+        "--algo.optim.lr", "2.5e-4", "--algo.optim.adam-eps", "1.5e-4", "--algo.n-step", "3",
         "--algo.target-update-every", "1000", "--algo.epsilon-decay-steps", "100000", "--algo.epsilon-end", "0.01",
         "--algo.batch-size", "32", "--algo.learning-starts", "5000"]},
 }

@@ -2,7 +2,7 @@
 
 Each case runs the real `scalerl train` loop. "random" keeps epsilon at 1 and never updates: the
 loop's cost with the policy and learner taken out. "dqn" acts epsilon-greedily and updates every 4
-environment steps on batches of 32; "dqn-every10" is the peers' setting in ../shared/ENVIRONMENT.md
+environment steps on batches of 32; "dqn-every10" is CleanRL's dqn.py CartPole setting
 (every 10 steps, batch 128). SPS is the median of the loop's own log records after
 learning starts, so start-up and the final evaluation are not counted.
 
@@ -27,7 +27,7 @@ from scalerl import train
 CASES = {
     "random": {"learning_starts": 10**9, "epsilon_start": 1.0, "epsilon_end": 1.0},
     "dqn": {"learning_starts": 1_000, "train_every": 4, "batch_size": 32, "epsilon_decay_steps": 5_000},
-    # The setting of the CleanRL/SB3 figures in ../shared/ENVIRONMENT.md: train every 10 steps, batch 128.
+    # CleanRL dqn.py's CartPole setting: train every 10 steps, batch 128.
     "dqn-every10": {"learning_starts": 1_000, "train_every": 10, "batch_size": 128, "epsilon_decay_steps": 5_000},
 }
 

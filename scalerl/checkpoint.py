@@ -18,7 +18,7 @@ import torch
 
 from scalerl.checks import ConfigError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class CheckpointError(ConfigError):

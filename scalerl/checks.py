@@ -45,3 +45,44 @@ def check_choices(config: Any, prefix: str) -> None:
         if choices and (value := getattr(config, item.name)) is not None and value not in choices:
             name = f"{prefix}.{item.name}" if prefix else item.name
             raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))} (got {value!r})")
+
+
+def config_from_dict(cls: type, data: Any, prefix: str) -> Any:
+    """Build a (nested) config dataclass from plain data, rejecting unknown keys by name."""
+    import dataclasses
+
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'} must be a mapping (got {type(data).__name__})")
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in known:
+            name = f"{prefix}.{key}" if prefix else key
+            raise ConfigError(f"unknown field {name!r}; valid: {', '.join(sorted(known))}")
+    return cls(**data)
+
+
+def build_nested(config: Any, prefix: str) -> None:
+    """Replace each dict held by a dataclass-typed field of a frozen config with that dataclass, so that
+    configs read back from JSON (or given as keywords in Python) hold the same types as parsed ones."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(type(config))
+    for item in dataclasses.fields(config):
+        kind, value = hints[item.name], getattr(config, item.name)
+        if dataclasses.is_dataclass(kind) and isinstance(value, dict):
+            object.__setattr__(config, item.name, config_from_dict(kind, value, f"{prefix}.{item.name}".lstrip(".")))
+
+
+def unknown_name(kind: str, name: str, valid: Any, limit: int = 12) -> ConfigError:
+    """The error for a name that is not one of `valid`: the whole list when it is short, else the
+    closest matches (a suite with a hundred tasks should not print them all)."""
+    import difflib
+
+    valid = list(valid)
+    if len(valid) <= limit:
+        return ConfigError(f"unknown {kind} {name!r}; valid: {', '.join(valid)}")
+    by_lower = {choice.lower(): choice for choice in valid}
+    close = [by_lower[c] for c in difflib.get_close_matches(name.lower(), by_lower, n=5, cutoff=0.5)]
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return ConfigError(f"unknown {kind} {name!r}{hint} ({len(valid)} choices)")

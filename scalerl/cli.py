@@ -7,17 +7,14 @@ naming it and the valid choices, and any ConfigError raised by validation prints
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import difflib
 import json
 import sys
 import textwrap
 import time
-import typing
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import tyro
 
@@ -25,86 +22,22 @@ from scalerl.agents import AGENTS, agent_class
 from scalerl.checks import ConfigError
 from scalerl.config import TrainConfig
 from scalerl.envs import describe_suites, describe_tasks
+from scalerl.flags import ArgumentParser, check_flags, field_types, key_values, option_value, parse_value
 
 HELP = """usage: scalerl COMMAND [OPTIONS]
 
 commands:
   train    train an agent (scalerl train --help); continue a killed run with --resume RUN_DIR
-  eval     evaluate a run's latest checkpoint: scalerl eval RUN_DIR [--episodes N] [--seed S]
+  eval     evaluate a run's latest checkpoint: scalerl eval RUN_DIR [--episodes N] [--num-envs E] [--seed S]
   envs     list environment suites and tasks; --suite NAME adds observation and action spaces
   agents   list agents and their hyperparameters
+  hooks    list hooks (diagnostics, interventions) and their options
   plot     learning curves or training metrics of runs: scalerl plot RUNS... [--group-by KEY] [--metric M]
   report   a markdown report comparing groups of runs: scalerl report RUNS... -o report.md
   chords   ReaLchords: scalerl chords data (melody + chord datasets)
   sweep    config overrides x seeds on Ray: scalerl sweep FILE.toml, or --set K=V --grid K=V1,V2 --seeds 0 1
+  study    reproduce a paper's effect at small scale, with a report: scalerl study --list, scalerl study NAME [--quick]
 """
-
-
-def field_types(cls: type, prefix: str, algo_class: type) -> dict[str, Any]:
-    """Map each CLI flag name (dotted, underscores) of a config dataclass to its type."""
-    hints = typing.get_type_hints(cls)
-    flags: dict[str, Any] = {}
-    for item in dataclasses.fields(cls):
-        kind = algo_class if item.name == "algo" else hints[item.name]
-        if dataclasses.is_dataclass(kind):
-            flags.update(field_types(kind, f"{prefix}{item.name}.", algo_class))
-        else:
-            flags[f"{prefix}{item.name}"] = kind
-    return flags
-
-
-def check_value(flag: str, kind: Any, value: str) -> None:
-    options = typing.get_args(kind)
-    if typing.get_origin(kind) is Literal and value not in options:
-        raise ConfigError(f"--{flag} must be one of {', '.join(map(str, options))} (got {value!r})")
-    for number in (int, float):
-        if kind is number or (number in options and type(None) in options and value != "None"):
-            try:
-                number(value)
-            except ValueError:
-                raise ConfigError(f"--{flag} must be {'an integer' if number is int else 'a number'} (got {value!r})") from None
-
-
-def check_flags(args: list[str], flags: dict[str, Any]) -> None:
-    """Reject unknown flags and values of the wrong type before tyro sees them."""
-    index = 0
-    while index < len(args):
-        arg = args[index]
-        index += 1
-        if arg in ("-h", "--help"):
-            return
-        if not arg.startswith("--"):
-            raise ConfigError(f"unexpected argument {arg!r}: options look like --name value")
-        name, _, inline = arg[2:].partition("=")
-        name = name.replace("-", "_")
-        head, dot, last = name.rpartition(".")
-        if name not in flags and flags.get(f"{head}{dot}{last.removeprefix('no_')}") is bool:
-            continue
-        if name not in flags:
-            close = difflib.get_close_matches(name, flags, n=3)
-            hint = f"; did you mean {', '.join('--' + c.replace('_', '-') for c in close)}?" if close else ""
-            raise ConfigError(f"unknown option --{arg[2:].partition('=')[0]}{hint} (see scalerl train --help)")
-        if flags[name] is bool:
-            continue
-        if typing.get_origin(flags[name]) is list:  # --name v1 v2 ...: the values run to the next option
-            while index < len(args) and not args[index].startswith("--"):
-                index += 1
-            continue
-        if not inline:
-            if index >= len(args):
-                raise ConfigError(f"--{arg[2:]} needs a value")
-            inline = args[index]
-            index += 1
-        check_value(name.replace("_", "-"), flags[name], inline)
-
-
-def option_value(args: list[str], name: str) -> str | None:
-    for index, arg in enumerate(args):
-        if arg == name and index + 1 < len(args):
-            return args[index + 1]
-        if arg.startswith(name + "="):
-            return arg.split("=", 1)[1]
-    return None
 
 
 def parse_train_config(args: list[str]) -> TrainConfig:
@@ -138,6 +71,8 @@ class EvalArgs:
     """The run directory."""
     episodes: int = 10
     """Episodes to run."""
+    num_envs: int | None = None
+    """Environments the episodes are spread over; default: as many as the run's evaluations used."""
     seed: int | None = None
     """Seed of the evaluation environments; default: the run's own evaluation seed."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -149,11 +84,11 @@ def cmd_eval(args: list[str]) -> int:
 
     if args and args[0] not in ("-h", "--help"):
         if args[0].startswith("-"):
-            raise ConfigError("usage: scalerl eval RUN_DIR [--episodes N] [--seed S] [--device D]")
+            raise ConfigError("usage: scalerl eval RUN_DIR [--episodes N] [--num-envs E] [--seed S] [--device D]")
         options = {name: kind for name, kind in field_types(EvalArgs, "", type(None)).items() if name != "run_dir"}
         check_flags(args[1:], options)
     parsed = tyro.cli(EvalArgs, args=args, prog="scalerl eval")
-    print(json.dumps(evaluate(parsed.run_dir, parsed.episodes, parsed.seed, parsed.device)))
+    print(json.dumps(evaluate(parsed.run_dir, parsed.episodes, parsed.seed, parsed.device, parsed.num_envs)))
     return 0
 
 
@@ -173,19 +108,35 @@ def cmd_envs(args: list[str]) -> int:
     return 0
 
 
+def flag_defaults(config: object, prefix: str) -> list[tuple[str, object]]:
+    """(flag, default) of every field of a config instance, nested configs flattened."""
+    rows = []
+    for item in dataclasses.fields(config):
+        value = getattr(config, item.name)
+        if dataclasses.is_dataclass(value):
+            rows += flag_defaults(value, f"{prefix}{item.name}.")
+        else:
+            rows.append((f"--{prefix}{item.name}".replace("_", "-"), value))
+    return rows
+
+
 def cmd_agents(args: list[str]) -> int:
     for name, cls in AGENTS.items():
         print(f"{name:8s} {cls.description}  [{cls.loop.replace('_', '-')}]")
-        for item in dataclasses.fields(cls.config_class):
-            print(f"    --algo.{item.name.replace('_', '-'):24s} default {item.default!r}")
+        for flag, default in flag_defaults(cls.config_class(), "algo."):
+            print(f"    {flag:30s} default {default!r}")
     return 0
 
 
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse whose errors are ConfigErrors, so they print as one line like every other error."""
+def cmd_hooks(args: list[str]) -> int:
+    from scalerl.hooks import HOOKS
 
-    def error(self, message: str):
-        raise ConfigError(f"{message} (see {self.prog} --help)")
+    for name, cls in HOOKS.items():
+        print(f"{name:8s} {cls.description}")
+        for flag, default in flag_defaults(cls.config_class(), f"hook-opts.{name}."):
+            print(f"    {flag:30s} default {default!r}")
+    print("\nRun hooks with scalerl train --hooks NAME [NAME ...].")
+    return 0
 
 
 def analysis_parser(command: str, description: str) -> ArgumentParser:
@@ -223,24 +174,6 @@ def cmd_report(args: list[str]) -> int:
     return 0
 
 
-def parse_value(text: str) -> Any:
-    """A CLI value as JSON where it parses (numbers, true/false, lists), else as a string."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def key_values(items: list[str], flag: str) -> list[tuple[str, str]]:
-    pairs = []
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"{flag} takes KEY=VALUE items (got {item!r})")
-        pairs.append((key.replace("-", "_"), value))
-    return pairs
-
-
 def cmd_sweep(args: list[str]) -> int:
     from scalerl.sweep import SweepSpec, load_sweep_file, run_sweep
 
@@ -272,6 +205,30 @@ def cmd_sweep(args: list[str]) -> int:
     return 1 if result["failed"] else 0
 
 
+def cmd_study(args: list[str]) -> int:
+    from scalerl.studies import run_study, study_folder, study_names, title
+
+    parser = ArgumentParser(prog="scalerl study", description="Reproduce a paper's headline effect at small scale "
+                            "and write a report with figures; started again, a study continues where it stopped.")
+    parser.add_argument("name", nargs="?", help="the study (see --list)")
+    parser.add_argument("--list", action="store_true", help="list the studies")
+    parser.add_argument("--readme", action="store_true", help="print the study's README: the paper, its claim, its "
+                        "numbers and ours")
+    parser.add_argument("--quick", action="store_true", help="a few minutes: every step at a size that shows nothing")
+    parser.add_argument("-o", "--out", type=Path, default=None, help="folder (default studies/NAME[-quick])")
+    parser.add_argument("--workers", type=int, default=None, help="runs in parallel (default: all cores)")
+    parsed = parser.parse_args(args)
+    if parsed.list or parsed.name is None:
+        for name in study_names():
+            print(f"{name:14s} {title(name)}")
+        return 0
+    if parsed.readme:
+        print((study_folder(parsed.name) / "README.md").read_text())
+        return 0
+    print(run_study(parsed.name, parsed.out, parsed.quick, parsed.workers))
+    return 0
+
+
 def cmd_chords(args: list[str]) -> int:
     from scalerl.music.cli import main as chords_main
 
@@ -283,9 +240,11 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "eval": cmd_eval,
     "envs": cmd_envs,
     "agents": cmd_agents,
+    "hooks": cmd_hooks,
     "plot": cmd_plot,
     "report": cmd_report,
     "sweep": cmd_sweep,
+    "study": cmd_study,
     "chords": cmd_chords,
 }
 

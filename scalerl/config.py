@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
-from scalerl.checks import ConfigError, non_negative, positive, require
+from scalerl.checks import ConfigError, config_from_dict, non_negative, positive, require
 from scalerl.envs.options import EnvOptions
+from scalerl.hooks import HookOptions, check_hook_names
 from scalerl.nets import NetConfig
 
 AgentConfigT = TypeVar("AgentConfigT")
@@ -37,8 +38,9 @@ class TrainConfig(Generic[AgentConfigT]):
     """Seeds environments, network initialisation, exploration and replay sampling."""
     steps: int = 100_000
     """Environment steps to train for, summed over the vector environments."""
-    num_envs: int = 1
-    """Environments stepped together in one vector environment."""
+    num_envs: int = 0
+    """Environments stepped together in one vector environment (0: the suite's default, 1 for most, one
+    per task for Meta-World's multi-task sets)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Where networks live: auto picks cuda when a GPU is visible."""
     threads: int = 1
@@ -50,8 +52,16 @@ class TrainConfig(Generic[AgentConfigT]):
     """Environment steps between metric records."""
     eval_every: int = 10_000
     """Environment steps between deterministic evaluations (0: only at the end)."""
-    eval_episodes: int = 10
-    """Episodes per evaluation, run in parallel environments."""
+    eval_episodes: int = 0
+    """Episodes per evaluation (0: 10, or 5 per task for Meta-World's task sets; there it must be a
+    multiple of the task count, so every task is evaluated equally often)."""
+    eval_num_envs: int = 0
+    """Environments the evaluation episodes are spread over (0: min(eval_episodes, 8), or one per task
+    for Meta-World's task sets)."""
+    hooks: list[str] = field(default_factory=list)
+    """Hooks to run, by name (see `scalerl hooks`): diagnostics and interventions."""
+    hook_opts: HookOptions = field(default_factory=HookOptions)
+    """Options of each hook (--hook-opts.NAME.*)."""
     checkpoint_every: int = 25_000
     """Environment steps between checkpoints (0: only at the end)."""
     progress: Literal["auto", "on", "off"] = "auto"
@@ -63,7 +73,7 @@ class TrainConfig(Generic[AgentConfigT]):
 
         if isinstance(self.env_opts, dict):
             object.__setattr__(self, "env_opts", config_from_dict(EnvOptions, self.env_opts, "env_opts"))
-        suite, _ = parse_spec(self.env)
+        suite, task = parse_spec(self.env)
         check_options(suite, self.env_opts.given())
         cls = agent_class(self.agent)
         if self.algo is None:
@@ -78,14 +88,37 @@ class TrainConfig(Generic[AgentConfigT]):
         )
         if isinstance(self.net, dict):
             object.__setattr__(self, "net", config_from_dict(NetConfig, self.net, "net"))
+        if isinstance(self.hook_opts, dict):
+            object.__setattr__(self, "hook_opts", config_from_dict(HookOptions, self.hook_opts, "hook_opts"))
+        object.__setattr__(self, "hooks", list(self.hooks))
+        check_hook_names(self.hooks)
         positive("steps", self.steps)
-        positive("num_envs", self.num_envs)
+        non_negative("num_envs", self.num_envs)
         non_negative("threads", self.threads)
         positive("log_every", self.log_every)
         non_negative("eval_every", self.eval_every)
-        positive("eval_episodes", self.eval_episodes)
+        non_negative("eval_episodes", self.eval_episodes)
+        non_negative("eval_num_envs", self.eval_num_envs)
+        if (task_set := suite.task_set(task)) is not None:
+            count, exact = task_set
+            for name in ("num_envs", "eval_num_envs", "eval_episodes"):
+                value = getattr(self, name)
+                if name == "eval_episodes" or not exact:
+                    require(value % count == 0, name, f"a multiple of {count} for {self.env} (its task count)", value)
+                else:
+                    require(value in (0, count), name, f"{count} for {self.env} (one environment per task)", value)
         non_negative("checkpoint_every", self.checkpoint_every)
         require(0 <= self.seed < 2**31, "seed", "in [0, 2**31)", self.seed)
+
+    def resolved(self) -> TrainConfig:
+        """This config with its automatic values made explicit (what config.json records)."""
+        from scalerl.envs import parse_spec
+
+        suite, task = parse_spec(self.env)
+        count = task_set[0] if (task_set := suite.task_set(task)) is not None else None
+        episodes = self.eval_episodes or (5 * count if count else 10)
+        return dataclasses.replace(self, num_envs=self.num_envs or count or 1, eval_episodes=episodes,
+                                   eval_num_envs=self.eval_num_envs or count or min(episodes, 8))
 
     def env_kwargs(self, training: bool) -> dict[str, Any]:
         """Suite options for make_env: training envs get all of them, evaluation envs are the plain game."""
@@ -105,24 +138,10 @@ class TrainConfig(Generic[AgentConfigT]):
         return config_from_dict(cls, data, "")
 
 
-def config_from_dict(cls: type, data: dict[str, Any], prefix: str) -> Any:
-    """Build a (nested) config dataclass from plain data, rejecting unknown keys by name."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or 'config'} must be a mapping (got {type(data).__name__})")
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in known:
-            name = f"{prefix}.{key}" if prefix else key
-            raise ConfigError(f"unknown field {name!r}; valid: {', '.join(sorted(known))}")
-    return cls(**data)
-
-
 def load_config(run_dir: Path) -> TrainConfig:
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise ConfigError(f"{run_dir} is not a run directory: {path.name} is missing")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"{path} is not valid JSON: {error}") from None
+    from scalerl.session import read_run_config
+
+    data = read_run_config(run_dir)
+    if "agent" not in data or "env" not in data:
+        raise ConfigError(f"{run_dir} is not an RL run directory (its config.json names no agent and env)")
     return TrainConfig.from_dict(data)

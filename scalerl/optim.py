@@ -22,9 +22,13 @@ from scalerl.checks import ConfigError, check_choices, non_negative, positive
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    """Optimizer settings shared by every agent's config (flags --algo.optimizer, --algo.lr, ...)."""
+    """One optimizer's settings. An agent holds one of these per optimizer it steps, named `optim` when
+    it has one (--algo.optim.lr) and `<part>_optim` when it has several (--algo.critic-optim.lr).
 
-    optimizer: Literal["adam", "adamw", "radam", "kron"] = "adam"
+    The owning agent config checks it with `check("algo.<field>")`, so an error names the flag the user
+    typed; a config built on its own is checked when `make_optimizer` uses it."""
+
+    kind: Literal["adam", "adamw", "radam", "kron"] = "adam"
     """adam, adamw (decoupled weight decay), radam, or kron (PSGD-Kron, second order)."""
     lr: float = 1e-3
     """Learning rate (Kron divides it by kron_lr_divisor)."""
@@ -35,28 +39,29 @@ class OptimizerConfig:
     kron_lr_divisor: float = 3.0
     """Kron's learning rate is lr / this: the stable-gradients paper's practice."""
 
-    def __post_init__(self) -> None:
-        check_choices(self, "algo")
-        positive("algo.lr", self.lr)
-        positive("algo.adam_eps", self.adam_eps)
-        non_negative("algo.weight_decay", self.weight_decay)
-        positive("algo.kron_lr_divisor", self.kron_lr_divisor)
+    def check(self, prefix: str) -> None:
+        check_choices(self, prefix)
+        positive(f"{prefix}.lr", self.lr)
+        positive(f"{prefix}.adam_eps", self.adam_eps)
+        non_negative(f"{prefix}.weight_decay", self.weight_decay)
+        positive(f"{prefix}.kron_lr_divisor", self.kron_lr_divisor)
 
 
 def make_optimizer(parameters: Iterable[torch.nn.Parameter], cfg: OptimizerConfig) -> torch.optim.Optimizer:
+    cfg.check("optim")
     parameters = list(parameters)
-    if cfg.optimizer == "kron":
+    if cfg.kind == "kron":
         try:
             import heavyball
         except ImportError:
-            raise ConfigError("algo.optimizer kron needs heavyball: pip install 'scalerl[kron]'") from None
+            raise ConfigError("optimizer kind kron needs heavyball: pip install 'scalerl[kron]'") from None
 
         heavyball.utils.compile_mode = None  # eager: compiling costs minutes on CPU for a small gain
         return heavyball.PSGDKron(parameters, lr=cfg.lr / cfg.kron_lr_divisor, weight_decay=cfg.weight_decay)
     fused = all(p.device.type in ("cpu", "cuda") for p in parameters)
-    if cfg.optimizer == "adam":
+    if cfg.kind == "adam":
         return torch.optim.Adam(parameters, lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay, fused=fused)
-    if cfg.optimizer == "adamw":
+    if cfg.kind == "adamw":
         return torch.optim.AdamW(parameters, lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay, fused=fused)
     return torch.optim.RAdam(parameters, lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay, foreach=True)
 

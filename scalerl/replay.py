@@ -25,6 +25,8 @@ class Batch:
     rewards: torch.Tensor
     next_obs: torch.Tensor
     discounts: torch.Tensor
+    indices: tuple[np.ndarray, np.ndarray] | None = None
+    """(rows, columns) of the sampled transitions in the buffer, for priorities handed back."""
 
 
 class ReplayBuffer:
@@ -111,7 +113,12 @@ class ReplayBuffer:
             rewards=self._tensor(rewards),
             next_obs=self._tensor(self.next_obs[last_rows, cols]),
             discounts=self._tensor(discounts.astype(np.float32)),
+            indices=(rows, cols),
         )
+
+    def update_priorities(self, indices: tuple[np.ndarray, np.ndarray], priorities: torch.Tensor) -> None:
+        raise TypeError("uniform replay keeps no priorities: the agent returned 'priorities' from update, "
+                        "which needs a prioritized buffer")
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array).to(self.device, non_blocking=True)

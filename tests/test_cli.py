@@ -10,7 +10,7 @@ from scalerl.cli import main
     (["train", "--agent", "ppo"], "unknown agent 'ppo'; valid: dqn"),
     (["train", "--env", "foo:bar"], "unknown env suite 'foo'; valid suites: classic, minatar, atari"),
     (["train", "--env", "minatar:pong"], "unknown minatar task 'pong'"),
-    (["train", "--algo.lr", "-1"], "algo.lr must be > 0 (got -1.0)"),
+    (["train", "--algo.optim.lr", "-1"], "algo.optim.lr must be > 0 (got -1.0)"),
     (["train", "--algo.batch-size", "0"], "algo.batch_size must be > 0 (got 0)"),
     (["train", "--steps", "0"], "steps must be > 0 (got 0)"),
     (["train", "--algo.gamma", "1.5"], "algo.gamma must be in [0.0, 1.0]"),
@@ -34,8 +34,10 @@ def test_bad_input_exits_with_one_clear_line(args, message, capsys, tmp_path, mo
 
 
 def test_python_api_validates_the_same_way():
-    with pytest.raises(ConfigError, match="algo.lr must be > 0"):
-        TrainConfig(algo={"lr": 0.0})
+    with pytest.raises(ConfigError, match="algo.optim.lr must be > 0"):
+        TrainConfig(algo={"optim": {"lr": 0.0}})
+    with pytest.raises(ConfigError, match="unknown field 'algo.optim.learning_rate'"):
+        TrainConfig(algo={"optim": {"learning_rate": 0.1}})
     with pytest.raises(ConfigError, match="unknown field 'algo.learning_rate'"):
         TrainConfig(algo={"learning_rate": 0.1})
     with pytest.raises(ConfigError, match="net.depth must be >= 0"):

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from scalerl import train
+from scalerl.agents import AgentSpec
 from scalerl.agents.dqn import DQN, DQNConfig
 from scalerl.nets import DuelingHead, NetConfig
 from scalerl.replay import Batch
@@ -14,7 +15,7 @@ ACTIONS = gym.spaces.Discrete(3)
 
 
 def agent(**overrides) -> DQN:
-    return DQN(DQNConfig(**overrides), NetConfig(hidden=8, depth=1), OBS, ACTIONS, torch.device("cpu"), seed=0)
+    return DQN(DQNConfig(**overrides), AgentSpec(OBS, ACTIONS, net=NetConfig(hidden=8, depth=1)))
 
 
 class Fixed(nn.Module):
@@ -94,8 +95,8 @@ def test_hard_target_update_follows_the_schedule():
 def test_greedy_acting_is_deterministic_and_exploration_covers_all_actions():
     dqn = agent(epsilon_start=1.0, epsilon_end=1.0)
     obs = np.zeros((64, 3), np.float32)
-    assert len(set(dqn.act(obs, explore=False))) == 1
-    assert set(dqn.act(obs, explore=True)) == {0, 1, 2}
+    assert len(set(dqn.act(obs, explore=False)[0])) == 1
+    assert set(dqn.act(obs, explore=True)[0]) == {0, 1, 2}
 
 
 def test_dqn_learns_cartpole_quickly(tmp_path):

@@ -89,3 +89,11 @@ def test_training_only_options_stay_out_of_evaluation_envs():
     assert EnvOptions(num_levels=50).for_env(False, procgen) == {"num_levels": 50, "level_set": "test"}
     with pytest.raises(ConfigError, match="env_opts.frame_stack must be > 0"):
         EnvOptions(frame_stack=0)
+
+
+def test_task_names_match_whatever_their_case_and_separators():
+    from scalerl.envs import parse_spec
+
+    assert parse_spec("classic:cartpole-v1")[1] == "CartPole-v1"
+    with pytest.raises(ConfigError, match="did you mean CartPole-v1"):
+        parse_spec("gym:CartPole-v9")

@@ -214,7 +214,7 @@ def test_optimizers_reduce_a_regression_loss(optimizer):
     x = torch.randn(256, 8)
     y = x @ torch.randn(8, 1) + 0.1 * torch.sin(3 * x[:, :1])
     net = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 1))
-    opt = make_optimizer(net.parameters(), OptimizerConfig(optimizer=optimizer, lr=1e-2))
+    opt = make_optimizer(net.parameters(), OptimizerConfig(kind=optimizer, lr=1e-2))
     losses = []
     for _ in range(300):
         loss = ((net(x) - y) ** 2).mean()
@@ -228,7 +228,7 @@ def test_optimizers_reduce_a_regression_loss(optimizer):
 def test_kron_divides_the_learning_rate_by_three():
     needs_kron("kron")
     net = nn.Linear(3, 1)
-    opt = make_optimizer(net.parameters(), OptimizerConfig(optimizer="kron", lr=3e-3))
+    opt = make_optimizer(net.parameters(), OptimizerConfig(kind="kron", lr=3e-3))
     assert type(opt).__name__ == "PSGDKron"
     assert opt.param_groups[0]["lr"] == pytest.approx(1e-3)
 
@@ -237,7 +237,7 @@ def test_kron_divides_the_learning_rate_by_three():
 def test_optimizer_state_restored_from_a_checkpoint_continues_exactly(optimizer):
     """Kron keeps float64 state that torch's load_state_dict would cast to float32; resuming must not drift."""
     needs_kron(optimizer)
-    cfg = OptimizerConfig(optimizer=optimizer, lr=1e-2)
+    cfg = OptimizerConfig(kind=optimizer, lr=1e-2)
     torch.manual_seed(0)
     x, y = torch.randn(64, 8), torch.randn(64, 1)
 

@@ -90,7 +90,7 @@ def test_corrupted_checkpoint_gives_a_clear_error(short_run, tmp_path, damage):
 def test_checkpoint_from_another_config_is_refused(short_run, tmp_path):
     run_dir = copy_run(short_run, tmp_path / "run")
     config = json.loads((run_dir / "config.json").read_text())
-    config["algo"]["lr"] = 0.123
+    config["algo"]["optim"]["lr"] = 0.123
     (run_dir / "config.json").write_text(json.dumps(config))
     with pytest.raises(ConfigError, match="different config"):
         resume(run_dir)
@@ -114,7 +114,7 @@ def test_crash_while_writing_keeps_the_previous_checkpoint(tmp_path, monkeypatch
 def test_environments_that_cannot_be_pickled_restart_their_episodes(tmp_path, monkeypatch):
     import pickle
 
-    import scalerl.run
+    import scalerl.session
 
     real_dumps = pickle.dumps
 
@@ -123,7 +123,7 @@ def test_environments_that_cannot_be_pickled_restart_their_episodes(tmp_path, mo
             raise TypeError("cannot pickle this environment")
         return real_dumps(obj, *args, **kwargs)
 
-    monkeypatch.setattr(scalerl.run.pickle, "dumps", refuse_envs)
+    monkeypatch.setattr(scalerl.session.pickle, "dumps", refuse_envs)
     run_dir = tmp_path / "run"
     train(steps=400, run_dir=str(run_dir), eval_episodes=2, log_every=200, progress="off", algo={"learning_starts": 100})
     assert load_checkpoint(run_dir / "checkpoints" / "latest.pt")["envs"] is None

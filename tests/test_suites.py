@@ -208,20 +208,63 @@ def test_metaworld_task_sets_and_their_errors():
 @needs("metaworld", "metaworld")
 def test_evaluation_counts_metaworld_successes():
     """An episode succeeds if `success` is reported at any step, the final (autoreset) step included."""
-    from scalerl.run import run_episodes, step_successes
+    from scalerl.evaluation import run_episodes, step_successes
 
     class Scripted:
         def __init__(self):
             self.policy = scripted_policy("reach-v3")
 
         def act(self, obs, explore):
-            return np.clip(np.stack([self.policy.get_action(o) for o in obs]), -1, 1).astype(np.float32)
+            return np.clip(np.stack([self.policy.get_action(o) for o in obs]), -1, 1).astype(np.float32), {}
 
     class Still:
         def act(self, obs, explore):
-            return np.zeros((len(obs), 4), np.float32)
+            return np.zeros((len(obs), 4), np.float32), {}
 
     envs = make_env("metaworld:MT1/reach-v3", 3, 0)
-    assert run_episodes(Scripted(), envs, 0)[2] == [1.0, 1.0, 1.0]
-    assert run_episodes(Still(), envs, 0)[2] == [0.0, 0.0, 0.0]
+    assert run_episodes(Scripted(), envs, 3, 0).successes == [1.0, 1.0, 1.0]
+    assert run_episodes(Still(), envs, 3, 0).successes == [0.0, 0.0, 0.0]
     assert step_successes({"reward_run": np.zeros(2)}, 2) is None
+
+
+@needs("metaworld", "metaworld")
+def test_metaworld_mt1_copies_draw_their_own_goals_and_a_seed_repeats_them():
+    """Meta-World ignores reset(seed=...): without SeedOnReset every copy had the same goal and an
+    evaluation reset with a fixed seed saw new goals each time. The goal is the observation's last 3 dims."""
+    envs = make_env("metaworld:MT1/reach-v3", 3, 0)
+    first = envs.reset(seed=5)[0][:, 36:39]
+    assert len({tuple(goal) for goal in first}) == 3
+    envs.step(envs.action_space.sample())
+    assert np.array_equal(envs.reset(seed=5)[0][:, 36:39], first)
+    assert not np.array_equal(envs.reset(seed=6)[0][:, 36:39], first)
+    envs.reset()
+    for _ in range(500):  # the first episodes end (500 steps): each copy's next goal comes from its own stream
+        obs, *_ = envs.step(envs.action_space.sample())
+    assert len({tuple(goal) for goal in obs[:, 36:39]}) == 3
+
+
+@needs("metaworld", "metaworld")
+def test_metaworld_task_sets_default_to_one_env_per_task():
+    from scalerl import TrainConfig
+
+    config = TrainConfig(env="metaworld:MT10", agent="dqn").resolved()
+    assert (config.num_envs, config.eval_num_envs, config.eval_episodes) == (10, 10, 50)
+    with pytest.raises(ConfigError, match="num_envs must be 10 for metaworld:MT10"):
+        TrainConfig(env="metaworld:MT10", num_envs=5)
+    with pytest.raises(ConfigError, match="eval_episodes must be a multiple of 10"):
+        TrainConfig(env="metaworld:MT10", eval_episodes=15)
+
+
+@needs("ale_py", "atari")
+def test_names_users_type_reach_their_games():
+    from scalerl.envs import parse_spec
+
+    assert parse_spec("atari:Pong")[1] == "pong"
+    assert parse_spec("atari:MsPacman")[1] == "ms_pacman"
+    assert parse_spec("gym:ALE/Pong-v5")[1] == "ALE/Pong-v5"
+    envs = make_env("gym:ALE/Pong-v5", 1, 0)
+    assert envs.single_observation_space.shape == (210, 160, 3)
+    with pytest.raises(ConfigError) as error:
+        parse_spec("atari:pongg")
+    message = str(error.value)
+    assert "did you mean pong" in message and "(108 choices)" in message and "zaxxon" not in message

@@ -1,24 +1,51 @@
-"""What the run loop needs from an agent, and the settings every off-policy agent shares."""
+"""The agent contract: what every loop needs from an agent, and the settings off-policy agents share.
+
+An agent is built from its config and an `AgentSpec`, names the loop it runs in, acts on batches of
+observations, and learns from what its loop hands it (a replay batch or a rollout). It names its
+networks (`modules()` for the online ones, `targets()` apart) and its optimizers (`optimizers()`, each
+with the modules it steps), so diagnostics and resets can reach them without knowing the algorithm.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
 
-from scalerl.checks import in_range, positive, require
+from scalerl.checks import build_nested, in_range, positive, require
+from scalerl.hooks.base import HookList
 from scalerl.nets import NetConfig
 from scalerl.optim import OptimizerConfig
 
 
 @dataclass(frozen=True)
-class OffPolicyConfig(OptimizerConfig):
-    """Replay and update cadence, read by the off-policy loop, and the optimizer."""
+class AgentSpec:
+    """What an agent is built for: the spaces of one environment, how many act together, where the
+    networks live, the seed of its own random streams, and the network shape."""
+
+    obs_space: gym.Space
+    action_space: gym.Space
+    num_envs: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    seed: int = 0
+    net: NetConfig = field(default_factory=NetConfig)
+
+
+class Optimized(NamedTuple):
+    """An optimizer and the names (keys of `modules()`) of the networks it steps."""
+
+    optimizer: torch.optim.Optimizer
+    modules: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OffPolicyConfig:
+    """Replay and update cadence, read by the off-policy loop."""
 
     buffer_size: int = 100_000
     """Transitions kept in replay."""
@@ -36,7 +63,7 @@ class OffPolicyConfig(OptimizerConfig):
     """Rewards summed before bootstrapping (n-step returns)."""
 
     def __post_init__(self) -> None:
-        super().__post_init__()
+        build_nested(self, "algo")
         positive("algo.buffer_size", self.buffer_size)
         positive("algo.batch_size", self.batch_size)
         require(self.learning_starts >= 0, "algo.learning_starts", ">= 0", self.learning_starts)
@@ -47,41 +74,59 @@ class OffPolicyConfig(OptimizerConfig):
         require(self.n_step < self.buffer_size, "algo.n_step", "< algo.buffer_size", self.n_step)
 
 
-class Agent(ABC):
-    """An agent acts on batches of observations and learns from batches of experience.
+@dataclass(frozen=True)
+class OnPolicyConfig:
+    """Rollout length, read by the on-policy loop."""
 
-    Subclasses set `name`, `config_class` and `loop` ("off_policy" or, later, "on_policy").
+    rollout_steps: int = 128
+    """Steps collected from each environment before one update over the rollout."""
+
+    def __post_init__(self) -> None:
+        build_nested(self, "algo")
+        positive("algo.rollout_steps", self.rollout_steps)
+
+
+class Agent(ABC):
+    """An agent acts on batches of observations and learns from what its loop collects.
+
+    Subclasses set `name`, `config_class`, `loop` and `description`. The loop attaches its hooks to
+    `self.hooks`; `step_optimizer` is where they see gradients, between backward and the step.
     """
 
     name: ClassVar[str]
     config_class: ClassVar[type]
-    loop: ClassVar[str]
+    loop: ClassVar[Literal["off_policy", "on_policy"]]
     description: ClassVar[str]
 
-    def __init__(
-        self,
-        cfg: Any,
-        net: NetConfig,
-        obs_space: gym.Space,
-        action_space: gym.Space,
-        device: torch.device,
-        seed: int,
-    ) -> None:
+    def __init__(self, cfg: Any, spec: AgentSpec) -> None:
         self.cfg = cfg
-        self.device = device
-        self.rng = np.random.default_rng(seed)
+        self.spec = spec
+        self.device = spec.device
+        self.rng = np.random.default_rng(spec.seed)
+        self.hooks = HookList()
+        self._stepped: dict[str, tuple[torch.optim.Optimizer, tuple[str, ...], list[nn.Parameter]]] = {}
 
     @abstractmethod
-    def act(self, obs: np.ndarray, *, explore: bool) -> np.ndarray:
-        """Actions for a batch of observations; explore=False is the deterministic evaluation policy."""
+    def act(self, obs: np.ndarray, *, explore: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Actions for a batch of observations, and whatever else the update will need per step (log-probs,
+        values; an empty dict for most off-policy agents). explore=False is the evaluation policy."""
 
     @abstractmethod
     def update(self, batch: Any) -> dict[str, torch.Tensor]:
-        """One gradient step. Returns detached scalars; the loop reads them only when it logs."""
+        """Learn from a replay batch or a rollout. Returns detached scalars, read only when the loop logs.
+        An off-policy agent with prioritized replay adds "priorities": one per sampled transition."""
 
     @abstractmethod
     def modules(self) -> dict[str, nn.Module]:
-        """Named networks, for diagnostics, resets and parameter counts."""
+        """The online networks by name: what diagnostics measure, resets touch and parameter counts count."""
+
+    def targets(self) -> dict[str, nn.Module]:
+        """Target networks by name (slow copies of online ones): neither measured nor reset."""
+        return {}
+
+    @abstractmethod
+    def optimizers(self) -> dict[str, Optimized]:
+        """Each optimizer by name, with the names of the modules it steps."""
 
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:
@@ -93,3 +138,31 @@ class Agent(ABC):
     def train_scalars(self) -> dict[str, float]:
         """Scalars about acting (e.g. epsilon) logged alongside training metrics."""
         return {}
+
+    def step_optimizer(self, name: str, loss: torch.Tensor, max_grad_norm: float = 0.0) -> torch.Tensor | None:
+        """Backpropagate `loss` and step optimizer `name`: hooks see the raw gradients after backward, then
+        the global norm is clipped to `max_grad_norm` (0: no clipping). Returns the norm before clipping,
+        or None when clipping is off (it is not computed then)."""
+        if name not in self._stepped:  # looked up once: this runs every gradient step
+            optimizer, modules = self.optimizers()[name]
+            self._stepped[name] = (optimizer, modules, [p for group in optimizer.param_groups for p in group["params"]])
+        optimizer, modules, parameters = self._stepped[name]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.hooks:
+            self.hooks.after_backward(name, {module: self.modules()[module] for module in modules})
+        grad_norm = None
+        if max_grad_norm > 0:
+            grad_norm = nn.utils.clip_grad_norm_(parameters, max_grad_norm)
+        optimizer.step()
+        return grad_norm
+
+
+def check_optimizers(config: Any, prefix: str = "algo") -> None:
+    """Check every OptimizerConfig field of an agent config under its flag name (algo.optim, algo.critic_optim)."""
+    import dataclasses
+
+    for item in dataclasses.fields(config):
+        value = getattr(config, item.name)
+        if isinstance(value, OptimizerConfig):
+            value.check(f"{prefix}.{item.name}")

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -14,10 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalerl.agents.base import Agent, OffPolicyConfig
+from scalerl.agents.base import Agent, AgentSpec, OffPolicyConfig, Optimized, check_optimizers
 from scalerl.checks import in_range, non_negative, positive, require
-from scalerl.nets import NetConfig, build_q_network
-from scalerl.optim import load_optimizer_state, make_optimizer
+from scalerl.nets import build_q_network
+from scalerl.optim import OptimizerConfig, load_optimizer_state, make_optimizer
 from scalerl.replay import Batch
 
 
@@ -27,6 +27,8 @@ class DQNConfig(OffPolicyConfig):
 
     n_step: int = 3
     """Rewards summed before bootstrapping (n-step returns)."""
+    optim: OptimizerConfig = field(default_factory=OptimizerConfig)
+    """The Q-network's optimizer (--algo.optim.kind, --algo.optim.lr, ...)."""
     max_grad_norm: float = 10.0
     """Clip the gradient's global norm to this (0: no clipping)."""
     loss: Literal["huber", "mse"] = "huber"
@@ -48,6 +50,7 @@ class DQNConfig(OffPolicyConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_optimizers(self)
         non_negative("algo.max_grad_norm", self.max_grad_norm)
         positive("algo.target_update_every", self.target_update_every)
         require(0.0 < self.tau <= 1.0, "algo.tau", "in (0, 1]", self.tau)
@@ -62,21 +65,14 @@ class DQN(Agent):
     loop = "off_policy"
     description = "DQN: double, n-step, dueling options; discrete actions"
 
-    def __init__(
-        self,
-        cfg: DQNConfig,
-        net: NetConfig,
-        obs_space: gym.Space,
-        action_space: gym.Space,
-        device: torch.device,
-        seed: int,
-    ) -> None:
-        super().__init__(cfg, net, obs_space, action_space, device, seed)
+    def __init__(self, cfg: DQNConfig, spec: AgentSpec) -> None:
+        super().__init__(cfg, spec)
+        action_space = spec.action_space
         require(isinstance(action_space, gym.spaces.Discrete), "env", "an environment with discrete actions for dqn", action_space)
         self.num_actions = int(action_space.n)
-        self.q = build_q_network(net, obs_space, self.num_actions, cfg.dueling).to(device)
+        self.q = build_q_network(spec.net, spec.obs_space, self.num_actions, cfg.dueling).to(self.device)
         self.target = copy.deepcopy(self.q).requires_grad_(False)
-        self.optimizer = make_optimizer(self.q.parameters(), cfg)
+        self.optimizer = make_optimizer(self.q.parameters(), cfg.optim)
         self.env_steps = 0
         self.gradient_steps = 0
 
@@ -89,16 +85,16 @@ class DQN(Agent):
         q_values = self.q(torch.as_tensor(obs, device=self.device))
         return q_values.argmax(dim=1).cpu().numpy()
 
-    def act(self, obs: np.ndarray, *, explore: bool) -> np.ndarray:
+    def act(self, obs: np.ndarray, *, explore: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         if not explore:
-            return self.greedy(obs)
+            return self.greedy(obs), {}
         batch = len(obs)
         explore_mask = self.rng.random(batch) < self.epsilon()
         self.env_steps += batch
         actions = self.rng.integers(0, self.num_actions, size=batch)
         if not explore_mask.all():
             actions = np.where(explore_mask, actions, self.greedy(obs))
-        return actions
+        return actions, {}
 
     def td_target(self, batch: Batch) -> torch.Tensor:
         with torch.no_grad():
@@ -119,14 +115,14 @@ class DQN(Agent):
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         loss, q_taken = self.loss(batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = nn.utils.clip_grad_norm_(self.q.parameters(), self.cfg.max_grad_norm or float("inf"))
-        self.optimizer.step()
+        grad_norm = self.step_optimizer("q", loss, self.cfg.max_grad_norm)
         self.gradient_steps += 1
         if self.gradient_steps % self.cfg.target_update_every == 0:
             self.update_target()
-        return {"loss": loss.detach(), "q_mean": q_taken.detach().mean(), "grad_norm": grad_norm.detach()}
+        metrics = {"loss": loss.detach(), "q_mean": q_taken.detach().mean()}
+        if grad_norm is not None:
+            metrics["grad_norm"] = grad_norm.detach()
+        return metrics
 
     @torch.no_grad()
     def update_target(self) -> None:
@@ -140,7 +136,13 @@ class DQN(Agent):
         return {"epsilon": self.epsilon()}
 
     def modules(self) -> dict[str, nn.Module]:
-        return {"q": self.q, "target": self.target}
+        return {"q": self.q}
+
+    def targets(self) -> dict[str, nn.Module]:
+        return {"q": self.target}
+
+    def optimizers(self) -> dict[str, Optimized]:
+        return {"q": Optimized(self.optimizer, ("q",))}
 
     def state_dict(self) -> dict[str, Any]:
         return {

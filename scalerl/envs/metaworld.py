@@ -50,10 +50,42 @@ def check_metaworld_task(task: str) -> None:
                           "ML25/..., ML45/..., MT1/<env>, custom/<env>,<env>,... (see scalerl envs --suite metaworld)")
 
 
+def metaworld_task_count(task: str) -> tuple[int, bool] | None:
+    """(environments per set, exact): MT10/25/50 and custom sets run exactly one environment per task, ML
+    splits a multiple of their task classes; None for MT1 (any number)."""
+    benchmark, _, rest = task.partition("/")
+    if benchmark == "MT1":
+        return None
+    if benchmark in META_LEARNING:
+        return META_LEARNING[benchmark][0 if rest == "train" else 1], False
+    if benchmark == "custom":
+        return len(rest.split(",")), True
+    return MULTI_TASK[benchmark], True
+
+
+class SeedOnReset(gym.Wrapper):
+    """Meta-World ignores `reset(seed=...)` (its envs are seeded by `env.seed()` alone), so every copy of
+    an MT1 task drew the same goals, and evaluations reset with a fixed seed saw new goals each time.
+    This wrapper passes a reset's seed to `env.seed()`, which reseeds the task sampler and the goal
+    noise: copy i of a vector env reset with seed s follows stream s + i, and the same seed gives the
+    same goals again."""
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if seed is not None:
+            self.env.unwrapped.seed(seed)
+        return self.env.reset(seed=seed, options=options)
+
+
 def _single(name: str, seed: int, **kwargs) -> gym.Env:
     import metaworld
 
-    return metaworld.make_mt_envs(name, seed=seed, **kwargs)
+    return SeedOnReset(metaworld.make_mt_envs(name, seed=seed, **kwargs))
+
+
+def seed_on_reset(envs: gym.vector.VectorEnv) -> gym.vector.VectorEnv:
+    """Wrap each sub-environment of a Meta-World vector env in SeedOnReset."""
+    envs.envs = [SeedOnReset(env) for env in envs.envs]
+    return envs
 
 
 def make_metaworld_vector(task: str, num_envs: int, seed: int, *, reward_function_version: str = "v2",
@@ -77,16 +109,17 @@ def make_metaworld_vector(task: str, num_envs: int, seed: int, *, reward_functio
         envs = gym.make_vec(f"Meta-World/{benchmark}-{rest}", seed=seed, meta_batch_size=num_envs,
                             vector_strategy="sync", **common)
         envs.call("toggle_sample_tasks_on_reset", True)  # each episode draws a task of its class
-        return envs
+        return seed_on_reset(envs)
     names = rest.split(",") if benchmark == "custom" else None
     count = len(names) if names else MULTI_TASK[benchmark]
     if num_envs != count:
         raise ConfigError(f"metaworld:{task} runs one environment per task: num_envs must be {count} (got {num_envs})")
     one_hot = True if one_hot is None else one_hot
     if names:
-        return gym.make_vec("Meta-World/custom-mt-envs", envs_list=names, seed=seed, use_one_hot=one_hot,
-                            vector_strategy="sync", **common)
-    return gym.make_vec(f"Meta-World/{benchmark}", seed=seed, use_one_hot=one_hot, vector_strategy="sync", **common)
+        return seed_on_reset(gym.make_vec("Meta-World/custom-mt-envs", envs_list=names, seed=seed, use_one_hot=one_hot,
+                                          vector_strategy="sync", **common))
+    return seed_on_reset(gym.make_vec(f"Meta-World/{benchmark}", seed=seed, use_one_hot=one_hot, vector_strategy="sync",
+                                      **common))
 
 
 def task_names(envs: gym.vector.VectorEnv) -> list[str]:

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import gymnasium as gym
 
-from scalerl.checks import ConfigError
-from scalerl.envs.metaworld import check_metaworld_task, make_metaworld_vector, metaworld_tasks
+from scalerl.checks import ConfigError, unknown_name
+from scalerl.envs.metaworld import check_metaworld_task, make_metaworld_vector, metaworld_task_count, metaworld_tasks
 from scalerl.envs.procgen import GAMES as PROCGEN_GAMES
 from scalerl.envs.procgen import make_procgen_vector
 
@@ -46,6 +46,13 @@ class Suite:
     """Accepts any task name its `make` understands (e.g. every registered Gymnasium id)."""
     fixed_options: tuple[str, ...] = ()
     """Keyword arguments of the make function that the suite itself sets (not user options)."""
+    task_count: Callable[[str], tuple[int, bool] | None] | None = None
+    """For suites whose tasks are sets run one environment per task (Meta-World MT10, ML10): (tasks, exact),
+    where exact means num_envs must equal it, else be a multiple of it. It is also the default num_envs.
+    None for a task that is not such a set."""
+
+    def task_set(self, task: str) -> tuple[int, bool] | None:
+        return self.task_count(task) if self.task_count is not None else None
 
     def options(self) -> list[str]:
         """Names of the options this suite takes: its make function's keyword arguments."""
@@ -192,7 +199,26 @@ def make_atari_vector(
     )
 
 
+GYM_REGISTRANTS = {"ale_py": "ALE/*", "metaworld": "Meta-World/*", "shimmy": "dm_control/*"}
+"""Installed suites whose import registers Gymnasium ids (MinAtar registers through minatar.gym)."""
+
+
 def registered_gym_ids() -> list[str]:
+    """Every Gymnasium id, with those of the installed suites registered first (so gym:ALE/Pong-v5 works)."""
+    for module in GYM_REGISTRANTS:
+        try:
+            imported = importlib.import_module(module)
+        except ImportError:
+            continue
+        if module == "ale_py":
+            gym.register_envs(imported)
+    try:
+        import minatar.gym
+
+        if "MinAtar/Breakout-v1" not in gym.registry:
+            minatar.gym.register_envs()
+    except ImportError:
+        pass
     return sorted(gym.registry)
 
 
@@ -218,7 +244,7 @@ SUITES: dict[str, Suite] = {
               requires="dm_control", extra="dmc"),
         Suite("metaworld", "Meta-World v3: MT1/<env>, MT10, MT25, MT50, ML10/train|test, ..., custom/<env>,<env>",
               metaworld_tasks, make_vector=make_metaworld_vector, check_task=check_metaworld_task,
-              requires="metaworld", extra="metaworld"),
+              requires="metaworld", extra="metaworld", task_count=metaworld_task_count),
         Suite("procgen", "Procgen (procgen-mirror; its own numpy<2 environment)", lambda: list(PROCGEN_GAMES),
               make_vector=make_procgen_vector, requires="procgen", extra="procgen"),
         Suite("gym", "any registered Gymnasium id", registered_gym_ids, make=make_gym, any_task=True),
@@ -239,8 +265,17 @@ def parse_spec(spec: str) -> tuple[Suite, str]:
         suite.check_task(task)
         return suite, task
     tasks = suite.tasks()
-    if task not in tasks:
-        if suite.any_task:
-            raise ConfigError(f"{task!r} is not a registered Gymnasium id (see `scalerl envs --suite gym`)")
-        raise ConfigError(f"unknown {suite_name} task {task!r}; valid: {', '.join(tasks)}")
-    return suite, task
+    if task in tasks:
+        return suite, task
+    spelled = [name for name in tasks if squash(name) == squash(task)]
+    if len(spelled) == 1:  # atari:Pong, atari:MsPacman, classic:cartpole-v1
+        return suite, spelled[0]
+    if suite.any_task:
+        error = unknown_name("Gymnasium id", task, tasks)
+        raise ConfigError(f"{error} (see `scalerl envs --suite gym`)")
+    raise unknown_name(f"{suite_name} task", task, tasks)
+
+
+def squash(name: str) -> str:
+    """A task name without case and separators: MsPacman, ms_pacman and ms-pacman are one name."""
+    return "".join(character for character in name.lower() if character.isalnum())

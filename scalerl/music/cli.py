@@ -8,7 +8,7 @@ from pathlib import Path
 import tyro
 
 from scalerl.checks import ConfigError, in_range, positive
-from scalerl.cli import ArgumentParser, check_flags, field_types, option_value
+from scalerl.flags import ArgumentParser, check_flags, field_types, option_value
 from scalerl.music.data import (
     bach_chorales,
     lead_sheets,

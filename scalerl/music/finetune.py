@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,22 +28,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from scalerl.checkpoint import (
-    global_rng_state,
-    load_checkpoint,
-    restore_global_rng_state,
-    save_checkpoint,
-)
 from scalerl.checks import ConfigError, in_range, non_negative, positive, require
-from scalerl.logger import RunLogger
 from scalerl.music.data import load_songs
 from scalerl.music.metrics import chord_value, melody_pitch, note_in_chord
 from scalerl.music.models import chord_logits, chord_vocabulary_mask, generate
-from scalerl.music.pretrain import load_chord_model
+from scalerl.music.pretrain import PretrainConfig, load_chord_model
 from scalerl.music.rewards import load_reward_model
-from scalerl.music.training import Batches
+from scalerl.music.training import Batches, read_run
 from scalerl.music.vocab import CHORD_HOLD, CHORD_ON, NUM_CHORDS, SILENCE
-from scalerl.run import resolve_device
+from scalerl.session import Session, read_run_config
 
 
 @dataclass(frozen=True)
@@ -149,37 +141,33 @@ class RunningNorm:
         return (values - self.mean) / max(std, 1e-6)
 
 
-def finetune(cfg: FinetuneConfig, resume_from: dict[str, Any] | None = None) -> dict[str, Any]:
+def finetune(cfg: FinetuneConfig, resume: bool = False) -> dict[str, Any]:
     run_dir = Path(cfg.run_dir or f"runs/chords/finetune-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
     cfg = dataclasses.replace(cfg, run_dir=str(run_dir))
-    if resume_from is None and (run_dir / "config.json").exists():
-        raise ConfigError(f"{run_dir} already holds a run; resume it with --resume {run_dir}")
-    torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    policy_cfg, policy = load_chord_model(cfg.policy, str(device))
+    policy_cfg, _ = read_run(cfg.policy, PretrainConfig)
     require(policy_cfg.model == "online", "policy", "an online model run", policy_cfg.model)
+    # The finetuned policy loads like a pretrained online model: its config.json carries the model spec.
+    config = {**dataclasses.asdict(policy_cfg), "run_dir": str(run_dir), "finetune": dataclasses.asdict(cfg)}
+    session = Session(run_dir, config, seed=cfg.seed, device=cfg.device, threads=cfg.threads, resume=resume)
+    device = session.device
+    policy = load_chord_model(cfg.policy, str(device))[1]
     teacher = load_chord_model(cfg.teacher, str(device))[1] if cfg.teacher else None
     reward_models = [(model, reward_cfg.crop_frames) for reward_cfg, model in
                      (load_reward_model(path, str(device)) for path in cfg.rewards)]
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    norm, step, started = RunningNorm(), 0, time.perf_counter()
-    if resume_from is not None:
-        policy.load_state_dict(resume_from["model"])
-        optimizer.load_state_dict(resume_from["optimizer"])
-        rng.bit_generator.state = resume_from["rng"]
-        generator.set_state(resume_from["generator"])
-        norm.__dict__.update(resume_from["norm"])
-        restore_global_rng_state(resume_from["global_rng"])
-        step = resume_from["step"]
+    norm, step, wall_time = RunningNorm(), 0, 0.0
+    if (checkpoint := session.checkpoint) is not None:
+        policy.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        rng.bit_generator.state = checkpoint["numpy_rng"]
+        generator.set_state(checkpoint["generator"])
+        norm.__dict__.update(checkpoint["norm"])
+        step, wall_time = checkpoint["step"], checkpoint["wall_time"]
+        session.restore_rng()
     batches = Batches(load_songs(Path(cfg.data) / "train.jsonl"), cfg.crop_frames, cfg.transpose, rng, cfg.key_change)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    # The finetuned policy loads like a pretrained online model: its config.json carries the model spec.
-    (run_dir / "config.json").write_text(json.dumps({**dataclasses.asdict(policy_cfg), "run_dir": str(run_dir),
-                                                     "finetune": dataclasses.asdict(cfg)}, indent=2) + "\n")
-    logger = RunLogger(run_dir, resume_step=step if resume_from else None)
+    started = time.perf_counter() - wall_time
     record: dict[str, float] = {}
     while step < cfg.steps:
         _, melody = batches.sample(cfg.batch_size, device)
@@ -210,21 +198,15 @@ def finetune(cfg: FinetuneConfig, resume_from: dict[str, Any] | None = None) -> 
                       "note_in_chord": float(np.nanmean([note_in_chord(c, m) for c, m in zip(chord_lists, melody_lists)])),
                       "chord_frames": float(np.mean([chord_value(t) is not None for c in chord_lists for t in c])),
                       "wall_time": time.perf_counter() - started}
-            logger.log_metrics(step, record)
-            save_checkpoint(run_dir / "checkpoints" / "latest.pt", {
-                "model": policy.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng.bit_generator.state,
-                "generator": generator.get_state(), "norm": copy.deepcopy(norm.__dict__),
-                "global_rng": global_rng_state(), "step": step})
-    logger.close()
-    summary = {"run_dir": str(run_dir), "kind": "finetune", "steps": step, **record}
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
+            session.log(step, record)
+            session.save(step, record["wall_time"], model=policy.state_dict(), optimizer=optimizer.state_dict(),
+                         numpy_rng=rng.bit_generator.state, generator=generator.get_state(),
+                         norm=copy.deepcopy(norm.__dict__))
+    return session.finish({"kind": "finetune", "steps": step, **record})
 
 
 def resume_finetuning(run_dir: str | Path) -> dict[str, Any]:
-    run_dir = Path(run_dir)
-    path = run_dir / "config.json"
-    if not path.is_file():
-        raise ConfigError(f"{run_dir} is not a chords run directory: config.json is missing")
-    cfg = FinetuneConfig(**json.loads(path.read_text())["finetune"])
-    return finetune(cfg, load_checkpoint(run_dir / "checkpoints" / "latest.pt"))
+    data = read_run_config(run_dir)
+    if "finetune" not in data:
+        raise ConfigError(f"{run_dir} is not a chords finetuning run (its config.json has no finetune section)")
+    return finetune(FinetuneConfig(**data["finetune"]), resume=True)

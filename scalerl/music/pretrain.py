@@ -22,7 +22,7 @@ from scalerl.music.training import (
     validation_crops,
 )
 from scalerl.music.vocab import PAD
-from scalerl.run import resolve_device
+from scalerl.session import resolve_device
 
 
 @dataclass(frozen=True)
@@ -64,14 +64,14 @@ def validation(frames: int):
     return validate
 
 
-def pretrain(cfg: PretrainConfig, resume_from: dict[str, Any] | None = None) -> dict[str, Any]:
+def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict[str, Any]:
     return fit(cfg, cfg.model, lambda device: MODELS[cfg.model](cfg.net).to(device), chord_loss,
-               validation(cfg.crop_frames), resume_from)
+               validation(cfg.crop_frames), resume)
 
 
 def resume_pretraining(run_dir: str | Path) -> dict[str, Any]:
     cfg, run_dir = read_run(run_dir, PretrainConfig)
-    return pretrain(cfg, latest_weights(run_dir))
+    return pretrain(cfg, resume=True)
 
 
 def load_chord_model(run_dir: str | Path, device: str = "cpu") -> tuple[PretrainConfig, torch.nn.Module]:

@@ -41,7 +41,7 @@ from scalerl.music.vocab import (
     PAD,
     VOCAB_SIZE,
 )
-from scalerl.run import resolve_device
+from scalerl.session import resolve_device
 
 
 @dataclass(frozen=True)
@@ -177,14 +177,14 @@ def reward_kind(cfg: RewardConfig) -> str:
     return f"{cfg.kind}{'-rhythm' if cfg.rhythm else ''}"
 
 
-def train_reward_model(cfg: RewardConfig, resume_from: dict[str, Any] | None = None) -> dict[str, Any]:
+def train_reward_model(cfg: RewardConfig, resume: bool = False) -> dict[str, Any]:
     return fit(cfg, reward_kind(cfg), lambda device: REWARD_MODELS[cfg.kind](cfg).to(device), reward_loss,
-               validation(cfg.crop_frames), resume_from)
+               validation(cfg.crop_frames), resume)
 
 
 def resume_reward_training(run_dir: str | Path) -> dict[str, Any]:
     cfg, run_dir = read_run(run_dir, RewardConfig)
-    return train_reward_model(cfg, latest_weights(run_dir))
+    return train_reward_model(cfg, resume=True)
 
 
 def load_reward_model(run_dir: str | Path, device: str = "cpu") -> tuple[RewardConfig, nn.Module]:

@@ -5,7 +5,6 @@ songs, AdamW with warm-up and cosine decay, periodic validation, and the usual r
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,17 +14,11 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from scalerl.checkpoint import (
-    global_rng_state,
-    load_checkpoint,
-    restore_global_rng_state,
-    save_checkpoint,
-)
+from scalerl.checkpoint import load_checkpoint
 from scalerl.checks import ConfigError, in_range, positive, require
-from scalerl.logger import RunLogger
 from scalerl.music.data import Song, load_songs, song_tokens
 from scalerl.music.vocab import FRAMES_PER_BEAT, PAD, as_onset
-from scalerl.run import resolve_device
+from scalerl.session import Session, read_run_config
 
 
 @dataclass(frozen=True)
@@ -130,34 +123,31 @@ ValidateFn = Callable[[torch.nn.Module, list[Song], torch.device], dict[str, flo
 
 
 def fit(cfg: TrainingSettings, kind: str, model_fn: Callable[[torch.device], torch.nn.Module], loss_fn: LossFn,
-        validate_fn: ValidateFn, resume_from: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Train `model_fn(device)` with `loss_fn` on random crops, validating every eval_every steps."""
+        validate_fn: ValidateFn, resume: bool = False) -> dict[str, Any]:
+    """Train `model_fn(device)` with `loss_fn` on random crops, validating every eval_every steps; with
+    resume, continue the run in `cfg.run_dir` from its checkpoint."""
     run_dir = Path(cfg.run_dir or f"runs/chords/{kind}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
     cfg = dataclasses.replace(cfg, run_dir=str(run_dir))
-    if resume_from is None and (run_dir / "config.json").exists():
-        raise ConfigError(f"{run_dir} already holds a run; resume it with --resume {run_dir}")
-    torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
     train_songs, valid_songs = load_songs(Path(cfg.data) / "train.jsonl"), load_songs(Path(cfg.data) / "valid.jsonl")
+    session = Session(run_dir, dataclasses.asdict(cfg), seed=cfg.seed, device=cfg.device, threads=cfg.threads,
+                      resume=resume)
+    device = session.device
     model = model_fn(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     rng = np.random.default_rng(cfg.seed)
-    step, started = 0, time.perf_counter()
-    if resume_from is not None:
-        model.load_state_dict(resume_from["model"])
-        optimizer.load_state_dict(resume_from["optimizer"])
-        rng.bit_generator.state = resume_from["rng"]
-        restore_global_rng_state(resume_from["global_rng"])
-        step = resume_from["step"]
+    step, wall_time = 0, 0.0
+    if (checkpoint := session.checkpoint) is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        rng.bit_generator.state = checkpoint["numpy_rng"]
+        step, wall_time = checkpoint["step"], checkpoint["wall_time"]
+        session.restore_rng()
     batches = Batches(train_songs, cfg.crop_frames, cfg.transpose, rng, cfg.key_change)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
-    (run_dir / "parameters.json").write_text(json.dumps({kind: sum(p.numel() for p in model.parameters())}) + "\n")
-    logger = RunLogger(run_dir, resume_step=step if resume_from else None)
+    session.write_json("parameters.json", {kind: sum(p.numel() for p in model.parameters())})
+    started = time.perf_counter() - wall_time
     record: dict[str, float] = {}
     if step == 0:  # the untrained model: the baseline every later record improves on
-        logger.log_metrics(0, {**evaluate_mode(model, validate_fn, valid_songs, device), "wall_time": 0.0})
+        session.log(0, {**evaluate_mode(model, validate_fn, valid_songs, device), "wall_time": 0.0})
     while step < cfg.steps:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(cfg, step)
@@ -169,16 +159,13 @@ def fit(cfg: TrainingSettings, kind: str, model_fn: Callable[[torch.device], tor
         optimizer.step()
         step += 1
         if step % cfg.eval_every == 0 or step == cfg.steps:
+            wall_time = time.perf_counter() - started
             record = {"loss": loss.item(), **scalars, "lr": optimizer.param_groups[0]["lr"],
-                      **evaluate_mode(model, validate_fn, valid_songs, device), "wall_time": time.perf_counter() - started}
-            logger.log_metrics(step, record)
-            save_checkpoint(run_dir / "checkpoints" / "latest.pt", {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng.bit_generator.state,
-                "global_rng": global_rng_state(), "step": step})
-    logger.close()
-    summary = {"run_dir": str(run_dir), "kind": kind, "steps": step, **record}
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
+                      **evaluate_mode(model, validate_fn, valid_songs, device), "wall_time": wall_time}
+            session.log(step, record)
+            session.save(step, wall_time, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                         numpy_rng=rng.bit_generator.state)
+    return session.finish({"kind": kind, "steps": step, **record})
 
 
 def evaluate_mode(model: torch.nn.Module, validate_fn: ValidateFn, songs: list[Song], device: torch.device) -> dict[str, float]:
@@ -191,10 +178,7 @@ def evaluate_mode(model: torch.nn.Module, validate_fn: ValidateFn, songs: list[S
 
 def read_run(run_dir: str | Path, config_class: type) -> tuple[Any, Path]:
     run_dir = Path(run_dir)
-    path = run_dir / "config.json"
-    if not path.is_file():
-        raise ConfigError(f"{run_dir} is not a chords run directory: config.json is missing")
-    data = json.loads(path.read_text())
+    data = read_run_config(run_dir)
     data.pop("finetune", None)  # a finetuned policy's run also records how it was finetuned
     return config_class(**data), run_dir
 

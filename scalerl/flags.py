@@ -1,0 +1,106 @@
+"""Command-line flags checked against config dataclasses before tyro parses them, so an unknown flag or a
+malformed value gets one plain line naming it (and the close matches), never a traceback or a box.
+Shared by `scalerl` and `scalerl chords`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import json
+import typing
+from typing import Any, Literal
+
+from scalerl.checks import ConfigError
+
+
+def field_types(cls: type, prefix: str, algo_class: type) -> dict[str, Any]:
+    """Map each CLI flag name (dotted, underscores) of a config dataclass to its type."""
+    hints = typing.get_type_hints(cls)
+    flags: dict[str, Any] = {}
+    for item in dataclasses.fields(cls):
+        kind = algo_class if item.name == "algo" else hints[item.name]
+        if dataclasses.is_dataclass(kind):
+            flags.update(field_types(kind, f"{prefix}{item.name}.", algo_class))
+        else:
+            flags[f"{prefix}{item.name}"] = kind
+    return flags
+
+
+def check_value(flag: str, kind: Any, value: str) -> None:
+    options = typing.get_args(kind)
+    if typing.get_origin(kind) is Literal and value not in options:
+        raise ConfigError(f"--{flag} must be one of {', '.join(map(str, options))} (got {value!r})")
+    for number in (int, float):
+        if kind is number or (number in options and type(None) in options and value != "None"):
+            try:
+                number(value)
+            except ValueError:
+                raise ConfigError(f"--{flag} must be {'an integer' if number is int else 'a number'} (got {value!r})") from None
+
+
+def check_flags(args: list[str], flags: dict[str, Any]) -> None:
+    """Reject unknown flags and values of the wrong type before tyro sees them."""
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        index += 1
+        if arg in ("-h", "--help"):
+            return
+        if not arg.startswith("--"):
+            raise ConfigError(f"unexpected argument {arg!r}: options look like --name value")
+        name, _, inline = arg[2:].partition("=")
+        name = name.replace("-", "_")
+        head, dot, last = name.rpartition(".")
+        if name not in flags and flags.get(f"{head}{dot}{last.removeprefix('no_')}") is bool:
+            continue
+        if name not in flags:
+            close = difflib.get_close_matches(name, flags, n=3)
+            hint = f"; did you mean {', '.join('--' + c.replace('_', '-') for c in close)}?" if close else ""
+            raise ConfigError(f"unknown option --{arg[2:].partition('=')[0]}{hint} (see scalerl train --help)")
+        if flags[name] is bool:
+            continue
+        if typing.get_origin(flags[name]) is list:  # --name v1 v2 ...: the values run to the next option
+            while index < len(args) and not args[index].startswith("--"):
+                index += 1
+            continue
+        if not inline:
+            if index >= len(args):
+                raise ConfigError(f"--{arg[2:]} needs a value")
+            inline = args[index]
+            index += 1
+        check_value(name.replace("_", "-"), flags[name], inline)
+
+
+def option_value(args: list[str], name: str) -> str | None:
+    for index, arg in enumerate(args):
+        if arg == name and index + 1 < len(args):
+            return args[index + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors are ConfigErrors, so they print as one line like every other error."""
+
+    def error(self, message: str):
+        raise ConfigError(f"{message} (see {self.prog} --help)")
+
+
+def parse_value(text: str) -> Any:
+    """A CLI value as JSON where it parses (numbers, true/false, lists), else as a string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def key_values(items: list[str], flag: str) -> list[tuple[str, str]]:
+    pairs = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{flag} takes KEY=VALUE items (got {item!r})")
+        pairs.append((key.replace("-", "_"), value))
+    return pairs

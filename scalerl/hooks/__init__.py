@@ -1,0 +1,38 @@
+"""Hooks chosen by name (`--hooks norms ...`), each with its options under `--hook-opts.NAME.*`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from scalerl.checks import ConfigError, build_nested
+from scalerl.diagnostics.norms import NormsConfig, NormsHook
+from scalerl.hooks.base import Episode, Hook, HookList
+
+HOOKS: dict[str, type[Hook]] = {hook.name: hook for hook in [NormsHook]}
+
+
+@dataclass(frozen=True)
+class HookOptions:
+    """The options of every hook, one field per hook name; only the hooks listed in --hooks run."""
+
+    norms: NormsConfig = field(default_factory=NormsConfig)
+
+    def __post_init__(self) -> None:
+        build_nested(self, "hook_opts")
+
+
+def check_hook_names(names: list[str]) -> None:
+    for name in names:
+        if name not in HOOKS:
+            raise ConfigError(f"unknown hook {name!r}; valid: {', '.join(HOOKS)}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"hooks lists a hook twice: {', '.join(names)}")
+
+
+def make_hooks(names: list[str], options: HookOptions, agent: Any) -> HookList:
+    check_hook_names(names)
+    return HookList([HOOKS[name](getattr(options, name), agent) for name in names])
+
+
+__all__ = ["HOOKS", "Episode", "Hook", "HookList", "HookOptions", "check_hook_names", "make_hooks"]

@@ -1,0 +1,112 @@
+"""Hook points: where the loops let plug-ins (diagnostics, resets, early stopping) look and act,
+without the agent knowing they are there.
+
+The loops call, in order:
+- `after_backward(optimizer, modules)` inside each gradient step, after backward and before the
+  optimizer's step (and before gradient clipping), with the modules that optimizer steps;
+- `after_update(metrics)` after each agent update (a replay batch or a whole rollout);
+- `on_episode_end(episode)` when an episode of a training environment ends, with its per-step data;
+- `on_log()` when the loop writes a metrics record: the scalars to add to it;
+- `state_dict()` / `load_state_dict()` with every checkpoint, so a resumed run continues exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from scalerl.agents.base import Agent
+
+
+@dataclass
+class Episode:
+    """One finished training episode: which environment, its rewards step by step, whatever the agent's
+    `act` returned besides actions at each step (e.g. values), and how it ended."""
+
+    env_index: int
+    rewards: np.ndarray
+    extras: dict[str, np.ndarray]
+    terminated: bool
+    truncated: bool
+
+    @property
+    def length(self) -> int:
+        return len(self.rewards)
+
+    @property
+    def episode_return(self) -> float:
+        return float(self.rewards.sum())
+
+
+class Hook:
+    """A plug-in the loops call at the points above; override the ones you need. Set `name` and
+    `config_class` (its options, under --hook-opts.NAME.*), and `wants_episodes` if it reads
+    `on_episode_end` (the loop keeps per-step data only then)."""
+
+    name: ClassVar[str]
+    config_class: ClassVar[type]
+    description: ClassVar[str]
+    wants_episodes: ClassVar[bool] = False
+
+    def __init__(self, cfg: Any, agent: Agent) -> None:
+        self.cfg = cfg
+        self.agent = agent
+
+    def after_backward(self, optimizer: str, modules: dict[str, nn.Module]) -> None:
+        pass
+
+    def after_update(self, metrics: dict[str, torch.Tensor]) -> None:
+        pass
+
+    def on_episode_end(self, episode: Episode) -> None:
+        pass
+
+    def on_log(self) -> dict[str, float]:
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+class HookList:
+    """The run's hooks, called in the order the config lists them."""
+
+    def __init__(self, hooks: list[Hook] | None = None) -> None:
+        self.hooks = list(hooks or [])
+        self.wants_episodes = any(hook.wants_episodes for hook in self.hooks)
+
+    def __bool__(self) -> bool:
+        return bool(self.hooks)
+
+    def after_backward(self, optimizer: str, modules: dict[str, nn.Module]) -> None:
+        for hook in self.hooks:
+            hook.after_backward(optimizer, modules)
+
+    def after_update(self, metrics: dict[str, torch.Tensor]) -> None:
+        for hook in self.hooks:
+            hook.after_update(metrics)
+
+    def on_episode_end(self, episode: Episode) -> None:
+        for hook in self.hooks:
+            hook.on_episode_end(episode)
+
+    def on_log(self) -> dict[str, float]:
+        scalars: dict[str, float] = {}
+        for hook in self.hooks:
+            scalars.update(hook.on_log())
+        return scalars
+
+    def state_dict(self) -> dict[str, Any]:
+        return {hook.name: hook.state_dict() for hook in self.hooks}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for hook in self.hooks:
+            hook.load_state_dict(state[hook.name])

@@ -1,0 +1,54 @@
+"""The off-policy loop: act, step, store, sample, update.
+
+After `learning_starts` environment steps, every `train_every` steps the agent takes `gradient_steps`
+updates, each on a fresh replay batch. An update may hand back new priorities for the transitions it
+sampled; the buffer takes them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scalerl.envs import final_observations
+from scalerl.loops.base import Loop
+from scalerl.replay import ReplayBuffer
+
+
+class OffPolicyLoop(Loop):
+    def __init__(self, config: Any, session: Any, agent: Any, hooks: Any) -> None:
+        super().__init__(config, session, agent, hooks)
+        algo, envs = config.algo, session.envs
+        self.buffer = ReplayBuffer(algo.buffer_size, config.num_envs, envs.single_observation_space,
+                                   envs.single_action_space, algo.n_step, algo.gamma, config.seed, session.device)
+
+    def run(self) -> dict[str, Any]:
+        config, state, algo, agent = self.config, self.state, self.config.algo, self.agent
+        self.begin()
+        while state.step < config.steps:
+            actions, extras = agent.act(self.obs, explore=True)
+            next_obs, rewards, terminated, truncated, infos = self.envs.step(actions)
+            done = terminated | truncated
+            self.buffer.add(self.obs, actions, rewards, final_observations(next_obs, done, infos), terminated, truncated)
+            self.obs = next_obs
+            self.record_step(rewards, terminated, truncated, extras)
+            state.steps_since_train += config.num_envs
+
+            if state.step >= algo.learning_starts:
+                while state.steps_since_train >= algo.train_every:
+                    state.steps_since_train -= algo.train_every
+                    for _ in range(algo.gradient_steps):
+                        batch = self.buffer.sample(algo.batch_size)
+                        metrics = agent.update(batch)
+                        if (priorities := metrics.pop("priorities", None)) is not None:
+                            self.buffer.update_priorities(batch.indices, priorities)
+                        self.record_update(metrics)
+            else:
+                state.steps_since_train = 0
+            self.periodic()
+        return self.end()
+
+    def parts(self) -> dict[str, Any]:
+        return {"buffer": self.buffer.state_dict()}
+
+    def load_parts(self, checkpoint: dict[str, Any]) -> None:
+        self.buffer.load_state_dict(checkpoint["buffer"])

@@ -1,0 +1,73 @@
+"""The on-policy loop: collect `rollout_steps` steps from every environment into a rollout that keeps
+whatever `act` returned besides actions (log-probs, values), then one update over the whole rollout."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from scalerl.loops.base import Loop
+
+
+@dataclass
+class Rollout:
+    """T steps of N environments, arrays shaped (T, N, ...). `next_obs` is what the environments show after
+    the last step (to bootstrap from). Where an episode ended at step t in environment n, the observation
+    it really ended in is `final_obs[k]` with `final_index[k] == (t, n)`: a truncated episode bootstraps
+    from it, since obs[t + 1] is already the next episode's first observation."""
+
+    obs: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    extras: dict[str, np.ndarray]
+    next_obs: np.ndarray
+    final_obs: np.ndarray
+    final_index: np.ndarray
+
+    @property
+    def steps(self) -> int:
+        return self.rewards.shape[0]
+
+
+class OnPolicyLoop(Loop):
+    def run(self) -> dict[str, Any]:
+        config, state, agent = self.config, self.state, self.agent
+        self.begin()
+        while state.step < config.steps:
+            metrics = agent.update(self.collect(config.algo.rollout_steps))
+            self.record_update(metrics)
+            self.periodic()
+        return self.end()
+
+    def collect(self, length: int) -> Rollout:
+        """Step every environment `length` times. Each step is copied into arrays at once, so environments
+        that reuse their output buffers cannot change what was collected."""
+        arrays: dict[str, np.ndarray] = {}
+        final_obs, final_index = [], []
+        for t in range(length):
+            actions, extras = self.agent.act(self.obs, explore=True)
+            next_obs, rewards, terminated, truncated, infos = self.envs.step(actions)
+            step = {"obs": self.obs, "actions": actions, "rewards": rewards, "terminated": terminated,
+                    "truncated": truncated, **{f"extras.{key}": value for key, value in extras.items()}}
+            for key, value in step.items():
+                value = np.asarray(value)
+                if t == 0:
+                    arrays[key] = np.empty((length, *value.shape), np.float32 if key == "rewards" else value.dtype)
+                arrays[key][t] = value
+            for index in np.flatnonzero(terminated | truncated):
+                final_obs.append(np.array(infos["final_obs"][index]))
+                final_index.append((t, index))
+            self.obs = next_obs
+            self.record_step(rewards, terminated, truncated, extras)
+        return Rollout(
+            obs=arrays.pop("obs"), actions=arrays.pop("actions"), rewards=arrays.pop("rewards"),
+            terminated=arrays.pop("terminated"), truncated=arrays.pop("truncated"),
+            extras={key.removeprefix("extras."): value for key, value in arrays.items()},
+            next_obs=np.array(self.obs),
+            final_obs=np.stack(final_obs) if final_obs else np.zeros((0, *self.obs.shape[1:]), self.obs.dtype),
+            final_index=np.array(final_index, dtype=np.int64).reshape(-1, 2),
+        )

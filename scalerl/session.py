@@ -1,0 +1,201 @@
+"""A run session: what every training loop stands on, the RL loops and ReaLchords' alike.
+
+A session owns one run directory (claimed for a new run, refused if it already holds one, reopened
+to resume), seeds every random stream, picks the device, opens the logger, and writes and reads the
+checkpoint. For RL runs it also holds the training and evaluation environments and runs evaluations.
+Whatever a loop keeps (its counters, the agent, the buffer, the hooks) goes into the checkpoint as named
+parts beside the environments and the global RNG state; the loop puts them back itself.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from scalerl.checkpoint import (
+    CheckpointError,
+    global_rng_state,
+    load_checkpoint,
+    restore_global_rng_state,
+    save_checkpoint,
+)
+from scalerl.checks import ConfigError
+from scalerl.logger import RunLogger
+
+EVAL_SEED_OFFSET = 1_000_000
+"""Evaluation environments are seeded apart from training ones, identically at every evaluation."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was requested but torch sees no GPU; use --device cpu or auto")
+    return torch.device(name)
+
+
+def read_run_config(run_dir: str | Path) -> dict[str, Any]:
+    """The config.json of a run directory, as plain data."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a run directory: {path.name} is missing")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path} is not valid JSON: {error}") from None
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class Session:
+    """One run's directory, seeds, device, logger and checkpoints (and, for RL runs, its environments).
+
+    `config` is the run's resolved config as plain data: written to config.json for a new run, and
+    compared with the checkpoint's on resume. `resume=True` reopens the directory; its checkpoint is
+    then in `self.checkpoint` (None if the run was killed before its first one: it starts afresh).
+    """
+
+    def __init__(self, run_dir: str | Path, config: dict[str, Any], *, seed: int, device: str = "auto",
+                 threads: int = 1, resume: bool = False) -> None:
+        self.run_dir = Path(run_dir)
+        self.config = config
+        self.checkpoint: dict[str, Any] | None = None
+        self.created: list[Path] = []
+        self.device = resolve_device(device)
+        self.resumed = resume
+        if resume:
+            self.checkpoint = self._reopen()
+        else:
+            self._claim()
+        if threads:
+            torch.set_num_threads(threads)
+        seed_everything(seed)
+        self.seed = seed
+        self.envs: Any = None
+        self.eval_envs: Any = None
+        # Resuming drops records written after the checkpoint (all of them when there was none yet).
+        resume_step = self.checkpoint["step"] if self.checkpoint else -1 if resume else None
+        self.logger = RunLogger(self.run_dir, resume_step=resume_step)
+        self.started = time.perf_counter()
+
+    # -- the run directory -------------------------------------------------------------------------
+
+    def _claim(self) -> None:
+        """Take the directory for a new run: config.json is created exclusively, so a directory that
+        holds a run (or that another process claims first) is refused."""
+        self.created = [path for path in [self.run_dir, *self.run_dir.parents] if not path.exists()]
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(self.run_dir / "config.json", "x") as handle:
+                handle.write(json.dumps(self.config, indent=2, sort_keys=True) + "\n")
+        except FileExistsError:
+            raise ConfigError(f"{self.run_dir} already holds a run; resume it with --resume {self.run_dir} "
+                              "or pick another --run-dir") from None
+
+    def _reopen(self) -> dict[str, Any] | None:
+        path = self.checkpoint_path
+        if not path.exists():
+            return None
+        checkpoint = load_checkpoint(path)
+        if checkpoint.get("config") != self.config:
+            raise CheckpointError(f"checkpoint in {self.run_dir} was written by a different config than config.json")
+        return checkpoint
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoints" / "latest.pt"
+
+    # -- environments and evaluation (RL runs) -----------------------------------------------------
+
+    def open_envs(self, env: str, num_envs: int, eval_num_envs: int, train_options: dict[str, Any],
+                  eval_options: dict[str, Any]) -> None:
+        """Training envs seeded with the run's seed; evaluation envs seeded apart, re-seeded identically at
+        every evaluation, so two evaluations differ only by the policy."""
+        from scalerl.envs import make_env
+
+        self.envs = make_env(env, num_envs, self.seed, **train_options)
+        self.eval_envs = make_env(env, eval_num_envs, self.seed + EVAL_SEED_OFFSET, **eval_options)
+
+    def evaluate(self, agent: Any, episodes: int, step: int, wall_time: float) -> dict[str, Any]:
+        """`episodes` deterministic episodes on the evaluation envs, logged to eval.jsonl."""
+        from scalerl.evaluation import run_episodes
+
+        result = run_episodes(agent, self.eval_envs, episodes, self.seed + EVAL_SEED_OFFSET)
+        return self.logger.log_eval(step, result.returns, result.lengths, round(wall_time, 3), result.successes)
+
+    # -- checkpoints -------------------------------------------------------------------------------
+
+    def save(self, step: int, wall_time: float, **parts: Any) -> None:
+        """Write the checkpoint atomically: the named parts, the environments (pickled where they can
+        be) and the global RNG state."""
+        envs_state = None
+        if self.envs is not None:
+            try:
+                envs_state = pickle.dumps(self.envs)
+            except (pickle.PicklingError, TypeError, AttributeError):
+                envs_state = None
+        save_checkpoint(self.checkpoint_path, {"config": self.config, "step": step, "wall_time": wall_time,
+                                               "envs": envs_state, "rng": global_rng_state(), **parts})
+
+    def restore_envs(self) -> bool:
+        """Put the checkpoint's environments back; False where they could not be pickled (the caller
+        restarts their episodes)."""
+        assert self.checkpoint is not None
+        if self.checkpoint["envs"] is None:
+            return False
+        self.envs.close()
+        self.envs = pickle.loads(self.checkpoint["envs"])
+        return True
+
+    def restore_rng(self) -> None:
+        """Put the global RNG state back: call it last, after everything built on resume drew from it."""
+        assert self.checkpoint is not None
+        restore_global_rng_state(self.checkpoint["rng"])
+
+    # -- records -----------------------------------------------------------------------------------
+
+    def log(self, step: int, record: dict[str, float]) -> None:
+        self.logger.log_metrics(step, record)
+
+    def write_json(self, name: str, data: Any) -> None:
+        (self.run_dir / name).write_text(json.dumps(data, indent=2) + "\n")
+
+    def finish(self, summary: dict[str, Any]) -> dict[str, Any]:
+        """Write summary.json and close everything the session opened."""
+        summary = {"run_dir": str(self.run_dir), **summary}
+        self.write_json("summary.json", summary)
+        self.close()
+        return summary
+
+    def discard(self) -> None:
+        """Undo claiming a new run whose set-up failed (e.g. an agent that does not fit the environment):
+        close, and remove what the session wrote and the folders it created, so nothing is left behind.
+        A resumed run is only closed."""
+        import shutil
+
+        self.close()
+        if self.resumed:
+            return
+        for name in ("config.json", "metrics.jsonl", "eval.jsonl", "parameters.json"):
+            (self.run_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(self.run_dir / "tb", ignore_errors=True)
+        for folder in self.created:
+            if folder.exists() and not any(folder.iterdir()):
+                folder.rmdir()
+
+    def close(self) -> None:
+        self.logger.close()
+        for envs in (self.envs, self.eval_envs):
+            if envs is not None:
+                envs.close()

@@ -1,0 +1,209 @@
+"""The run session, the two loops, the agent contract and hooks."""
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from scalerl import train
+from scalerl.agents import AGENTS, Agent, AgentSpec, OnPolicyConfig, Optimized
+from scalerl.diagnostics.norms import layer_norms
+from scalerl.envs import make_env
+from scalerl.evaluation import episode_quotas, run_episodes
+from scalerl.loops import Loop, Rollout
+from scalerl.replay import ReplayBuffer
+
+DATA = Path(__file__).parent / "data"
+TIMING = {"wall_time", "sps"}
+
+
+def records(path: Path) -> list[dict]:
+    return [{k: v for k, v in json.loads(line).items() if k not in TIMING} for line in path.read_text().splitlines()]
+
+
+def test_dqn_numbers_are_pinned(tmp_path):
+    """A fixed-seed CartPole run's training records, recorded before DQN moved onto the off-policy loop of the
+    run session: the move (and anything after it) must not change what DQN computes."""
+    train(env="classic:CartPole-v1", steps=4000, seed=7, run_dir=str(tmp_path / "run"), log_every=250, eval_every=0,
+          eval_episodes=2, checkpoint_every=0, progress="off",
+          algo={"learning_starts": 500, "target_update_every": 100, "batch_size": 32})
+    assert records(tmp_path / "run" / "metrics.jsonl") == records(DATA / "dqn_cartpole_seed7.jsonl")
+
+
+class Recorder(Agent):
+    """A uniform-random on-policy agent that keeps every rollout it is handed, to check what the loop collects."""
+
+    name = "recorder"
+    config_class = OnPolicyConfig
+    loop = "on_policy"
+    description = "test agent"
+
+    def __init__(self, cfg, spec):
+        super().__init__(cfg, spec)
+        self.net = nn.Linear(4, 2)
+        self.optimizer = torch.optim.SGD(self.net.parameters(), lr=0.0)
+        self.rollouts: list[Rollout] = []
+        self.acted = 0
+
+    def act(self, obs, *, explore):
+        actions = self.rng.integers(0, 2, size=len(obs))
+        self.acted += 1
+        return actions, {"counter": np.full(len(obs), self.acted), "obs_sum": obs.sum(1)}
+
+    def update(self, rollout):
+        self.rollouts.append(rollout)
+        loss = self.net(torch.as_tensor(rollout.obs.reshape(-1, 4))).sum()
+        self.step_optimizer("net", loss)
+        return {"loss": loss.detach()}
+
+    def modules(self):
+        return {"net": self.net}
+
+    def optimizers(self):
+        return {"net": Optimized(self.optimizer, ("net",))}
+
+    def state_dict(self):
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state):
+        self.rng.bit_generator.state = state["rng"]
+
+
+@pytest.fixture
+def recorder(monkeypatch):
+    monkeypatch.setitem(AGENTS, "recorder", Recorder)
+    agents = []
+    original = Loop.__init__
+
+    def keep(self, config, session, agent, hooks):
+        agents.append(agent)
+        original(self, config, session, agent, hooks)
+
+    monkeypatch.setattr(Loop, "__init__", keep)
+    return agents
+
+
+def test_on_policy_loop_collects_rollouts_with_what_act_returned(tmp_path, recorder):
+    summary = train(env="classic:CartPole-v1", agent="recorder", steps=3 * 64 * 2, num_envs=3, eval_every=0,
+                    eval_episodes=2, run_dir=str(tmp_path / "run"), progress="off", algo={"rollout_steps": 64})
+    agent = recorder[0]
+    assert summary["updates"] == 2 and summary["steps"] == 384 and len(agent.rollouts) == 2
+    first, second = agent.rollouts
+    assert first.obs.shape == (64, 3, 4) and first.actions.shape == (64, 3) and first.rewards.dtype == np.float32
+    assert np.array_equal(first.extras["counter"][:, 0], np.arange(1, 65))
+    assert np.allclose(first.extras["obs_sum"], first.obs.sum(-1))
+    # The rollouts continue each other, and within one, obs[t + 1] follows obs[t] unless an episode ended.
+    assert np.array_equal(first.next_obs, second.obs[0])
+    done = first.terminated | first.truncated
+    assert done.any() and len(first.final_index) == done.sum()
+    for t, n in first.final_index:
+        assert done[t, n]
+    # CartPole's velocities change every step: an unchanged observation would mean a stale copy.
+    continuing = ~done[:-1]
+    assert not np.any(np.all(first.obs[1:] == first.obs[:-1], axis=-1) & continuing)
+
+
+def test_updates_hand_priorities_back_to_the_buffer(tmp_path, monkeypatch):
+    from scalerl.agents.dqn import DQN
+
+    handed = []
+    update = DQN.update
+
+    def with_priorities(self, batch):
+        metrics = update(self, batch)
+        metrics["priorities"] = torch.arange(len(batch.rewards), dtype=torch.float32)
+        handed.append(batch.indices)
+        return metrics
+
+    received = []
+    monkeypatch.setattr(DQN, "update", with_priorities)
+    monkeypatch.setattr(ReplayBuffer, "update_priorities", lambda self, indices, priorities: received.append((indices, priorities)))
+    summary = train(env="classic:CartPole-v1", steps=300, eval_every=0, eval_episodes=1, run_dir=str(tmp_path / "run"),
+                    progress="off", algo={"learning_starts": 100, "batch_size": 8})
+    assert len(received) == summary["updates"] == 201
+    assert all(r[0] is h for r, h in zip(received, handed))
+    assert torch.equal(received[0][1], torch.arange(8, dtype=torch.float32))
+    assert "priorities" not in json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+
+
+def test_the_norms_hook_logs_per_layer_norms_computed_by_hand(tmp_path):
+    net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, 2.0], [0.0, -1.0], [3.0, 0.0]]))
+        net[0].bias.copy_(torch.tensor([0.0, 1.0, -1.0]))
+        net[2].weight.copy_(torch.tensor([[1.0, -2.0, 0.5]]))
+        net[2].bias.zero_()
+    net(torch.tensor([[1.0, 1.0]])).sum().backward()
+    # Hidden pre-activations (3, 0, 2): unit 2 is off. d/dw2 = (3, 0, 2), d/db2 = 1; d/dW0 row i = w2_i * x on
+    # active units: (1, 1) and (0.5, 0.5); d/db0 = (1, 0, 0.5).
+    norms = layer_norms(net)
+    assert norms["2"][0] == pytest.approx((9 + 4 + 1) ** 0.5)
+    assert norms["0"][0] == pytest.approx((1 + 1 + 0.25 + 0.25 + 1 + 0.25) ** 0.5)
+    assert norms["0"][1] == pytest.approx((1 + 4 + 1 + 9 + 1 + 1) ** 0.5)
+    assert norms[""][0] == pytest.approx((14 + 3.75) ** 0.5)
+
+    summary = train(env="classic:CartPole-v1", steps=600, eval_every=0, eval_episodes=1, run_dir=str(tmp_path / "run"),
+                    progress="off", log_every=100, hooks=["norms"], hook_opts={"norms": {"every": 50}},
+                    algo={"learning_starts": 200, "max_grad_norm": 0.0})
+    logged = records(tmp_path / "run" / "metrics.jsonl")
+    measured = [r for r in logged if "grad_norm/q" in r]
+    # Updates start at step 200 (one per step): update 0 falls in the record at step 200, updates 50-400 in the
+    # four records after it; none before.
+    assert summary["updates"] == 401 and [r["step"] for r in measured] == [200, 300, 400, 500, 600]
+    assert {"grad_norm/q.head", "weight_norm/q.torso.0", "grad_norm/q.torso.2", "weight_norm/q"} <= set(measured[0])
+
+
+def test_a_run_with_hooks_resumes_exactly(tmp_path, monkeypatch):
+    """Crash right after the checkpoint at step 1000 (as a kill would), resume, and compare with a whole run."""
+    settings = {"env": "classic:CartPole-v1", "steps": 2000, "eval_every": 1000, "eval_episodes": 2,
+                "checkpoint_every": 1000, "log_every": 100, "progress": "off", "hooks": ["norms"],
+                "hook_opts": {"norms": {"every": 30}}, "algo": {"learning_starts": 300, "target_update_every": 50}}
+    train(run_dir=str(tmp_path / "whole"), **settings)
+    from scalerl import resume
+
+    save = Loop.save
+
+    def crash_after_first_checkpoint(self):
+        save(self)
+        if self.state.step == 1000:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Loop, "save", crash_after_first_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        train(run_dir=str(tmp_path / "killed"), **settings)
+    monkeypatch.undo()
+    resume(tmp_path / "killed")
+    for name in ("metrics.jsonl", "eval.jsonl"):
+        assert records(tmp_path / "killed" / name) == records(tmp_path / "whole" / name)
+
+
+def test_evaluation_episodes_do_not_depend_on_the_number_of_envs():
+    assert episode_quotas(10, 4).tolist() == [3, 3, 2, 2]
+    assert episode_quotas(2, 4).tolist() == [1, 1, 0, 0]
+
+    class Alternate:
+        def act(self, obs, explore):
+            return (np.arange(len(obs)) % 2), {}
+
+    envs = make_env("classic:CartPole-v1", 3, 0)
+    result = run_episodes(Alternate(), envs, 7, seed=11)
+    assert len(result.returns) == len(result.lengths) == 7 and result.successes is None
+    assert result.returns == result.lengths and all(r > 0 for r in result.returns)
+    assert run_episodes(Alternate(), envs, 7, seed=11).returns == result.returns
+
+
+def test_a_rejected_agent_leaves_no_run_directory(tmp_path):
+    from scalerl import ConfigError
+
+    with pytest.raises(ConfigError, match="discrete actions for dqn"):
+        train(env="classic:Pendulum-v1", steps=10, run_dir=str(tmp_path / "a" / "b"))
+    assert not (tmp_path / "a").exists()
+
+
+def test_agent_spec_defaults_fit_a_space():
+    spec = AgentSpec(gym.spaces.Box(-1, 1, (4,), np.float32), gym.spaces.Discrete(2))
+    assert spec.num_envs == 1 and spec.device == torch.device("cpu")

@@ -1,0 +1,44 @@
+"""`scalerl study`: the list, a pipeline study (ReaLchords) and a sweep study, each run --quick to its report."""
+
+import pytest
+
+import scalerl.studies
+from scalerl.cli import main
+from scalerl.studies import run_study
+
+
+def test_the_list_names_each_study_with_its_claim(capsys):
+    assert main(["study", "--list"]) == 0
+    assert "realchords" in capsys.readouterr().out
+    assert main(["study", "nope"]) == 2
+    assert "unknown study 'nope'; valid: realchords" in capsys.readouterr().err
+
+
+def test_realchords_quick_runs_the_whole_pipeline_to_a_report(tmp_path):
+    pytest.importorskip("music21")
+    report = run_study("realchords", tmp_path / "rc", quick=True)
+    text = report.read_text()
+    for row in ("| online | 1 |", "| rl | 1 |", "| teacher | 1 |"):
+        assert row in text
+    assert (tmp_path / "rc" / "adaptation.png").stat().st_size > 0
+    assert (tmp_path / "rc" / "rl-s0" / "summary.json").is_file()
+
+
+def test_a_sweep_study_runs_its_quick_grid_and_puts_the_claim_above_the_report(tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    folder = tmp_path / "studies" / "tiny"
+    folder.mkdir(parents=True)
+    (folder / "README.md").write_text("# Tiny: wider torsos on CartPole\n\nThe claim and the paper's numbers.\n")
+    (folder / "sweep.toml").write_text(
+        'seeds = [0, 1, 2]\n[base]\nenv = "classic:CartPole-v1"\nsteps = 100000\neval_episodes = 2\n'
+        '[grid]\n"net.width" = [1, 2, 4]\n')
+    (folder / "study.toml").write_text(
+        'group_by = ["net.width"]\n[quick]\nseeds = [0]\n[quick.base]\nsteps = 400\n"algo.learning_starts" = 200\n'
+        '[quick.grid]\n"net.width" = [1, 2]\n')
+    monkeypatch.setattr(scalerl.studies, "FOLDER", tmp_path / "studies")
+    report = run_study("tiny", tmp_path / "out", quick=True, workers=2, log=lambda message: None)
+    text = report.read_text()
+    assert text.startswith("# Tiny: wider torsos on CartPole")
+    assert "# This run (quick)" in text and "net.width=1" in text and "net.width=2" in text
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_dir() and "width" in p.name) == \
+        ["net.width=1", "net.width=2"]
