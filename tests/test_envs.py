@@ -58,7 +58,7 @@ def test_autoreset_gives_the_true_final_observation():
     ("atari2600:pong", "unknown env suite 'atari2600'"),
     ("classic:CartPole-v0", "unknown classic task 'CartPole-v0'; valid: CartPole-v1"),
     ("minatar:pong", "valid: breakout, asterix"),
-    ("gym:NoSuchEnv-v9", "not a registered Gymnasium id"),
+    ("gym:NoSuchEnv-v9", "unknown Gymnasium id"),
 ])
 def test_bad_specs_name_the_valid_choices(spec, message):
     with pytest.raises(ConfigError, match=message):
