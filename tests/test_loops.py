@@ -207,3 +207,29 @@ def test_a_rejected_agent_leaves_no_run_directory(tmp_path):
 def test_agent_spec_defaults_fit_a_space():
     spec = AgentSpec(gym.spaces.Box(-1, 1, (4,), np.float32), gym.spaces.Discrete(2))
     assert spec.num_envs == 1 and spec.device == torch.device("cpu")
+
+
+def test_hooks_see_each_finished_episode_step_by_step(tmp_path, monkeypatch):
+    import scalerl.run
+    from scalerl.hooks import Hook, HookList
+
+    class Episodes(Hook):
+        name = "episodes"
+        wants_episodes = True
+
+        def __init__(self):
+            self.seen = []
+
+        def on_episode_end(self, episode):
+            self.seen.append(episode)
+
+    hook = Episodes()
+    monkeypatch.setattr(scalerl.run, "make_hooks", lambda names, options, agent: HookList([hook]))
+    summary = train(env="classic:CartPole-v1", steps=300, num_envs=2, eval_every=0, eval_episodes=1, log_every=300,
+                    run_dir=str(tmp_path / "run"), progress="off", algo={"learning_starts": 1000})
+    logged = records(tmp_path / "run" / "metrics.jsonl")[-1]
+    assert len(hook.seen) == summary["episodes"] > 5
+    assert {episode.env_index for episode in hook.seen} == {0, 1}
+    assert all(episode.rewards.tolist() == [1.0] * episode.length for episode in hook.seen)  # CartPole pays 1 a step
+    assert np.mean([episode.episode_return for episode in hook.seen]) == pytest.approx(logged["episode_return"])
+    assert all(episode.terminated != episode.truncated for episode in hook.seen)
