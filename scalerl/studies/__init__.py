@@ -1,0 +1,79 @@
+"""Studies: one folder per paper that reproduces its headline effect at small scale.
+
+A study folder holds a README.md (the paper, its claim and its numbers, with the citation, and ours beside
+them) and either
+- `sweep.toml` (a sweep file, see scalerl.sweep) and `study.toml` (what to compare: `group_by`, and a
+  `[quick]` table of overrides that shrink the sweep to minutes), run through `scalerl sweep` and written up
+  with `scalerl report`; or
+- `study.py` with `run(out, quick) -> report path`, for pipelines that are not a grid of training runs.
+
+`scalerl study NAME [--quick]` runs one and writes out/report.md with its figures; `scalerl study --list`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from scalerl.checks import ConfigError, unknown_name
+
+FOLDER = Path(__file__).parent
+
+
+def study_names() -> list[str]:
+    return sorted(path.name for path in FOLDER.iterdir() if (path / "README.md").is_file())
+
+
+def study_folder(name: str) -> Path:
+    if name not in study_names():
+        raise unknown_name("study", name, study_names())
+    return FOLDER / name
+
+
+def title(name: str) -> str:
+    """The study's one-line description: the first heading of its README."""
+    for line in (study_folder(name) / "README.md").read_text().splitlines():
+        if line.startswith("# "):
+            return line[2:].strip()
+    return name
+
+
+def quick_spec(folder: Path, quick: bool) -> tuple[Any, list[str] | None]:
+    """The sweep of a sweep study, shrunk by its [quick] overrides when quick, and the keys to group by."""
+    from scalerl.sweep import SweepSpec, load_sweep_file
+
+    spec = load_sweep_file(folder / "sweep.toml")
+    settings = tomllib.loads((folder / "study.toml").read_text())
+    if quick:
+        overrides = settings.get("quick", {})
+        spec = SweepSpec(base={**spec.base, **overrides.get("base", {})},
+                         grid={**spec.grid, **overrides.get("grid", {})}, variants=spec.variants,
+                         seeds=overrides.get("seeds", spec.seeds), max_retries=spec.max_retries)
+    return spec, settings.get("group_by")
+
+
+def run_study(name: str, out: str | Path | None = None, quick: bool = False, workers: int | None = None,
+              log=print) -> Path:
+    """Run (or continue) a study into `out` (default studies/NAME, or studies/NAME-quick) and return the
+    path of its report."""
+    folder = study_folder(name)
+    out = Path(out or Path("studies") / (f"{name}-quick" if quick else name))
+    if (folder / "study.py").is_file():
+        module = importlib.import_module(f"scalerl.studies.{name}.study")
+        return module.run(out, quick=quick)
+    if not (folder / "sweep.toml").is_file():
+        raise ConfigError(f"study {name} has neither a study.py nor a sweep.toml")
+    from scalerl.analysis import write_report
+    from scalerl.sweep import run_sweep
+
+    spec, group_by = quick_spec(folder, quick)
+    result = run_sweep(spec, out, workers=workers, report=False, log=log)
+    if result["failed"]:
+        raise ConfigError(f"study {name}: {len(result['failed'])} runs failed, first: {result['failed'][0]['error']}")
+    report = write_report([out / trial for trial in result["finished"]], out / "report.md", group_by)
+    claim = (folder / "README.md").read_text()
+    report.write_text(claim.rstrip() + "\n\n---\n\n# This run" + (" (quick)" if quick else "") + "\n\n" +
+                      report.read_text().replace("\n# ", "\n## ", 1).removeprefix("# "))
+    return report
