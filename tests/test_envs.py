@@ -97,3 +97,30 @@ def test_task_names_match_whatever_their_case_and_separators():
     assert parse_spec("classic:cartpole-v1")[1] == "CartPole-v1"
     with pytest.raises(ConfigError, match="did you mean CartPole-v1"):
         parse_spec("gym:CartPole-v9")
+
+
+@pytest.mark.parametrize("spec", ["classic:CartPole-v1", "classic:Pendulum-v1", "minatar:breakout"])
+def test_the_lean_vector_env_steps_exactly_like_gymnasiums(spec):
+    """SameStepVectorEnv only rewrites SyncVectorEnv.step: observations, rewards, flags and infos (final
+    observations included) must be identical, step for step, through episode ends."""
+    import functools
+
+    from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+    from scalerl.envs import SameStepVectorEnv, _make_single
+
+    suite, task = spec.split(":")
+    factory = functools.partial(_make_single, suite, task, {})
+    traces = []
+    for envs in (SameStepVectorEnv([factory] * 3), SyncVectorEnv([factory] * 3, autoreset_mode=AutoresetMode.SAME_STEP)):
+        envs.reset(seed=3)
+        envs.action_space.seed(1)
+        trace = [envs.step(envs.action_space.sample()) for _ in range(300)]
+        traces.append([(obs.copy(), rewards, terminated, truncated, repr(infos))
+                       for obs, rewards, terminated, truncated, infos in trace])
+    ended = 0
+    for fast, reference in zip(*traces):
+        assert all(np.array_equal(a, b) for a, b in zip(fast[:4], reference[:4]))
+        assert fast[4] == reference[4]
+        ended += int(reference[2].any() or reference[3].any())
+    assert spec == "classic:Pendulum-v1" or ended > 0

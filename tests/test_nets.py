@@ -271,3 +271,21 @@ def test_every_bottleneck_and_torso_runs_forward_and_backward_on_minatar_grids()
                 out = net(torch.ones(2, 10, 10, 4, dtype=torch.bool))
                 assert out.shape == (2, 3)
                 out.sum().backward()
+
+
+@pytest.mark.parametrize("spec, shape", [
+    ({}, (4,)),
+    ({"torso": "multiskip", "norm": "layer"}, (4,)),
+    ({}, (10, 10, 4)),
+    ({"encoder": "impala", "bottleneck": "per_conv", "mixer": "softmoe", "depth": 0}, (10, 10, 4)),
+])
+def test_the_acting_call_chain_computes_the_network(spec, shape):
+    from scalerl.nets import call_chain
+
+    space = gym.spaces.Box(-1.0, 1.0, shape, np.float32)
+    net = build_q_network(NetConfig(**spec), space, 3, dueling=bool(spec))
+    obs = torch.rand(5, *shape)
+    chained = obs
+    for layer in call_chain(net):
+        chained = layer(chained)
+    assert torch.equal(chained, net(obs))

@@ -73,3 +73,20 @@ def test_columns_are_sampled_from_their_own_env():
     env = (batch.obs.squeeze(1) // 10).numpy()
     assert np.allclose(batch.rewards.numpy(), 2 * env)  # two steps of reward `env`
     assert np.allclose(batch.next_obs.squeeze(1).numpy(), batch.obs.squeeze(1).numpy() + 2)
+
+
+def test_one_step_batches_bootstrap_unless_terminated():
+    space = gym.spaces.Box(-10.0, 10.0, (1,), np.float32)
+    buffer = ReplayBuffer(16, 2, space, gym.spaces.Discrete(2), n_step=1, gamma=0.9, seed=0)
+    for t in range(6):
+        obs = np.array([[t], [100 + t]], np.float32)
+        buffer.add(obs, np.array([0, 1]), np.array([t, -t], np.float32), obs + 0.5,
+                   np.array([t == 2, False]), np.array([False, t == 4]))
+    batch = buffer.sample(64)
+    obs, rewards, discounts, next_obs = (x.numpy() for x in (batch.obs[:, 0], batch.rewards, batch.discounts,
+                                                            batch.next_obs[:, 0]))
+    step = np.where(obs < 100, obs, obs - 100).astype(int)
+    assert np.array_equal(rewards, np.where(obs < 100, step, -step))
+    assert np.array_equal(next_obs, obs + 0.5)
+    terminal = (obs == 2)
+    assert np.array_equal(discounts, np.where(terminal, 0.0, np.float32(0.9)))  # truncation (env 1, t 4) bootstraps

@@ -16,7 +16,7 @@ from torch import nn
 
 from scalerl.agents.base import Agent, AgentSpec, OffPolicyConfig, Optimized, check_optimizers
 from scalerl.checks import in_range, non_negative, positive, require
-from scalerl.nets import build_q_network
+from scalerl.nets import build_q_network, call_chain
 from scalerl.optim import OptimizerConfig, load_optimizer_state, make_optimizer
 from scalerl.replay import Batch
 
@@ -72,6 +72,7 @@ class DQN(Agent):
         self.num_actions = int(action_space.n)
         self.q = build_q_network(spec.net, spec.obs_space, self.num_actions, cfg.dueling).to(self.device)
         self.target = copy.deepcopy(self.q).requires_grad_(False)
+        self.q_layers = call_chain(self.q)
         self.optimizer = make_optimizer(self.q.parameters(), cfg.optim)
         self.env_steps = 0
         self.gradient_steps = 0
@@ -80,10 +81,12 @@ class DQN(Agent):
         fraction = min(1.0, self.env_steps / self.cfg.epsilon_decay_steps)
         return self.cfg.epsilon_start + fraction * (self.cfg.epsilon_end - self.cfg.epsilon_start)
 
-    @torch.no_grad()
     def greedy(self, obs: np.ndarray) -> np.ndarray:
-        q_values = self.q(torch.as_tensor(obs, device=self.device))
-        return q_values.argmax(dim=1).cpu().numpy()
+        with torch.no_grad():
+            q_values = torch.as_tensor(obs, device=self.device)
+            for layer in self.q_layers:
+                q_values = layer(q_values)
+            return q_values.argmax(dim=1).cpu().numpy()
 
     def act(self, obs: np.ndarray, *, explore: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         if not explore:
@@ -92,9 +95,11 @@ class DQN(Agent):
         explore_mask = self.rng.random(batch) < self.epsilon()
         self.env_steps += batch
         actions = self.rng.integers(0, self.num_actions, size=batch)
-        if not explore_mask.all():
-            actions = np.where(explore_mask, actions, self.greedy(obs))
-        return actions, {}
+        if explore_mask.all():
+            return actions, {}
+        if not explore_mask.any():
+            return self.greedy(obs), {}
+        return np.where(explore_mask, actions, self.greedy(obs)), {}
 
     def td_target(self, batch: Batch) -> torch.Tensor:
         with torch.no_grad():

@@ -152,11 +152,24 @@ def build_q_network(cfg: NetConfig, obs_space: gym.Space, num_actions: int, duel
     return Network(encoder, bottleneck, torso, DuelingHead(features, num_actions))
 
 
+def call_chain(module: nn.Module) -> list:
+    """The forward functions that compute `module(x)` one after another, for networks built of nested
+    nn.Sequential containers: calling them skips torch's per-module dispatch, which on one observation
+    costs more than a small MLP's arithmetic. Sequential containers are opened, Identity layers dropped,
+    leaves called by their forward, any other container called whole. Forward hooks are not run: use it
+    for acting, not for what diagnostics measure."""
+    if isinstance(module, nn.Sequential) and type(module).forward is nn.Sequential.forward:
+        return [call for child in module for call in call_chain(child)]
+    if isinstance(module, nn.Identity):
+        return []
+    return [module.forward if next(module.children(), None) is None else module]
+
+
 def parameter_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
 __all__ = [
     "MLP", "TOKENIZED", "DuelingHead", "ImpalaCNN", "MinAtarCNN", "NatureCNN", "NetConfig", "Network", "ResidualMLP",
-    "SoftMoE", "build_network", "build_q_network", "build_trunk", "parameter_count",
+    "SoftMoE", "build_network", "build_q_network", "build_trunk", "call_chain", "parameter_count",
 ]
