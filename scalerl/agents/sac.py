@@ -1,0 +1,241 @@
+"""Soft Actor-Critic (Haarnoja et al., 2018; the version with a learned temperature, Haarnoja et al., 2019)
+for continuous actions from vector observations.
+
+Twin critics with Polyak-averaged targets, a tanh-squashed Gaussian policy, and a temperature alpha tuned
+so that the policy's entropy stays near a target (-|A| by default). The actor, the critics and the
+temperature each have their own optimizer settings (--algo.actor-optim.*, --algo.critic-optim.*,
+--algo.alpha-optim.*). Actions are uniform over the action space until learning starts.
+
+Networks see actions scaled to [-1, 1]; the environment gets them mapped onto its bounds.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from scalerl.agents.base import Agent, AgentSpec, OffPolicyConfig, Optimized, check_optimizers
+from scalerl.checks import in_range, non_negative, positive, require
+from scalerl.nets import build_network, call_chain
+from scalerl.optim import OptimizerConfig, load_optimizer_state, make_optimizer
+from scalerl.replay import Batch
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+"""The policy's log standard deviation is squashed into this range (as in CleanRL and DrQ)."""
+
+
+@dataclass(frozen=True)
+class SACConfig(OffPolicyConfig):
+    """SAC hyperparameters (Haarnoja et al., 2019, with CleanRL's learning rates)."""
+
+    buffer_size: int = 1_000_000
+    batch_size: int = 256
+    learning_starts: int = 5_000
+    """Environment steps of uniformly random actions before the first update."""
+    tau: float = 0.005
+    """Polyak rate of the target critics."""
+    actor_optim: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=3e-4))
+    critic_optim: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=1e-3))
+    alpha_optim: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=1e-3))
+    autotune: bool = True
+    """Learn the temperature alpha towards the target entropy; otherwise keep alpha fixed."""
+    alpha: float = 0.2
+    """The temperature when not tuned, and its starting value when tuned."""
+    target_entropy_scale: float = 1.0
+    """Target entropy = -scale * action dimensions."""
+    max_grad_norm: float = 0.0
+    """Clip each optimizer's gradient norm to this (0: no clipping)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_optimizers(self)
+        require(0.0 < self.tau <= 1.0, "algo.tau", "in (0, 1]", self.tau)
+        positive("algo.alpha", self.alpha)
+        in_range("algo.target_entropy_scale", self.target_entropy_scale, -10.0, 10.0)
+        non_negative("algo.max_grad_norm", self.max_grad_norm)
+
+
+class Critic(nn.Module):
+    """Q(s, a): the spec's network over the observation and the action, side by side."""
+
+    def __init__(self, spec: AgentSpec, action_dim: int) -> None:
+        super().__init__()
+        joint = gym.spaces.Box(-np.inf, np.inf, (spec.obs_space.shape[0] + action_dim,), np.float32)
+        self.net = build_network(spec.net, joint, 1)
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([obs, action], dim=-1)).squeeze(-1)
+
+
+class GaussianActor(nn.Module):
+    """A Gaussian over pre-squash actions; tanh maps samples into [-1, 1]."""
+
+    def __init__(self, spec: AgentSpec, action_dim: int) -> None:
+        super().__init__()
+        self.net = build_network(spec.net, spec.obs_space, 2 * action_dim)
+        self.layers = call_chain(self.net)
+
+    def distribution(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_std = self.net(obs).chunk(2, dim=-1)
+        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
+        return mean, log_std
+
+    def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A reparameterised squashed sample and its log-probability, with the tanh change of variables:
+        log pi(a) = log N(u) - sum log(1 - tanh(u)^2)."""
+        mean, log_std = self.distribution(obs)
+        pre_squash = mean + log_std.exp() * torch.randn_like(mean)
+        action = torch.tanh(pre_squash)
+        gaussian = -0.5 * ((pre_squash - mean) / log_std.exp()).square() - log_std - 0.5 * math.log(2 * math.pi)
+        log_prob = (gaussian - 2 * (math.log(2) - pre_squash - F.softplus(-2 * pre_squash))).sum(-1)
+        return action, log_prob
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """The deterministic action: tanh of the mean."""
+        output = obs
+        for layer in self.layers:
+            output = layer(output)
+        return torch.tanh(output.chunk(2, dim=-1)[0])
+
+
+def check_continuous(spec: AgentSpec, agent: str) -> gym.spaces.Box:
+    space = spec.action_space
+    require(isinstance(space, gym.spaces.Box) and len(space.shape) == 1 and np.all(np.isfinite(space.low))
+            and np.all(np.isfinite(space.high)), "env", f"an environment with bounded continuous actions for {agent}",
+            space)
+    require(len(spec.obs_space.shape) == 1, "env", f"vector observations for {agent} (pixel observations come with "
+            "the pixel agents)", spec.obs_space)
+    return space
+
+
+class ActionScaling:
+    """Between the networks' [-1, 1] actions and the environment's bounds."""
+
+    def __init__(self, space: gym.spaces.Box, device: torch.device) -> None:
+        self.low, self.high = space.low.astype(np.float32), space.high.astype(np.float32)
+        self.scale = torch.as_tensor((self.high - self.low) / 2, device=device)
+        self.centre = torch.as_tensor((self.high + self.low) / 2, device=device)
+
+    def to_env(self, action: torch.Tensor) -> np.ndarray:
+        return (action * self.scale + self.centre).cpu().numpy()
+
+    def to_unit(self, action: torch.Tensor) -> torch.Tensor:
+        return (action - self.centre) / self.scale
+
+
+class SAC(Agent):
+    name = "sac"
+    config_class = SACConfig
+    loop = "off_policy"
+    description = "Soft Actor-Critic: twin critics, squashed Gaussian policy, learned temperature; continuous actions"
+
+    def __init__(self, cfg: SACConfig, spec: AgentSpec) -> None:
+        super().__init__(cfg, spec)
+        space = check_continuous(spec, "sac")
+        self.action_dim = space.shape[0]
+        self.scaling = ActionScaling(space, self.device)
+        self.actor = GaussianActor(spec, self.action_dim).to(self.device)
+        self.critic1, self.critic2 = Critic(spec, self.action_dim).to(self.device), Critic(spec, self.action_dim).to(self.device)
+        self.target1 = copy.deepcopy(self.critic1).requires_grad_(False)
+        self.target2 = copy.deepcopy(self.critic2).requires_grad_(False)
+        self.log_alpha = torch.tensor(math.log(cfg.alpha), device=self.device, requires_grad=cfg.autotune)
+        self.target_entropy = -cfg.target_entropy_scale * self.action_dim
+        self.actor_optimizer = make_optimizer(self.actor.parameters(), cfg.actor_optim)
+        self.critic_optimizer = make_optimizer([*self.critic1.parameters(), *self.critic2.parameters()], cfg.critic_optim)
+        self.alpha_optimizer = make_optimizer([self.log_alpha], cfg.alpha_optim)
+        self.env_steps = 0
+
+    # -- acting ----------------------------------------------------------------------------------
+
+    def act(self, obs: np.ndarray, *, explore: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        if explore:
+            self.env_steps += len(obs)
+            if self.env_steps <= self.cfg.learning_starts:
+                return self.rng.uniform(self.scaling.low, self.scaling.high, (len(obs), self.action_dim)).astype(np.float32), {}
+        with torch.no_grad():
+            obs_tensor = torch.as_tensor(obs, device=self.device)
+            action = self.actor.sample(obs_tensor)[0] if explore else self.actor(obs_tensor)
+        return self.scaling.to_env(action), {}
+
+    # -- learning --------------------------------------------------------------------------------
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        return self.log_alpha.detach().exp()
+
+    def critic_target(self, batch: Batch) -> torch.Tensor:
+        """r + discount * (min of the target critics at a fresh next action - alpha * its log-probability)."""
+        with torch.no_grad():
+            next_action, next_log_prob = self.actor.sample(batch.next_obs)
+            next_q = torch.min(self.target1(batch.next_obs, next_action), self.target2(batch.next_obs, next_action))
+            return batch.rewards + batch.discounts * (next_q - self.alpha * next_log_prob)
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        actions = self.scaling.to_unit(batch.actions)
+        target = self.critic_target(batch)
+        q1, q2 = self.critic1(batch.obs, actions), self.critic2(batch.obs, actions)
+        critic_loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
+        self.step_optimizer("critic", critic_loss, cfg.max_grad_norm)
+
+        action, log_prob = self.actor.sample(batch.obs)
+        q_policy = torch.min(self.critic1(batch.obs, action), self.critic2(batch.obs, action))
+        actor_loss = (self.alpha * log_prob - q_policy).mean()
+        self.step_optimizer("actor", actor_loss, cfg.max_grad_norm)
+
+        metrics = {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(), "q_mean": q1.detach().mean(),
+                   "entropy": -log_prob.detach().mean()}
+        if cfg.autotune:
+            alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
+            self.step_optimizer("alpha", alpha_loss)
+            metrics["alpha_loss"] = alpha_loss.detach()
+        self.update_targets()
+        return metrics
+
+    @torch.no_grad()
+    def update_targets(self) -> None:
+        for online, target in ((self.critic1, self.target1), (self.critic2, self.target2)):
+            torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), self.cfg.tau)
+
+    # -- the contract ----------------------------------------------------------------------------
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"actor": self.actor, "critic1": self.critic1, "critic2": self.critic2}
+
+    def targets(self) -> dict[str, nn.Module]:
+        return {"critic1": self.target1, "critic2": self.target2}
+
+    def optimizers(self) -> dict[str, Optimized]:
+        return {"actor": Optimized(self.actor_optimizer, ("actor",)),
+                "critic": Optimized(self.critic_optimizer, ("critic1", "critic2")),
+                "alpha": Optimized(self.alpha_optimizer, ())}
+
+    def train_scalars(self) -> dict[str, float]:
+        return {"alpha": float(self.alpha)}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "actor": self.actor.state_dict(), "critic1": self.critic1.state_dict(), "critic2": self.critic2.state_dict(),
+            "target1": self.target1.state_dict(), "target2": self.target2.state_dict(), "log_alpha": self.log_alpha.detach().clone(),
+            "actor_optimizer": self.actor_optimizer.state_dict(), "critic_optimizer": self.critic_optimizer.state_dict(),
+            "alpha_optimizer": self.alpha_optimizer.state_dict(), "env_steps": self.env_steps,
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in ("actor", "critic1", "critic2", "target1", "target2"):
+            getattr(self, name).load_state_dict(state[name])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        for name in ("actor_optimizer", "critic_optimizer", "alpha_optimizer"):
+            load_optimizer_state(getattr(self, name), state[name])
+        self.env_steps = state["env_steps"]
+        self.rng.bit_generator.state = state["rng"]

@@ -1,0 +1,162 @@
+"""TD3 (Fujimoto et al., 2018): a deterministic actor, twin critics with the smaller one as the target,
+target policy smoothing, and delayed actor and target updates; Gaussian exploration noise.
+
+Networks see actions scaled to [-1, 1]; noise scales are fractions of that range.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from scalerl.agents.base import Agent, AgentSpec, OffPolicyConfig, Optimized, check_optimizers
+from scalerl.agents.sac import ActionScaling, Critic, check_continuous
+from scalerl.checks import non_negative, positive, require
+from scalerl.nets import build_network, call_chain
+from scalerl.optim import OptimizerConfig, load_optimizer_state, make_optimizer
+from scalerl.replay import Batch
+
+
+@dataclass(frozen=True)
+class TD3Config(OffPolicyConfig):
+    """TD3 hyperparameters (Fujimoto et al., 2018, with CleanRL's settings)."""
+
+    buffer_size: int = 1_000_000
+    batch_size: int = 256
+    learning_starts: int = 25_000
+    """Environment steps of uniformly random actions before the first update."""
+    tau: float = 0.005
+    """Polyak rate of the target actor and critics."""
+    actor_optim: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=3e-4))
+    critic_optim: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=3e-4))
+    exploration_noise: float = 0.1
+    """Standard deviation of the Gaussian noise added to actions while training."""
+    policy_noise: float = 0.2
+    """Standard deviation of the target policy smoothing noise."""
+    noise_clip: float = 0.5
+    """The smoothing noise is clipped to [-noise_clip, noise_clip]."""
+    policy_delay: int = 2
+    """Critic updates per actor (and target) update."""
+    max_grad_norm: float = 0.0
+    """Clip each optimizer's gradient norm to this (0: no clipping)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_optimizers(self)
+        require(0.0 < self.tau <= 1.0, "algo.tau", "in (0, 1]", self.tau)
+        non_negative("algo.exploration_noise", self.exploration_noise)
+        non_negative("algo.policy_noise", self.policy_noise)
+        non_negative("algo.noise_clip", self.noise_clip)
+        positive("algo.policy_delay", self.policy_delay)
+        non_negative("algo.max_grad_norm", self.max_grad_norm)
+
+
+class DeterministicActor(nn.Module):
+    def __init__(self, spec: AgentSpec, action_dim: int) -> None:
+        super().__init__()
+        self.net = build_network(spec.net, spec.obs_space, action_dim)
+        self.layers = call_chain(self.net)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        output = obs
+        for layer in self.layers:
+            output = layer(output)
+        return torch.tanh(output)
+
+
+class TD3(Agent):
+    name = "td3"
+    config_class = TD3Config
+    loop = "off_policy"
+    description = "TD3: twin critics, target policy smoothing, delayed actor updates; continuous actions"
+
+    def __init__(self, cfg: TD3Config, spec: AgentSpec) -> None:
+        super().__init__(cfg, spec)
+        space = check_continuous(spec, "td3")
+        self.action_dim = space.shape[0]
+        self.scaling = ActionScaling(space, self.device)
+        self.actor = DeterministicActor(spec, self.action_dim).to(self.device)
+        self.critic1, self.critic2 = Critic(spec, self.action_dim).to(self.device), Critic(spec, self.action_dim).to(self.device)
+        self.target_actor = copy.deepcopy(self.actor).requires_grad_(False)
+        self.target1 = copy.deepcopy(self.critic1).requires_grad_(False)
+        self.target2 = copy.deepcopy(self.critic2).requires_grad_(False)
+        self.actor_optimizer = make_optimizer(self.actor.parameters(), cfg.actor_optim)
+        self.critic_optimizer = make_optimizer([*self.critic1.parameters(), *self.critic2.parameters()], cfg.critic_optim)
+        self.env_steps = 0
+        self.critic_updates = 0
+
+    def act(self, obs: np.ndarray, *, explore: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        if explore:
+            self.env_steps += len(obs)
+            if self.env_steps <= self.cfg.learning_starts:
+                return self.rng.uniform(self.scaling.low, self.scaling.high, (len(obs), self.action_dim)).astype(np.float32), {}
+        with torch.no_grad():
+            action = self.actor(torch.as_tensor(obs, device=self.device))
+        if explore:
+            noise = self.rng.normal(0.0, self.cfg.exploration_noise, action.shape).astype(np.float32)
+            action = (action + torch.as_tensor(noise, device=self.device)).clamp(-1.0, 1.0)
+        return self.scaling.to_env(action), {}
+
+    def critic_target(self, batch: Batch) -> torch.Tensor:
+        """r + discount * min of the target critics at the target actor's action plus clipped noise."""
+        cfg = self.cfg
+        with torch.no_grad():
+            noise = (torch.randn(len(batch.rewards), self.action_dim, device=self.device) * cfg.policy_noise)
+            noise = noise.clamp(-cfg.noise_clip, cfg.noise_clip)
+            next_action = (self.target_actor(batch.next_obs) + noise).clamp(-1.0, 1.0)
+            next_q = torch.min(self.target1(batch.next_obs, next_action), self.target2(batch.next_obs, next_action))
+            return batch.rewards + batch.discounts * next_q
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        actions = self.scaling.to_unit(batch.actions)
+        target = self.critic_target(batch)
+        q1, q2 = self.critic1(batch.obs, actions), self.critic2(batch.obs, actions)
+        critic_loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
+        self.step_optimizer("critic", critic_loss, cfg.max_grad_norm)
+        self.critic_updates += 1
+        metrics = {"critic_loss": critic_loss.detach(), "q_mean": q1.detach().mean()}
+        if self.critic_updates % cfg.policy_delay == 0:
+            actor_loss = -self.critic1(batch.obs, self.actor(batch.obs)).mean()
+            self.step_optimizer("actor", actor_loss, cfg.max_grad_norm)
+            self.update_targets()
+            metrics["actor_loss"] = actor_loss.detach()
+        return metrics
+
+    @torch.no_grad()
+    def update_targets(self) -> None:
+        for online, target in ((self.actor, self.target_actor), (self.critic1, self.target1), (self.critic2, self.target2)):
+            torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), self.cfg.tau)
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"actor": self.actor, "critic1": self.critic1, "critic2": self.critic2}
+
+    def targets(self) -> dict[str, nn.Module]:
+        return {"actor": self.target_actor, "critic1": self.target1, "critic2": self.target2}
+
+    def optimizers(self) -> dict[str, Optimized]:
+        return {"actor": Optimized(self.actor_optimizer, ("actor",)),
+                "critic": Optimized(self.critic_optimizer, ("critic1", "critic2"))}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "actor": self.actor.state_dict(), "critic1": self.critic1.state_dict(), "critic2": self.critic2.state_dict(),
+            "target_actor": self.target_actor.state_dict(), "target1": self.target1.state_dict(),
+            "target2": self.target2.state_dict(), "actor_optimizer": self.actor_optimizer.state_dict(),
+            "critic_optimizer": self.critic_optimizer.state_dict(), "env_steps": self.env_steps,
+            "critic_updates": self.critic_updates, "rng": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in ("actor", "critic1", "critic2", "target_actor", "target1", "target2"):
+            getattr(self, name).load_state_dict(state[name])
+        for name in ("actor_optimizer", "critic_optimizer"):
+            load_optimizer_state(getattr(self, name), state[name])
+        self.env_steps, self.critic_updates = state["env_steps"], state["critic_updates"]
+        self.rng.bit_generator.state = state["rng"]
