@@ -95,31 +95,38 @@ class ReplayBuffer:
     def sample(self, batch_size: int) -> Batch:
         rows = self._sample_rows(batch_size)
         cols = self.rng.integers(0, self.num_envs, size=batch_size)
+        at = rows * self.num_envs + cols
         if self.n_step == 1:  # the common case without the walk: the same numbers, a third of the time
-            terminated = self.terminated[rows, cols]
-            return self._batch(rows, cols, rows, self.rewards[rows, cols],
+            terminated = self._gather(self.terminated, at)
+            return self._batch(rows, cols, at, at, self._gather(self.rewards, at),
                                np.where(terminated, np.float32(0.0), np.float32(self.gamma)))
         rewards = np.zeros(batch_size, dtype=np.float32)
         discounts = np.ones(batch_size, dtype=np.float32)
         alive = np.ones(batch_size, dtype=bool)
-        last_rows = rows
+        last = at
         for k in range(self.n_step):
-            step_rows = (rows + k) % self.rows
-            rewards += np.where(alive, discounts * self.rewards[step_rows, cols], 0.0)
+            step = (rows + k) % self.rows * self.num_envs + cols
+            rewards += np.where(alive, discounts * self._gather(self.rewards, step), 0.0)
             discounts = np.where(alive, discounts * self.gamma, discounts)
-            last_rows = np.where(alive, step_rows, last_rows)
-            terminated = self.terminated[step_rows, cols]
+            last = np.where(alive, step, last)
+            terminated = self._gather(self.terminated, step)
             discounts = np.where(alive & terminated, 0.0, discounts)
-            alive &= ~(terminated | self.truncated[step_rows, cols])
-        return self._batch(rows, cols, last_rows, rewards, discounts.astype(np.float32))
+            alive &= ~(terminated | self._gather(self.truncated, step))
+        return self._batch(rows, cols, at, last, rewards, discounts.astype(np.float32))
 
-    def _batch(self, rows: np.ndarray, cols: np.ndarray, last_rows: np.ndarray, rewards: np.ndarray,
+    @staticmethod
+    def _gather(array: np.ndarray, flat: np.ndarray) -> np.ndarray:
+        """array[row, col] for flat = row * num_envs + col: a take over the (rows * envs) view is several
+        times faster than indexing with two arrays."""
+        return array.reshape(-1, *array.shape[2:]).take(flat, axis=0)
+
+    def _batch(self, rows: np.ndarray, cols: np.ndarray, at: np.ndarray, last: np.ndarray, rewards: np.ndarray,
                discounts: np.ndarray) -> Batch:
         return Batch(
-            obs=self._tensor(self.obs[rows, cols]),
-            actions=self._tensor(self.actions[rows, cols]),
+            obs=self._tensor(self._gather(self.obs, at)),
+            actions=self._tensor(self._gather(self.actions, at)),
             rewards=self._tensor(rewards),
-            next_obs=self._tensor(self.next_obs[last_rows, cols]),
+            next_obs=self._tensor(self._gather(self.next_obs, last)),
             discounts=self._tensor(discounts),
             indices=(rows, cols),
         )
