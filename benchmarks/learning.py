@@ -2,6 +2,7 @@
 
     python benchmarks/learning.py cartpole --seeds 0 1 2 3 4 --workers 2
     python benchmarks/learning.py minatar-breakout --seeds 0 1 2 --workers 2
+    python benchmarks/learning.py sac-halfcheetah --seeds 0 1 --workers 2
 
 Each seed is an ordinary `scalerl train` run under --out (default benchmarks/results/<recipe>/); an
 existing finished run is read, not retrained, and an unfinished one is resumed.
@@ -25,6 +26,14 @@ RECIPES: dict[str, dict] = {
         "--algo.optim.lr", "2.5e-4", "--algo.optim.adam-eps", "1.5e-4", "--algo.n-step", "3",
         "--algo.target-update-every", "1000", "--algo.epsilon-decay-steps", "100000", "--algo.epsilon-end", "0.01",
         "--algo.batch-size", "32", "--algo.learning-starts", "5000"]},
+    # CleanRL's SAC and TD3 settings (256-unit torsos, batch 256) on a 100k-step budget; random play scores
+    # about -300.
+    "sac-halfcheetah": {"threshold": 2000.0, "args": [
+        "--agent", "sac", "--env", "mujoco:HalfCheetah-v5", "--steps", "100000", "--net.hidden", "256",
+        "--eval-every", "10000", "--eval-episodes", "5", "--checkpoint-every", "25000"]},
+    "td3-halfcheetah": {"threshold": 2000.0, "args": [
+        "--agent", "td3", "--env", "mujoco:HalfCheetah-v5", "--steps", "100000", "--net.hidden", "256",
+        "--eval-every", "10000", "--eval-episodes", "5", "--checkpoint-every", "25000"]},
 }
 
 

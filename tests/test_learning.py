@@ -25,3 +25,10 @@ def test_dqn_solves_cartpole_within_100k_steps_on_4_of_5_seeds(tmp_path):
 def test_dqn_learns_minatar_breakout(tmp_path):
     rows = run_recipe("minatar-breakout", [0], tmp_path)
     assert rows[0]["best"] >= 10, rows
+
+
+@pytest.mark.parametrize("agent", ["sac", "td3"])
+def test_sac_and_td3_run_halfcheetah(tmp_path, agent):
+    pytest.importorskip("mujoco")
+    rows = run_recipe(f"{agent}-halfcheetah", [0], tmp_path)
+    assert rows[0]["best"] >= 2000, rows
