@@ -120,6 +120,21 @@ class TrainConfig(Generic[AgentConfigT]):
         return dataclasses.replace(self, num_envs=self.num_envs or count or 1, eval_episodes=episodes,
                                    eval_num_envs=self.eval_num_envs or count or min(episodes, 8))
 
+    def frame_stack(self) -> int | None:
+        """How many frames the environment stacks into an observation, for suites with a frame_stack option
+        (Atari, CALE, DMC pixels); None for the others."""
+        import inspect
+
+        from scalerl.envs import parse_spec
+
+        suite, _ = parse_spec(self.env)
+        if "frame_stack" not in suite.options():
+            return None
+        given = self.env_opts.given().get("frame_stack")
+        if given is not None:
+            return int(given)
+        return inspect.signature(suite.make_vector or suite.make).parameters["frame_stack"].default
+
     def env_kwargs(self, training: bool) -> dict[str, Any]:
         """Suite options for make_env: training envs get all of them, evaluation envs are the plain game."""
         from scalerl.envs import parse_spec

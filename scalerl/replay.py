@@ -3,6 +3,9 @@
 Transitions are kept as rows of `num_envs` columns in ring buffers, the layout they arrive in, so
 adding is one slice assignment per field. The n-step return is computed when sampling by walking
 forward along the sampled transition's own column, stopping at the end of its episode.
+
+`FrameReplayBuffer` keeps stacked pixel observations as single frames, once each, and rebuilds the
+stacks when sampling: about one frame per transition instead of two stacks of k.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class Batch:
 
 class ReplayBuffer:
     FIELDS = ("obs", "next_obs", "actions", "rewards", "terminated", "truncated")
+    """The arrays of (rows, envs, ...) that state_dict saves."""
 
     def __init__(
         self,
@@ -50,14 +54,30 @@ class ReplayBuffer:
         self.device = torch.device(device)
         self.rng = np.random.default_rng(seed)
         rows, cols = self.rows, num_envs
-        self.obs = np.zeros((rows, cols, *obs_space.shape), dtype=obs_space.dtype)
-        self.next_obs = np.zeros_like(self.obs)
+        self.allocate_observations(obs_space)
         self.actions = np.zeros((rows, cols, *action_space.shape), dtype=action_space.dtype)
         self.rewards = np.zeros((rows, cols), dtype=np.float32)
         self.terminated = np.zeros((rows, cols), dtype=bool)
         self.truncated = np.zeros((rows, cols), dtype=bool)
         self.position = 0
         self.full = False
+
+    def allocate_observations(self, obs_space: gym.Space) -> None:
+        self.obs = np.zeros((self.rows, self.num_envs, *obs_space.shape), dtype=obs_space.dtype)
+        self.next_obs = np.zeros_like(self.obs)
+
+    def store_observations(self, row: int, obs: np.ndarray, next_obs: np.ndarray, done: np.ndarray) -> None:
+        self.obs[row] = obs
+        self.next_obs[row] = next_obs
+
+    def observations_at(self, flat: np.ndarray, following: bool) -> np.ndarray:
+        """The observations (following=False) or next observations of the transitions at flat indices."""
+        return self._gather(self.next_obs if following else self.obs, flat)
+
+    @property
+    def bytes_per_transition(self) -> float:
+        arrays = [getattr(self, name) for name in self.FIELDS]
+        return sum(array.nbytes for array in arrays) / (self.rows * self.num_envs)
 
     def __len__(self) -> int:
         return (self.rows if self.full else self.position) * self.num_envs
@@ -73,14 +93,23 @@ class ReplayBuffer:
     ) -> None:
         """Store one vector-env step; `next_obs` must be the true final observation where an episode ended."""
         row = self.position
-        self.obs[row] = obs
+        self.store_observations(row, obs, next_obs, terminated | truncated)
         self.actions[row] = actions
         self.rewards[row] = rewards
-        self.next_obs[row] = next_obs
         self.terminated[row] = terminated
         self.truncated[row] = truncated
         self.position = (row + 1) % self.rows
         self.full = self.full or self.position == 0
+
+    def cut_episodes(self) -> None:
+        """The environments restarted their episodes (a resume that could not restore them): the last stored
+        transition of each column ends its episode by truncation, so no n-step window runs into the new one."""
+        if self.position or self.full:
+            self.truncated[(self.position - 1) % self.rows] = True
+
+    def redraw_unavailable(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Replace drawn transitions that cannot be rebuilt (every one can, here)."""
+        return rows, cols
 
     def _sample_rows(self, batch_size: int) -> np.ndarray:
         """Rows whose n-step window lies in written data and does not cross the write head."""
@@ -95,6 +124,7 @@ class ReplayBuffer:
     def sample(self, batch_size: int) -> Batch:
         rows = self._sample_rows(batch_size)
         cols = self.rng.integers(0, self.num_envs, size=batch_size)
+        rows, cols = self.redraw_unavailable(rows, cols)
         at = rows * self.num_envs + cols
         if self.n_step == 1:  # the common case without the walk: the same numbers, a third of the time
             terminated = self._gather(self.terminated, at)
@@ -123,10 +153,10 @@ class ReplayBuffer:
     def _batch(self, rows: np.ndarray, cols: np.ndarray, at: np.ndarray, last: np.ndarray, rewards: np.ndarray,
                discounts: np.ndarray) -> Batch:
         return Batch(
-            obs=self._tensor(self._gather(self.obs, at)),
+            obs=self._tensor(self.observations_at(at, following=False)),
             actions=self._tensor(self._gather(self.actions, at)),
             rewards=self._tensor(rewards),
-            next_obs=self._tensor(self._gather(self.next_obs, last)),
+            next_obs=self._tensor(self.observations_at(last, following=True)),
             discounts=self._tensor(discounts),
             indices=(rows, cols),
         )
@@ -148,7 +178,11 @@ class ReplayBuffer:
             "full": self.full,
             "rng": self.rng.bit_generator.state,
             "data": {name: getattr(self, name)[:used].copy() for name in self.FIELDS},
+            **self.extra_state(),
         }
+
+    def extra_state(self) -> dict[str, Any]:
+        return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if (state["rows"], state["num_envs"]) != (self.rows, self.num_envs):
@@ -161,3 +195,86 @@ class ReplayBuffer:
         for name in self.FIELDS:
             data = state["data"][name]
             getattr(self, name)[: len(data)] = data
+        self.load_extra_state(state)
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+
+class FrameReplayBuffer(ReplayBuffer):
+    """Replay for observations that are stacks of the last k frames (channel-first uint8, e.g. Atari's
+    4 x 84 x 84 or DMC pixels' 9 x 84 x 84): each frame is stored once.
+
+    Each environment column has a ring of frames, filled in the order they are seen: the k frames of an
+    episode's first observation, then the newest frame of every next observation (the true final one where
+    an episode ended). A transition keeps the position f of its observation's newest frame: its observation
+    is frames f-k+1 .. f and its next observation f-k+2 .. f+1, so an episode's frames never mix with the
+    next one's. Each episode start adds k - 1 frames beyond one per transition; the frame ring is 1/64
+    longer than the transition ring, and the few oldest transitions whose first frame has been overwritten
+    are drawn again rather than sampled.
+    """
+
+    FIELDS = ("actions", "rewards", "terminated", "truncated", "frame_index")
+
+    def __init__(self, capacity: int, num_envs: int, obs_space: gym.Space, action_space: gym.Space, n_step: int = 1,
+                 gamma: float = 0.99, seed: int = 0, device: torch.device | str = "cpu", *, frame_stack: int) -> None:
+        channels = obs_space.shape[0]
+        if len(obs_space.shape) != 3 or channels % frame_stack:
+            raise ValueError(f"frame replay needs (k * C, H, W) observations with k = {frame_stack}; got {obs_space.shape}")
+        self.frame_stack = frame_stack
+        self.frame_shape = (channels // frame_stack, *obs_space.shape[1:])
+        super().__init__(capacity, num_envs, obs_space, action_space, n_step, gamma, seed, device)
+
+    def allocate_observations(self, obs_space: gym.Space) -> None:
+        self.frame_rows = self.rows + self.rows // 64 + 2 * self.frame_stack
+        self.frames = np.zeros((self.frame_rows, self.num_envs, *self.frame_shape), dtype=obs_space.dtype)
+        self.frame_index = np.zeros((self.rows, self.num_envs), dtype=np.int64)
+        self.pushed = np.zeros(self.num_envs, dtype=np.int64)
+        """Frames written so far in each column (positions are this count, not taken modulo the ring)."""
+        self.starting = np.ones(self.num_envs, dtype=bool)
+        """Whether each column's next observation starts an episode (its k frames are not stored yet)."""
+        self.columns = np.arange(self.num_envs)
+
+    def store_observations(self, row: int, obs: np.ndarray, next_obs: np.ndarray, done: np.ndarray) -> None:
+        for col in np.flatnonzero(self.starting):
+            for frame in obs[col].reshape(self.frame_stack, *self.frame_shape):
+                self.frames[self.pushed[col] % self.frame_rows, col] = frame
+                self.pushed[col] += 1
+        self.frame_index[row] = self.pushed - 1
+        self.frames[self.pushed % self.frame_rows, self.columns] = next_obs[:, -self.frame_shape[0]:]
+        self.pushed += 1
+        self.starting = np.array(done, dtype=bool)
+
+    def cut_episodes(self) -> None:
+        super().cut_episodes()
+        self.starting[:] = True
+
+    def observations_at(self, flat: np.ndarray, following: bool) -> np.ndarray:
+        rows, cols = np.divmod(flat, self.num_envs)
+        newest = self.frame_index[rows, cols] + int(following)
+        window = newest[:, None] + np.arange(1 - self.frame_stack, 1)
+        stacks = self.frames[window % self.frame_rows, cols[:, None]]
+        return stacks.reshape(len(flat), -1, *self.frame_shape[1:])
+
+    def redraw_unavailable(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        while True:
+            oldest = self.frame_index[rows, cols] - self.frame_stack + 1
+            lost = oldest < self.pushed[cols] - self.frame_rows
+            if not lost.any():
+                return rows, cols
+            rows, cols = rows.copy(), cols.copy()
+            rows[lost] = self._sample_rows(int(lost.sum()))
+            cols[lost] = self.rng.integers(0, self.num_envs, size=int(lost.sum()))
+
+    @property
+    def bytes_per_transition(self) -> float:
+        arrays = [self.frames, *(getattr(self, name) for name in self.FIELDS)]
+        return sum(array.nbytes for array in arrays) / (self.rows * self.num_envs)
+
+    def extra_state(self) -> dict[str, Any]:
+        written = int(min(self.frame_rows, self.pushed.max()))
+        return {"frames": self.frames[:written].copy(), "pushed": self.pushed.copy(), "starting": self.starting.copy()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.frames[: len(state["frames"])] = state["frames"]
+        self.pushed, self.starting = state["pushed"].copy(), state["starting"].copy()

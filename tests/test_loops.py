@@ -233,3 +233,34 @@ def test_hooks_see_each_finished_episode_step_by_step(tmp_path, monkeypatch):
     assert all(episode.rewards.tolist() == [1.0] * episode.length for episode in hook.seen)  # CartPole pays 1 a step
     assert np.mean([episode.episode_return for episode in hook.seen]) == pytest.approx(logged["episode_return"])
     assert all(episode.terminated != episode.truncated for episode in hook.seen)
+
+
+def test_atari_runs_store_frames_once_and_resume(tmp_path, monkeypatch):
+    """Atari's vector env cannot be pickled: on resume its episodes restart, and the frame replay must start
+    them afresh and end the cut ones by truncation."""
+    pytest.importorskip("ale_py")
+    from scalerl import resume
+    from scalerl.replay import FrameReplayBuffer
+
+    loops = []
+    original = Loop.__init__
+    monkeypatch.setattr(Loop, "__init__", lambda self, *args: loops.append(self) or original(self, *args))
+    save = Loop.save
+
+    def crash_after_first_checkpoint(self):
+        save(self)
+        if self.state.step == 200:
+            raise KeyboardInterrupt
+
+    settings = {"env": "atari:breakout", "steps": 300, "eval_every": 0, "eval_episodes": 1, "checkpoint_every": 200,
+                "log_every": 100, "progress": "off", "net": {"hidden": 32, "width": 0.25},
+                "algo": {"learning_starts": 150, "batch_size": 4, "buffer_size": 1000}}
+    monkeypatch.setattr(Loop, "save", crash_after_first_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        train(run_dir=str(tmp_path / "run"), **settings)
+    monkeypatch.setattr(Loop, "save", save)
+    summary = resume(tmp_path / "run")
+    buffer = loops[-1].buffer
+    assert isinstance(buffer, FrameReplayBuffer) and summary["steps"] == 300
+    assert buffer.truncated[199, 0]  # the episode running at the checkpoint was cut there
+    assert buffer.bytes_per_transition < 2 * 84 * 84

@@ -90,3 +90,57 @@ def test_one_step_batches_bootstrap_unless_terminated():
     assert np.array_equal(next_obs, obs + 0.5)
     terminal = (obs == 2)
     assert np.array_equal(discounts, np.where(terminal, 0.0, np.float32(0.9)))  # truncation (env 1, t 4) bootstraps
+
+
+def test_frame_replay_rebuilds_every_observation_the_environment_gave():
+    """Atari frames stored once: every transition's observation and next observation (the true final one at
+    episode ends) equal the stacks the environment returned, across episode starts and after both rings
+    wrapped; and it needs about one frame per transition."""
+    pytest.importorskip("ale_py")
+    import torch
+
+    from scalerl.envs import final_observations, make_env
+    from scalerl.replay import FrameReplayBuffer
+
+    envs = make_env("atari:breakout", 2, 0)
+    space, actions_space = envs.single_observation_space, envs.single_action_space
+    plain = ReplayBuffer(600, 2, space, actions_space, n_step=3, gamma=0.9, seed=1)
+    frames = FrameReplayBuffer(600, 2, space, actions_space, n_step=3, gamma=0.9, seed=1, frame_stack=4)
+    rng = np.random.default_rng(0)
+    obs, _ = envs.reset(seed=4)
+    ends = 0
+    for _ in range(1000):
+        actions = rng.integers(0, actions_space.n, size=2)
+        next_obs, rewards, terminated, truncated, infos = envs.step(actions)
+        done = terminated | truncated
+        ends += int(done.sum())
+        real_next = final_observations(next_obs, done, infos)
+        plain.add(obs, actions, rewards, real_next, terminated, truncated)
+        frames.add(obs, actions, rewards, real_next, terminated, truncated)
+        obs = next_obs
+    assert ends >= 2 and frames.pushed.min() > frames.frame_rows  # episodes ended, and the frame ring wrapped
+    flat = np.arange(plain.rows * 2)
+    rows, cols = np.divmod(flat, 2)
+    available = frames.frame_index[rows, cols] - 3 >= frames.pushed[cols] - frames.frame_rows
+    assert available.mean() > 0.95
+    for following in (False, True):
+        assert np.array_equal(frames.observations_at(flat[available], following),
+                              plain.observations_at(flat[available], following))
+    batch = frames.sample(256)
+    rows, cols = batch.indices
+    reference = plain.observations_at(rows * 2 + cols, following=False)
+    assert np.array_equal(batch.obs.numpy(), reference) and batch.obs.dtype == torch.uint8
+    atari = FrameReplayBuffer(100_000, 1, space, actions_space, frame_stack=4)
+    assert 7056 < atari.bytes_per_transition < 7250  # one 84x84 frame + 22 bytes, and the 1/64 margin
+    assert ReplayBuffer(1000, 1, space, actions_space).bytes_per_transition > 8 * 7056
+
+
+def test_episodes_cut_by_a_resume_end_in_truncation():
+    """After environments restart on resume, no n-step window runs from the old episode into the new one."""
+    buffer = filled(3, [1.0, 2.0], [False, False], [False, False])
+    buffer.cut_episodes()
+    for t, r in ((10, 4.0), (11, 8.0)):
+        buffer.add(np.array([[t]]), np.array([0]), np.array([r]), np.array([[t + 1]]), np.array([False]), np.array([False]))
+    obs, reward, next_obs, discount = sample_row(buffer, 0)
+    assert (obs, next_obs) == (0, 2)  # the window stops at the cut, bootstrapping from the old episode's last obs
+    assert reward == pytest.approx(1.0 + 0.5 * 2.0) and discount == pytest.approx(0.25)

@@ -72,6 +72,9 @@ class Loop:
     def load_parts(self, checkpoint: dict[str, Any]) -> None:
         pass
 
+    def episodes_cut(self) -> None:
+        """The environments' episodes were cut short by a resume (they could not be restored)."""
+
     def save(self) -> None:
         self.read_update_metrics()
         self.session.save(self.state.step, self.state.wall_time, loop=self.state, agent=self.agent.state_dict(),
@@ -97,6 +100,7 @@ class Loop:
             self.state.episode_lengths[:] = 0
             if self.state.episode_steps is not None:
                 self.state.episode_steps = self.empty_episode_steps()
+            self.episodes_cut()
         self.session.restore_rng()
 
     # -- what each step and update leave behind --------------------------------------------------

@@ -9,17 +9,24 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from scalerl.envs import final_observations
 from scalerl.loops.base import Loop
-from scalerl.replay import ReplayBuffer
+from scalerl.replay import FrameReplayBuffer, ReplayBuffer
 
 
 class OffPolicyLoop(Loop):
     def __init__(self, config: Any, session: Any, agent: Any, hooks: Any) -> None:
         super().__init__(config, session, agent, hooks)
         algo, envs = config.algo, session.envs
-        self.buffer = ReplayBuffer(algo.buffer_size, config.num_envs, envs.single_observation_space,
-                                   envs.single_action_space, algo.n_step, algo.gamma, config.seed, session.device)
+        space, stack = envs.single_observation_space, config.frame_stack()
+        args = (algo.buffer_size, config.num_envs, space, envs.single_action_space, algo.n_step, algo.gamma, config.seed,
+                session.device)
+        if stack and stack > 1 and space.dtype == np.uint8 and len(space.shape) == 3 and space.shape[0] % stack == 0:
+            self.buffer: ReplayBuffer = FrameReplayBuffer(*args, frame_stack=stack)  # pixels: each frame once
+        else:
+            self.buffer = ReplayBuffer(*args)
 
     def run(self) -> dict[str, Any]:
         config, state, algo, agent = self.config, self.state, self.config.algo, self.agent
@@ -52,3 +59,6 @@ class OffPolicyLoop(Loop):
 
     def load_parts(self, checkpoint: dict[str, Any]) -> None:
         self.buffer.load_state_dict(checkpoint["buffer"])
+
+    def episodes_cut(self) -> None:
+        self.buffer.cut_episodes()
