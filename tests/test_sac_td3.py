@@ -100,6 +100,45 @@ def test_the_temperature_follows_the_entropy_target():
     assert set(high.optimizers()) == {"actor", "critic", "alpha"} and high.optimizers()["critic"].modules == ("critic1", "critic2")
 
 
+def test_pixel_sac_trains_its_encoder_through_the_critic_only():
+    """The actor reads detached features: its backward leaves the encoder's gradients as the critic left them."""
+    from scalerl.hooks import Hook, HookList
+
+    frames = gym.spaces.Box(0, 255, (6, 40, 40), np.uint8)
+    sac = SAC(SACConfig(), AgentSpec(frames, ACTIONS, net=NetConfig(hidden=16, depth=1, width=0.25)))
+    assert set(sac.modules()) == {"encoder", "actor", "critic1", "critic2"}
+    assert sac.optimizers()["critic"].modules == ("encoder", "critic1", "critic2")
+    seen = {}
+
+    class Grads(Hook):
+        name = "grads"
+
+        def __init__(self):
+            pass
+
+        def after_backward(self, optimizer, modules):
+            seen[optimizer] = [p.grad.clone() for p in sac.encoder.parameters()]
+
+    sac.hooks = HookList([Grads()])
+    data = Batch(obs=torch.randint(0, 255, (8, 6, 40, 40), dtype=torch.uint8), actions=torch.zeros(8, 2),
+                 rewards=torch.randn(8), next_obs=torch.randint(0, 255, (8, 6, 40, 40), dtype=torch.uint8),
+                 discounts=torch.full((8,), 0.9))
+    before = [p.clone() for p in sac.target_encoder.parameters()]
+    sac.update(data)
+    assert any(g.abs().sum() > 0 for g in seen["critic"])
+    assert all(torch.equal(a, b) for a, b in zip(seen["critic"], seen["actor"]))
+    moved = [not torch.equal(a, b) for a, b in zip(before, sac.target_encoder.parameters())]
+    assert any(moved)  # the target encoder follows the encoder (Polyak)
+
+
+def test_pixel_sac_runs_on_cale_with_frame_replay(tmp_path):
+    pytest.importorskip("ale_py")
+    summary = train(env="cale:breakout", agent="sac", steps=240, eval_every=0, eval_episodes=1, log_every=120,
+                    run_dir=str(tmp_path / "run"), progress="off", net={"hidden": 32, "width": 0.25},
+                    algo={"learning_starts": 120, "batch_size": 8, "buffer_size": 1000})
+    assert summary["updates"] == 121 and set(summary["parameters"]) == {"encoder", "actor", "critic1", "critic2"}
+
+
 def test_discrete_or_pixel_environments_are_refused_in_one_line():
     with pytest.raises(ConfigError, match="bounded continuous actions for sac"):
         SAC(SACConfig(), AgentSpec(OBS, gym.spaces.Discrete(3)))

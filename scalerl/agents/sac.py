@@ -1,10 +1,15 @@
 """Soft Actor-Critic (Haarnoja et al., 2018; the version with a learned temperature, Haarnoja et al., 2019)
-for continuous actions from vector observations.
+for continuous actions, from vector observations or from pixels.
 
 Twin critics with Polyak-averaged targets, a tanh-squashed Gaussian policy, and a temperature alpha tuned
 so that the policy's entropy stays near a target (-|A| by default). The actor, the critics and the
 temperature each have their own optimizer settings (--algo.actor-optim.*, --algo.critic-optim.*,
 --algo.alpha-optim.*). Actions are uniform over the action space until learning starts.
+
+From pixels (CALE, DMC pixels) a convolutional encoder (--net.encoder nature_cnn, impala, ... with its
+--net.bottleneck) turns frames into features. As in the CALE paper's baseline (and SAC-AE/DrQ), the encoder
+learns only through the critic loss; the actor reads its features detached, and the target critics have a
+Polyak-averaged copy of it. From vector observations the encoder is the identity.
 
 Networks see actions scaled to [-1, 1]; the environment gets them mapped onto its bounds.
 """
@@ -12,6 +17,7 @@ Networks see actions scaled to [-1, 1]; the environment gets them mapped onto it
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +30,7 @@ from torch import nn
 
 from scalerl.agents.base import Agent, AgentSpec, OffPolicyConfig, Optimized, check_optimizers
 from scalerl.checks import in_range, non_negative, positive, require
-from scalerl.nets import build_network, call_chain
+from scalerl.nets import NetConfig, build_network, build_trunk, call_chain
 from scalerl.optim import OptimizerConfig, load_optimizer_state, make_optimizer
 from scalerl.replay import Batch
 
@@ -63,24 +69,40 @@ class SACConfig(OffPolicyConfig):
         non_negative("algo.max_grad_norm", self.max_grad_norm)
 
 
+def vector_space(size: int) -> gym.spaces.Box:
+    return gym.spaces.Box(-np.inf, np.inf, (size,), np.float32)
+
+
+def build_encoder(spec: AgentSpec) -> tuple[nn.Module, int]:
+    """For pixels, the spec's CNN and bottleneck (no torso) and its feature size; for vectors, the identity."""
+    if len(spec.obs_space.shape) == 1:
+        return nn.Identity(), spec.obs_space.shape[0]
+    encoder, bottleneck, _, features = build_trunk(dataclasses.replace(spec.net, torso="mlp", depth=0), spec.obs_space)
+    return nn.Sequential(encoder, bottleneck), features
+
+
+def head_config(net: NetConfig) -> NetConfig:
+    """The dense part of the spec, for networks over features (and actions)."""
+    return dataclasses.replace(net, encoder="mlp", bottleneck="flatten")
+
+
 class Critic(nn.Module):
-    """Q(s, a): the spec's network over the observation and the action, side by side."""
+    """Q(s, a): the spec's dense network over the features and the action, side by side."""
 
-    def __init__(self, spec: AgentSpec, action_dim: int) -> None:
+    def __init__(self, net: NetConfig, features: int, action_dim: int) -> None:
         super().__init__()
-        joint = gym.spaces.Box(-np.inf, np.inf, (spec.obs_space.shape[0] + action_dim,), np.float32)
-        self.net = build_network(spec.net, joint, 1)
+        self.net = build_network(head_config(net), vector_space(features + action_dim), 1)
 
-    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([obs, action], dim=-1)).squeeze(-1)
+    def forward(self, features: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([features, action], dim=-1)).squeeze(-1)
 
 
 class GaussianActor(nn.Module):
     """A Gaussian over pre-squash actions; tanh maps samples into [-1, 1]."""
 
-    def __init__(self, spec: AgentSpec, action_dim: int) -> None:
+    def __init__(self, net: NetConfig, features: int, action_dim: int) -> None:
         super().__init__()
-        self.net = build_network(spec.net, spec.obs_space, 2 * action_dim)
+        self.net = build_network(head_config(net), vector_space(features), 2 * action_dim)
         self.layers = call_chain(self.net)
 
     def distribution(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,8 +133,6 @@ def check_continuous(spec: AgentSpec, agent: str) -> gym.spaces.Box:
     require(isinstance(space, gym.spaces.Box) and len(space.shape) == 1 and np.all(np.isfinite(space.low))
             and np.all(np.isfinite(space.high)), "env", f"an environment with bounded continuous actions for {agent}",
             space)
-    require(len(spec.obs_space.shape) == 1, "env", f"vector observations for {agent} (pixel observations come with "
-            "the pixel agents)", spec.obs_space)
     return space
 
 
@@ -142,14 +162,19 @@ class SAC(Agent):
         space = check_continuous(spec, "sac")
         self.action_dim = space.shape[0]
         self.scaling = ActionScaling(space, self.device)
-        self.actor = GaussianActor(spec, self.action_dim).to(self.device)
-        self.critic1, self.critic2 = Critic(spec, self.action_dim).to(self.device), Critic(spec, self.action_dim).to(self.device)
+        self.encoder, features = build_encoder(spec)
+        self.encoder.to(self.device)
+        self.actor = GaussianActor(spec.net, features, self.action_dim).to(self.device)
+        self.critic1 = Critic(spec.net, features, self.action_dim).to(self.device)
+        self.critic2 = Critic(spec.net, features, self.action_dim).to(self.device)
+        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.target1 = copy.deepcopy(self.critic1).requires_grad_(False)
         self.target2 = copy.deepcopy(self.critic2).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(cfg.alpha), device=self.device, requires_grad=cfg.autotune)
         self.target_entropy = -cfg.target_entropy_scale * self.action_dim
         self.actor_optimizer = make_optimizer(self.actor.parameters(), cfg.actor_optim)
-        self.critic_optimizer = make_optimizer([*self.critic1.parameters(), *self.critic2.parameters()], cfg.critic_optim)
+        self.critic_optimizer = make_optimizer(
+            [*self.encoder.parameters(), *self.critic1.parameters(), *self.critic2.parameters()], cfg.critic_optim)
         self.alpha_optimizer = make_optimizer([self.log_alpha], cfg.alpha_optim)
         self.env_steps = 0
 
@@ -161,8 +186,8 @@ class SAC(Agent):
             if self.env_steps <= self.cfg.learning_starts:
                 return self.rng.uniform(self.scaling.low, self.scaling.high, (len(obs), self.action_dim)).astype(np.float32), {}
         with torch.no_grad():
-            obs_tensor = torch.as_tensor(obs, device=self.device)
-            action = self.actor.sample(obs_tensor)[0] if explore else self.actor(obs_tensor)
+            features = self.encoder(torch.as_tensor(obs, device=self.device))
+            action = self.actor.sample(features)[0] if explore else self.actor(features)
         return self.scaling.to_env(action), {}
 
     # -- learning --------------------------------------------------------------------------------
@@ -174,20 +199,23 @@ class SAC(Agent):
     def critic_target(self, batch: Batch) -> torch.Tensor:
         """r + discount * (min of the target critics at a fresh next action - alpha * its log-probability)."""
         with torch.no_grad():
-            next_action, next_log_prob = self.actor.sample(batch.next_obs)
-            next_q = torch.min(self.target1(batch.next_obs, next_action), self.target2(batch.next_obs, next_action))
+            next_action, next_log_prob = self.actor.sample(self.encoder(batch.next_obs))
+            next_features = self.target_encoder(batch.next_obs)
+            next_q = torch.min(self.target1(next_features, next_action), self.target2(next_features, next_action))
             return batch.rewards + batch.discounts * (next_q - self.alpha * next_log_prob)
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         actions = self.scaling.to_unit(batch.actions)
         target = self.critic_target(batch)
-        q1, q2 = self.critic1(batch.obs, actions), self.critic2(batch.obs, actions)
+        features = self.encoder(batch.obs)  # the encoder learns from the critic loss only
+        q1, q2 = self.critic1(features, actions), self.critic2(features, actions)
         critic_loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
         self.step_optimizer("critic", critic_loss, cfg.max_grad_norm)
 
-        action, log_prob = self.actor.sample(batch.obs)
-        q_policy = torch.min(self.critic1(batch.obs, action), self.critic2(batch.obs, action))
+        features = features.detach()
+        action, log_prob = self.actor.sample(features)
+        q_policy = torch.min(self.critic1(features, action), self.critic2(features, action))
         actor_loss = (self.alpha * log_prob - q_policy).mean()
         self.step_optimizer("actor", actor_loss, cfg.max_grad_norm)
 
@@ -202,20 +230,27 @@ class SAC(Agent):
 
     @torch.no_grad()
     def update_targets(self) -> None:
-        for online, target in ((self.critic1, self.target1), (self.critic2, self.target2)):
-            torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), self.cfg.tau)
+        pairs = ((self.encoder, self.target_encoder), (self.critic1, self.target1), (self.critic2, self.target2))
+        online = [p for module, _ in pairs for p in module.parameters()]
+        target = [p for _, module in pairs for p in module.parameters()]
+        torch._foreach_lerp_(target, online, self.cfg.tau)
 
     # -- the contract ----------------------------------------------------------------------------
 
+    @property
+    def pixels(self) -> bool:
+        return not isinstance(self.encoder, nn.Identity)
+
     def modules(self) -> dict[str, nn.Module]:
-        return {"actor": self.actor, "critic1": self.critic1, "critic2": self.critic2}
+        return {**({"encoder": self.encoder} if self.pixels else {}), "actor": self.actor, "critic1": self.critic1,
+                "critic2": self.critic2}
 
     def targets(self) -> dict[str, nn.Module]:
-        return {"critic1": self.target1, "critic2": self.target2}
+        return {**({"encoder": self.target_encoder} if self.pixels else {}), "critic1": self.target1, "critic2": self.target2}
 
     def optimizers(self) -> dict[str, Optimized]:
-        return {"actor": Optimized(self.actor_optimizer, ("actor",)),
-                "critic": Optimized(self.critic_optimizer, ("critic1", "critic2")),
+        critic = ("encoder", "critic1", "critic2") if self.pixels else ("critic1", "critic2")
+        return {"actor": Optimized(self.actor_optimizer, ("actor",)), "critic": Optimized(self.critic_optimizer, critic),
                 "alpha": Optimized(self.alpha_optimizer, ())}
 
     def train_scalars(self) -> dict[str, float]:
@@ -223,6 +258,7 @@ class SAC(Agent):
 
     def state_dict(self) -> dict[str, Any]:
         return {
+            "encoder": self.encoder.state_dict(), "target_encoder": self.target_encoder.state_dict(),
             "actor": self.actor.state_dict(), "critic1": self.critic1.state_dict(), "critic2": self.critic2.state_dict(),
             "target1": self.target1.state_dict(), "target2": self.target2.state_dict(), "log_alpha": self.log_alpha.detach().clone(),
             "actor_optimizer": self.actor_optimizer.state_dict(), "critic_optimizer": self.critic_optimizer.state_dict(),
@@ -231,7 +267,7 @@ class SAC(Agent):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name in ("actor", "critic1", "critic2", "target1", "target2"):
+        for name in ("encoder", "target_encoder", "actor", "critic1", "critic2", "target1", "target2"):
             getattr(self, name).load_state_dict(state[name])
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])

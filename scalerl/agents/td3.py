@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from scalerl.agents.base import Agent, AgentSpec, OffPolicyConfig, Optimized, check_optimizers
-from scalerl.agents.sac import ActionScaling, Critic, check_continuous
+from scalerl.agents.sac import ActionScaling, Critic, check_continuous, head_config, vector_space
 from scalerl.checks import non_negative, positive, require
 from scalerl.nets import build_network, call_chain
 from scalerl.optim import OptimizerConfig, load_optimizer_state, make_optimizer
@@ -60,7 +60,7 @@ class TD3Config(OffPolicyConfig):
 class DeterministicActor(nn.Module):
     def __init__(self, spec: AgentSpec, action_dim: int) -> None:
         super().__init__()
-        self.net = build_network(spec.net, spec.obs_space, action_dim)
+        self.net = build_network(head_config(spec.net), vector_space(spec.obs_space.shape[0]), action_dim)
         self.layers = call_chain(self.net)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
@@ -79,10 +79,14 @@ class TD3(Agent):
     def __init__(self, cfg: TD3Config, spec: AgentSpec) -> None:
         super().__init__(cfg, spec)
         space = check_continuous(spec, "td3")
+        require(len(spec.obs_space.shape) == 1, "env", "vector observations for td3 (from pixels, use sac)",
+                spec.obs_space)
         self.action_dim = space.shape[0]
         self.scaling = ActionScaling(space, self.device)
         self.actor = DeterministicActor(spec, self.action_dim).to(self.device)
-        self.critic1, self.critic2 = Critic(spec, self.action_dim).to(self.device), Critic(spec, self.action_dim).to(self.device)
+        features = spec.obs_space.shape[0]
+        self.critic1 = Critic(spec.net, features, self.action_dim).to(self.device)
+        self.critic2 = Critic(spec.net, features, self.action_dim).to(self.device)
         self.target_actor = copy.deepcopy(self.actor).requires_grad_(False)
         self.target1 = copy.deepcopy(self.critic1).requires_grad_(False)
         self.target2 = copy.deepcopy(self.critic2).requires_grad_(False)
