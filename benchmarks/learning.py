@@ -26,6 +26,14 @@ RECIPES: dict[str, dict] = {
         "--algo.optim.lr", "2.5e-4", "--algo.optim.adam-eps", "1.5e-4", "--algo.n-step", "3",
         "--algo.target-update-every", "1000", "--algo.epsilon-decay-steps", "100000", "--algo.epsilon-end", "0.01",
         "--algo.batch-size", "32", "--algo.learning-starts", "5000"]},
+    # SAC and TD3 with 256-unit torsos, batch 256, 1k random steps; the bar: mean evaluation return >= -250
+    # within 20k steps (random play: about -1200 to -1500).
+    "sac-pendulum": {"threshold": -250.0, "args": [
+        "--agent", "sac", "--env", "classic:Pendulum-v1", "--steps", "20000", "--net.hidden", "256",
+        "--algo.learning-starts", "1000", "--eval-every", "2000", "--eval-episodes", "10"]},
+    "td3-pendulum": {"threshold": -250.0, "args": [
+        "--agent", "td3", "--env", "classic:Pendulum-v1", "--steps", "20000", "--net.hidden", "256",
+        "--algo.learning-starts", "1000", "--eval-every", "2000", "--eval-episodes", "10"]},
     # CleanRL's SAC and TD3 settings (256-unit torsos, batch 256) on a 100k-step budget; random play scores
     # about -300.
     "sac-halfcheetah": {"threshold": 2000.0, "args": [

@@ -17,6 +17,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from scalerl.checks import ConfigError
+
 
 @dataclass(frozen=True)
 class Batch:
@@ -219,8 +221,9 @@ class FrameReplayBuffer(ReplayBuffer):
     def __init__(self, capacity: int, num_envs: int, obs_space: gym.Space, action_space: gym.Space, n_step: int = 1,
                  gamma: float = 0.99, seed: int = 0, device: torch.device | str = "cpu", *, frame_stack: int) -> None:
         channels = obs_space.shape[0]
-        if len(obs_space.shape) != 3 or channels % frame_stack:
-            raise ValueError(f"frame replay needs (k * C, H, W) observations with k = {frame_stack}; got {obs_space.shape}")
+        if len(obs_space.shape) != 3 or frame_stack < 1 or channels % frame_stack:
+            raise ConfigError(f"frame replay cannot rebuild stacks of {frame_stack} frames from observations shaped "
+                              f"{obs_space.shape}: it needs (k * C, H, W)")
         self.frame_stack = frame_stack
         self.frame_shape = (channels // frame_stack, *obs_space.shape[1:])
         super().__init__(capacity, num_envs, obs_space, action_space, n_step, gamma, seed, device)
