@@ -9,3 +9,42 @@ def _single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def crash_after_checkpoint(monkeypatch):
+    """`crashing = crash_after_checkpoint(step)`: within `with crashing:` a run raises KeyboardInterrupt right
+    after writing its checkpoint at `step`, as a kill would, and the run's later records are left behind."""
+    import contextlib
+
+    from scalerl.loops import Loop
+
+    @contextlib.contextmanager
+    def crashing(step: int):
+        save = Loop.save
+
+        def save_then_crash(self):
+            save(self)
+            if self.state.step == step:
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(Loop, "save", save_then_crash)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                yield
+        finally:
+            monkeypatch.setattr(Loop, "save", save)
+
+    return crashing
+
+
+@pytest.fixture
+def run_records():
+    """A run's metrics.jsonl or eval.jsonl records without the timing fields, which differ between runs."""
+    import json
+
+    def read(path):
+        return [{k: v for k, v in json.loads(line).items() if k not in ("wall_time", "sps")}
+                for line in path.read_text().splitlines()]
+
+    return read

@@ -157,7 +157,7 @@ def test_the_norms_hook_logs_per_layer_norms_computed_by_hand(tmp_path):
     assert {"grad_norm/q.head", "weight_norm/q.torso.0", "grad_norm/q.torso.2", "weight_norm/q"} <= set(measured[0])
 
 
-def test_a_run_with_hooks_resumes_exactly(tmp_path, monkeypatch):
+def test_a_run_with_hooks_resumes_exactly(tmp_path, crash_after_checkpoint):
     """Crash right after the checkpoint at step 1000 (as a kill would), resume, and compare with a whole run."""
     settings = {"env": "classic:CartPole-v1", "steps": 2000, "eval_every": 1000, "eval_episodes": 2,
                 "checkpoint_every": 1000, "log_every": 100, "progress": "off", "hooks": ["norms"],
@@ -165,17 +165,8 @@ def test_a_run_with_hooks_resumes_exactly(tmp_path, monkeypatch):
     train(run_dir=str(tmp_path / "whole"), **settings)
     from scalerl import resume
 
-    save = Loop.save
-
-    def crash_after_first_checkpoint(self):
-        save(self)
-        if self.state.step == 1000:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Loop, "save", crash_after_first_checkpoint)
-    with pytest.raises(KeyboardInterrupt):
+    with crash_after_checkpoint(1000):
         train(run_dir=str(tmp_path / "killed"), **settings)
-    monkeypatch.undo()
     resume(tmp_path / "killed")
     for name in ("metrics.jsonl", "eval.jsonl"):
         assert records(tmp_path / "killed" / name) == records(tmp_path / "whole" / name)
@@ -235,7 +226,7 @@ def test_hooks_see_each_finished_episode_step_by_step(tmp_path, monkeypatch):
     assert all(episode.terminated != episode.truncated for episode in hook.seen)
 
 
-def test_atari_runs_store_frames_once_and_resume(tmp_path, monkeypatch):
+def test_atari_runs_store_frames_once_and_resume(tmp_path, monkeypatch, crash_after_checkpoint):
     """Atari's vector env cannot be pickled: on resume its episodes restart, and the frame replay must start
     them afresh and end the cut ones by truncation."""
     pytest.importorskip("ale_py")
@@ -245,20 +236,11 @@ def test_atari_runs_store_frames_once_and_resume(tmp_path, monkeypatch):
     loops = []
     original = Loop.__init__
     monkeypatch.setattr(Loop, "__init__", lambda self, *args: loops.append(self) or original(self, *args))
-    save = Loop.save
-
-    def crash_after_first_checkpoint(self):
-        save(self)
-        if self.state.step == 200:
-            raise KeyboardInterrupt
-
     settings = {"env": "atari:breakout", "steps": 300, "eval_every": 0, "eval_episodes": 1, "checkpoint_every": 200,
                 "log_every": 100, "progress": "off", "net": {"hidden": 32, "width": 0.25},
                 "algo": {"learning_starts": 150, "batch_size": 4, "buffer_size": 1000}}
-    monkeypatch.setattr(Loop, "save", crash_after_first_checkpoint)
-    with pytest.raises(KeyboardInterrupt):
+    with crash_after_checkpoint(200):
         train(run_dir=str(tmp_path / "run"), **settings)
-    monkeypatch.setattr(Loop, "save", save)
     summary = resume(tmp_path / "run")
     buffer = loops[-1].buffer
     assert isinstance(buffer, FrameReplayBuffer) and summary["steps"] == 300

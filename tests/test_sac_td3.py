@@ -1,7 +1,5 @@
 """SAC and TD3: their targets and log-probabilities against explicit formulas, exact resume, and learning."""
 
-import json
-
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -10,7 +8,6 @@ from torch import nn
 
 from scalerl import ConfigError, resume, train
 from scalerl.agents import SAC, TD3, AgentSpec, SACConfig, TD3Config
-from scalerl.loops import Loop
 from scalerl.nets import NetConfig
 from scalerl.replay import Batch
 
@@ -147,30 +144,16 @@ def test_discrete_or_pixel_environments_are_refused_in_one_line():
 
 
 @pytest.mark.parametrize("agent", ["sac", "td3"])
-def test_a_killed_run_resumes_exactly(tmp_path, monkeypatch, agent):
+def test_a_killed_run_resumes_exactly(tmp_path, crash_after_checkpoint, run_records, agent):
     settings = {"env": "classic:Pendulum-v1", "agent": agent, "steps": 1200, "eval_every": 600, "eval_episodes": 2,
                 "checkpoint_every": 600, "log_every": 100, "progress": "off", "net": {"hidden": 16},
                 "algo": {"learning_starts": 300, "batch_size": 32}}
     train(run_dir=str(tmp_path / "whole"), **settings)
-    save = Loop.save
-
-    def crash_after_first_checkpoint(self):
-        save(self)
-        if self.state.step == 600:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Loop, "save", crash_after_first_checkpoint)
-    with pytest.raises(KeyboardInterrupt):
+    with crash_after_checkpoint(600):
         train(run_dir=str(tmp_path / "killed"), **settings)
-    monkeypatch.undo()
     resume(tmp_path / "killed")
     for name in ("metrics.jsonl", "eval.jsonl"):
-        assert records(tmp_path / "killed" / name) == records(tmp_path / "whole" / name)
-
-
-def records(path):
-    return [{k: v for k, v in json.loads(line).items() if k not in ("wall_time", "sps")}
-            for line in path.read_text().splitlines()]
+        assert run_records(tmp_path / "killed" / name) == run_records(tmp_path / "whole" / name)
 
 
 @pytest.mark.parametrize("agent", ["sac", "td3"])

@@ -144,6 +144,10 @@ class ActionScaling:
         self.scale = torch.as_tensor((self.high - self.low) / 2, device=device)
         self.centre = torch.as_tensor((self.high + self.low) / 2, device=device)
 
+    def uniform(self, rng: np.random.Generator, count: int) -> np.ndarray:
+        """Uniformly random environment actions (the warm-up before learning starts)."""
+        return rng.uniform(self.low, self.high, (count, len(self.low))).astype(np.float32)
+
     def to_env(self, action: torch.Tensor) -> np.ndarray:
         return (action * self.scale + self.centre).cpu().numpy()
 
@@ -184,7 +188,7 @@ class SAC(Agent):
         if explore:
             self.env_steps += len(obs)
             if self.env_steps <= self.cfg.learning_starts:
-                return self.rng.uniform(self.scaling.low, self.scaling.high, (len(obs), self.action_dim)).astype(np.float32), {}
+                return self.scaling.uniform(self.rng, len(obs)), {}
         with torch.no_grad():
             features = self.encoder(torch.as_tensor(obs, device=self.device))
             action = self.actor.sample(features)[0] if explore else self.actor(features)

@@ -99,7 +99,7 @@ class TD3(Agent):
         if explore:
             self.env_steps += len(obs)
             if self.env_steps <= self.cfg.learning_starts:
-                return self.rng.uniform(self.scaling.low, self.scaling.high, (len(obs), self.action_dim)).astype(np.float32), {}
+                return self.scaling.uniform(self.rng, len(obs)), {}
         with torch.no_grad():
             action = self.actor(torch.as_tensor(obs, device=self.device))
         if explore:
