@@ -80,19 +80,23 @@ def run_scalerl(steps: int, train_every: int, seed: int) -> float:
     return len(learning) / sum(1 / sps for sps in learning)  # each record covers 1000 steps
 
 
-def run_cleanrl(python: Path, cleanrl: Path, steps: int, train_every: int, seed: int) -> float:
-    """CleanRL prints its SPS since start every 100 steps of the learning phase; two of those give the
-    learning phase's own rate."""
+def run_cleanrl_script(python: Path, cleanrl: Path, script: str, args: list[str], learning_starts: int) -> float:
+    """Run one of CleanRL's scripts and read the learning phase's steps per second: it prints its SPS since
+    start every 100 steps after learning starts, and two of those give the rate in between."""
     with tempfile.TemporaryDirectory() as folder:
-        result = subprocess.run([
-            str(python), str(cleanrl / "cleanrl" / "dqn.py"), "--env-id", "CartPole-v1", "--total-timesteps", str(steps),
-            "--seed", str(seed), "--no-cuda", "--no-track", "--train-frequency", str(train_every)],
-            check=True, capture_output=True, text=True, cwd=folder,
-            env={**one_thread_env(), "PYTHONPATH": str(cleanrl)})
+        result = subprocess.run([str(python), str(cleanrl / "cleanrl" / script), "--no-cuda", "--no-track", *args],
+                                check=True, capture_output=True, text=True, cwd=folder,
+                                env={**one_thread_env(), "PYTHONPATH": str(cleanrl)})
     rates = [int(value) for value in re.findall(r"^SPS: (\d+)$", result.stdout, re.MULTILINE)]
-    first_step = (LEARNING_STARTS // 100 + 1) * 100
+    first_step = (learning_starts // 100 + 1) * 100
     last_step = first_step + 100 * (len(rates) - 1)
     return (last_step - first_step) / (last_step / rates[-1] - first_step / rates[0])
+
+
+def run_cleanrl(python: Path, cleanrl: Path, steps: int, train_every: int, seed: int) -> float:
+    return run_cleanrl_script(python, cleanrl, "dqn.py", [
+        "--env-id", "CartPole-v1", "--total-timesteps", str(steps), "--seed", str(seed), "--train-frequency",
+        str(train_every)], LEARNING_STARTS)
 
 
 def run_sb3(python: Path, steps: int, train_every: int, seed: int) -> float:

@@ -268,3 +268,10 @@ def test_names_users_type_reach_their_games():
         parse_spec("atari:pongg")
     message = str(error.value)
     assert "did you mean pong" in message and "(108 choices)" in message and "zaxxon" not in message
+
+
+@needs("mujoco", "mujoco")
+def test_gym_ids_with_float64_observations_reach_agents_as_float32():
+    envs = make_env("gym:HalfCheetah-v4", 1, 0)
+    assert envs.single_observation_space.dtype == np.float32
+    assert envs.reset(seed=0)[0].dtype == np.float32

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import gymnasium as gym
+import numpy as np
 
 from scalerl.checks import ConfigError, unknown_name
 from scalerl.envs.metaworld import check_metaworld_task, make_metaworld_vector, metaworld_task_count, metaworld_tasks
@@ -223,7 +224,14 @@ def registered_gym_ids() -> list[str]:
 
 
 def make_gym(task: str, *, max_episode_steps: int | None = None) -> gym.Env:
-    return gym.make(task, max_episode_steps=max_episode_steps)
+    """Any registered id; float64 Box observations (MuJoCo v4, say) are cast to float32 as the other suites do."""
+    from scalerl.envs.wrappers import Float32Observations
+
+    env = gym.make(task, max_episode_steps=max_episode_steps)
+    space = env.observation_space
+    if isinstance(space, gym.spaces.Box) and space.dtype == np.float64:
+        env = Float32Observations(env)
+    return env
 
 
 SUITES: dict[str, Suite] = {
