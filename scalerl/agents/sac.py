@@ -39,16 +39,31 @@ LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
 
 @dataclass(frozen=True)
-class SACConfig(OffPolicyConfig):
-    """SAC hyperparameters (Haarnoja et al., 2019, with CleanRL's learning rates)."""
+class ActorCriticConfig(OffPolicyConfig):
+    """What SAC and TD3 share: replay, warm-up, Polyak targets, and an optimizer each for actor and critics."""
 
     buffer_size: int = 1_000_000
     batch_size: int = 256
     learning_starts: int = 5_000
     """Environment steps of uniformly random actions before the first update."""
     tau: float = 0.005
-    """Polyak rate of the target critics."""
+    """Polyak rate of the target networks."""
     actor_optim: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=3e-4))
+    critic_optim: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=3e-4))
+    max_grad_norm: float = 0.0
+    """Clip each optimizer's gradient norm to this (0: no clipping)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_optimizers(self)
+        require(0.0 < self.tau <= 1.0, "algo.tau", "in (0, 1]", self.tau)
+        non_negative("algo.max_grad_norm", self.max_grad_norm)
+
+
+@dataclass(frozen=True)
+class SACConfig(ActorCriticConfig):
+    """SAC hyperparameters (Haarnoja et al., 2019, with CleanRL's learning rates)."""
+
     critic_optim: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=1e-3))
     alpha_optim: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=1e-3))
     autotune: bool = True
@@ -57,16 +72,11 @@ class SACConfig(OffPolicyConfig):
     """The temperature when not tuned, and its starting value when tuned."""
     target_entropy_scale: float = 1.0
     """Target entropy = -scale * action dimensions."""
-    max_grad_norm: float = 0.0
-    """Clip each optimizer's gradient norm to this (0: no clipping)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_optimizers(self)
-        require(0.0 < self.tau <= 1.0, "algo.tau", "in (0, 1]", self.tau)
         positive("algo.alpha", self.alpha)
         in_range("algo.target_entropy_scale", self.target_entropy_scale, -10.0, 10.0)
-        non_negative("algo.max_grad_norm", self.max_grad_norm)
 
 
 def vector_space(size: int) -> gym.spaces.Box:

@@ -7,7 +7,7 @@ Networks see actions scaled to [-1, 1]; noise scales are fractions of that range
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,26 +15,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalerl.agents.base import Agent, AgentSpec, OffPolicyConfig, Optimized, check_optimizers
-from scalerl.agents.sac import ActionScaling, Critic, check_continuous, head_config, vector_space
+from scalerl.agents.base import Agent, AgentSpec, Optimized
+from scalerl.agents.sac import ActionScaling, ActorCriticConfig, Critic, check_continuous, head_config, vector_space
 from scalerl.checks import non_negative, positive, require
 from scalerl.nets import build_network, call_chain
-from scalerl.optim import OptimizerConfig, load_optimizer_state, make_optimizer
+from scalerl.optim import load_optimizer_state, make_optimizer
 from scalerl.replay import Batch
 
 
 @dataclass(frozen=True)
-class TD3Config(OffPolicyConfig):
+class TD3Config(ActorCriticConfig):
     """TD3 hyperparameters (Fujimoto et al., 2018, with CleanRL's settings)."""
 
-    buffer_size: int = 1_000_000
-    batch_size: int = 256
     learning_starts: int = 25_000
     """Environment steps of uniformly random actions before the first update."""
-    tau: float = 0.005
-    """Polyak rate of the target actor and critics."""
-    actor_optim: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=3e-4))
-    critic_optim: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=3e-4))
     exploration_noise: float = 0.1
     """Standard deviation of the Gaussian noise added to actions while training."""
     policy_noise: float = 0.2
@@ -43,18 +37,13 @@ class TD3Config(OffPolicyConfig):
     """The smoothing noise is clipped to [-noise_clip, noise_clip]."""
     policy_delay: int = 2
     """Critic updates per actor (and target) update."""
-    max_grad_norm: float = 0.0
-    """Clip each optimizer's gradient norm to this (0: no clipping)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_optimizers(self)
-        require(0.0 < self.tau <= 1.0, "algo.tau", "in (0, 1]", self.tau)
         non_negative("algo.exploration_noise", self.exploration_noise)
         non_negative("algo.policy_noise", self.policy_noise)
         non_negative("algo.noise_clip", self.noise_clip)
         positive("algo.policy_delay", self.policy_delay)
-        non_negative("algo.max_grad_norm", self.max_grad_norm)
 
 
 class DeterministicActor(nn.Module):
