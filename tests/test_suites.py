@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from scalerl import ConfigError, make_env
+from scalerl.envs.cale import action_events, event_shares, recorded_events, shares_of, uniform_actions
 
 
 def needs(module: str, extra: str):
@@ -93,10 +94,9 @@ def test_cale_right_and_left_move_the_paddle_that_way():
         assert sign * (paddle_x(obs[0, -1]) - start) > 10, (theta, start, paddle_x(obs[0, -1]))
 
 
-def joystick(actions: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """The (horizontal, vertical) joystick direction, each in {-1, 0, 1}, of CALE actions (r, theta, fire)."""
-    x, y = actions[:, 0] * np.cos(actions[:, 1]), actions[:, 0] * np.sin(actions[:, 1])
-    return np.stack([(x > threshold).astype(int) - (x < -threshold), (y > threshold).astype(int) - (y < -threshold)], 1)
+def joystick(actions: np.ndarray) -> np.ndarray:
+    """The (horizontal, vertical) joystick direction of CALE actions at the default threshold."""
+    return action_events(actions, 0.5)[:, :2]
 
 
 @needs("ale_py", "atari")
@@ -137,7 +137,29 @@ def test_cale_threshold_leaves_most_random_actions_without_movement():
     assert [directions[i] for i in matches.argmax(1)] == [tuple(d) for d in joystick(actions)]
     assert np.mean(matches.argmax(1) == directions.index((0, 0))) == pytest.approx(0.561, abs=0.2)
     many = random_actions(100_000)
-    assert np.mean((joystick(many) == 0).all(1)) == pytest.approx(0.561, abs=0.01)
+    assert np.mean((joystick(many) == 0).all(1)) == pytest.approx(event_shares(0.5).centre, abs=0.01)
+
+
+def test_cale_event_shares_have_their_closed_forms():
+    """At tau = 0.5 the dead square lies inside the unit disc: P(centre) = (2 / pi) ln(1 + sqrt 2) = 0.561;
+    a diagonal needs r sin(theta) > tau with theta in (pi/6, pi/4] of each octant, which integrates to 0.056.
+    At 0.75 no r <= 1 reaches a diagonal (0.75 sqrt 2 > 1)."""
+    half = event_shares(0.5)
+    assert half.centre == pytest.approx(2 / np.pi * np.log(1 + np.sqrt(2)), abs=1e-7)
+    octant = np.pi / 12 - 0.5 * (np.log(np.tan(np.pi / 8)) - np.log(np.tan(np.pi / 12)))
+    assert half.diagonal == pytest.approx(4 / np.pi * octant, abs=1e-7)
+    assert half.centre + half.cardinal + half.diagonal == pytest.approx(1.0)
+    assert event_shares(0.75).diagonal == 0.0 and event_shares(0.75).fire == 0.25
+    assert event_shares(0.25).centre < half.centre < event_shares(0.75).centre
+
+
+@needs("ale_py", "atari")
+@pytest.mark.parametrize("threshold", [0.25, 0.75])
+def test_cale_mapping_is_the_one_ale_py_steps_with(threshold):
+    actions = uniform_actions(np.random.default_rng(1), 3000)
+    sent = recorded_events("breakout", actions, threshold)
+    assert (sent == action_events(actions, threshold)).all()
+    assert shares_of(sent).centre == pytest.approx(event_shares(threshold).centre, abs=0.03)
 
 
 @needs("procgen", "procgen")
