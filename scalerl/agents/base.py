@@ -9,6 +9,8 @@ with the modules it steps), so diagnostics and resets can reach them without kno
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, NamedTuple
 
@@ -166,3 +168,18 @@ def check_optimizers(config: Any, prefix: str = "algo") -> None:
         value = getattr(config, item.name)
         if isinstance(value, OptimizerConfig):
             value.check(f"{prefix}.{item.name}")
+
+
+@contextmanager
+def frozen(*modules: nn.Module) -> Iterator[None]:
+    """Inside the block the modules' parameters need no gradients. An actor's loss passes through the
+    critics: without this, its backward pass would also compute the critics' weight gradients, which the
+    critic's next step throws away (it zeroes them first)."""
+    parameters = [p for module in modules for p in module.parameters() if p.requires_grad]
+    for parameter in parameters:
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter in parameters:
+            parameter.requires_grad_(True)

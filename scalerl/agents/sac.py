@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalerl.agents.base import Agent, AgentSpec, OffPolicyConfig, Optimized, check_optimizers
+from scalerl.agents.base import Agent, AgentSpec, OffPolicyConfig, Optimized, check_optimizers, frozen
 from scalerl.checks import in_range, non_negative, positive, require
 from scalerl.nets import NetConfig, build_network, build_trunk, call_chain
 from scalerl.optim import OptimizerConfig, load_optimizer_state, make_optimizer
@@ -228,10 +228,11 @@ class SAC(Agent):
         self.step_optimizer("critic", critic_loss, cfg.max_grad_norm)
 
         features = features.detach()
-        action, log_prob = self.actor.sample(features)
-        q_policy = torch.min(self.critic1(features, action), self.critic2(features, action))
-        actor_loss = (self.alpha * log_prob - q_policy).mean()
-        self.step_optimizer("actor", actor_loss, cfg.max_grad_norm)
+        with frozen(self.critic1, self.critic2):
+            action, log_prob = self.actor.sample(features)
+            q_policy = torch.min(self.critic1(features, action), self.critic2(features, action))
+            actor_loss = (self.alpha * log_prob - q_policy).mean()
+            self.step_optimizer("actor", actor_loss, cfg.max_grad_norm)
 
         metrics = {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(), "q_mean": q1.detach().mean(),
                    "entropy": -log_prob.detach().mean()}

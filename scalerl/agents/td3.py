@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalerl.agents.base import Agent, AgentSpec, Optimized
+from scalerl.agents.base import Agent, AgentSpec, Optimized, frozen
 from scalerl.agents.sac import ActionScaling, ActorCriticConfig, Critic, check_continuous, head_config, vector_space
 from scalerl.checks import non_negative, positive, require
 from scalerl.nets import build_network, call_chain
@@ -116,8 +116,9 @@ class TD3(Agent):
         self.critic_updates += 1
         metrics = {"critic_loss": critic_loss.detach(), "q_mean": q1.detach().mean()}
         if self.critic_updates % cfg.policy_delay == 0:
-            actor_loss = -self.critic1(batch.obs, self.actor(batch.obs)).mean()
-            self.step_optimizer("actor", actor_loss, cfg.max_grad_norm)
+            with frozen(self.critic1):
+                actor_loss = -self.critic1(batch.obs, self.actor(batch.obs)).mean()
+                self.step_optimizer("actor", actor_loss, cfg.max_grad_norm)
             self.update_targets()
             metrics["actor_loss"] = actor_loss.detach()
         return metrics
