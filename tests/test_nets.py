@@ -52,6 +52,17 @@ def test_nature_cnn_for_atari_frames():
     assert q(torch.zeros(2, 4, 84, 84, dtype=torch.uint8)).shape == (2, 6)
 
 
+def test_drq_encoder_with_its_projection_by_hand():
+    """SAC-AE/DrQ: four 3x3 convs of 32 (84 -> 41 -> 39 -> 37 -> 35), then Linear to 50, LayerNorm, tanh."""
+    net = build_network(NetConfig(encoder="drq", bottleneck="project", hidden=64, depth=1), FRAMES, 3)
+    encoder = conv(4, 32, 3) + 3 * conv(32, 32, 3)
+    projection = linear(32 * 35 * 35, 50) + 2 * 50
+    assert parameter_count(net) == encoder + projection + linear(50, 64) + linear(64, 3)
+    features = net.bottleneck(net.encoder(torch.randint(0, 256, (2, 4, 84, 84), dtype=torch.uint8)))
+    assert features.shape == (2, 50) and features.abs().max() < 1
+    assert features.std(dim=1).mean() > 0.1  # LayerNorm then tanh: spread out, bounded
+
+
 def impala_parameters(channels: tuple[int, ...], in_channels: int = 4) -> int:
     total = 0
     for c in channels:

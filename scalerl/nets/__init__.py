@@ -22,7 +22,7 @@ from torch import nn
 
 from scalerl.checks import check_choices, positive, require
 from scalerl.nets.bottleneck import TOKENIZED, build_bottleneck
-from scalerl.nets.conv import ImageInput, ImpalaCNN, MinAtarCNN, NatureCNN
+from scalerl.nets.conv import DrQCNN, ImageInput, ImpalaCNN, MinAtarCNN, NatureCNN
 from scalerl.nets.heads import DuelingHead
 from scalerl.nets.mlp import MLP, FlatInput, ResidualMLP
 from scalerl.nets.softmoe import SoftMoE
@@ -32,10 +32,13 @@ from scalerl.nets.softmoe import SoftMoE
 class NetConfig:
     """Shape of an agent's networks (every network the agent builds uses the same spec)."""
 
-    encoder: Literal["auto", "mlp", "minatar_cnn", "nature_cnn", "impala"] = "auto"
+    encoder: Literal["auto", "mlp", "minatar_cnn", "nature_cnn", "impala", "drq"] = "auto"
     """auto: the MinAtar CNN for (10, 10, C) grids, the Nature CNN for (C, H, W) frames, else an MLP input."""
-    bottleneck: Literal["flatten", "gap", "per_conv", "per_patch", "per_feat", "per_sample", "shuffled"] = "flatten"
-    """From the CNN's feature map to a vector: flatten, global average pooling, or a tokenization."""
+    bottleneck: Literal["flatten", "gap", "project", "per_conv", "per_patch", "per_feat", "per_sample", "shuffled"] = "flatten"
+    """From the CNN's feature map to a vector: flatten, global average pooling, a projection (Linear,
+    LayerNorm, tanh, as pixel SAC's drq encoder uses), or a tokenization."""
+    projection: int = 50
+    """Units of the project bottleneck (50 in SAC-AE and DrQ)."""
     mixer: Literal["dense", "softmoe"] = "dense"
     """What a tokenized bottleneck applies to its tokens: one shared dense layer, or a SoftMoE."""
     pool: Literal["mean", "sum", "flatten"] = "mean"
@@ -66,6 +69,7 @@ class NetConfig:
     def __post_init__(self) -> None:
         check_choices(self, "net")
         positive("net.patch_size", self.patch_size)
+        positive("net.projection", self.projection)
         positive("net.experts", self.experts)
         positive("net.expert_hidden", self.expert_hidden)
         positive("net.capacity", self.capacity)
@@ -79,7 +83,7 @@ class NetConfig:
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
 NORMS: dict[str, type[nn.Module] | None] = {"none": None, "layer": nn.LayerNorm, "rms": nn.RMSNorm}
-CNNS: dict[str, type[nn.Module]] = {"minatar_cnn": MinAtarCNN, "nature_cnn": NatureCNN, "impala": ImpalaCNN}
+CNNS: dict[str, type[nn.Module]] = {"minatar_cnn": MinAtarCNN, "nature_cnn": NatureCNN, "impala": ImpalaCNN, "drq": DrQCNN}
 
 
 def is_grid(space: gym.spaces.Box) -> bool:
@@ -125,7 +129,7 @@ def build_trunk(cfg: NetConfig, obs_space: gym.Space) -> tuple[nn.Module, nn.Mod
         with torch.no_grad():
             map_shape = tuple(encoder(torch.zeros(1, *obs_space.shape)).shape[1:])
         bottleneck, features = build_bottleneck(
-            cfg.bottleneck, map_shape, mixer=cfg.mixer, pool=cfg.pool, units=cfg.scaled(cfg.hidden),
+            cfg.bottleneck, map_shape, mixer=cfg.mixer, pool=cfg.pool, units=cfg.scaled(cfg.hidden), projection=cfg.projection,
             patch_size=cfg.patch_size, experts=cfg.experts, expert_hidden=cfg.scaled(cfg.expert_hidden),
             capacity=cfg.capacity, moe_normalize=cfg.moe_normalize, norm=norm, activation=activation,
         )
@@ -170,6 +174,6 @@ def parameter_count(module: nn.Module) -> int:
 
 
 __all__ = [
-    "MLP", "TOKENIZED", "DuelingHead", "ImpalaCNN", "MinAtarCNN", "NatureCNN", "NetConfig", "Network", "ResidualMLP",
+    "MLP", "TOKENIZED", "DrQCNN", "DuelingHead", "ImpalaCNN", "MinAtarCNN", "NatureCNN", "NetConfig", "Network", "ResidualMLP",
     "SoftMoE", "build_network", "build_q_network", "build_trunk", "call_chain", "parameter_count",
 ]

@@ -14,6 +14,9 @@ the tokenization, more than the mixture of experts, is what helps:
 
 Tokens then go through a mixer: `dense` (one dense layer shared by all tokens) or `softmoe`, and are
 pooled into one feature vector by their mean, their sum, or by flattening.
+
+`project` is the pixel SAC bottleneck of SAC-AE and DrQ (Yarats et al., 2021): flatten, then a Linear
+layer to `projection` units, LayerNorm and tanh.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from torch import nn
 from scalerl.nets.softmoe import SoftMoE
 
 TOKENIZED = ("per_conv", "per_patch", "per_feat", "per_sample", "shuffled")
-BOTTLENECKS = ("flatten", "gap", *TOKENIZED)
+BOTTLENECKS = ("flatten", "gap", "project", *TOKENIZED)
 
 
 class Flatten(nn.Module):
@@ -40,6 +43,17 @@ class GlobalAveragePool(nn.Module):
 
     def forward(self, maps: torch.Tensor) -> torch.Tensor:
         return maps.mean(dim=(2, 3))
+
+
+class Projection(nn.Module):
+    """Flatten -> Linear -> LayerNorm -> tanh: bounded features of a fixed size, whatever the map's."""
+
+    def __init__(self, inputs: int, units: int) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(nn.Flatten(), nn.Linear(inputs, units), nn.LayerNorm(units), nn.Tanh())
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        return self.layers(maps)
 
 
 class PerConv(nn.Module):
@@ -130,6 +144,7 @@ def build_bottleneck(
     mixer: str,
     pool: str,
     units: int,
+    projection: int,
     patch_size: int,
     experts: int,
     expert_hidden: int,
@@ -144,6 +159,8 @@ def build_bottleneck(
         return Flatten(), channels * height * width
     if kind == "gap":
         return GlobalAveragePool(), channels
+    if kind == "project":
+        return Projection(channels * height * width, projection), projection
     tokenize, num_tokens, dim = tokenizer(kind, channels, height, width, patch_size)
     if mixer == "dense":
         mix, out_dim = TokenDense(dim, units, norm, activation), units

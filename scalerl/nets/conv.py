@@ -55,6 +55,24 @@ class NatureCNN(nn.Module):
         return self.layers(images)
 
 
+class DrQCNN(nn.Module):
+    """The pixel SAC encoder of SAC-AE and DrQ (Yarats et al., 2021), the CALE paper's phi_SAC: four 3x3
+    convs of 32 channels, the first with stride 2; 84x84 frames give a 35x35 map. Pair it with
+    `--net.bottleneck project` for those papers' dense projection (Linear, LayerNorm, tanh)."""
+
+    def __init__(self, in_channels: int, width: float = 1.0, activation: type[nn.Module] = nn.ReLU) -> None:
+        super().__init__()
+        channels = scaled_channels((32, 32, 32, 32), width)
+        layers: list[nn.Module] = []
+        for index, out_channels in enumerate(channels):
+            layers += [nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=2 if index == 0 else 1), activation()]
+            in_channels = out_channels
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.layers(images)
+
+
 class ImpalaResidualBlock(nn.Module):
     """x + conv(act(conv(act(x)))), both convs 3x3 with padding 1."""
 
