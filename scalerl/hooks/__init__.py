@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scalerl.checks import ConfigError, build_nested
+from scalerl.diagnostics.monitor import ActivityConfig, ActivityHook
 from scalerl.diagnostics.norms import NormsConfig, NormsHook
 from scalerl.hooks.base import Episode, Hook, HookList
 
-HOOKS: dict[str, type[Hook]] = {hook.name: hook for hook in [NormsHook]}
+HOOKS: dict[str, type[Hook]] = {hook.name: hook for hook in [NormsHook, ActivityHook]}
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,7 @@ class HookOptions:
     """The options of every hook, one field per hook name; only the hooks listed in --hooks run."""
 
     norms: NormsConfig = field(default_factory=NormsConfig)
+    activity: ActivityConfig = field(default_factory=ActivityConfig)
 
     def __post_init__(self) -> None:
         build_nested(self, "hook_opts")

@@ -1,0 +1,182 @@
+"""The activity monitor (`--hooks activity`): every N updates, dormant neurons, GraMa-inactive neurons,
+feature ranks, near-zero gradients and churn of every network the agent trains, measured on that update's
+own batch, without an extra pass over the data except one forward for churn.
+
+On a measured update the monitor hooks each network's forward pass (the first one that builds a graph,
+which is the loss's) to keep each layer's post-activation output, the features entering the output layer,
+and the network's inputs and output; after each optimizer's backward pass it reads the gradients; after
+the update it computes, per network and per layer:
+
+    dormant/<net>[.<layer>]    share of ReDo tau-dormant neurons (layers whose output has an activation)
+    grama/<net>[.<layer>]      share of GraMa-inactive neurons (every Linear/Conv layer but the output)
+    zero_grad/<net>            share of gradient entries below 1e-8 in magnitude
+    srank/<net>, effective_rank/<net>, feature_norm/<net>   of the features entering the output layer
+    churn/<net>                mean |change| of the network's output on the same inputs, over the update
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from scalerl.checks import in_range, positive
+from scalerl.diagnostics.activity import (
+    NeuronLayer,
+    effective_rank,
+    grama_scores,
+    inactive,
+    near_zero_share,
+    neuron_layers,
+    redo_scores,
+    srank,
+)
+from scalerl.hooks.base import Hook
+
+
+@dataclass(frozen=True)
+class ActivityConfig:
+    every: int = 1_000
+    """Updates between measurements (the first update is measured)."""
+    tau: float = 0.1
+    """A neuron is dormant / inactive when its normalized score is <= tau (0: exactly zero)."""
+    delta: float = 0.01
+    """srank keeps the singular values holding 1 - delta of their sum."""
+    per_layer: bool = True
+    """Log each layer's shares as well as each network's."""
+
+    def __post_init__(self) -> None:
+        positive("hook_opts.activity.every", self.every)
+        in_range("hook_opts.activity.tau", self.tau, 0.0, 1.0)
+        in_range("hook_opts.activity.delta", self.delta, 0.0, 1.0)
+
+
+class Capture:
+    """Forward hooks on one network for one update: post-activations, penultimate features, inputs/output."""
+
+    def __init__(self, module: nn.Module, layers: list[NeuronLayer]) -> None:
+        self.module = module
+        self.post: dict[int, torch.Tensor] = {}
+        self.features: torch.Tensor | None = None
+        self.calls: dict[int, tuple[tuple, torch.Tensor]] = {}
+        """The first graph-building call of the network (key 0) and of each direct child (keys 1...): an
+        agent may call a network through a method (SAC's actor samples through its `net`)."""
+        owners = [module, *module.children()]
+        self.handles = [owner.register_forward_hook(self.call_hook(key)) for key, owner in enumerate(owners)]
+        self.owners = owners
+        for index, layer in enumerate(layers):
+            self.handles.append(layer.layer.register_forward_hook(self.layer_hook(index, layer, index == len(layers) - 1)))
+
+    def call_hook(self, key: int):
+        def hook(module: nn.Module, args: tuple, output: Any) -> None:
+            if key not in self.calls and torch.is_grad_enabled() and isinstance(output, torch.Tensor):
+                self.calls[key] = (tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args),
+                                   output.detach().clone())
+        return hook
+
+    def churn(self) -> float | None:
+        """Mean |output change| on the captured inputs, of the network or else of its first called child."""
+        if not self.calls:
+            return None
+        key = min(self.calls)
+        args, before = self.calls[key]
+        with torch.no_grad():
+            after = self.owners[key](*args)
+        return float((after - before).abs().mean())
+
+    def layer_hook(self, index: int, layer: NeuronLayer, last: bool):
+        def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+            if not torch.is_grad_enabled() or index in self.post:
+                return
+            with torch.no_grad():
+                self.post[index] = layer.post_activation(output.detach()) if layer.activated else output.detach()
+                if last:
+                    self.features = args[0].detach()
+        return hook
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+def share(masks: list[torch.Tensor]) -> float:
+    total = sum(mask.numel() for mask in masks)
+    return float(sum(int(mask.sum()) for mask in masks) / total) if total else 0.0
+
+
+class ActivityHook(Hook):
+    name = "activity"
+    config_class = ActivityConfig
+    description = "dormant and GraMa-inactive neurons, feature ranks, near-zero gradients, churn every N updates"
+
+    def __init__(self, cfg: ActivityConfig, agent: Any) -> None:
+        super().__init__(cfg, agent)
+        self.updates = 0
+        self.pending: dict[str, float] = {}
+        self.layers = {name: neuron_layers(module) for name, module in agent.modules().items()}
+        self.captures: dict[str, Capture] = {}
+        self.grama: dict[str, list[tuple[str, torch.Tensor]]] = {}
+        self.zero_grad: dict[str, float] = {}
+        self.arm()
+
+    def arm(self) -> None:
+        if self.updates % self.cfg.every == 0 and not self.captures:
+            self.captures = {name: Capture(module, self.layers[name]) for name, module in self.agent.modules().items()}
+
+    def after_backward(self, optimizer: str, modules: dict[str, nn.Module]) -> None:
+        if not self.captures:
+            return
+        for name, module in modules.items():
+            if name in self.grama or name not in self.layers:
+                continue
+            layers = self.layers[name][:-1]  # the output layer's neurons are the outputs themselves
+            self.grama[name] = [(layer.name, scores) for layer in layers if (scores := grama_scores(layer.layer)) is not None]
+            grads = [p.grad for p in module.parameters() if p.grad is not None]
+            if grads:
+                self.zero_grad[name] = sum(near_zero_share(g) * g.numel() for g in grads) / sum(g.numel() for g in grads)
+
+    def after_update(self, metrics: dict[str, torch.Tensor]) -> None:
+        if self.captures:
+            self.measure()
+        self.updates += 1
+        self.arm()
+
+    def measure(self) -> None:
+        tau, scalars = self.cfg.tau, self.pending
+        for name, capture in self.captures.items():
+            capture.remove()
+            layers = self.layers[name]
+            dormant = [(layers[i].name, inactive(redo_scores(post), tau)) for i, post in capture.post.items()
+                       if layers[i].activated]
+            grama = [(layer, inactive(scores, tau)) for layer, scores in self.grama.get(name, [])]
+            for key, masks in (("dormant", dormant), ("grama", grama)):
+                if masks:
+                    scalars[f"{key}/{name}"] = share([mask for _, mask in masks])
+                    if self.cfg.per_layer:
+                        scalars.update({f"{key}/{name}.{layer}": share([mask]) for layer, mask in masks})
+            if name in self.zero_grad:
+                scalars[f"zero_grad/{name}"] = self.zero_grad[name]
+            if capture.features is not None and capture.features.dim() == 2 and len(capture.features) > 1:
+                features = capture.features
+                scalars[f"srank/{name}"] = float(srank(features, self.cfg.delta))
+                scalars[f"effective_rank/{name}"] = effective_rank(features)
+                scalars[f"feature_norm/{name}"] = float(features.norm(dim=1).mean())
+            if (churn := capture.churn()) is not None:
+                scalars[f"churn/{name}"] = churn
+        self.captures, self.grama, self.zero_grad = {}, {}, {}
+
+    def on_log(self) -> dict[str, float]:
+        scalars, self.pending = self.pending, {}
+        return scalars
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"updates": self.updates, "pending": dict(self.pending)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for capture in self.captures.values():
+            capture.remove()
+        self.captures = {}
+        self.updates, self.pending = state["updates"], dict(state["pending"])
+        self.arm()

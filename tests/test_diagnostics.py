@@ -1,0 +1,129 @@
+"""Diagnostics against values worked out by hand, and the activity monitor in a training run."""
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from scalerl import train
+from scalerl.diagnostics.activity import (
+    effective_rank,
+    grama_scores,
+    inactive,
+    neuron_layers,
+    redo_scores,
+    srank,
+)
+from scalerl.nets import NetConfig, build_network
+
+
+def records(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_dormant_ratio_of_a_hand_built_layer():
+    """Three ReLU units on inputs x = (1, 2) and (3, -2): unit 0 = relu(x1 + x2) gives 3 and 1 (mean 2),
+    unit 1 = relu(-x1) is always 0, unit 2 = relu(0.1 x1) gives 0.1 and 0.3 (mean 0.2). The layer mean is
+    2.2 / 3, so the scores are (2.727, 0, 0.273)."""
+    layer = nn.Sequential(nn.Linear(2, 3), nn.ReLU())
+    with torch.no_grad():
+        layer[0].weight.copy_(torch.tensor([[1.0, 1.0], [-1.0, 0.0], [0.1, 0.0]]))
+        layer[0].bias.zero_()
+    scores = redo_scores(layer(torch.tensor([[1.0, 2.0], [3.0, -2.0]])))
+    assert scores.tolist() == pytest.approx([2 / (2.2 / 3), 0.0, 0.2 / (2.2 / 3)], rel=1e-6)
+    assert inactive(scores, 0.0).tolist() == [False, True, False]
+    assert inactive(scores, 0.3).tolist() == [False, True, True]
+    conv_maps = torch.zeros(2, 2, 3, 3)
+    conv_maps[:, 0] = 1.0  # channel 0 active everywhere, channel 1 never: a conv neuron is a channel
+    assert redo_scores(conv_maps).tolist() == [2.0, 0.0]
+
+
+def test_grama_scores_are_the_mean_incoming_gradient_magnitude():
+    """For L = 0.5 sum_b |W x_b + c|^2, dL/dW = sum_b (W x_b + c) x_b^T (written out, not from autograd);
+    GraMa's score of neuron i is mean_j |dL/dW_ij| over the layer's mean."""
+    torch.manual_seed(0)
+    layer = nn.Linear(3, 4)
+    x = torch.randn(5, 3)
+    (0.5 * layer(x).square().sum()).backward()
+    explicit = (x @ layer.weight.detach().T + layer.bias.detach()).T @ x
+    assert torch.allclose(layer.weight.grad, explicit, atol=1e-5)
+    magnitude = explicit.abs().mean(dim=1)
+    assert torch.allclose(grama_scores(layer), magnitude / magnitude.mean(), atol=1e-5)
+
+    conv = nn.Conv2d(2, 3, 3)
+    conv(torch.randn(2, 2, 5, 5)).sum().backward()
+    per_channel = conv.weight.grad.abs().mean(dim=(1, 2, 3))
+    assert torch.allclose(grama_scores(conv), per_channel / per_channel.mean())
+    norm = nn.LayerNorm(4)
+    norm(torch.randn(6, 4)).pow(3).sum().backward()
+    assert torch.allclose(grama_scores(norm), norm.weight.grad.abs() / norm.weight.grad.abs().mean())
+    assert grama_scores(nn.Linear(2, 2)) is None
+
+
+def test_in_a_relu_mlp_every_dormant_neuron_is_grama_inactive():
+    """A ReLU unit with zero output on the whole batch passes no gradient to its incoming weights, so at
+    tau = 0 the ReDo-dormant set is inside the GraMa-inactive one (the GraMa paper's proposition)."""
+    torch.manual_seed(1)
+    net = build_network(NetConfig(hidden=32, depth=3), gym.spaces.Box(-1, 1, (6,), np.float32), 2)
+    with torch.no_grad():
+        net.torso[0].bias[:8] = -100.0  # dead units in the first layer
+        net.torso[2].bias[:4] = -100.0
+    layers = neuron_layers(net)
+    captured = {}
+    handles = [info.layer.register_forward_hook(lambda m, a, out, i=i: captured.__setitem__(i, out))
+               for i, info in enumerate(layers)]
+    net(torch.randn(64, 6)).square().mean().backward()
+    for handle in handles:
+        handle.remove()
+    checked = 0
+    for index, info in enumerate(layers[:-1]):
+        dormant = inactive(redo_scores(info.post_activation(captured[index])), 0.0)
+        grama = inactive(grama_scores(info.layer), 0.0)
+        assert not (dormant & ~grama).any()
+        checked += int(dormant.sum())
+    assert checked >= 12
+
+
+def test_neuron_layers_follow_norms_activations_flattens_and_residual_streams():
+    frames = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    cnn = neuron_layers(build_network(NetConfig(hidden=16, depth=1), frames, 3))
+    assert [layer.name for layer in cnn] == ["encoder.1.layers.0", "encoder.1.layers.2", "encoder.1.layers.4", "torso.0", "head"]
+    assert [layer.resettable for layer in cnn] == [True, True, True, True, False]
+    assert cnn[2].consumers == [cnn[3].layer]  # the last conv's channels reach the dense layer through a flatten
+    residual = neuron_layers(build_network(NetConfig(hidden=8, depth=1, torso="residual", norm="layer"),
+                                           gym.spaces.Box(-1, 1, (3,), np.float32), 2))
+    inner, outer = residual[1], residual[2]
+    assert inner.norm is not None and inner.activated and inner.consumers == [outer.layer]
+    assert not outer.resettable and not residual[0].resettable  # they feed the residual stream
+
+
+def test_srank_and_effective_rank_by_hand():
+    """Features with singular values (3, 1, 0): the top one holds 75% of the sum, both hold all of it."""
+    features = torch.tensor([[3.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    assert srank(features, delta=0.01) == 2
+    assert srank(features, delta=0.3) == 1
+    p = np.array([0.75, 0.25])
+    assert effective_rank(features) == pytest.approx(np.exp(-(p * np.log(p)).sum()), rel=1e-5)
+    assert srank(torch.zeros(4, 3)) == 0
+
+
+def test_the_activity_monitor_logs_every_network_of_dqn_and_sac(tmp_path):
+    train(env="classic:CartPole-v1", steps=400, eval_every=0, eval_episodes=1, run_dir=str(tmp_path / "dqn"),
+          progress="off", log_every=100, hooks=["activity"], hook_opts={"activity": {"every": 100}},
+          algo={"learning_starts": 200})
+    measured = [r for r in records(tmp_path / "dqn" / "metrics.jsonl") if "dormant/q" in r]
+    assert [r["step"] for r in measured] == [200, 300, 400]
+    first = measured[0]
+    assert {"grama/q", "grama/q.torso.0", "dormant/q.torso.2", "srank/q", "effective_rank/q", "feature_norm/q",
+            "churn/q", "zero_grad/q"} <= set(first)
+    assert 0 <= first["dormant/q"] <= 1 and 1 <= first["srank/q"] <= 128 and first["churn/q"] > 0
+
+    train(env="classic:Pendulum-v1", agent="sac", steps=300, eval_every=0, eval_episodes=1,
+          run_dir=str(tmp_path / "sac"), progress="off", log_every=100, hooks=["activity"],
+          hook_opts={"activity": {"every": 50}}, algo={"learning_starts": 200, "batch_size": 32})
+    last = records(tmp_path / "sac" / "metrics.jsonl")[-1]
+    for network in ("actor", "critic1", "critic2"):
+        assert f"dormant/{network}" in last and f"churn/{network}" in last and f"grama/{network}" in last
