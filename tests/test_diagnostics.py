@@ -21,7 +21,7 @@ from scalerl.nets import NetConfig, build_network
 
 
 def records(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    return [{k: v for k, v in json.loads(line).items() if k not in ("wall_time", "sps")} for line in path.read_text().splitlines()]
 
 
 def test_dormant_ratio_of_a_hand_built_layer():
@@ -127,3 +127,73 @@ def test_the_activity_monitor_logs_every_network_of_dqn_and_sac(tmp_path):
     last = records(tmp_path / "sac" / "metrics.jsonl")[-1]
     for network in ("actor", "critic1", "critic2"):
         assert f"dormant/{network}" in last and f"churn/{network}" in last and f"grama/{network}" in last
+
+
+@pytest.mark.parametrize("space", [gym.spaces.Box(-1, 1, (6,), np.float32), gym.spaces.Box(0, 255, (2, 36, 36), np.uint8)])
+def test_a_reset_of_dormant_neurons_leaves_the_outputs_unchanged_and_clears_their_moments(space):
+    """Every third neuron of each resettable layer is killed (bias -100: ReLU output 0 on every input); the
+    neurons dormant by their ReDo score (tau 0) are reset. Dead neurons contribute nothing and the fresh ones reach nothing
+    (zero outgoing weights), so the outputs stay the same."""
+    from scalerl.diagnostics.resets import reset_neurons
+
+    torch.manual_seed(2)
+    net = build_network(NetConfig(hidden=16, depth=2), space, 3)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    x = torch.randint(0, 256, (8, *space.shape)).to(torch.uint8) if space.dtype == np.uint8 else torch.randn(8, 6)
+    layers = [layer for layer in neuron_layers(net) if layer.resettable]
+    with torch.no_grad():
+        for layer in layers:
+            layer.layer.bias[::3] = -100.0
+    for _ in range(3):
+        optimizer.zero_grad()
+        net(x).square().mean().backward()
+        optimizer.step()
+    outputs = {}
+    handles = [layer.layer.register_forward_hook(lambda m, a, out, i=i: outputs.__setitem__(i, out.detach()))
+               for i, layer in enumerate(layers)]
+    before = net(x).detach()
+    for handle in handles:
+        handle.remove()
+    for index, layer in enumerate(layers):
+        mask = inactive(redo_scores(layer.post_activation(outputs[index])), 0.0)
+        assert mask[::3].all()  # the killed ones (others may be dead on this batch as well)
+        old = layer.layer.weight.detach().clone()
+        assert reset_neurons(layer, mask, optimizer) == int(mask.sum())
+        assert not torch.equal(layer.layer.weight[mask], old[mask]) and torch.equal(layer.layer.weight[~mask], old[~mask])
+        assert (layer.layer.bias[mask] == 0).all()
+        state = optimizer.state[layer.layer.weight]
+        assert (state["exp_avg"][mask] == 0).all() and (state["exp_avg_sq"][mask] == 0).all()
+        assert (state["exp_avg_sq"][~mask] != 0).any()
+        consumer = layer.consumers[0]
+        columns = consumer.weight.abs().transpose(0, 1).flatten(1).sum(1) == 0  # inputs (or input channels) cut off
+        assert columns.sum() == mask.sum() * (consumer.weight.shape[1] // layer.neurons)
+        assert (optimizer.state[consumer.weight]["exp_avg_sq"][:, columns] == 0).all()
+    assert torch.allclose(net(x), before, atol=1e-6)
+
+
+def test_a_reset_cap_keeps_the_lowest_scores():
+    from scalerl.diagnostics.resets import capped
+
+    scores = torch.tensor([0.0, 0.05, 0.5, 0.02, 1.0, 0.01])
+    mask = scores <= 0.05
+    assert capped(mask, scores, 0.7).tolist() == mask.tolist()  # 4 inactive, up to 4 allowed
+    assert capped(mask, scores, 0.5).tolist() == [True, False, False, True, False, True]
+    assert capped(mask, scores, 0.34).tolist() == [True, False, False, False, False, True]
+
+
+@pytest.mark.parametrize("hook", ["redo", "regrama"])
+def test_reset_hooks_log_their_resets_and_resume_exactly(tmp_path, crash_after_checkpoint, hook):
+    from scalerl import resume
+
+    settings = {"env": "classic:CartPole-v1", "steps": 1200, "eval_every": 600, "eval_episodes": 2,
+                "checkpoint_every": 600, "log_every": 100, "progress": "off", "hooks": [hook],
+                "hook_opts": {hook: {"every": 100, "tau": 0.2}}, "algo": {"learning_starts": 200}}
+    train(run_dir=str(tmp_path / "whole"), **settings)
+    with crash_after_checkpoint(600):
+        train(run_dir=str(tmp_path / "killed"), **settings)
+    resume(tmp_path / "killed")
+    whole = records(tmp_path / "whole" / "metrics.jsonl")
+    assert records(tmp_path / "killed" / "metrics.jsonl") == whole
+    resets = [r for r in whole if f"{hook}_reset" in r]  # updates 0-1000 (steps 200-1200): resets at 100, ..., 1000
+    assert len(resets) == 10 and whole[-1][f"{hook}_reset_total"] > 0
+    assert {f"{hook}_reset/q.torso.0", f"{hook}_reset/q.torso.2"} <= set(resets[0])

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-import torch.fx as fx
+from torch import fx
 from torch import nn
 
 NEURON_TYPES = (nn.Linear, nn.Conv2d)

@@ -8,9 +8,10 @@ from typing import Any
 from scalerl.checks import ConfigError, build_nested
 from scalerl.diagnostics.monitor import ActivityConfig, ActivityHook
 from scalerl.diagnostics.norms import NormsConfig, NormsHook
+from scalerl.diagnostics.resets import ReDoConfig, ReDoHook, ReGraMaConfig, ReGraMaHook
 from scalerl.hooks.base import Episode, Hook, HookList
 
-HOOKS: dict[str, type[Hook]] = {hook.name: hook for hook in [NormsHook, ActivityHook]}
+HOOKS: dict[str, type[Hook]] = {hook.name: hook for hook in [NormsHook, ActivityHook, ReDoHook, ReGraMaHook]}
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,8 @@ class HookOptions:
 
     norms: NormsConfig = field(default_factory=NormsConfig)
     activity: ActivityConfig = field(default_factory=ActivityConfig)
+    redo: ReDoConfig = field(default_factory=ReDoConfig)
+    regrama: ReGraMaConfig = field(default_factory=ReGraMaConfig)
 
     def __post_init__(self) -> None:
         build_nested(self, "hook_opts")
