@@ -28,8 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-from torch import fx
-from torch import nn
+from torch import fx, nn
 
 NEURON_TYPES = (nn.Linear, nn.Conv2d)
 NORM_TYPES = (nn.LayerNorm, nn.RMSNorm)
