@@ -13,6 +13,7 @@ ale-py's own `env.step` sends to the emulator, to check the two agree.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,12 +92,17 @@ class RecordingEmulator:
         return getattr(self._ale, name)
 
 
+def rom_id(game: str) -> str:
+    """ale-py's ROM id of a game name: KungFuMaster -> kung_fu_master (ids pass unchanged)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", game).lower()
+
+
 def recorded_events(game: str, actions: np.ndarray, threshold: float, seed: int = 0) -> np.ndarray:
     """Step ale-py's continuous AtariEnv with each action (frame skip 1, no sticky actions, resetting at
     game over) and return the (N, 3) events its step sent to the emulator."""
     from ale_py.env import AtariEnv
 
-    env = AtariEnv(game, continuous=True, continuous_action_threshold=threshold, frameskip=1,
+    env = AtariEnv(rom_id(game), continuous=True, continuous_action_threshold=threshold, frameskip=1,
                    repeat_action_probability=0.0)
     env.reset(seed=seed)
     emulator = RecordingEmulator(env.ale)

@@ -1,0 +1,233 @@
+"""The CALE study (`scalerl study cale`): the joystick threshold's dead zone, measured, and pixel SAC against
+DQN on one game at CPU scale.
+
+Three parts, written into one report:
+1. Event shares: for thresholds 0.25 / 0.5 / 0.75, the share of uniformly random actions that leave the
+   stick centred, move one axis, move both, or press fire; exact values (`scalerl.envs.cale.event_shares`)
+   beside the shares counted from the events ale-py's own `env.step` sends to the emulator.
+2. Pixel SAC on `cale:GAME` against DQN on `atari:GAME`: the same frames (84x84 grey, 4 stacked, sticky
+   actions, frame skip 4), the same network (Nature CNN, one hidden layer), the same replay, batch, n-step,
+   update cadence and learning rate, a few seeds.
+3. The threshold's effect on SAC: the same SAC runs at thresholds 0.25 and 0.75.
+Random play (uniform CALE actions at the default threshold, and uniform discrete actions) is scored with
+the evaluation protocol of the runs, so "above random" compares like with like.
+
+The training runs are an ordinary sweep under out/runs (finished runs are reused, so an interrupted study
+continues where it stopped).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scalerl.envs.cale import EVENTS, action_events, event_shares, recorded_events, shares_of, uniform_actions
+
+
+@dataclass(frozen=True)
+class Settings:
+    game: str = "KungFuMaster"
+    steps: int = 25_000
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    thresholds: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75])
+    share_samples: int = 20_000
+    random_episodes: int = 10
+    eval_every: int = 5_000
+    eval_episodes: int = 5
+    workers: int = 2
+
+
+FULL = Settings()
+"""About an hour and a half on 2 cores: the numbers in the study's README."""
+QUICK = Settings(steps=1_200, seeds=[0], thresholds=[0.5], share_samples=2_000, random_episodes=1,
+                 eval_every=0, eval_episodes=1)
+"""A few minutes: every part of the study, at a size that learns nothing."""
+
+SHARED = {
+    "algo.batch_size": 32, "algo.buffer_size": 100_000, "algo.learning_starts": 1_600, "algo.train_every": 2,
+    "algo.n_step": 10, "algo.gamma": 0.99, "net.encoder": "nature_cnn", "net.hidden": 512, "net.depth": 1,
+    "env_opts.reward_clipping": True, "log_every": 1_000, "checkpoint_every": 10_000,
+}
+"""Both agents: the CALE paper's 100k-regime settings (batch 32, n-step 10, 1,600 warm-up steps, one
+hidden layer of 512, clipped rewards) with one update every two steps to fit a CPU."""
+LEARNING_RATE = 1e-4
+DQN = {"agent": "dqn", "algo.optim.lr": LEARNING_RATE, "algo.target_update_every": 1_000, "algo.epsilon_end": 0.01,
+       "algo.epsilon_decay_steps": 10_000}
+SAC = {"agent": "sac", "algo.actor_optim.lr": LEARNING_RATE, "algo.critic_optim.lr": LEARNING_RATE,
+       "algo.alpha_optim.lr": LEARNING_RATE, "algo.target_entropy_scale": 0.5}
+"""SAC as in the CALE baseline: target entropy -|A|/2, the encoder trained by the critic only."""
+
+
+def share_rows(settings: Settings, seed: int = 0) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for threshold in settings.thresholds:
+        actions = uniform_actions(rng, settings.share_samples)
+        measured = shares_of(recorded_events(settings.game, actions, threshold, seed))
+        rows.append({"threshold": threshold, "exact": event_shares(threshold).as_dict(), "measured": measured.as_dict()})
+    return rows
+
+
+def sweep_variants(settings: Settings) -> list[dict[str, Any]]:
+    game = settings.game
+    variants = [{"env": f"atari:{game}", **DQN}]
+    for threshold in settings.thresholds:
+        variants.append({"env": f"cale:{game}", "env_opts.continuous_action_threshold": threshold, **SAC})
+    return variants
+
+
+def run_training(settings: Settings, out: Path) -> list[Path]:
+    from scalerl.sweep import SweepSpec, run_sweep
+
+    base = {**SHARED, "steps": settings.steps, "eval_every": settings.eval_every, "eval_episodes": settings.eval_episodes}
+    spec = SweepSpec(base=base, variants=sweep_variants(settings), seeds=settings.seeds)
+    result = run_sweep(spec, out, workers=settings.workers, report=False)
+    if result["failed"]:
+        raise RuntimeError(f"{len(result['failed'])} CALE study runs failed, first: {result['failed'][0]['error']}")
+    return [out / name for name in result["finished"]]
+
+
+class UniformPolicy:
+    """Uniformly random actions, for the random-play reference."""
+
+    def __init__(self, space, seed: int) -> None:
+        self.space = space
+        self.space.seed(seed)
+
+    def act(self, obs: np.ndarray, *, explore: bool) -> tuple[np.ndarray, dict]:
+        return np.stack([self.space.sample() for _ in range(len(obs))]), {}
+
+
+def random_play(settings: Settings) -> dict[str, list[float]]:
+    """Returns of uniformly random play, evaluation protocol (true rewards, no episodic life)."""
+    from scalerl.envs import make_env
+    from scalerl.evaluation import run_episodes
+    from scalerl.session import EVAL_SEED_OFFSET
+
+    scores = {}
+    for suite in ("atari", "cale"):
+        envs = make_env(f"{suite}:{settings.game}", min(settings.random_episodes, 8), EVAL_SEED_OFFSET)
+        policy = UniformPolicy(envs.single_action_space, seed=0)
+        scores[suite] = run_episodes(policy, envs, settings.random_episodes, seed=EVAL_SEED_OFFSET).returns
+        envs.close()
+    return scores
+
+
+def label(run) -> str:
+    if run.config["agent"] == "dqn":
+        return "DQN (atari)"
+    return f"SAC (cale, tau {threshold_of(run):g})"
+
+
+def final_returns(runs: list) -> dict[str, dict[int, float]]:
+    table: dict[str, dict[int, float]] = {}
+    for run in runs:
+        if run.evals:
+            table.setdefault(label(run), {})[run.seed] = float(run.evals[-1]["return_mean"])
+    return dict(sorted(table.items()))
+
+
+def threshold_of(run) -> float:
+    return run.config["env_opts"].get("continuous_action_threshold") or 0.5
+
+
+def policy_shares(run, last: int = 5_000) -> dict[str, float] | None:
+    """Event shares of the actions SAC took in its last `last` training steps, read from the replay buffer
+    of its final checkpoint."""
+    import torch
+
+    path = run.path / "checkpoints" / "latest.pt"
+    if run.config["agent"] != "sac" or not path.is_file():
+        return None
+    buffer = torch.load(path, map_location="cpu", weights_only=False)["buffer"]
+    actions = np.asarray(buffer["data"]["actions"]).reshape(-1, 3)
+    end = buffer["position"] * buffer["num_envs"] if not buffer["full"] else len(actions)
+    taken = actions[max(0, end - last):end]
+    return shares_of(action_events(taken, threshold_of(run))).as_dict() if len(taken) else None
+
+
+def plot_returns(runs: list, random_scores: dict[str, list[float]], path: Path) -> None:
+    from scalerl.analysis.plots import mean_and_band, pyplot, save, series
+
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(6, 4))
+    groups: dict[str, list] = {}
+    for run in runs:
+        groups.setdefault(label(run), []).append(run)
+    for color, (name, members) in enumerate(sorted(groups.items())):
+        curves = [c for c in (series(run, "return_mean", "step") for run in members) if len(c[0])]
+        if not curves:
+            continue
+        grid, mean, low, high = mean_and_band(curves)
+        axis.plot(grid, mean, color=f"C{color}", label=f"{name} ({len(curves)})")
+        if len(curves) > 1:
+            axis.fill_between(grid, low, high, color=f"C{color}", alpha=0.2)
+    for style, (suite, returns) in zip(("--", ":"), random_scores.items()):
+        axis.axhline(np.mean(returns), color="grey", linestyle=style, label=f"random ({suite})")
+    axis.set_xlabel("environment steps")
+    axis.set_ylabel("evaluation return")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    save(figure, path)
+
+
+def fmt(value: float) -> str:
+    return f"{value:,.1f}"
+
+
+def write_report(settings: Settings, shares: list[dict], runs: list, random_scores: dict[str, list[float]], out: Path,
+                 quick: bool) -> Path:
+    from scalerl.analysis.report import table
+
+    lines = [f"# CALE study on {settings.game}{' (quick: every part, nothing learned)' if quick else ''}", "",
+             "## 1. Joystick events under uniformly random actions", "",
+             f"Exact shares beside those counted from {settings.share_samples:,} random actions stepped through "
+             "ale-py's `env.step` (the events it sends to the emulator).", ""]
+    rows = [[f"{row['threshold']:g}", *[f"{row['exact'][e]:.3f} / {row['measured'][e]:.3f}" for e in EVENTS]]
+            for row in shares]
+    lines += table(["threshold", *[f"{e} (exact / measured)" for e in EVENTS]], rows) + [""]
+    finals = final_returns(runs)
+    seeds = sorted({seed for per_seed in finals.values() for seed in per_seed})
+    lines += ["## 2-3. Pixel SAC against DQN, and the threshold", "",
+              f"{settings.steps:,} environment steps per run; the last evaluation's mean return over "
+              f"{settings.eval_episodes} episodes (true rewards, no episodic life).", ""]
+    rows = [[name, *[fmt(per_seed[s]) if s in per_seed else "" for s in seeds], fmt(np.mean(list(per_seed.values())))]
+            for name, per_seed in finals.items()]
+    rows += [[f"random ({suite}, {len(returns)} episodes)", *[""] * len(seeds), fmt(np.mean(returns))]
+             for suite, returns in random_scores.items()]
+    lines += table(["agent", *[f"seed {s}" for s in seeds], "mean"], rows) + [""]
+    behaviour = {}
+    for run in runs:
+        if (shares_taken := policy_shares(run)) is not None:
+            behaviour.setdefault(label(run), []).append(shares_taken)
+    if behaviour:
+        lines += ["What SAC's own actions did in its last 5,000 training steps (mean over seeds), beside the shares "
+                  "of uniformly random actions at the same threshold:", ""]
+        rows = [[name, *[f"{np.mean([b[e] for b in taken]):.3f} / {event_shares(float(name.split('tau ')[1][:-1])).as_dict()[e]:.3f}"
+                         for e in EVENTS]] for name, taken in sorted(behaviour.items())]
+        lines += table(["agent", *[f"{e} (policy / random)" for e in EVENTS]], rows) + [""]
+    figures = out / "report_figures"
+    if runs:
+        plot_returns(runs, random_scores, figures / "returns")
+        lines += ["![evaluation return](report_figures/returns.png)", ""]
+    report = out / "report.md"
+    report.write_text("\n".join(lines) + "\n")
+    (out / "results.json").write_text(json.dumps({"shares": shares, "final_returns": finals, "random": random_scores},
+                                                 indent=1))
+    return report
+
+
+def run(out: Path, quick: bool = False) -> Path:
+    """Run (or continue) the study in `out` and write out/report.md; returns its path."""
+    from scalerl.analysis.runs import find_runs
+
+    settings = QUICK if quick else FULL
+    out.mkdir(parents=True, exist_ok=True)
+    shares = share_rows(settings)
+    random_scores = random_play(settings)
+    runs = find_runs(run_training(settings, out / "runs"))
+    return write_report(settings, shares, runs, random_scores, out, quick)
