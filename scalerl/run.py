@@ -39,7 +39,7 @@ def run_session(config: TrainConfig, session: Session) -> dict[str, Any]:
                           config.env_kwargs(training=False))
         envs = session.envs
         agent = build_agent(config, envs.single_observation_space, envs.single_action_space, session.device)
-        loop = LOOPS[agent.loop](config, session, agent, make_hooks(config.hooks, config.hook_opts, agent))
+        loop = LOOPS[agent.loop](config, session, agent, make_hooks(config.hooks, config.hook_opts, agent, config.steps))
         if session.checkpoint is not None:
             loop.restore()
     except BaseException:

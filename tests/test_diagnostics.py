@@ -197,3 +197,110 @@ def test_reset_hooks_log_their_resets_and_resume_exactly(tmp_path, crash_after_c
     resets = [r for r in whole if f"{hook}_reset" in r]  # updates 0-1000 (steps 200-1200): resets at 100, ..., 1000
     assert len(resets) == 10 and whole[-1][f"{hook}_reset_total"] > 0
     assert {f"{hook}_reset/q.torso.0", f"{hook}_reset/q.torso.2"} <= set(resets[0])
+
+
+class ScriptedCritic:
+    """An agent whose critic's value of the action taken is the action itself (actions carry the script)."""
+
+    name = "scripted"
+
+    class cfg:  # noqa: N801 - stands in for the agent's config
+        gamma = 0.99
+
+    def q_value(self, obs, actions):
+        return np.asarray(actions, dtype=float)[:, 0]
+
+
+def play(hook, values, rewards=None):
+    """Feed one episode of Q values (one env) to the hook; returns the step it was stopped at, or None."""
+    last = len(values) - 1
+    for step, value in enumerate(values):
+        reward = 0.0 if rewards is None else rewards[step]
+        stop = hook.stop_episodes(np.zeros((1, 2)), np.array([[value]]), np.array([reward]),
+                                  np.array([False]), np.array([step == last]))
+        if stop is not None and stop[0]:
+            return step
+    return None
+
+
+def test_least_stops_an_episode_whose_values_fall_below_the_median_and_not_one_above():
+    from scalerl.diagnostics.least import LEASTConfig, LEASTHook, stop_threshold
+
+    hook = LEASTHook(LEASTConfig(episodes=10, min_episodes=3, scale=0.5, start=0.0, gradient="none"), ScriptedCritic())
+    hook.run_steps = 1000
+    for offset in range(5):  # kept episodes: Q = 10 (+ a little) at every step, median 10.2
+        assert play(hook, [10.0 + 0.1 * offset] * 20) is None
+    assert play(hook, [12.0] * 20) is None  # above the median all along
+    falling = [10.0, 9.0, 8.0, 6.0, 5.5, 4.0, 3.0] + [2.0] * 13
+    assert play(hook, falling) == 5  # the first step under 0.5 x 10.2 = 5.1
+    assert hook.on_log() == {"least/stopped": 1.0, "least/stop_rate": 1 / 7, "least/steps_saved": 20.0 - 6.0}
+    assert stop_threshold(-10.0, 1.0, 0.5) == -20.0  # negative values: twice as low, not half
+
+
+def test_least_weighs_the_threshold_by_the_gradient_ratio():
+    """With TD errors kept at 1 per step, a step whose own TD error is 4x larger (informative) lowers the
+    threshold 4x: the same falling values stop later."""
+    from scalerl.diagnostics.least import LEASTConfig, LEASTHook
+
+    def episodes(td_error):
+        hook = LEASTHook(LEASTConfig(episodes=10, min_episodes=3, scale=1.0, start=0.0), ScriptedCritic())
+        hook.run_steps = 1000
+        flat = [10.0] * 12
+        for _ in range(4):  # r_i + 0.99 * 10 - 10 = 1 with r_i = 1.1
+            play(hook, flat, rewards=[1.1] * 12)
+        values = [10.0, 9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 1.0, 1.0]
+        rewards = [v - 0.99 * n + td_error for v, n in zip(values, values[1:] + [0.0])]
+        return play(hook, values, rewards)
+
+    assert episodes(td_error=1.0) == 1  # omega 1: the first value under the median
+    assert episodes(td_error=4.0) == 8  # omega 1/4: under 10 / 4 = 2.5 first at step 8
+
+
+def test_stopped_episodes_are_stored_as_truncations_and_their_envs_reset(tmp_path, monkeypatch):
+    import scalerl.run
+    from scalerl.hooks import Hook, HookList
+    from scalerl.loops.off_policy import OffPolicyLoop
+
+    class StopAtSeven(Hook):
+        name = "stop7"
+        stops_episodes = True
+
+        def __init__(self):
+            self.lengths = None
+
+        def stop_episodes(self, obs, actions, rewards, terminated, truncated):
+            self.lengths = np.zeros(len(obs), int) if self.lengths is None else self.lengths
+            self.lengths += 1
+            stop = self.lengths == 7
+            self.lengths[stop | terminated | truncated] = 0
+            return stop
+
+    loops = []
+    original = OffPolicyLoop.__init__
+    monkeypatch.setattr(OffPolicyLoop, "__init__", lambda self, *args: loops.append(self) or original(self, *args))
+    monkeypatch.setattr(scalerl.run, "make_hooks", lambda *args: HookList([StopAtSeven()]))
+    summary = train(env="classic:Pendulum-v1", agent="td3", steps=70, num_envs=2, eval_every=0, eval_episodes=1,
+                    log_every=70, run_dir=str(tmp_path / "run"), progress="off", algo={"learning_starts": 1000})
+    buffer = loops[0].buffer
+    assert summary["episodes"] == 10
+    assert buffer.truncated[:35].sum(axis=0).tolist() == [5, 5] and not buffer.terminated[:35].any()
+    assert buffer.truncated[6].all() and buffer.truncated[13].all()
+    assert np.array_equal(buffer.next_obs[5], buffer.obs[6])  # within an episode, the next obs is the next step's obs
+    assert not np.array_equal(buffer.next_obs[6], buffer.obs[7])  # after a stop: a fresh episode, not a continuation
+    assert records(tmp_path / "run" / "metrics.jsonl")[-1]["episode_length"] == 7
+
+
+def test_a_td3_run_with_least_stops_episodes_and_resumes_exactly(tmp_path, crash_after_checkpoint):
+    from scalerl import resume
+
+    settings = {"env": "classic:Pendulum-v1", "agent": "td3", "steps": 1600, "eval_every": 800, "eval_episodes": 1,
+                "checkpoint_every": 800, "log_every": 200, "progress": "off", "hooks": ["least"],
+                "hook_opts": {"least": {"episodes": 4, "min_episodes": 2, "start": 0.1, "scale": 1.0}},
+                "algo": {"learning_starts": 200, "batch_size": 32}}
+    train(run_dir=str(tmp_path / "whole"), **settings)
+    with crash_after_checkpoint(800):
+        train(run_dir=str(tmp_path / "killed"), **settings)
+    resume(tmp_path / "killed")
+    whole = records(tmp_path / "whole" / "metrics.jsonl")
+    assert records(tmp_path / "killed" / "metrics.jsonl") == whole
+    assert sum(r.get("least/stopped", 0) for r in whole) > 0 and whole[-1]["least/steps_saved"] > 0

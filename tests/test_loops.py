@@ -215,7 +215,7 @@ def test_hooks_see_each_finished_episode_step_by_step(tmp_path, monkeypatch):
             self.seen.append(episode)
 
     hook = Episodes()
-    monkeypatch.setattr(scalerl.run, "make_hooks", lambda names, options, agent: HookList([hook]))
+    monkeypatch.setattr(scalerl.run, "make_hooks", lambda *args: HookList([hook]))
     summary = train(env="classic:CartPole-v1", steps=300, num_envs=2, eval_every=0, eval_episodes=1, log_every=300,
                     run_dir=str(tmp_path / "run"), progress="off", algo={"learning_starts": 1000})
     logged = records(tmp_path / "run" / "metrics.jsonl")[-1]

@@ -204,6 +204,13 @@ class SAC(Agent):
             action = self.actor.sample(features)[0] if explore else self.actor(features)
         return self.scaling.to_env(action), {}
 
+    @torch.no_grad()
+    def q_value(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """min(Q1, Q2) of environment actions taken in observations (what LEAST compares)."""
+        features = self.encoder(torch.as_tensor(obs, device=self.device))
+        unit = self.scaling.to_unit(torch.as_tensor(actions, device=self.device))
+        return torch.min(self.critic1(features, unit), self.critic2(features, unit)).cpu().numpy()
+
     # -- learning --------------------------------------------------------------------------------
 
     @property

@@ -96,6 +96,13 @@ class TD3(Agent):
             action = (action + torch.as_tensor(noise, device=self.device)).clamp(-1.0, 1.0)
         return self.scaling.to_env(action), {}
 
+    @torch.no_grad()
+    def q_value(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """min(Q1, Q2) of environment actions taken in observations (what LEAST compares)."""
+        obs_tensor = torch.as_tensor(obs, device=self.device)
+        unit = self.scaling.to_unit(torch.as_tensor(actions, device=self.device))
+        return torch.min(self.critic1(obs_tensor, unit), self.critic2(obs_tensor, unit)).cpu().numpy()
+
     def critic_target(self, batch: Batch) -> torch.Tensor:
         """r + discount * min of the target critics at the target actor's action plus clipped noise."""
         cfg = self.cfg

@@ -6,12 +6,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scalerl.checks import ConfigError, build_nested
+from scalerl.diagnostics.least import LEASTConfig, LEASTHook
 from scalerl.diagnostics.monitor import ActivityConfig, ActivityHook
 from scalerl.diagnostics.norms import NormsConfig, NormsHook
 from scalerl.diagnostics.resets import ReDoConfig, ReDoHook, ReGraMaConfig, ReGraMaHook
 from scalerl.hooks.base import Episode, Hook, HookList
 
-HOOKS: dict[str, type[Hook]] = {hook.name: hook for hook in [NormsHook, ActivityHook, ReDoHook, ReGraMaHook]}
+HOOKS: dict[str, type[Hook]] = {hook.name: hook for hook in [NormsHook, ActivityHook, ReDoHook, ReGraMaHook, LEASTHook]}
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class HookOptions:
     activity: ActivityConfig = field(default_factory=ActivityConfig)
     redo: ReDoConfig = field(default_factory=ReDoConfig)
     regrama: ReGraMaConfig = field(default_factory=ReGraMaConfig)
+    least: LEASTConfig = field(default_factory=LEASTConfig)
 
     def __post_init__(self) -> None:
         build_nested(self, "hook_opts")
@@ -35,9 +37,12 @@ def check_hook_names(names: list[str]) -> None:
         raise ConfigError(f"hooks lists a hook twice: {', '.join(names)}")
 
 
-def make_hooks(names: list[str], options: HookOptions, agent: Any) -> HookList:
+def make_hooks(names: list[str], options: HookOptions, agent: Any, run_steps: int = 0) -> HookList:
     check_hook_names(names)
-    return HookList([HOOKS[name](getattr(options, name), agent) for name in names])
+    hooks = [HOOKS[name](getattr(options, name), agent) for name in names]
+    for hook in hooks:
+        hook.run_steps = run_steps
+    return HookList(hooks)
 
 
 __all__ = ["HOOKS", "Episode", "Hook", "HookList", "HookOptions", "check_hook_names", "make_hooks"]

@@ -5,6 +5,9 @@ The loops call, in order:
 - `after_backward(optimizer, modules)` inside each gradient step, after backward and before the
   optimizer's step (and before gradient clipping), with the modules that optimizer steps;
 - `after_update(metrics)` after each agent update (a replay batch or a whole rollout);
+- `stop_episodes(obs, actions, rewards, terminated, truncated)` after each training vector step (off-policy
+  loop): a mask of the environments whose episodes the hook ends there, or None; the loop stores those
+  transitions as truncations and resets those environments;
 - `on_episode_end(episode)` when an episode of a training environment ends, with its per-step data;
 - `on_log()` when the loop writes a metrics record: the scalars to add to it;
 - `state_dict()` / `load_state_dict()` with every checkpoint, so a resumed run continues exactly.
@@ -52,16 +55,24 @@ class Hook:
     config_class: ClassVar[type]
     description: ClassVar[str]
     wants_episodes: ClassVar[bool] = False
+    stops_episodes: ClassVar[bool] = False
+    """Set by hooks that override stop_episodes (only loops that can end episodes accept them)."""
 
     def __init__(self, cfg: Any, agent: Agent) -> None:
         self.cfg = cfg
         self.agent = agent
+        self.run_steps = 0
+        """The run's environment steps, for hooks that act after a share of training."""
 
     def after_backward(self, optimizer: str, modules: dict[str, nn.Module]) -> None:
         pass
 
     def after_update(self, metrics: dict[str, torch.Tensor]) -> None:
         pass
+
+    def stop_episodes(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, terminated: np.ndarray,
+                      truncated: np.ndarray) -> np.ndarray | None:
+        return None
 
     def on_episode_end(self, episode: Episode) -> None:
         pass
@@ -93,6 +104,18 @@ class HookList:
     def after_update(self, metrics: dict[str, torch.Tensor]) -> None:
         for hook in self.hooks:
             hook.after_update(metrics)
+
+    def stop_episodes(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, terminated: np.ndarray,
+                      truncated: np.ndarray) -> np.ndarray | None:
+        """The union of the hooks' stops, among environments whose episodes did not end by themselves."""
+        stop = None
+        for hook in self.hooks:
+            if hook.stops_episodes and (mask := hook.stop_episodes(obs, actions, rewards, terminated, truncated)) is not None:
+                stop = mask if stop is None else stop | mask
+        if stop is None:
+            return None
+        stop = stop & ~(terminated | truncated)
+        return stop if stop.any() else None
 
     def on_episode_end(self, episode: Episode) -> None:
         for hook in self.hooks:

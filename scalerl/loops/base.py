@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from scalerl.agents.base import Agent
 from scalerl.checkpoint import CheckpointError
+from scalerl.checks import ConfigError
 from scalerl.hooks.base import Episode, HookList
 from scalerl.nets import parameter_count
 from scalerl.session import Session
@@ -48,8 +49,14 @@ class Loop:
     environments, calls `record_step` after each vector step, `record_update` after each update, and
     `periodic` where logging, evaluation and checkpoints may happen; `parts` names what else it checkpoints."""
 
+    can_stop_episodes = False
+    """Whether the loop lets hooks end episodes (stop_episodes)."""
+
     def __init__(self, config: Any, session: Session, agent: Agent, hooks: HookList) -> None:
         self.config, self.session, self.agent, self.hooks = config, session, agent, hooks
+        stopping = [hook.name for hook in hooks.hooks if hook.stops_episodes]
+        if stopping and not self.can_stop_episodes:
+            raise ConfigError(f"hook {stopping[0]} ends episodes, which the {agent.loop} loop of {agent.name} does not allow")
         agent.hooks = hooks
         count = config.num_envs
         self.state = LoopState(next_log=config.log_every, next_eval=config.eval_every or config.steps,

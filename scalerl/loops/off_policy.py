@@ -11,12 +11,15 @@ from typing import Any
 
 import numpy as np
 
+from scalerl.checks import ConfigError
 from scalerl.envs import final_observations
 from scalerl.loops.base import Loop
 from scalerl.replay import FrameReplayBuffer, ReplayBuffer
 
 
 class OffPolicyLoop(Loop):
+    can_stop_episodes = True
+
     def __init__(self, config: Any, session: Any, agent: Any, hooks: Any) -> None:
         super().__init__(config, session, agent, hooks)
         algo, envs = config.algo, session.envs
@@ -34,8 +37,14 @@ class OffPolicyLoop(Loop):
         while state.step < config.steps:
             actions, extras = agent.act(self.obs, explore=True)
             next_obs, rewards, terminated, truncated, infos = self.envs.step(actions)
+            stopped = self.hooks.stop_episodes(self.obs, actions, rewards, terminated, truncated) if self.hooks else None
+            if stopped is not None:
+                truncated = truncated | stopped  # ended by the agent: bootstrapped like a time limit
             done = terminated | truncated
-            self.buffer.add(self.obs, actions, rewards, final_observations(next_obs, done, infos), terminated, truncated)
+            self.buffer.add(self.obs, actions, rewards, final_observations(next_obs, done & ~stopped if stopped is not None
+                                                                              else done, infos), terminated, truncated)
+            if stopped is not None:
+                next_obs = self.reset_stopped(next_obs, stopped)
             self.obs = next_obs
             self.record_step(rewards, terminated, truncated, extras)
             state.steps_since_train += config.num_envs
@@ -53,6 +62,15 @@ class OffPolicyLoop(Loop):
                 state.steps_since_train = 0
             self.periodic()
         return self.end()
+
+    def reset_stopped(self, next_obs: np.ndarray, stopped: np.ndarray) -> np.ndarray:
+        """Start new episodes in the environments whose episodes a hook stopped."""
+        try:
+            obs, _ = self.envs.reset(options={"reset_mask": stopped})
+        except (TypeError, ValueError, KeyError) as error:
+            raise ConfigError(f"hooks {', '.join(h.name for h in self.hooks.hooks if h.stops_episodes)} end episodes, "
+                              f"but env {self.config.env} cannot reset some of its environments: {error}") from None
+        return np.where(stopped.reshape(-1, *[1] * (next_obs.ndim - 1)), obs, next_obs)
 
     def parts(self) -> dict[str, Any]:
         return {"buffer": self.buffer.state_dict()}
