@@ -204,7 +204,7 @@ class ScriptedCritic:
 
     name = "scripted"
 
-    class cfg:  # noqa: N801 - stands in for the agent's config
+    class cfg:  # stands in for the agent config
         gamma = 0.99
 
     def q_value(self, obs, actions):
