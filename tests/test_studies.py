@@ -11,7 +11,7 @@ def test_the_list_names_each_study_with_its_claim(capsys):
     assert main(["study", "--list"]) == 0
     assert "realchords" in capsys.readouterr().out
     assert main(["study", "nope"]) == 2
-    assert "unknown study 'nope'; valid: realchords" in capsys.readouterr().err
+    assert "unknown study 'nope'; valid: cale, grama, least, realchords" in capsys.readouterr().err
 
 
 def test_realchords_quick_runs_the_whole_pipeline_to_a_report(tmp_path):
@@ -42,3 +42,26 @@ def test_a_sweep_study_runs_its_quick_grid_and_puts_the_claim_above_the_report(t
     assert "# This run (quick)" in text and "net.width=1" in text and "net.width=2" in text
     assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_dir() and "width" in p.name) == \
         ["net.width=1", "net.width=2"]
+
+
+def test_cale_quick_measures_the_dead_zone_and_compares_sac_with_dqn(tmp_path):
+    pytest.importorskip("ale_py")
+    pytest.importorskip("ray")
+    text = run_study("cale", tmp_path / "cale", quick=True).read_text()
+    assert "| 0.5 | 0.561 / 0.5" in text  # exact share of centred actions beside the measured one
+    for row in ("| DQN (atari) |", "| SAC (cale, tau 0.5) |", "| random (cale, 1 episodes) |"):
+        assert row in text
+    assert (tmp_path / "cale" / "report_figures" / "returns.png").stat().st_size > 0
+
+
+def test_grama_quick_counts_dormant_and_inactive_neurons_and_runs_the_resets(tmp_path):
+    pytest.importorskip("mujoco")
+    pytest.importorskip("ray")
+    import json
+
+    report = run_study("grama", tmp_path / "grama", quick=True)
+    results = json.loads((tmp_path / "grama" / "results.json").read_text())
+    for row in results["classification"]["relu_mlp"]:  # tau 0 in a ReLU MLP: dormant implies inactive
+        assert row["counts"]["0"]["dormant_not_inactive"] == 0
+    assert set(results["sac_final_returns"]) == {"no reset", "ReDo", "ReGraMa"}
+    assert "## (b) SAC (tanh) on HalfCheetah" in report.read_text()
