@@ -141,6 +141,8 @@ def test_discrete_or_pixel_environments_are_refused_in_one_line():
         SAC(SACConfig(), AgentSpec(OBS, gym.spaces.Discrete(3)))
     with pytest.raises(ConfigError, match="vector observations for td3"):
         TD3(TD3Config(), AgentSpec(gym.spaces.Box(0, 255, (3, 64, 64), np.uint8), ACTIONS))
+    with pytest.raises(ConfigError, match="net.encoder must be auto or mlp for vector observations"):
+        SAC(SACConfig(), AgentSpec(OBS, ACTIONS, net=NetConfig(encoder="nature_cnn")))
 
 
 @pytest.mark.parametrize("agent", ["sac", "td3"])

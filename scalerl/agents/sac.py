@@ -86,6 +86,8 @@ def vector_space(size: int) -> gym.spaces.Box:
 def build_encoder(spec: AgentSpec) -> tuple[nn.Module, int]:
     """For pixels, the spec's CNN and bottleneck (no torso) and its feature size; for vectors, the identity."""
     if len(spec.obs_space.shape) == 1:
+        require(spec.net.encoder in ("auto", "mlp"), "net.encoder", "auto or mlp for vector observations (a CNN needs "
+                f"pixels; this env observes {spec.obs_space.shape})", spec.net.encoder)
         return nn.Identity(), spec.obs_space.shape[0]
     encoder, bottleneck, _, features = build_trunk(dataclasses.replace(spec.net, torso="mlp", depth=0), spec.obs_space)
     return nn.Sequential(encoder, bottleneck), features
