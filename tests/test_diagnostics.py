@@ -304,3 +304,30 @@ def test_a_td3_run_with_least_stops_episodes_and_resumes_exactly(tmp_path, crash
     whole = records(tmp_path / "whole" / "metrics.jsonl")
     assert records(tmp_path / "killed" / "metrics.jsonl") == whole
     assert sum(r.get("least/stopped", 0) for r in whole) > 0 and whole[-1]["least/steps_saved"] > 0
+
+
+def test_softmoe_expert_units_are_neurons_for_both_scores(tmp_path):
+    """Expert 1's hidden unit 2 is killed (bias -100): its activations are zero and so is the gradient its
+    incoming column of w1 receives. Per-expert scores are each expert's own normalization."""
+    from scalerl.diagnostics.activity import expert_grama_scores, expert_redo_scores
+    from scalerl.nets import SoftMoE
+
+    torch.manual_seed(3)
+    moe = SoftMoE(num_tokens=5, dim=6, experts=2, hidden=4)
+    with torch.no_grad():
+        moe.b1[1, 0, 2] = -100.0
+    hidden = {}
+    moe.activation.register_forward_hook(lambda m, a, out: hidden.__setitem__("h", out))
+    moe(torch.randn(3, 5, 6)).square().sum().backward()
+    magnitude = moe.w1.grad.abs().mean(dim=1)
+    assert torch.allclose(expert_grama_scores(moe), magnitude / magnitude.mean(dim=1, keepdim=True))
+    assert inactive(expert_grama_scores(moe), 0.0).nonzero().tolist() == [[1, 2]]
+    assert inactive(expert_redo_scores(hidden["h"]), 0.0).nonzero().tolist() == [[1, 2]]
+
+    pytest.importorskip("minatar")
+    train(env="minatar:breakout", steps=300, eval_every=0, eval_episodes=1, run_dir=str(tmp_path / "moe"), progress="off",
+          log_every=100, hooks=["activity"], hook_opts={"activity": {"every": 50}},
+          net={"bottleneck": "per_conv", "mixer": "softmoe", "expert_hidden": 16, "depth": 0},
+          algo={"learning_starts": 200, "batch_size": 8})
+    last = records(tmp_path / "moe" / "metrics.jsonl")[-1]
+    assert "grama/q.bottleneck.1.experts" in last and "dormant/q.bottleneck.1.experts" in last

@@ -11,6 +11,8 @@ A neuron is an output unit of a Linear layer or an output channel of a Conv2d la
   Conv2d), divided by the layer's mean + 1e-9; LayerNorm and RMSNorm parameters score per element. As the
   paper's code does, the gradient is read from the weights, so it costs no extra pass. Inactive when the
   score is <= tau, or exactly zero when tau = 0.
+- SoftMoE experts keep their weights stacked: an expert's hidden unit is a neuron too, scored within its
+  expert (`expert_grama_scores`, `expert_redo_scores`).
 - srank (Kumar et al., 2021): the fewest singular values of the feature matrix that hold 1 - delta of their
   sum; effective rank (Roy & Vetterli, 2007): exp of the entropy of the normalized singular values.
 
@@ -160,6 +162,22 @@ def grama_scores(layer: nn.Module) -> torch.Tensor | None:
     return normalized(magnitude)
 
 
+def expert_grama_scores(moe: nn.Module) -> torch.Tensor | None:
+    """GraMa scores of a SoftMoE's expert hidden units, (experts, hidden): each unit's incoming weights are a
+    column of its expert's first matrix; each expert is normalized on its own, as a layer."""
+    grad = moe.w1.grad
+    if grad is None:
+        return None
+    magnitude = grad.detach().abs().mean(dim=1)
+    return magnitude / (magnitude.mean(dim=1, keepdim=True) + EPSILON)
+
+
+def expert_redo_scores(hidden: torch.Tensor) -> torch.Tensor:
+    """ReDo scores of a SoftMoE's expert hidden units from their activations (experts, slots, hidden)."""
+    magnitude = hidden.detach().abs().mean(dim=1)
+    return magnitude / (magnitude.mean(dim=1, keepdim=True) + EPSILON)
+
+
 def inactive(scores: torch.Tensor, tau: float) -> torch.Tensor:
     """The mask of inactive neurons: score <= tau, or exactly zero when tau is 0."""
     return scores == 0 if tau == 0 else scores <= tau
@@ -194,6 +212,6 @@ def near_zero_share(grad: torch.Tensor, threshold: float = 1e-8) -> float:
 
 
 __all__ = [
-    "NeuronLayer", "effective_rank", "grama_scores", "inactive", "near_zero_share", "neuron_layers", "normalized",
+    "NeuronLayer", "effective_rank", "expert_grama_scores", "expert_redo_scores", "grama_scores", "inactive", "near_zero_share", "neuron_layers", "normalized",
     "redo_scores", "singular_values", "srank",
 ]

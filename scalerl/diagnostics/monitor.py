@@ -7,7 +7,8 @@ which is the loss's) to keep each layer's post-activation output, the features e
 and the network's inputs and output; after each optimizer's backward pass it reads the gradients; after
 the update it computes, per network and per layer:
 
-    dormant/<net>[.<layer>]    share of ReDo tau-dormant neurons (layers whose output has an activation)
+    dormant/<net>[.<layer>]    share of ReDo tau-dormant neurons (layers whose output has an activation,
+                               and SoftMoE experts' hidden units, as <path>.experts)
     grama/<net>[.<layer>]      share of GraMa-inactive neurons (every Linear/Conv layer but the output)
     zero_grad/<net>            share of gradient entries below 1e-8 in magnitude
     srank/<net>, effective_rank/<net>, feature_norm/<net>   of the features entering the output layer
@@ -26,6 +27,8 @@ from scalerl.checks import in_range, positive
 from scalerl.diagnostics.activity import (
     NeuronLayer,
     effective_rank,
+    expert_grama_scores,
+    expert_redo_scores,
     grama_scores,
     inactive,
     near_zero_share,
@@ -34,6 +37,7 @@ from scalerl.diagnostics.activity import (
     srank,
 )
 from scalerl.hooks.base import Hook
+from scalerl.nets.softmoe import SoftMoE
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,8 @@ class Capture:
     def __init__(self, module: nn.Module, layers: list[NeuronLayer]) -> None:
         self.module = module
         self.post: dict[int, torch.Tensor] = {}
+        self.experts: dict[str, torch.Tensor] = {}
+        """Expert hidden activations of each SoftMoE, by its path in the network."""
         self.features: torch.Tensor | None = None
         self.calls: dict[int, tuple[tuple, torch.Tensor]] = {}
         """The first graph-building call of the network (key 0) and of each direct child (keys 1...): an
@@ -68,6 +74,14 @@ class Capture:
         self.owners = owners
         for index, layer in enumerate(layers):
             self.handles.append(layer.layer.register_forward_hook(self.layer_hook(index, layer, index == len(layers) - 1)))
+        for path, moe in softmoes(module):
+            self.handles.append(moe.activation.register_forward_hook(self.expert_hook(path)))
+
+    def expert_hook(self, path: str):
+        def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+            if torch.is_grad_enabled() and path not in self.experts:
+                self.experts[path] = output.detach()
+        return hook
 
     def call_hook(self, key: int):
         def hook(module: nn.Module, args: tuple, output: Any) -> None:
@@ -99,6 +113,10 @@ class Capture:
     def remove(self) -> None:
         for handle in self.handles:
             handle.remove()
+
+
+def softmoes(module: nn.Module) -> list[tuple[str, SoftMoE]]:
+    return [(path, child) for path, child in module.named_modules() if isinstance(child, SoftMoE)]
 
 
 def share(masks: list[torch.Tensor]) -> float:
@@ -133,6 +151,8 @@ class ActivityHook(Hook):
                 continue
             layers = self.layers[name][:-1]  # the output layer's neurons are the outputs themselves
             self.grama[name] = [(layer.name, scores) for layer in layers if (scores := grama_scores(layer.layer)) is not None]
+            self.grama[name] += [(f"{path}.experts", scores) for path, moe in softmoes(module)
+                                 if (scores := expert_grama_scores(moe)) is not None]
             grads = [p.grad for p in module.parameters() if p.grad is not None]
             if grads:
                 self.zero_grad[name] = sum(near_zero_share(g) * g.numel() for g in grads) / sum(g.numel() for g in grads)
@@ -150,6 +170,8 @@ class ActivityHook(Hook):
             layers = self.layers[name]
             dormant = [(layers[i].name, inactive(redo_scores(post), tau)) for i, post in capture.post.items()
                        if layers[i].activated]
+            dormant += [(f"{path}.experts", inactive(expert_redo_scores(hidden), tau))
+                        for path, hidden in capture.experts.items()]
             grama = [(layer, inactive(scores, tau)) for layer, scores in self.grama.get(name, [])]
             for key, masks in (("dormant", dormant), ("grama", grama)):
                 if masks:
