@@ -28,7 +28,7 @@ def default_run_dir(config: TrainConfig) -> Path:
 
 
 def build_agent(config: TrainConfig, obs_space: Any, action_space: Any, device: Any) -> Agent:
-    spec = AgentSpec(obs_space, action_space, config.num_envs, device, config.seed, config.net)
+    spec = AgentSpec(obs_space, action_space, config.num_envs, device, config.seed, config.net, config.steps)
     return agent_class(config.agent)(config.algo, spec)
 
 

@@ -36,6 +36,8 @@ class AgentSpec:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     seed: int = 0
     net: NetConfig = field(default_factory=NetConfig)
+    run_steps: int = 0
+    """Environment steps the run will take, for schedules such as learning-rate annealing (0: unknown)."""
 
 
 class Optimized(NamedTuple):

@@ -1,0 +1,320 @@
+"""PPO (Schulman et al., 2017) with the implementation details of Huang et al. (2022), "The 37
+implementation details of PPO": GAE, the clipped surrogate, optional value clipping, an entropy bonus,
+advantage normalization per minibatch, global gradient-norm clipping, linear learning-rate annealing,
+and, for continuous control, a state-independent log standard deviation with observation and reward
+normalization.
+
+A truncated episode (a time limit) bootstraps from the value of the observation it really ended in: its
+last reward becomes r + gamma V(final obs), and the advantage recursion stops there as at a termination.
+
+Encoders (`--algo.encoders`), after "Studying the Interplay Between the Actor and Critic Representations
+in RL" (Garcin et al., ICLR 2025):
+- shared: one trunk (the `--net.*` spec) with an actor head and a critic head;
+- separate: actor and critic each own a trunk of the same spec;
+- shared_matched: one trunk widened until the network has as many parameters as the separate pair (the
+  paper's parameter-matched control).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from scalerl.agents.base import Agent, AgentSpec, OnPolicyConfig, Optimized, check_optimizers
+from scalerl.checks import in_range, non_negative, positive, require
+from scalerl.loops.on_policy import Rollout
+from scalerl.nets import NetConfig, build_trunk, parameter_count
+from scalerl.normalization import RewardScaler, RunningMeanStd
+from scalerl.optim import OptimizerConfig, load_optimizer_state, make_optimizer
+
+
+@dataclass(frozen=True)
+class PPOConfig(OnPolicyConfig):
+    """PPO hyperparameters; the defaults are CleanRL's ppo.py (Atari and classic control)."""
+
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    """GAE's lambda: 1 is the Monte-Carlo return, 0 one-step TD."""
+    epochs: int = 4
+    """Passes over each rollout."""
+    minibatches: int = 4
+    """Minibatches per pass (the rollout's T x N steps split evenly)."""
+    clip: float = 0.2
+    """The surrogate's ratio clip."""
+    clip_value: bool = True
+    """Clip the value update to +-clip around the value at collection time."""
+    value_coef: float = 0.5
+    entropy_coef: float = 0.01
+    normalize_advantages: bool = True
+    """Per minibatch: zero mean, unit standard deviation."""
+    max_grad_norm: float = 0.5
+    """Clip the global gradient norm to this (0: no clipping)."""
+    anneal_lr: bool = True
+    """Lower the learning rate linearly to 0 over the run."""
+    target_kl: float = 0.0
+    """Stop an update's epochs early once the approximate KL exceeds this (0: never)."""
+    optim: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=2.5e-4, adam_eps=1e-5))
+    encoders: Literal["shared", "separate", "shared_matched"] = "shared"
+    """One trunk for actor and critic, one each, or one widened to the separate pair's parameter count."""
+    normalize_obs: bool = False
+    """Normalize observations by running mean and variance, clipped to +-10 (continuous control)."""
+    normalize_rewards: bool = False
+    """Scale rewards by the running std of the discounted return, clipped to +-10 (continuous control)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_optimizers(self)
+        in_range("algo.gamma", self.gamma, 0.0, 1.0)
+        in_range("algo.gae_lambda", self.gae_lambda, 0.0, 1.0)
+        positive("algo.epochs", self.epochs)
+        positive("algo.minibatches", self.minibatches)
+        positive("algo.clip", self.clip)
+        non_negative("algo.value_coef", self.value_coef)
+        non_negative("algo.entropy_coef", self.entropy_coef)
+        non_negative("algo.max_grad_norm", self.max_grad_norm)
+        non_negative("algo.target_kl", self.target_kl)
+
+
+def orthogonal(layer: nn.Linear, gain: float) -> nn.Linear:
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def trunk(net: NetConfig, obs_space: gym.Space) -> tuple[nn.Sequential, int]:
+    encoder, bottleneck, torso, features = build_trunk(net, obs_space)
+    return nn.Sequential(encoder, bottleneck, torso), features
+
+
+def matched_width(net: NetConfig, obs_space: gym.Space, target: int, head_outputs: int) -> NetConfig:
+    """The spec with the width whose one trunk plus heads comes closest to `target` parameters."""
+    def count(width: float) -> int:
+        body, features = trunk(dataclasses.replace(net, width=width), obs_space)
+        return parameter_count(body) + (features + 1) * head_outputs
+
+    low, high = net.width, net.width * 4
+    for _ in range(30):
+        middle = (low + high) / 2
+        low, high = (middle, high) if count(middle) < target else (low, middle)
+    best = min((low, high), key=lambda width: abs(count(width) - target))
+    return dataclasses.replace(net, width=best)
+
+
+class ActorCritic(nn.Module):
+    """Actor and critic trunks (the same module when shared), a policy head and a value head."""
+
+    def __init__(self, net: NetConfig, obs_space: gym.Space, policy_outputs: int, encoders: str) -> None:
+        super().__init__()
+        if encoders == "shared_matched":
+            separate = ActorCritic(net, obs_space, policy_outputs, "separate")
+            net = matched_width(net, obs_space, parameter_count(separate), policy_outputs + 1)
+        self.actor_trunk, features = trunk(net, obs_space)
+        self.critic_trunk = trunk(net, obs_space)[0] if encoders == "separate" else self.actor_trunk
+        self.shared = self.critic_trunk is self.actor_trunk
+        self.policy_head = orthogonal(nn.Linear(features, policy_outputs), 0.01)
+        self.value_head = orthogonal(nn.Linear(features, 1), 1.0)
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Policy outputs and values."""
+        actor_features = self.actor_trunk(obs)
+        critic_features = actor_features if self.shared else self.critic_trunk(obs)
+        return self.policy_head(actor_features), self.value_head(critic_features).squeeze(-1)
+
+
+class PPO(Agent):
+    name = "ppo"
+    config_class = PPOConfig
+    loop = "on_policy"
+    description = "PPO: clipped surrogate, GAE; discrete or continuous actions; shared or separate encoders"
+
+    def __init__(self, cfg: PPOConfig, spec: AgentSpec) -> None:
+        super().__init__(cfg, spec)
+        space = spec.action_space
+        self.discrete = isinstance(space, gym.spaces.Discrete)
+        require(self.discrete or (isinstance(space, gym.spaces.Box) and len(space.shape) == 1), "env",
+                "an environment with discrete or vector continuous actions for ppo", space)
+        require(not cfg.normalize_obs or len(spec.obs_space.shape) == 1, "algo.normalize_obs",
+                "off for pixel observations (they are scaled to [0, 1] already)", cfg.normalize_obs)
+        outputs = int(space.n) if self.discrete else space.shape[0]
+        self.network = ActorCritic(spec.net, spec.obs_space, outputs, cfg.encoders).to(self.device)
+        if not self.discrete:
+            self.log_std = nn.Parameter(torch.zeros(outputs, device=self.device))
+            self.low, self.high = space.low.astype(np.float32), space.high.astype(np.float32)
+        parameters = [*self.network.parameters(), *([] if self.discrete else [self.log_std])]
+        self.optimizer = make_optimizer(parameters, cfg.optim)
+        self.obs_stats = RunningMeanStd(spec.obs_space.shape) if cfg.normalize_obs else None
+        self.reward_scaler = RewardScaler(spec.num_envs, cfg.gamma) if cfg.normalize_rewards else None
+        self.updates = 0
+        batch = cfg.rollout_steps * spec.num_envs
+        require(batch % cfg.minibatches == 0, "algo.minibatches", f"a divisor of rollout_steps x envs = {batch}",
+                cfg.minibatches)
+        self.total_updates = max(1, spec.run_steps // batch) if spec.run_steps else 0
+
+    # -- acting ----------------------------------------------------------------------------------
+
+    def distribution(self, policy: torch.Tensor) -> torch.distributions.Distribution:
+        if self.discrete:
+            return torch.distributions.Categorical(logits=policy)
+        return torch.distributions.Normal(policy, self.log_std.exp().expand_as(policy))
+
+    def log_prob(self, dist: torch.distributions.Distribution, actions: torch.Tensor) -> torch.Tensor:
+        return dist.log_prob(actions) if self.discrete else dist.log_prob(actions).sum(-1)
+
+    def prepare(self, obs: np.ndarray, explore: bool) -> np.ndarray:
+        if self.obs_stats is None:
+            return obs
+        if explore:
+            self.obs_stats.update(obs)
+        return self.obs_stats.normalize(obs)
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, *, explore: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        seen = self.prepare(obs, explore)
+        policy, value = self.network(torch.as_tensor(seen, device=self.device))
+        if not explore:
+            action = policy.argmax(-1) if self.discrete else policy
+            return self.to_env(action.cpu().numpy()), {}
+        dist = self.distribution(policy)
+        action = dist.sample()
+        extras = {"log_prob": self.log_prob(dist, action).cpu().numpy(), "value": value.cpu().numpy(),
+                  "action": action.cpu().numpy()}
+        if self.obs_stats is not None:
+            extras["obs"] = seen
+        return self.to_env(extras["action"]), extras
+
+    def to_env(self, action: np.ndarray) -> np.ndarray:
+        """Continuous samples are clipped to the action bounds for the environment; the rollout keeps the
+        unclipped sample, whose log-probability the update needs."""
+        return action if self.discrete else np.clip(action, self.low, self.high)
+
+    # -- learning --------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def values_of(self, obs: np.ndarray) -> np.ndarray:
+        seen = self.obs_stats.normalize(obs) if self.obs_stats is not None else obs
+        return self.network(torch.as_tensor(seen, device=self.device))[1].cpu().numpy()
+
+    def advantages(self, rollout: Rollout, rewards: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """GAE over the rollout, with truncations bootstrapped from their real final observations."""
+        cfg = self.cfg
+        values = rollout.extras["value"]
+        rewards = rewards.copy()
+        if len(rollout.final_index):
+            final_values = self.values_of(rollout.final_obs)
+            for (t, n), value in zip(rollout.final_index, final_values):
+                if rollout.truncated[t, n] and not rollout.terminated[t, n]:
+                    rewards[t, n] += cfg.gamma * value
+        ended = rollout.terminated | rollout.truncated
+        next_value = self.values_of(rollout.next_obs)
+        advantages = np.zeros_like(rewards)
+        running = np.zeros_like(next_value)
+        for t in reversed(range(rollout.steps)):
+            following = next_value if t == rollout.steps - 1 else values[t + 1]
+            continues = 1.0 - ended[t]
+            delta = rewards[t] + cfg.gamma * following * continues - values[t]
+            running = delta + cfg.gamma * cfg.gae_lambda * continues * running
+            advantages[t] = running
+        return advantages, advantages + values
+
+    def update(self, rollout: Rollout) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        rewards = rollout.rewards
+        if self.reward_scaler is not None:
+            rewards = self.reward_scaler.scale(rewards, rollout.terminated | rollout.truncated)
+        advantages, returns = self.advantages(rollout, rewards)
+        if cfg.anneal_lr and self.total_updates:
+            for group in self.optimizer.param_groups:
+                group["lr"] = cfg.optim.lr * max(0.0, 1.0 - self.updates / self.total_updates)
+        self.updates += 1
+
+        def flat(array: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(array.reshape(-1, *array.shape[2:]), device=self.device)
+
+        obs = flat(rollout.extras["obs"] if self.obs_stats is not None else rollout.obs)
+        actions, old_log_probs, old_values = flat(rollout.extras["action"]), flat(rollout.extras["log_prob"]), \
+            flat(rollout.extras["value"])
+        advantages_t, returns_t = flat(advantages.astype(np.float32)), flat(returns.astype(np.float32))
+        size = len(old_values)
+        minibatch = size // cfg.minibatches
+        clip_fractions, approx_kl = [], torch.zeros(())
+        for _ in range(cfg.epochs):
+            order = torch.as_tensor(self.rng.permutation(size), device=self.device)
+            for start in range(0, size, minibatch):
+                index = order[start:start + minibatch]
+                policy, values = self.network(obs[index])
+                dist = self.distribution(policy)
+                log_probs = self.log_prob(dist, actions[index])
+                log_ratio = log_probs - old_log_probs[index]
+                ratio = log_ratio.exp()
+                with torch.no_grad():
+                    approx_kl = ((ratio - 1) - log_ratio).mean()
+                    clip_fractions.append(((ratio - 1.0).abs() > cfg.clip).float().mean())
+                advantage = advantages_t[index]
+                if cfg.normalize_advantages and len(index) > 1:
+                    advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+                policy_loss = torch.max(-advantage * ratio,
+                                        -advantage * ratio.clamp(1 - cfg.clip, 1 + cfg.clip)).mean()
+                value_loss = self.value_loss(values, old_values[index], returns_t[index])
+                entropy = dist.entropy()
+                entropy = (entropy if self.discrete else entropy.sum(-1)).mean()
+                loss = policy_loss - cfg.entropy_coef * entropy + cfg.value_coef * value_loss
+                self.step_optimizer("optim", loss, cfg.max_grad_norm)
+            if cfg.target_kl and approx_kl > cfg.target_kl:
+                break
+        explained = 1 - np.var(returns - rollout.extras["value"]) / (np.var(returns) + 1e-8)
+        return {"policy_loss": policy_loss.detach(), "value_loss": value_loss.detach(), "entropy": entropy.detach(),
+                "approx_kl": approx_kl, "clip_fraction": torch.stack(clip_fractions).mean(),
+                "explained_variance": torch.tensor(float(explained)),
+                "lr": torch.tensor(self.optimizer.param_groups[0]["lr"])}
+
+    def value_loss(self, values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
+        if not self.cfg.clip_value:
+            return 0.5 * F.mse_loss(values, returns)
+        clipped = old_values + (values - old_values).clamp(-self.cfg.clip, self.cfg.clip)
+        return 0.5 * torch.max((values - returns).square(), (clipped - returns).square()).mean()
+
+    # -- the contract ----------------------------------------------------------------------------
+
+    def modules(self) -> dict[str, nn.Module]:
+        net = self.network
+        if net.shared:
+            return {"encoder": net.actor_trunk, "actor": net.policy_head, "critic": net.value_head}
+        return {"actor": nn.Sequential(net.actor_trunk, net.policy_head),
+                "critic": nn.Sequential(net.critic_trunk, net.value_head)}
+
+    def optimizers(self) -> dict[str, Optimized]:
+        return {"optim": Optimized(self.optimizer, tuple(self.modules()))}
+
+    def train_scalars(self) -> dict[str, float]:
+        return {} if self.discrete else {"action_std": float(self.log_std.detach().exp().mean())}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "network": self.network.state_dict(), "optimizer": self.optimizer.state_dict(), "updates": self.updates,
+            "log_std": None if self.discrete else self.log_std.detach().clone(), "rng": self.rng.bit_generator.state,
+            "obs_stats": self.obs_stats.state_dict() if self.obs_stats is not None else None,
+            "reward_scaler": self.reward_scaler.state_dict() if self.reward_scaler is not None else None,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.network.load_state_dict(state["network"])
+        load_optimizer_state(self.optimizer, state["optimizer"])
+        self.updates = state["updates"]
+        if not self.discrete:
+            with torch.no_grad():
+                self.log_std.copy_(state["log_std"])
+        self.rng.bit_generator.state = state["rng"]
+        if self.obs_stats is not None:
+            self.obs_stats.load_state_dict(state["obs_stats"])
+        if self.reward_scaler is not None:
+            self.reward_scaler.load_state_dict(state["reward_scaler"])
+
+
+__all__ = ["PPO", "ActorCritic", "PPOConfig"]
