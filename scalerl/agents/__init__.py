@@ -5,11 +5,12 @@ from __future__ import annotations
 from scalerl.agents.base import Agent, AgentSpec, OffPolicyConfig, OnPolicyConfig, Optimized
 from scalerl.agents.dqn import DQN, DQNConfig
 from scalerl.agents.ppo import PPO, PPOConfig
+from scalerl.agents.pqn import PQN, PQNConfig
 from scalerl.agents.sac import SAC, SACConfig
 from scalerl.agents.td3 import TD3, TD3Config
 from scalerl.checks import unknown_name
 
-AGENTS: dict[str, type[Agent]] = {agent.name: agent for agent in [DQN, SAC, TD3, PPO]}
+AGENTS: dict[str, type[Agent]] = {agent.name: agent for agent in [DQN, SAC, TD3, PPO, PQN]}
 
 
 def agent_class(name: str) -> type[Agent]:
@@ -18,5 +19,5 @@ def agent_class(name: str) -> type[Agent]:
     return AGENTS[name]
 
 
-__all__ = ["AGENTS", "DQN", "PPO", "SAC", "TD3", "Agent", "AgentSpec", "DQNConfig", "OffPolicyConfig", "OnPolicyConfig", "Optimized",
-           "PPOConfig", "SACConfig", "TD3Config", "agent_class"]
+__all__ = ["AGENTS", "DQN", "PPO", "PQN", "SAC", "TD3", "Agent", "AgentSpec", "DQNConfig", "OffPolicyConfig", "OnPolicyConfig", "Optimized",
+           "PPOConfig", "PQNConfig", "SACConfig", "TD3Config", "agent_class"]
