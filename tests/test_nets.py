@@ -106,7 +106,8 @@ def test_multiskip_torso_parameter_count_by_hand():
     net = build_network(NetConfig(torso="multiskip", hidden=16, depth=3, norm="layer"), VECTOR, 2)
     projection = linear(4, 16) + 2 * 16
     block = 2 * (linear(16, 16) + 2 * 16)
-    assert parameter_count(net) == projection + 3 * block + linear(16, 2)
+    final = linear(16, 16) + 2 * 16  # the official code's Linear + LayerNorm after the blocks
+    assert parameter_count(net) == projection + 3 * block + final + linear(16, 2)
 
 
 def explicit_softmoe(moe: SoftMoE, x: torch.Tensor) -> torch.Tensor:
@@ -189,7 +190,7 @@ def test_multiskip_adds_the_global_skip_to_each_block():
     torch.manual_seed(0)
     torso = ResidualMLP(5, 8, depth=3, norm=nn.LayerNorm, multi_skip=True)
     plain = ResidualMLP(5, 8, depth=3, norm=nn.LayerNorm, multi_skip=False)
-    plain.load_state_dict(torso.state_dict())
+    plain.load_state_dict(torso.state_dict(), strict=False)  # all but the final layer, which plain lacks
     x = torch.randn(4, 5)
     skip = torso.project(x)
     h = skip
@@ -204,8 +205,27 @@ def test_multiskip_adds_the_global_skip_to_each_block():
         hook.remove()
     for block_output, expected in zip(block_outputs, outputs):
         assert torch.allclose(block_output + skip, expected, atol=1e-6)
-    assert torch.allclose(result, torch.relu(outputs[-1]), atol=1e-6)
+    assert torch.allclose(result, torch.relu(torso.final(outputs[-1])), atol=1e-6)
     assert not torch.allclose(plain(x), result)
+
+
+def test_the_global_skip_can_go_into_the_deepest_blocks_only():
+    torch.manual_seed(0)
+    torso = ResidualMLP(5, 8, depth=3, norm=nn.LayerNorm, multi_skip=True, skip_blocks=1)
+    assert torso.skip_into == [False, False, True]
+    x = torch.randn(4, 5)
+    skip = torso.project(x)
+    h = skip
+    for block, add in zip(torso.blocks, torso.skip_into):
+        h = block.residual(h) + h + (skip if add else 0)
+    assert torch.allclose(torso(x), torch.relu(torso.final(h)), atol=1e-6)
+
+
+def test_orthogonal_init_gives_orthogonal_rows_and_zero_biases():
+    net = build_network(NetConfig(hidden=16, depth=2, init="orthogonal"), VECTOR, 2)
+    weight = net.torso[2].weight.detach()
+    assert torch.allclose(weight @ weight.T, 2.0 * torch.eye(16), atol=1e-5)  # gain sqrt(2), squared
+    assert (net.torso[0].bias == 0).all() and (net.torso[2].bias == 0).all()
 
 
 def test_norm_sits_before_each_activation():

@@ -11,6 +11,7 @@ A network is encoder -> bottleneck -> torso -> head:
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
@@ -61,6 +62,11 @@ class NetConfig:
     """Torso depth: dense layers for mlp (0: none), residual blocks for residual and multiskip."""
     width: float = 1.0
     """Multiplier on every width: conv channels, dense units, expert hidden units."""
+    skip_blocks: int = 0
+    """multiskip: add the global skip to the last k blocks only (0: every block)."""
+    init: Literal["default", "orthogonal"] = "default"
+    """Initial weights of the encoder, bottleneck and torso: torch's defaults, or orthogonal with gain
+    sqrt(2) and zero biases (the stable-gradients paper's code, and PPO implementations)."""
     norm: Literal["none", "layer", "rms"] = "none"
     """Normalisation after each dense layer of the torso and the token mixer, before the activation."""
     activation: Literal["relu", "tanh", "gelu"] = "relu"
@@ -75,6 +81,7 @@ class NetConfig:
         positive("net.capacity", self.capacity)
         positive("net.hidden", self.hidden)
         require(self.depth >= 0, "net.depth", ">= 0", self.depth)
+        require(self.skip_blocks >= 0, "net.skip_blocks", ">= 0", self.skip_blocks)
         positive("net.width", self.width)
 
     def scaled(self, units: int) -> int:
@@ -137,8 +144,21 @@ def build_trunk(cfg: NetConfig, obs_space: gym.Space) -> tuple[nn.Module, nn.Mod
     if cfg.torso == "mlp":
         torso = MLP(features, hidden, cfg.depth, activation, norm)
     else:
-        torso = ResidualMLP(features, hidden, cfg.depth, activation, norm, multi_skip=cfg.torso == "multiskip")
+        torso = ResidualMLP(features, hidden, cfg.depth, activation, norm, multi_skip=cfg.torso == "multiskip",
+                            skip_blocks=cfg.skip_blocks)
+    if cfg.init == "orthogonal":
+        for part in (encoder, bottleneck, torso):
+            orthogonal_init(part)
     return encoder, bottleneck, torso, torso.out_features
+
+
+def orthogonal_init(module: nn.Module, gain: float = math.sqrt(2)) -> None:
+    """Orthogonal weights with `gain` and zero biases for every Linear and Conv2d layer of `module`."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear | nn.Conv2d):
+            nn.init.orthogonal_(layer.weight, gain)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
 
 
 def build_network(cfg: NetConfig, obs_space: gym.Space, out_dim: int, head: nn.Module | None = None) -> Network:

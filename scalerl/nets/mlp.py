@@ -47,12 +47,16 @@ class ResidualBlock(nn.Module):
 
 
 class ResidualMLP(nn.Module):
-    """h0 = N(W_in x); h_{k+1} = block_k(h_k) [+ h0 with multi_skip]; output act(h_depth).
+    """h0 = N(W_in x); h_{k+1} = block_k(h_k) [+ h0 with multi_skip]; output act(h_depth), or
+    act(N(W_out h_depth)) with multi_skip.
 
     multi_skip=True is the multi-skip residual MLP of "Stable Gradients for Stable Learning at Scale"
-    (Castanyer et al., 2025): the projected input h0 is kept as a global skip and added to the output
-    of every block, so every block, however deep, has a short gradient path to the input. The final
-    activation makes the output, like the plain MLP's, a post-activation feature for the head."""
+    (Castanyer et al., 2025) as its official code builds it: the projected input h0 is kept as a global
+    skip and added to the output of every block, so every block, however deep, has a short gradient path
+    to the input, and a final Linear and norm follow the blocks. `skip_blocks` k > 0 adds the global skip to
+    the last k blocks only (the paper's ablation over how many blocks receive it; which k it chose is not
+    stated, scalerl takes the deepest). The final activation makes the output, like the plain MLP's, a
+    post-activation feature for the head."""
 
     def __init__(
         self,
@@ -62,19 +66,23 @@ class ResidualMLP(nn.Module):
         activation: type[nn.Module] = nn.ReLU,
         norm: type[nn.Module] | None = None,
         multi_skip: bool = False,
+        skip_blocks: int = 0,
     ) -> None:
         super().__init__()
         self.project = nn.Sequential(nn.Linear(in_features, hidden), maybe_norm(norm, hidden))
         self.blocks = nn.ModuleList(ResidualBlock(hidden, activation, norm) for _ in range(depth))
         self.multi_skip = multi_skip
+        skipped = depth if skip_blocks <= 0 else min(skip_blocks, depth)
+        self.skip_into = [multi_skip and index >= depth - skipped for index in range(depth)]
+        self.final = nn.Sequential(nn.Linear(hidden, hidden), maybe_norm(norm, hidden)) if multi_skip else nn.Identity()
         self.activation = activation()
         self.out_features = hidden
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skip = h = self.project(x)
-        for block in self.blocks:
-            h = block(h) + skip if self.multi_skip else block(h)
-        return self.activation(h)
+        for block, add_skip in zip(self.blocks, self.skip_into):
+            h = block(h) + skip if add_skip else block(h)
+        return self.activation(self.final(h))
 
 
 class FlatInput(nn.Module):
