@@ -42,6 +42,24 @@ RECIPES: dict[str, dict] = {
     "td3-halfcheetah": {"threshold": 2000.0, "args": [
         "--agent", "td3", "--env", "mujoco:HalfCheetah-v5", "--steps", "100000", "--net.hidden", "256",
         "--eval-every", "10000", "--eval-episodes", "5", "--checkpoint-every", "25000"]},
+    # The RL Zoo's CartPole settings for PPO (8 envs x 32 steps, 20 epochs on one minibatch, gamma 0.98,
+    # lambda 0.8, lr 1e-3, no entropy bonus); the bar: >= 475 within 100k steps on 4 of 5 seeds.
+    "ppo-cartpole": {"threshold": 475.0, "args": [
+        "--agent", "ppo", "--env", "classic:CartPole-v1", "--steps", "100000", "--num-envs", "8",
+        "--algo.rollout-steps", "32", "--algo.minibatches", "1", "--algo.epochs", "20", "--algo.gamma", "0.98",
+        "--algo.gae-lambda", "0.8", "--algo.entropy-coef", "0", "--algo.optim.lr", "1e-3", "--eval-every", "10000"]},
+    # PQN: 16 envs x 32 steps, 8 minibatches, 4 epochs, lambda 0.9, epsilon to 0.05 over 20%, RAdam 1e-3.
+    "pqn-cartpole": {"threshold": 475.0, "args": [
+        "--agent", "pqn", "--env", "classic:CartPole-v1", "--steps", "100000", "--num-envs", "16",
+        "--algo.minibatches", "8", "--algo.epochs", "4", "--algo.q-lambda", "0.9", "--algo.epsilon-end", "0.05",
+        "--algo.epsilon-fraction", "0.2", "--algo.optim.lr", "1e-3", "--eval-every", "10000"]},
+    # CleanRL's ppo_continuous_action.py settings (1 env x 2048 steps, 32 minibatches, 10 epochs, lr 3e-4,
+    # no entropy bonus, observation and reward normalization, 64-unit tanh torso, orthogonal init).
+    "ppo-halfcheetah": {"threshold": 1000.0, "args": [
+        "--agent", "ppo", "--env", "mujoco:HalfCheetah-v5", "--steps", "300000", "--algo.rollout-steps", "2048",
+        "--algo.minibatches", "32", "--algo.epochs", "10", "--algo.optim.lr", "3e-4", "--algo.entropy-coef", "0",
+        "--algo.normalize-obs", "--algo.normalize-rewards", "--net.hidden", "64", "--net.activation", "tanh",
+        "--net.init", "orthogonal", "--eval-every", "25000", "--eval-episodes", "5", "--checkpoint-every", "50000"]},
 }
 
 

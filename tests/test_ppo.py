@@ -75,3 +75,25 @@ def test_continuous_ppo_with_normalization_resumes_exactly(tmp_path, crash_after
     for name in ("metrics.jsonl", "eval.jsonl"):
         assert run_records(tmp_path / "killed" / name) == run_records(tmp_path / "whole" / name)
     assert "action_std" in run_records(tmp_path / "whole" / "metrics.jsonl")[-1]
+
+
+def test_the_written_out_distributions_match_torch_distributions():
+    import torch
+
+    torch.manual_seed(0)
+    discrete = PPO(PPOConfig(), AgentSpec(VECTOR, gym.spaces.Discrete(5)))
+    logits, actions = torch.randn(7, 5), torch.randint(0, 5, (7,))
+    reference = torch.distributions.Categorical(logits=logits)
+    assert torch.allclose(discrete.log_prob(logits, actions), reference.log_prob(actions), atol=1e-6)
+    assert torch.allclose(discrete.entropy(logits), reference.entropy(), atol=1e-6)
+    continuous = PPO(PPOConfig(), AgentSpec(VECTOR, gym.spaces.Box(-1, 1, (3,), np.float32)))
+    with torch.no_grad():
+        continuous.log_std.copy_(torch.tensor([-0.5, 0.0, 0.3]))
+    mean, sample = torch.randn(7, 3), torch.randn(7, 3)
+    normal = torch.distributions.Normal(mean, continuous.log_std.exp())
+    assert torch.allclose(continuous.log_prob(mean, sample), normal.log_prob(sample).sum(-1), atol=1e-5)
+    assert torch.allclose(continuous.entropy(mean), normal.entropy().sum(-1), atol=1e-5)
+    draws, log_probs = discrete.sample(logits[:1].expand(4000, 5))
+    frequencies = np.bincount(draws, minlength=5) / len(draws)
+    assert np.allclose(frequencies, logits[0].softmax(-1).numpy(), atol=0.03)
+    assert np.allclose(log_probs, logits[0].log_softmax(-1).numpy()[draws], atol=1e-6)

@@ -18,6 +18,7 @@ in RL" (Garcin et al., ICLR 2025):
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -30,9 +31,12 @@ from torch import nn
 from scalerl.agents.base import Agent, AgentSpec, OnPolicyConfig, Optimized, check_optimizers
 from scalerl.checks import in_range, non_negative, positive, require
 from scalerl.loops.on_policy import Rollout
-from scalerl.nets import NetConfig, build_trunk, parameter_count
+from scalerl.nets import NetConfig, build_trunk, call_chain, parameter_count
 from scalerl.normalization import RewardScaler, RunningMeanStd
 from scalerl.optim import OptimizerConfig, load_optimizer_state, make_optimizer
+
+
+HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,9 @@ class PPO(Agent):
                 "off for pixel observations (they are scaled to [0, 1] already)", cfg.normalize_obs)
         outputs = int(space.n) if self.discrete else space.shape[0]
         self.network = ActorCritic(spec.net, spec.obs_space, outputs, cfg.encoders).to(self.device)
+        self.actor_chain = call_chain(self.network.actor_trunk)
+        self.critic_chain = call_chain(self.network.critic_trunk)
+        self.policy_layer, self.value_layer = self.network.policy_head.forward, self.network.value_head.forward
         if not self.discrete:
             self.log_std = nn.Parameter(torch.zeros(outputs, device=self.device))
             self.low, self.high = space.low.astype(np.float32), space.high.astype(np.float32)
@@ -159,13 +166,31 @@ class PPO(Agent):
 
     # -- acting ----------------------------------------------------------------------------------
 
-    def distribution(self, policy: torch.Tensor) -> torch.distributions.Distribution:
-        if self.discrete:
-            return torch.distributions.Categorical(logits=policy)
-        return torch.distributions.Normal(policy, self.log_std.exp().expand_as(policy))
+    # The policy's distribution written out: torch.distributions' objects cost more than the small
+    # networks here on every acting step.
 
-    def log_prob(self, dist: torch.distributions.Distribution, actions: torch.Tensor) -> torch.Tensor:
-        return dist.log_prob(actions) if self.discrete else dist.log_prob(actions).sum(-1)
+    def sample(self, policy: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Actions drawn from the policy, and their log-probabilities. A categorical draw is made on the CPU
+        from the agent's own generator, by inverting the cumulative probabilities."""
+        if self.discrete:
+            log_probs = policy.log_softmax(-1).cpu().numpy()
+            cumulative = np.exp(log_probs).cumsum(-1)
+            draws = self.rng.random((len(log_probs), 1))
+            actions = np.minimum((cumulative < draws).sum(-1), log_probs.shape[-1] - 1)
+            return actions, log_probs[np.arange(len(actions)), actions]
+        actions = policy + self.log_std.exp() * torch.randn_like(policy)
+        return actions.cpu().numpy(), self.log_prob(policy, actions).cpu().numpy()
+
+    def log_prob(self, policy: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        if self.discrete:
+            return policy.log_softmax(-1).gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+        return (-0.5 * ((actions - policy) / self.log_std.exp()).square() - self.log_std - HALF_LOG_2PI).sum(-1)
+
+    def entropy(self, policy: torch.Tensor) -> torch.Tensor:
+        if self.discrete:
+            log_probs = policy.log_softmax(-1)
+            return -(log_probs.exp() * log_probs).sum(-1)
+        return (0.5 + HALF_LOG_2PI + self.log_std).sum().expand(len(policy))
 
     def prepare(self, obs: np.ndarray, explore: bool) -> np.ndarray:
         if self.obs_stats is None:
@@ -174,17 +199,27 @@ class PPO(Agent):
             self.obs_stats.update(obs)
         return self.obs_stats.normalize(obs)
 
+    def forward_acting(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network's outputs through its call chains (no per-module dispatch; see call_chain)."""
+        features = obs
+        for layer in self.actor_chain:
+            features = layer(features)
+        critic = features
+        if not self.network.shared:
+            critic = obs
+            for layer in self.critic_chain:
+                critic = layer(critic)
+        return self.policy_layer(features), self.value_layer(critic).squeeze(-1)
+
     @torch.no_grad()
     def act(self, obs: np.ndarray, *, explore: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         seen = self.prepare(obs, explore)
-        policy, value = self.network(torch.as_tensor(seen, device=self.device))
+        policy, value = self.forward_acting(torch.as_tensor(seen, device=self.device))
         if not explore:
             action = policy.argmax(-1) if self.discrete else policy
             return self.to_env(action.cpu().numpy()), {}
-        dist = self.distribution(policy)
-        action = dist.sample()
-        extras = {"log_prob": self.log_prob(dist, action).cpu().numpy(), "value": value.cpu().numpy(),
-                  "action": action.cpu().numpy()}
+        action, log_prob = self.sample(policy)
+        extras = {"log_prob": log_prob, "value": value.cpu().numpy(), "action": action}
         if self.obs_stats is not None:
             extras["obs"] = seen
         return self.to_env(extras["action"]), extras
@@ -249,8 +284,7 @@ class PPO(Agent):
             for start in range(0, size, minibatch):
                 index = order[start:start + minibatch]
                 policy, values = self.network(obs[index])
-                dist = self.distribution(policy)
-                log_probs = self.log_prob(dist, actions[index])
+                log_probs = self.log_prob(policy, actions[index])
                 log_ratio = log_probs - old_log_probs[index]
                 ratio = log_ratio.exp()
                 with torch.no_grad():
@@ -262,8 +296,7 @@ class PPO(Agent):
                 policy_loss = torch.max(-advantage * ratio,
                                         -advantage * ratio.clamp(1 - cfg.clip, 1 + cfg.clip)).mean()
                 value_loss = self.value_loss(values, old_values[index], returns_t[index])
-                entropy = dist.entropy()
-                entropy = (entropy if self.discrete else entropy.sum(-1)).mean()
+                entropy = self.entropy(policy).mean()
                 loss = policy_loss - cfg.entropy_coef * entropy + cfg.value_coef * value_loss
                 self.step_optimizer("optim", loss, cfg.max_grad_norm)
             if cfg.target_kl and approx_kl > cfg.target_kl:
