@@ -18,7 +18,10 @@ class RunningMeanStd:
 
     def update(self, batch: np.ndarray) -> None:
         batch = np.asarray(batch, np.float64)
-        batch_mean, batch_var, batch_count = batch.mean(axis=0), batch.var(axis=0), batch.shape[0]
+        batch_count = batch.shape[0]
+        batch_mean = batch.sum(axis=0) / batch_count
+        centred = batch - batch_mean
+        batch_var = (centred * centred).sum(axis=0) / batch_count
         delta = batch_mean - self.mean
         total = self.count + batch_count
         self.mean = self.mean + delta * batch_count / total

@@ -97,3 +97,26 @@ def test_the_written_out_distributions_match_torch_distributions():
     frequencies = np.bincount(draws, minlength=5) / len(draws)
     assert np.allclose(frequencies, logits[0].softmax(-1).numpy(), atol=0.03)
     assert np.allclose(log_probs, logits[0].log_softmax(-1).numpy()[draws], atol=1e-6)
+
+
+def test_gaussian_draws_have_the_policy_log_density():
+    import torch
+
+    agent = PPO(PPOConfig(), AgentSpec(VECTOR, gym.spaces.Box(-1, 1, (2,), np.float32)))
+    with torch.no_grad():
+        agent.log_std.copy_(torch.tensor([-1.0, 0.5]))
+    mean = torch.tensor([[0.3, -0.2]]).expand(5000, 2)
+    actions, log_probs = agent.sample(mean)
+    assert np.allclose(actions.mean(0), [0.3, -0.2], atol=0.05)
+    assert np.allclose(actions.std(0), np.exp([-1.0, 0.5]), rtol=0.05)
+    assert np.allclose(log_probs, agent.log_prob(mean, torch.as_tensor(actions)).detach().numpy(), atol=1e-5)
+
+
+def test_running_statistics_match_numpy_over_batches():
+    from scalerl.normalization import RunningMeanStd
+
+    data = np.random.default_rng(0).normal(3.0, 2.0, (300, 4))
+    stats = RunningMeanStd((4,))
+    for start in range(0, 300, 7):
+        stats.update(data[start:start + 7])
+    assert np.allclose(stats.mean, data.mean(0), atol=1e-4) and np.allclose(stats.var, data.var(0), rtol=1e-3)

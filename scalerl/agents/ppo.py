@@ -35,7 +35,6 @@ from scalerl.nets import NetConfig, build_trunk, call_chain, parameter_count
 from scalerl.normalization import RewardScaler, RunningMeanStd
 from scalerl.optim import OptimizerConfig, load_optimizer_state, make_optimizer
 
-
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
@@ -170,16 +169,19 @@ class PPO(Agent):
     # networks here on every acting step.
 
     def sample(self, policy: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Actions drawn from the policy, and their log-probabilities. A categorical draw is made on the CPU
-        from the agent's own generator, by inverting the cumulative probabilities."""
+        """Actions drawn from the policy, and their log-probabilities, on the CPU from the agent's own
+        generator: a categorical draw inverts the cumulative probabilities; a Gaussian one is mean + std * noise,
+        whose log-density needs only the noise."""
         if self.discrete:
             log_probs = policy.log_softmax(-1).cpu().numpy()
             cumulative = np.exp(log_probs).cumsum(-1)
             draws = self.rng.random((len(log_probs), 1))
             actions = np.minimum((cumulative < draws).sum(-1), log_probs.shape[-1] - 1)
             return actions, log_probs[np.arange(len(actions)), actions]
-        actions = policy + self.log_std.exp() * torch.randn_like(policy)
-        return actions.cpu().numpy(), self.log_prob(policy, actions).cpu().numpy()
+        mean, log_std = policy.cpu().numpy(), self.log_std.detach().cpu().numpy()
+        noise = self.rng.standard_normal(mean.shape).astype(np.float32)
+        log_prob = (-0.5 * noise * noise - log_std).sum(-1) - HALF_LOG_2PI * mean.shape[-1]
+        return mean + np.exp(log_std) * noise, log_prob.astype(np.float32)
 
     def log_prob(self, policy: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         if self.discrete:
