@@ -5,6 +5,7 @@ and the loop the agent names."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -66,8 +67,10 @@ def resume(run_dir: str | Path) -> dict[str, Any]:
     """Continue a run from its latest checkpoint; the result matches an uninterrupted run on CPU. A run
     killed before its first checkpoint starts again from the beginning."""
     config = load_config(Path(run_dir))
-    session = Session(run_dir, config.to_dict(), seed=config.seed, device=config.device, threads=config.threads,
-                      resume=True)
+    # The identity of a run is its config.json as written: a scalerl that has since gained config fields
+    # resolves the same file to more keys, and must still resume it.
+    written = json.loads((Path(run_dir) / "config.json").read_text())
+    session = Session(run_dir, written, seed=config.seed, device=config.device, threads=config.threads, resume=True)
     return run_session(config, session)
 
 

@@ -129,3 +129,27 @@ def test_environments_that_cannot_be_pickled_restart_their_episodes(tmp_path, mo
     assert load_checkpoint(run_dir / "checkpoints" / "latest.pt")["envs"] is None
     summary = resume(run_dir)
     assert summary["steps"] == 400
+
+
+def test_a_run_written_before_new_config_fields_existed_still_resumes(tmp_path, crash_after_checkpoint):
+    """config.json and the checkpoint hold the config as it was written; a later scalerl that resolves the
+    file to more fields (new options with defaults) must still resume the run."""
+    import json
+
+    from scalerl import resume, train
+
+    settings = {"env": "classic:CartPole-v1", "steps": 600, "eval_every": 0, "eval_episodes": 1,
+                "checkpoint_every": 300, "progress": "off", "algo": {"learning_starts": 100}}
+    with crash_after_checkpoint(300):
+        train(run_dir=str(tmp_path / "run"), **settings)
+    path = tmp_path / "run" / "config.json"
+    written = json.loads(path.read_text())
+    del written["net"]["init"]  # as if written before --net.init existed
+    path.write_text(json.dumps(written))
+    import torch
+
+    checkpoint_path = tmp_path / "run" / "checkpoints" / "latest.pt"
+    checkpoint = torch.load(checkpoint_path, weights_only=False)
+    checkpoint["config"] = written
+    torch.save(checkpoint, checkpoint_path)
+    assert resume(tmp_path / "run")["steps"] == 600
