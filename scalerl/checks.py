@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -19,12 +20,18 @@ def require(ok: bool, name: str, expected: str, value: Any) -> None:
         raise ConfigError(f"{name} must be {expected} (got {value!r})")
 
 
+def finite(name: str, value: float) -> None:
+    require(math.isfinite(value), name, "finite", value)
+
+
 def positive(name: str, value: float) -> None:
     require(value > 0, name, "> 0", value)
+    finite(name, value)
 
 
 def non_negative(name: str, value: float) -> None:
     require(value >= 0, name, ">= 0", value)
+    finite(name, value)
 
 
 def in_range(name: str, value: float, low: float, high: float) -> None:

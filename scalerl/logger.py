@@ -9,19 +9,45 @@ from typing import Any
 
 from torch.utils.tensorboard import SummaryWriter
 
+from scalerl.checks import ConfigError
+
+
+def parse_records(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSONL file. A torn last line (the process was killed while writing it) is dropped;
+    a broken line before the end is an error naming the file and line."""
+    if not path.exists():
+        return []
+    lines = [(number, line) for number, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
+    records = []
+    for index, (number, line) in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if index == len(lines) - 1:
+                break
+            raise ConfigError(f"{path} line {number} is not a JSON record") from None
+    return records
+
 
 def truncate_records(path: Path, last_step: int) -> None:
-    """Drop records written after `last_step`: a resumed run rewrites them from its checkpoint."""
-    if not path.exists():
-        return
-    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= last_step]
-    path.write_text("".join(line + "\n" for line in kept))
+    """Keep the records up to `last_step` (a resumed run rewrites the rest from its checkpoint), dropping a
+    torn last line."""
+    if path.exists():
+        kept = [record for record in parse_records(path) if record["step"] <= last_step]
+        path.write_text("".join(json.dumps(record) + "\n" for record in kept))
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return parse_records(path)
+
+
+def finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: non-finite numbers are written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [finite(item) for item in value]
+    return value
 
 
 class RunLogger:
@@ -65,7 +91,7 @@ class RunLogger:
         return record
 
     def _write(self, handle, record: dict[str, Any]) -> None:
-        handle.write(json.dumps(record) + "\n")
+        handle.write(json.dumps({key: finite(value) for key, value in record.items()}, allow_nan=False) + "\n")
         handle.flush()
 
     def close(self) -> None:

@@ -20,7 +20,7 @@ from scalerl.envs import make_env
 from scalerl.evaluation import run_episodes
 from scalerl.hooks import make_hooks
 from scalerl.loops import LOOPS
-from scalerl.session import EVAL_SEED_OFFSET, Session, resolve_device
+from scalerl.session import EVAL_SEED_OFFSET, RunDirTaken, Session, resolve_device
 
 
 def default_run_dir(config: TrainConfig) -> Path:
@@ -57,10 +57,19 @@ def train(config: TrainConfig | None = None, **fields: Any) -> dict[str, Any]:
     elif fields:
         raise ConfigError("give either a TrainConfig or keyword fields, not both")
     config = config.resolved()
-    run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
-    config = dataclasses.replace(config, run_dir=str(run_dir))
-    session = Session(run_dir, config.to_dict(), seed=config.seed, device=config.device, threads=config.threads)
-    return run_session(config, session)
+    if config.run_dir:
+        session = Session(config.run_dir, config.to_dict(), seed=config.seed, device=config.device, threads=config.threads)
+        return run_session(config, session)
+    base = default_run_dir(config)
+    for attempt in range(1, 1000):  # two runs started in the same second: the later one takes a suffix
+        run_dir = base if attempt == 1 else base.with_name(f"{base.name}-{attempt}")
+        candidate = dataclasses.replace(config, run_dir=str(run_dir))
+        try:
+            session = Session(run_dir, candidate.to_dict(), seed=config.seed, device=config.device, threads=config.threads)
+        except RunDirTaken:
+            continue
+        return run_session(candidate, session)
+    raise ConfigError(f"no free run directory next to {base}")
 
 
 def resume(run_dir: str | Path) -> dict[str, Any]:

@@ -58,6 +58,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+class RunDirTaken(ConfigError):
+    """The run directory already holds a run (or another process claimed it first)."""
+
+
 class Session:
     """One run's directory, seeds, device, logger and checkpoints (and, for RL runs, its environments).
 
@@ -100,7 +104,7 @@ class Session:
             with open(self.run_dir / "config.json", "x") as handle:
                 handle.write(json.dumps(self.config, indent=2, sort_keys=True) + "\n")
         except FileExistsError:
-            raise ConfigError(f"{self.run_dir} already holds a run; resume it with --resume {self.run_dir} "
+            raise RunDirTaken(f"{self.run_dir} already holds a run; resume it with --resume {self.run_dir} "
                               "or pick another --run-dir") from None
 
     def _reopen(self) -> dict[str, Any] | None:

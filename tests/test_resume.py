@@ -153,3 +153,85 @@ def test_a_run_written_before_new_config_fields_existed_still_resumes(tmp_path, 
     checkpoint["config"] = written
     torch.save(checkpoint, checkpoint_path)
     assert resume(tmp_path / "run")["steps"] == 600
+
+
+def test_a_diverging_run_stops_with_one_line_and_keeps_its_last_good_checkpoint(tmp_path):
+    import json
+
+    import pytest
+
+    from scalerl import train
+    from scalerl.loops.base import TrainingDiverged
+
+    with pytest.raises(TrainingDiverged, match=r"training diverged at step \d+: .* the last checkpoint .* is kept"):
+        train(env="classic:CartPole-v1", steps=20_000, run_dir=str(tmp_path / "run"), progress="off", eval_every=0,
+              eval_episodes=1, checkpoint_every=200, log_every=100,
+              algo={"learning_starts": 200, "optim": {"lr": 1e6}, "max_grad_norm": 0.0, "loss": "mse"})
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]  # valid JSON all through: NaN is written as null
+    assert any(value is None for value in records[-1].values())
+    import torch
+
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "latest.pt", weights_only=False)
+    assert all(torch.isfinite(v).all() for v in checkpoint["agent"]["q"].values())
+
+
+def test_a_torn_last_record_is_dropped_and_a_broken_middle_one_named(tmp_path):
+    import pytest
+
+    from scalerl import ConfigError
+    from scalerl.logger import parse_records
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1}\n{"step": 2}\n{"step": 3, "lo')
+    assert parse_records(path) == [{"step": 1}, {"step": 2}]
+    path.write_text('{"step": 1}\n{"st\n{"step": 3}\n')
+    with pytest.raises(ConfigError, match="metrics.jsonl line 2 is not a JSON record"):
+        parse_records(path)
+
+
+def test_a_run_killed_mid_record_resumes(tmp_path, crash_after_checkpoint, run_records):
+    from scalerl import resume, train
+
+    settings = {"env": "classic:CartPole-v1", "steps": 800, "eval_every": 400, "eval_episodes": 1,
+                "checkpoint_every": 400, "log_every": 100, "progress": "off", "algo": {"learning_starts": 100}}
+    train(run_dir=str(tmp_path / "whole"), **settings)
+    with crash_after_checkpoint(400):
+        train(run_dir=str(tmp_path / "killed"), **settings)
+    with open(tmp_path / "killed" / "metrics.jsonl", "a") as handle:
+        handle.write('{"step": 500, "wall_ti')
+    resume(tmp_path / "killed")
+    assert run_records(tmp_path / "killed" / "metrics.jsonl") == run_records(tmp_path / "whole" / "metrics.jsonl")
+
+
+def test_non_finite_settings_are_refused():
+    import pytest
+
+    from scalerl import ConfigError, train
+
+    with pytest.raises(ConfigError, match=r"algo.optim.lr must be finite \(got inf\)"):
+        train(algo={"optim": {"lr": float("inf")}})
+    with pytest.raises(ConfigError, match=r"algo.optim.adam_eps must be finite|algo.optim.adam_eps must be > 0"):
+        train(algo={"optim": {"adam_eps": float("inf")}})
+    with pytest.raises(ConfigError, match=r"algo.gamma must be in \[0.0, 1.0\] \(got nan\)"):
+        train(algo={"gamma": float("nan")})
+
+
+def test_runs_started_in_the_same_second_get_their_own_directories(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    import scalerl.run
+    from scalerl import ConfigError, train
+
+    base = tmp_path / "runs" / "classic-CartPole-v1" / "dqn-s0-20261125-120000"
+    monkeypatch.setattr(scalerl.run, "default_run_dir", lambda config: base)
+    settings = {"steps": 200, "eval_every": 0, "eval_episodes": 1, "progress": "off", "algo": {"learning_starts": 100}}
+    first, second = train(**settings), train(**settings)
+    assert Path(first["run_dir"]) == base and Path(second["run_dir"]) == base.with_name(base.name + "-2")
+    for run_dir in (base, base.with_name(base.name + "-2")):
+        assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 1
+    import pytest
+
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(run_dir=str(base), **settings)
+    assert (base / "config.json").is_file()  # the refused run left the first one alone

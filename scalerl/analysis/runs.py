@@ -14,9 +14,9 @@ IGNORED_KEYS = {"seed", "run_dir", "progress", "device", "threads"}
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    from scalerl.logger import parse_records
+
+    return parse_records(path)
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:

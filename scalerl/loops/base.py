@@ -3,6 +3,7 @@ schedule, the progress bar, checkpoints of the loop's parts, and the summary at 
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -15,6 +16,10 @@ from tqdm import tqdm
 from scalerl.agents.base import Agent
 from scalerl.checkpoint import CheckpointError
 from scalerl.checks import ConfigError
+
+
+class TrainingDiverged(ConfigError):
+    """A loss or a weight became NaN or infinite; the run stops and its last checkpoint is kept."""
 from scalerl.hooks.base import Episode, HookList
 from scalerl.nets import parameter_count
 from scalerl.session import Session
@@ -84,6 +89,7 @@ class Loop:
 
     def save(self) -> None:
         self.read_update_metrics()
+        self.check_finite()
         self.session.save(self.state.step, self.state.wall_time, loop=self.state, agent=self.agent.state_dict(),
                           hooks=self.hooks.state_dict(), obs=self.obs, **self.parts())
 
@@ -219,6 +225,25 @@ class Loop:
             record.update(self.hooks.on_log())
         self.last_record = record
         self.session.log(state.step, record)
+        self.check_finite()
+
+    def check_finite(self) -> None:
+        """Stop at the first NaN or infinity in the last update's metrics or in the weights, looked for when
+        logging and before each checkpoint (when the loop reads the device anyway), so no checkpoint ever
+        holds a diverged network."""
+        step = self.state.step
+        for name, value in self.state.update_metrics.items():
+            if not math.isfinite(value):
+                raise TrainingDiverged(self.diverged(f"{name} is {value}", step))
+        for name, module in self.agent.modules().items():
+            parameters = [p.detach() for p in module.parameters()]
+            if parameters and not torch.isfinite(torch.stack(torch._foreach_norm(parameters)).sum()):
+                raise TrainingDiverged(self.diverged(f"the weights of {name} are not finite", step))
+
+    def diverged(self, what: str, step: int) -> str:
+        saved = self.session.checkpoint_path
+        kept = f"the last checkpoint ({saved}) is kept" if saved.exists() else "no checkpoint was written"
+        return f"training diverged at step {step}: {what}; {kept} (lower the learning rate or clip gradients)"
 
     def progress_text(self, sps: float) -> str:
         text = f"sps={sps:,.0f}"
