@@ -1,0 +1,40 @@
+"""k-nearest-neighbour mutual information against closed forms."""
+
+import numpy as np
+import pytest
+
+from scalerl import ConfigError
+from scalerl.diagnostics.information import discrete_mi, ksg_mi
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.6, 0.9])
+def test_ksg_matches_the_gaussian_closed_form(rho):
+    """Bivariate Gaussian with correlation rho: I = -0.5 log(1 - rho^2)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(3000)
+    y = rho * x + np.sqrt(1 - rho**2) * rng.standard_normal(3000)
+    assert ksg_mi(x, y) == pytest.approx(-0.5 * np.log(1 - rho**2), abs=0.03)
+
+
+def test_ksg_in_several_dimensions_adds_independent_parts():
+    """Two independent correlated pairs stacked: the information adds up."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3000, 2))
+    y = 0.8 * x + 0.6 * rng.standard_normal((3000, 2))
+    assert ksg_mi(x, y) == pytest.approx(-np.log(1 - 0.64), abs=0.08)
+
+
+def test_discrete_labels_from_independent_to_fully_determined():
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 4, 3000)
+    noise = rng.standard_normal((3000, 2))
+    assert abs(discrete_mi(noise, labels)) < 0.03
+    separated = noise + 20.0 * labels[:, None]
+    assert discrete_mi(separated, labels) == pytest.approx(np.log(4), abs=0.03)
+
+
+def test_bad_samples_are_refused_in_one_line():
+    with pytest.raises(ConfigError, match="paired samples"):
+        ksg_mi(np.zeros(10), np.zeros(9))
+    with pytest.raises(ConfigError, match="more than 3 samples"):
+        ksg_mi(np.zeros(3), np.zeros(3))
