@@ -7,7 +7,7 @@ from scalerl.cli import main
 
 
 @pytest.mark.parametrize("args, message", [
-    (["train", "--agent", "ppo"], "unknown agent 'ppo'; valid: dqn"),
+    (["train", "--agent", "a2c"], "unknown agent 'a2c'; valid: dqn, sac, td3, ppo, pqn"),
     (["train", "--env", "foo:bar"], "unknown env suite 'foo'; valid suites: classic, minatar, atari"),
     (["train", "--env", "minatar:pong"], "unknown minatar task 'pong'"),
     (["train", "--algo.optim.lr", "-1"], "algo.optim.lr must be > 0 (got -1.0)"),
@@ -42,7 +42,7 @@ def test_python_api_validates_the_same_way():
         TrainConfig(algo={"learning_rate": 0.1})
     with pytest.raises(ConfigError, match="net.depth must be >= 0"):
         TrainConfig(net={"depth": -1})
-    with pytest.raises(ConfigError, match="net.bottleneck must be one of flatten, gap, per_conv"):
+    with pytest.raises(ConfigError, match="net.bottleneck must be one of flatten, gap, project, per_conv"):
         TrainConfig(net={"bottleneck": "pool"})
 
 
