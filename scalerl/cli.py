@@ -29,6 +29,7 @@ HELP = """usage: scalerl COMMAND [OPTIONS]
 commands:
   train    train an agent (scalerl train --help); continue a killed run with --resume RUN_DIR
   eval     evaluate a run's latest checkpoint: scalerl eval RUN_DIR [--episodes N] [--num-envs E] [--seed S]
+  probe    mutual information of a PPO run's actor and critic latents: scalerl probe RUN_DIR [STEPS]
   envs     list environment suites and tasks; --suite NAME adds observation and action spaces
   agents   list agents and their hyperparameters
   hooks    list hooks (diagnostics, interventions) and their options
@@ -89,6 +90,20 @@ def cmd_eval(args: list[str]) -> int:
         check_flags(args[1:], options)
     parsed = tyro.cli(EvalArgs, args=args, prog="scalerl eval")
     print(json.dumps(evaluate(parsed.run_dir, parsed.episodes, parsed.seed, parsed.device, parsed.num_envs)))
+    return 0
+
+
+def cmd_probe(args: list[str]) -> int:
+    """Mutual information of a PPO run's actor and critic latents (see scalerl.diagnostics.information)."""
+    from scalerl.diagnostics.information import probe_run
+
+    if not args or args[0] in ("-h", "--help") or args[0].startswith("-"):
+        print("usage: scalerl probe RUN_DIR [STEPS]: mutual information (nats, KSG k=3) of a PPO run's actor and "
+              "critic latents with the observation, the value, the action and the environment copy")
+        return 0 if args and args[0] in ("-h", "--help") else 2
+    if len(args) > 2 or (len(args) == 2 and not args[1].isdigit()):
+        raise ConfigError("usage: scalerl probe RUN_DIR [STEPS]")
+    print(json.dumps(probe_run(args[0], int(args[1]) if len(args) == 2 else 512)))
     return 0
 
 
@@ -238,6 +253,7 @@ def cmd_chords(args: list[str]) -> int:
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "train": cmd_train,
     "eval": cmd_eval,
+    "probe": cmd_probe,
     "envs": cmd_envs,
     "agents": cmd_agents,
     "hooks": cmd_hooks,

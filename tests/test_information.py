@@ -38,3 +38,20 @@ def test_bad_samples_are_refused_in_one_line():
         ksg_mi(np.zeros(10), np.zeros(9))
     with pytest.raises(ConfigError, match="more than 3 samples"):
         ksg_mi(np.zeros(3), np.zeros(3))
+
+
+def test_probing_a_ppo_run_measures_both_latents(tmp_path):
+    from scalerl import train
+    from scalerl.cli import main
+    from scalerl.diagnostics.information import probe_run
+
+    train(env="classic:CartPole-v1", agent="ppo", steps=2048, num_envs=4, eval_every=0, eval_episodes=1,
+          run_dir=str(tmp_path / "ppo"), progress="off", algo={"encoders": "separate"})
+    result = probe_run(tmp_path / "ppo", steps=256)
+    assert set(result) == {"actor", "critic"}
+    for latent in result.values():
+        assert set(latent) == {"observation", "value", "action", "env_copy"}
+        assert latent["observation"] > 0.5  # a CartPole trunk is a smooth function of its 4 inputs
+    train(env="classic:CartPole-v1", steps=300, eval_every=0, eval_episodes=1, run_dir=str(tmp_path / "dqn"),
+          progress="off")
+    assert main(["probe", str(tmp_path / "dqn")]) == 2

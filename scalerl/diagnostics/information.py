@@ -74,3 +74,55 @@ def discrete_mi(x: np.ndarray, labels: np.ndarray, k: int = 3, seed: int = 0) ->
         label_counts[members] = len(members)
     m = cKDTree(xs).query_ball_point(xs, radius, p=np.inf, return_length=True) - 1
     return float(digamma(len(xs)) - np.mean(digamma(label_counts)) + digamma(k) - np.mean(digamma(m)))
+
+
+PROJECTED_DIMS = 64
+"""Observations with more dimensions than this are probed through a fixed random projection to this many
+(a k-NN estimate in thousands of pixel dimensions says nothing)."""
+
+
+def projected(obs: np.ndarray, seed: int = 0) -> np.ndarray:
+    flat = np.asarray(obs, np.float64).reshape(len(obs), -1)
+    if flat.shape[1] <= PROJECTED_DIMS:
+        return flat
+    projection = np.random.default_rng(seed).standard_normal((flat.shape[1], PROJECTED_DIMS)) / np.sqrt(flat.shape[1])
+    return flat @ projection
+
+
+def probe_run(run_dir, steps: int = 512, num_envs: int = 8, k: int = 3, seed: int = 0) -> dict[str, dict[str, float]]:
+    """Mutual information of a PPO run's actor and critic latents (the features each trunk hands its head)
+    with the observation, the critic's value, the action taken and the environment copy (each copy is
+    seeded apart: with Procgen's levels or MinAtar's seeds it stands for the level), on `steps` steps of
+    the run's own policy from its latest checkpoint. Returns {latent: {target: nats}}."""
+    import torch
+
+    from scalerl.envs import make_env
+    from scalerl.run import load_agent
+    from scalerl.session import EVAL_SEED_OFFSET
+
+    config, agent = load_agent(run_dir, device="cpu")
+    if config.agent != "ppo":
+        raise ConfigError(f"the actor/critic probe reads PPO's two trunks; {run_dir} is a {config.agent} run")
+    envs = make_env(config.env, num_envs, config.seed + EVAL_SEED_OFFSET, **config.env_kwargs(training=False))
+    obs, _ = envs.reset()
+    seen, actions, values, copies = [], [], [], []
+    for _ in range(max(1, steps // num_envs)):
+        action, extras = agent.act(obs, explore=True)
+        seen.append(agent.prepare(obs, explore=False))
+        actions.append(extras["action"])
+        values.append(extras["value"])
+        copies.append(np.arange(num_envs))
+        obs, *_ = envs.step(action)
+    envs.close()
+    batch = np.concatenate(seen)
+    with torch.no_grad():
+        tensor = torch.as_tensor(batch)
+        latents = {"actor": agent.network.actor_trunk(tensor).numpy(), "critic": agent.network.critic_trunk(tensor).numpy()}
+    actions_all, values_all, copies_all = np.concatenate(actions), np.concatenate(values), np.concatenate(copies)
+    observations = projected(batch, seed)
+    results = {}
+    for name, latent in latents.items():
+        action_mi = discrete_mi(latent, actions_all, k, seed) if agent.discrete else ksg_mi(latent, actions_all, k, seed)
+        results[name] = {"observation": ksg_mi(latent, observations, k, seed), "value": ksg_mi(latent, values_all, k, seed),
+                         "action": action_mi, "env_copy": discrete_mi(latent, copies_all, k, seed)}
+    return results
