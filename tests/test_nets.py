@@ -320,3 +320,15 @@ def test_the_acting_call_chain_computes_the_network(spec, shape):
     for layer in call_chain(net):
         chained = layer(chained)
     assert torch.equal(chained, net(obs))
+
+
+def test_kron_takes_kron_torch_defaults_where_heavyball_differs():
+    pytest.importorskip("heavyball")
+    from scalerl.optim import make_optimizer
+
+    optimizer = make_optimizer(nn.Linear(3, 2).parameters(), OptimizerConfig(kind="kron", lr=3e-4))
+    group = optimizer.param_groups[0]
+    assert group["max_size_triangular"] == 8192 and group["precond_init_scale"] == 1.0
+    schedule = optimizer.precond_schedule
+    assert schedule(0) == 1.0 and schedule(500) == 1.0 and schedule(1500) == pytest.approx(0.999**1000)
+    assert schedule(10_000) == 0.03
