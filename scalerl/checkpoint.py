@@ -1,14 +1,22 @@
-"""Atomic checkpoints and the global RNG state they carry.
+"""Atomic checkpoints, safe to open, and the global RNG state they carry.
 
 A checkpoint is written to a temporary file in the same folder and renamed over the old one, so a
 crash while writing leaves the previous checkpoint intact.
+
+Opening a run directory must not run code from it: checkpoints are loaded with torch's weights-only
+unpickler, which builds tensors, containers and numbers, plus the few types allowlisted here (numpy
+arrays, dtypes and scalars, the loop's counters). Environments are stored as pickled bytes inside the
+checkpoint and unpickled by `EnvUnpickler`, which admits only classes of the environment packages and
+an explicit list of numpy and standard-library callables.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import random
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -35,13 +43,34 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     os.replace(temporary, path)
 
 
+def numpy_core() -> Any:
+    return getattr(np, "_core", None) or np.core
+
+
+def safe_globals() -> list[Any]:
+    """The types a checkpoint may hold besides tensors and containers."""
+    from scalerl.loops.base import LoopState
+
+    dtypes = [value for value in vars(np.dtypes).values() if isinstance(value, type)]
+    return [numpy_core().multiarray._reconstruct, numpy_core().multiarray.scalar, np.ndarray, np.dtype, *dtypes,
+            LoopState]
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     try:
-        # Our own files hold numpy arrays and pickled environments, so they are not weights-only.
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except (EOFError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as error:
+        with torch.serialization.safe_globals(safe_globals()):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        message = str(error)
+        refused = re.search(r"[Uu]nsupported (?:global: )?GLOBAL ([\w.]+)|but got <class '([\w.]+)'>", message)
+        if refused:
+            raise CheckpointError(f"checkpoint {path} holds something other than weights and training state "
+                                  f"({refused.group(1) or refused.group(2)}), so it is not loaded") from None
+        detail = message.split("WeightsUnpickler error:")[-1].strip().splitlines()[0]
+        raise CheckpointError(f"checkpoint {path} is corrupted or unreadable ({detail})") from None
+    except (EOFError, RuntimeError, zipfile.BadZipFile, OSError) as error:
         raise CheckpointError(f"checkpoint {path} is corrupted or unreadable ({type(error).__name__}: {error})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
         raise CheckpointError(f"checkpoint {path} is not a scalerl checkpoint of format {FORMAT_VERSION}")
@@ -61,3 +90,39 @@ def restore_global_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+ENV_PACKAGES = ("gymnasium", "scalerl", "minatar", "metaworld", "ale_py", "dm_control", "shimmy", "mujoco")
+"""Packages whose classes a pickled environment may be rebuilt from."""
+ENV_CALLABLES = {
+    ("collections", "deque"), ("functools", "partial"),
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy._core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+    ("numpy.random._pickle", "__bit_generator_ctor"), ("numpy.random._pickle", "__generator_ctor"),
+    ("numpy.random._pickle", "__randomstate_ctor"), ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"),
+    ("scalerl.envs", "_make_single"), ("scalerl.envs.metaworld", "_single"),
+}
+"""Callables outside those packages that pickled environments need."""
+
+
+class EnvUnpickler(pickle.Unpickler):
+    """Unpickles environment snapshots, refusing any global that is not an environment package's class, a
+    numpy type or one of ENV_CALLABLES: a planted `os.system` (or any other function) is never loaded."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in ENV_CALLABLES:
+            return super().find_class(module, name)
+        package = module.split(".")[0]
+        if package in ENV_PACKAGES or module.startswith("numpy"):
+            found = super().find_class(module, name)
+            if isinstance(found, type):
+                return found
+        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in an environment snapshot")
+
+
+def load_envs(data: bytes) -> Any:
+    try:
+        return EnvUnpickler(io.BytesIO(data)).load()
+    except (pickle.UnpicklingError, AttributeError, ImportError, EOFError) as error:
+        raise CheckpointError(f"the checkpoint's environments cannot be restored safely ({error})") from None

@@ -23,6 +23,7 @@ from scalerl.checkpoint import (
     CheckpointError,
     global_rng_state,
     load_checkpoint,
+    load_envs,
     restore_global_rng_state,
     save_checkpoint,
 )
@@ -159,7 +160,7 @@ class Session:
         if self.checkpoint["envs"] is None:
             return False
         self.envs.close()
-        self.envs = pickle.loads(self.checkpoint["envs"])
+        self.envs = load_envs(self.checkpoint["envs"])
         return True
 
     def restore_rng(self) -> None:

@@ -235,3 +235,39 @@ def test_runs_started_in_the_same_second_get_their_own_directories(tmp_path, mon
     with pytest.raises(ConfigError, match="already holds a run"):
         train(run_dir=str(base), **settings)
     assert (base / "config.json").is_file()  # the refused run left the first one alone
+
+
+class Payload:
+    """Unpickling this runs a shell command that leaves a marker file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_planted_payload_in_a_checkpoint_does_not_run(tmp_path):
+    import pickle
+
+    import pytest
+    import torch
+
+    from scalerl import ConfigError, resume, train
+    from scalerl.checkpoint import load_checkpoint
+
+    train(env="classic:CartPole-v1", steps=300, eval_every=0, eval_episodes=1, run_dir=str(tmp_path / "run"),
+          progress="off", algo={"learning_starts": 100})
+    path = tmp_path / "run" / "checkpoints" / "latest.pt"
+    honest = load_checkpoint(path)
+    marker = tmp_path / "pwned"
+    torch.save({**honest, "loop": Payload(marker)}, path)  # in the checkpoint itself
+    with pytest.raises(ConfigError, match="holds something other than weights and training state"):
+        resume(tmp_path / "run")
+    assert not marker.exists()
+    torch.save({**honest, "envs": pickle.dumps(Payload(marker))}, path)  # inside the environments' snapshot
+    with pytest.raises(ConfigError, match="cannot be restored safely .*posix.system is not allowed"):
+        resume(tmp_path / "run")
+    assert not marker.exists()

@@ -149,12 +149,12 @@ def threshold_of(run) -> float:
 def policy_shares(run, last: int = 5_000) -> dict[str, float] | None:
     """Event shares of the actions SAC took in its last `last` training steps, read from the replay buffer
     of its final checkpoint."""
-    import torch
+    from scalerl.checkpoint import load_checkpoint
 
     path = run.path / "checkpoints" / "latest.pt"
     if run.config["agent"] != "sac" or not path.is_file():
         return None
-    buffer = torch.load(path, map_location="cpu", weights_only=False)["buffer"]
+    buffer = load_checkpoint(path)["buffer"]
     actions = np.asarray(buffer["data"]["actions"]).reshape(-1, 3)
     end = buffer["position"] * buffer["num_envs"] if not buffer["full"] else len(actions)
     taken = actions[max(0, end - last):end]
