@@ -12,11 +12,14 @@ an explicit list of numpy and standard-library callables.
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import io
 import os
 import pickle
 import random
 import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -33,14 +36,72 @@ class CheckpointError(ConfigError):
     """A checkpoint is missing, unreadable, or does not belong to this run."""
 
 
+def checksum_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def previous_path(path: Path) -> Path:
+    return path.with_name("previous" + path.suffix)
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write `path` atomically with a SHA-256 beside it; the checkpoint it replaces is kept as previous.pt,
+    for when the new one turns out damaged. A full disk leaves the old files as they were."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as handle:
-        torch.save({"format": FORMAT_VERSION, **state}, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with open(temporary, "wb") as handle:
+            torch.save({"format": FORMAT_VERSION, **state}, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        checksum_path(temporary).write_text(file_digest(temporary) + "\n")
+    except (OSError, RuntimeError) as error:
+        temporary.unlink(missing_ok=True)
+        checksum_path(temporary).unlink(missing_ok=True)
+        full = getattr(error, "errno", None) == errno.ENOSPC or "write failed" in str(error)
+        reason = "no space left on device" if full else f"{type(error).__name__}: {error}"
+        raise CheckpointError(f"could not write checkpoint {path} ({reason}); the previous checkpoint is kept") from None
+    if path.exists():
+        os.replace(path, previous_path(path))
+        if checksum_path(path).exists():
+            os.replace(checksum_path(path), checksum_path(previous_path(path)))
     os.replace(temporary, path)
+    os.replace(checksum_path(temporary), checksum_path(path))
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """The checkpoint at `path`, verified against its checksum; a damaged one falls back to the previous
+    checkpoint with a warning."""
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        return load_verified(path)
+    except CheckpointError as error:
+        previous = previous_path(path)
+        if not previous.is_file():
+            raise
+        try:
+            state = load_verified(previous)
+        except CheckpointError:
+            raise error from None
+        warnings.warn(f"{error}; continuing from the previous checkpoint {previous} (step {state.get('step')})",
+                      stacklevel=2)
+        return state
+
+
+def load_verified(path: Path) -> dict[str, Any]:
+    expected = checksum_path(path)
+    if expected.is_file() and expected.read_text().strip() != file_digest(path):
+        raise CheckpointError(f"checkpoint {path} is corrupted (its SHA-256 does not match {expected.name})")
+    return load_unverified(path)
 
 
 def numpy_core() -> Any:
@@ -56,9 +117,7 @@ def safe_globals() -> list[Any]:
             LoopState]
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}")
+def load_unverified(path: Path) -> dict[str, Any]:
     try:
         with torch.serialization.safe_globals(safe_globals()):
             state = torch.load(path, map_location="cpu", weights_only=True)

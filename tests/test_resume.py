@@ -83,7 +83,7 @@ def test_corrupted_checkpoint_gives_a_clear_error(short_run, tmp_path, damage):
     path = run_dir / "checkpoints" / "latest.pt"
     data = path.read_bytes()
     path.write_bytes({"garbage": b"not a checkpoint" * 10, "truncated": data[: len(data) // 2], "empty": b""}[damage])
-    with pytest.raises(ConfigError, match="corrupted or unreadable"):
+    with pytest.raises(ConfigError, match="is corrupted"):
         resume(run_dir)
 
 
@@ -105,10 +105,11 @@ def test_crash_while_writing_keeps_the_previous_checkpoint(tmp_path, monkeypatch
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(ConfigError, match="could not write checkpoint .* previous checkpoint is kept"):
         save_checkpoint(path, {"step": 2})
     monkeypatch.undo()
     assert load_checkpoint(path)["step"] == 1
+    assert not path.with_name("latest.pt.tmp").exists()  # the partial file is removed
 
 
 def test_environments_that_cannot_be_pickled_restart_their_episodes(tmp_path, monkeypatch):
@@ -152,6 +153,7 @@ def test_a_run_written_before_new_config_fields_existed_still_resumes(tmp_path, 
     checkpoint = torch.load(checkpoint_path, weights_only=False)
     checkpoint["config"] = written
     torch.save(checkpoint, checkpoint_path)
+    checkpoint_path.with_name("latest.pt.sha256").unlink()  # an older run: no checksum beside it
     assert resume(tmp_path / "run")["steps"] == 600
 
 
@@ -256,18 +258,80 @@ def test_a_planted_payload_in_a_checkpoint_does_not_run(tmp_path):
     import torch
 
     from scalerl import ConfigError, resume, train
-    from scalerl.checkpoint import load_checkpoint
+    from scalerl.checkpoint import file_digest, load_checkpoint
 
     train(env="classic:CartPole-v1", steps=300, eval_every=0, eval_episodes=1, run_dir=str(tmp_path / "run"),
           progress="off", algo={"learning_starts": 100})
     path = tmp_path / "run" / "checkpoints" / "latest.pt"
     honest = load_checkpoint(path)
     marker = tmp_path / "pwned"
-    torch.save({**honest, "loop": Payload(marker)}, path)  # in the checkpoint itself
+
+    def plant(state):  # an attacker rewrites the checksum too: it guards against damage, not malice
+        torch.save(state, path)
+        path.with_name("latest.pt.sha256").write_text(file_digest(path))
+
+    plant({**honest, "loop": Payload(marker)})  # in the checkpoint itself
     with pytest.raises(ConfigError, match="holds something other than weights and training state"):
         resume(tmp_path / "run")
     assert not marker.exists()
-    torch.save({**honest, "envs": pickle.dumps(Payload(marker))}, path)  # inside the environments' snapshot
+    plant({**honest, "envs": pickle.dumps(Payload(marker))})  # inside the environments' snapshot
     with pytest.raises(ConfigError, match="cannot be restored safely .*posix.system is not allowed"):
         resume(tmp_path / "run")
     assert not marker.exists()
+
+
+def test_a_damaged_checkpoint_falls_back_to_the_previous_one(tmp_path, run_records):
+    """Flip one bit in the latest checkpoint: its SHA-256 no longer matches, and resume continues from the
+    checkpoint before it, with a warning, ending where an uninterrupted run ends."""
+    settings = {"env": "classic:CartPole-v1", "steps": 900, "eval_every": 0, "eval_episodes": 1,
+                "checkpoint_every": 300, "log_every": 100, "progress": "off", "algo": {"learning_starts": 100}}
+    train(run_dir=str(tmp_path / "whole"), **settings)
+    from scalerl.checkpoint import load_checkpoint
+
+    run_dir = tmp_path / "damaged"
+    train(run_dir=str(run_dir), **{**settings, "steps": 600})
+    latest = run_dir / "checkpoints" / "latest.pt"
+    assert (run_dir / "checkpoints" / "previous.pt").is_file() and (run_dir / "checkpoints" / "latest.pt.sha256").is_file()
+    data = bytearray(latest.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    latest.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match=r"SHA-256 does not match.*previous checkpoint .* \(step 300\)"):
+        assert load_checkpoint(latest)["step"] == 300
+    import json
+
+    config = json.loads((run_dir / "config.json").read_text())
+    config["steps"] = 900  # as if the run had been killed at 600 of 900
+    (run_dir / "config.json").write_text(json.dumps(config))
+    for name in ("latest.pt", "previous.pt"):
+        path = run_dir / "checkpoints" / name
+        import torch
+
+        state = torch.load(path, weights_only=False) if name == "previous.pt" else None
+        if state is not None:
+            state["config"] = config
+            torch.save(state, path)
+            (run_dir / "checkpoints" / (name + ".sha256")).unlink()
+    with pytest.warns(UserWarning, match="previous checkpoint"):
+        resume(run_dir)
+    assert run_records(run_dir / "metrics.jsonl") == run_records(tmp_path / "whole" / "metrics.jsonl")
+
+
+def test_a_full_disk_keeps_the_old_checkpoint_and_says_so(tmp_path, monkeypatch):
+    import errno
+
+    import torch
+
+    from scalerl.checkpoint import load_checkpoint, save_checkpoint
+
+    path = tmp_path / "checkpoints" / "latest.pt"
+    save_checkpoint(path, {"step": 1})
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", no_space)
+    with pytest.raises(ConfigError, match="no space left on device.*previous checkpoint is kept"):
+        save_checkpoint(path, {"step": 2})
+    assert sorted(p.name for p in path.parent.iterdir()) == ["latest.pt", "latest.pt.sha256"]
+    monkeypatch.undo()
+    assert load_checkpoint(path)["step"] == 1
