@@ -20,6 +20,27 @@ from scalerl.nets import NetConfig
 AgentConfigT = TypeVar("AgentConfigT")
 
 
+MAX_THREADS = 512
+MAX_ENVS = 4096
+MAX_EPISODES = 1_000_000
+
+
+def check_run_dir(run_dir: str) -> None:
+    """A run directory that can never be created fails here, in one line, not in the middle of set-up."""
+    import os
+    from pathlib import Path
+
+    path = Path(run_dir).expanduser()
+    require(bool(str(run_dir).strip()), "run_dir", "a folder path", run_dir)
+    require(all(len(part.encode()) <= 255 for part in path.parts), "run_dir", "made of names of at most 255 bytes",
+            str(run_dir)[:80] + "...")
+    for parent in [path, *path.parents]:
+        if parent.exists():  # the nearest existing folder must be one this process can write in
+            require(parent.is_dir(), "run_dir", "a folder, not under or at an existing file", run_dir)
+            require(os.access(parent, os.W_OK), "run_dir", f"a folder you can write to ({parent} is not)", run_dir)
+            break
+
+
 @dataclass(frozen=True)
 class TrainConfig(Generic[AgentConfigT]):
     """One training run: which agent on which environment, for how long, and how it is recorded."""
@@ -94,11 +115,12 @@ class TrainConfig(Generic[AgentConfigT]):
         check_hook_names(self.hooks)
         positive("steps", self.steps)
         non_negative("num_envs", self.num_envs)
-        non_negative("threads", self.threads)
+        require(0 <= self.threads <= MAX_THREADS, "threads", f"in [0, {MAX_THREADS}] (0: torch's default)", self.threads)
         positive("log_every", self.log_every)
         non_negative("eval_every", self.eval_every)
-        non_negative("eval_episodes", self.eval_episodes)
-        non_negative("eval_num_envs", self.eval_num_envs)
+        require(0 <= self.eval_episodes <= MAX_EPISODES, "eval_episodes", f"in [0, {MAX_EPISODES:,}]", self.eval_episodes)
+        require(0 <= self.num_envs <= MAX_ENVS, "num_envs", f"in [0, {MAX_ENVS}]", self.num_envs)
+        require(0 <= self.eval_num_envs <= MAX_ENVS, "eval_num_envs", f"in [0, {MAX_ENVS}]", self.eval_num_envs)
         if (task_set := suite.task_set(task)) is not None:
             count, exact = task_set
             for name in ("num_envs", "eval_num_envs", "eval_episodes"):
@@ -109,6 +131,8 @@ class TrainConfig(Generic[AgentConfigT]):
                     require(value in (0, count), name, f"{count} for {self.env} (one environment per task)", value)
         non_negative("checkpoint_every", self.checkpoint_every)
         require(0 <= self.seed < 2**31, "seed", "in [0, 2**31)", self.seed)
+        if self.run_dir is not None:
+            check_run_dir(self.run_dir)
 
     def resolved(self) -> TrainConfig:
         """This config with its automatic values made explicit (what config.json records)."""

@@ -113,6 +113,10 @@ class ReplayBuffer:
         """Replace drawn transitions that cannot be rebuilt (every one can, here)."""
         return rows, cols
 
+    def can_sample(self) -> bool:
+        """Whether a whole n-step window has been written (with learning_starts 0 the first steps have not)."""
+        return self.full or self.position - self.n_step + 1 > 0
+
     def _sample_rows(self, batch_size: int) -> np.ndarray:
         """Rows whose n-step window lies in written data and does not cross the write head."""
         if self.full:

@@ -22,9 +22,20 @@ from scalerl.cli import main
     (["train", "--env", "classic:Pendulum-v1", "--steps", "10"], "discrete actions for dqn"),
     (["eval", "/nonexistent/run"], "not a run directory"),
     (["fly"], "unknown command 'fly'"),
+    (["train", "--algo.buffer-size", "1000000000000"], "needs about 42,840.8 GiB of replay memory"),
+    (["train", "--net.width", "100000"], "net.width must be in [0.001, 256.0]"),
+    (["train", "--net.capacity", "inf"], "net.capacity must be finite (got inf)"),
+    (["train", "--algo.optim.lr", "inf"], "algo.optim.lr must be finite (got inf)"),
+    (["train", "--threads", "100000"], "threads must be in [0, 512]"),
+    (["train", "--seed", str(2**70)], "seed must be in [0, 2**31)"),
+    (["train", "--eval-episodes", "100000000000"], "eval_episodes must be in [0, 1,000,000]"),
+    (["train", "--run-dir", "x" * 300], "run_dir must be made of names of at most 255 bytes"),
+    (["train", "--run-dir", "taken.txt/run"], "run_dir must be a folder, not under or at an existing file"),
+    (["train", "--algo.optim.weight-decay", "-1"], "algo.optim.weight_decay must be >= 0"),
 ])
 def test_bad_input_exits_with_one_clear_line(args, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "taken.txt").write_text("a file where a run folder would go")
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err
@@ -102,3 +113,11 @@ def test_cuda_without_a_gpu_is_a_clear_error(capsys, tmp_path):
     assert main(["train", "--device", "cuda", "--run-dir", str(tmp_path / "run")]) == 2
     assert "device 'cuda' was requested but torch sees no GPU" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_with_learning_starting_at_once_waits_for_a_whole_n_step_window(tmp_path):
+    from scalerl import train
+
+    summary = train(env="classic:CartPole-v1", steps=50, run_dir=str(tmp_path / "run"), progress="off",
+                    eval_episodes=1, algo={"learning_starts": 0, "n_step": 3})
+    assert summary["updates"] == 48  # steps 3 to 50: the first update needs 3 written transitions

@@ -17,6 +17,21 @@ from scalerl.loops.base import Loop
 from scalerl.replay import FrameReplayBuffer, ReplayBuffer
 
 
+def check_replay_memory(capacity: int, obs_space: Any, action_space: Any, stack: int | None) -> None:
+    """Refuse a replay buffer that cannot fit in this machine's memory before allocating it (numpy would
+    reserve it lazily and the run would die later, or fail at once with a 14 TiB request)."""
+    import os
+
+    obs_bytes = int(np.prod(obs_space.shape)) * np.dtype(obs_space.dtype).itemsize
+    frames = (1.0 / stack + 1.0 / 64) if stack and stack > 1 and obs_space.dtype == np.uint8 else 2.0
+    action_bytes = int(np.prod(action_space.shape or (1,))) * np.dtype(action_space.dtype).itemsize
+    needed = capacity * (obs_bytes * frames + action_bytes + 6)
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > memory:
+        raise ConfigError(f"algo.buffer_size {capacity:,} needs about {needed / 2**30:,.1f} GiB of replay memory; "
+                          f"this machine has {memory / 2**30:,.1f} GiB")
+
+
 class OffPolicyLoop(Loop):
     can_stop_episodes = True
 
@@ -26,6 +41,7 @@ class OffPolicyLoop(Loop):
         space, stack = envs.single_observation_space, config.frame_stack()
         args = (algo.buffer_size, config.num_envs, space, envs.single_action_space, algo.n_step, algo.gamma, config.seed,
                 session.device)
+        check_replay_memory(algo.buffer_size, space, envs.single_action_space, stack)
         if stack and stack > 1 and space.dtype == np.uint8 and len(space.shape) == 3 and space.shape[0] % stack == 0:
             self.buffer: ReplayBuffer = FrameReplayBuffer(*args, frame_stack=stack)  # pixels: each frame once
         else:
@@ -49,7 +65,7 @@ class OffPolicyLoop(Loop):
             self.record_step(rewards, terminated, truncated, extras)
             state.steps_since_train += config.num_envs
 
-            if state.step >= algo.learning_starts:
+            if state.step >= algo.learning_starts and self.buffer.can_sample():
                 while state.steps_since_train >= algo.train_every:
                     state.steps_since_train -= algo.train_every
                     for _ in range(algo.gradient_steps):

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from scalerl.checks import check_choices, positive, require
+from scalerl.checks import check_choices, in_range, positive, require
 from scalerl.nets.bottleneck import TOKENIZED, build_bottleneck
 from scalerl.nets.conv import DrQCNN, ImageInput, ImpalaCNN, MinAtarCNN, NatureCNN
 from scalerl.nets.heads import DuelingHead
@@ -82,7 +82,9 @@ class NetConfig:
         positive("net.hidden", self.hidden)
         require(self.depth >= 0, "net.depth", ">= 0", self.depth)
         require(self.skip_blocks >= 0, "net.skip_blocks", ">= 0", self.skip_blocks)
-        positive("net.width", self.width)
+        in_range("net.width", self.width, 1e-3, 256.0)
+        require(self.hidden <= 65_536, "net.hidden", "<= 65536", self.hidden)
+        require(self.depth <= 1_000, "net.depth", "<= 1000", self.depth)
 
     def scaled(self, units: int) -> int:
         return max(1, round(units * self.width))
