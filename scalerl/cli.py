@@ -22,7 +22,15 @@ from scalerl.agents import AGENTS, agent_class
 from scalerl.checks import ConfigError
 from scalerl.config import TrainConfig
 from scalerl.envs import describe_suites, describe_tasks
-from scalerl.flags import ArgumentParser, check_flags, field_types, key_values, option_value, parse_value
+from scalerl.flags import (
+    ArgumentParser,
+    check_flags,
+    field_types,
+    key_values,
+    option_value,
+    parse_value,
+    tyro_cli,
+)
 
 HELP = """usage: scalerl COMMAND [OPTIONS]
 
@@ -46,7 +54,7 @@ def parse_train_config(args: list[str]) -> TrainConfig:
     config_class = agent_class(agent).config_class
     check_flags(args, field_types(TrainConfig, "", config_class))
     default = TrainConfig(agent=agent)
-    return tyro.cli(TrainConfig[config_class], default=default, args=args, prog="scalerl train")
+    return tyro_cli(TrainConfig[config_class], args, "scalerl train", default=default)
 
 
 def cmd_train(args: list[str]) -> int:
@@ -88,7 +96,7 @@ def cmd_eval(args: list[str]) -> int:
             raise ConfigError("usage: scalerl eval RUN_DIR [--episodes N] [--num-envs E] [--seed S] [--device D]")
         options = {name: kind for name, kind in field_types(EvalArgs, "", type(None)).items() if name != "run_dir"}
         check_flags(args[1:], options)
-    parsed = tyro.cli(EvalArgs, args=args, prog="scalerl eval")
+    parsed = tyro_cli(EvalArgs, args, "scalerl eval")
     print(json.dumps(evaluate(parsed.run_dir, parsed.episodes, parsed.seed, parsed.device, parsed.num_envs)))
     return 0
 
@@ -97,10 +105,12 @@ def cmd_probe(args: list[str]) -> int:
     """Mutual information of a PPO run's actor and critic latents (see scalerl.diagnostics.information)."""
     from scalerl.diagnostics.information import probe_run
 
-    if not args or args[0] in ("-h", "--help") or args[0].startswith("-"):
+    if args and args[0] in ("-h", "--help"):
         print("usage: scalerl probe RUN_DIR [STEPS]: mutual information (nats, KSG k=3) of a PPO run's actor and "
               "critic latents with the observation, the value, the action and the environment copy")
-        return 0 if args and args[0] in ("-h", "--help") else 2
+        return 0
+    if not args or args[0].startswith("-"):
+        raise ConfigError("usage: scalerl probe RUN_DIR [STEPS]")
     if len(args) > 2 or (len(args) == 2 and not args[1].isdigit()):
         raise ConfigError("usage: scalerl probe RUN_DIR [STEPS]")
     print(json.dumps(probe_run(args[0], int(args[1]) if len(args) == 2 else 512)))
@@ -135,7 +145,13 @@ def flag_defaults(config: object, prefix: str) -> list[tuple[str, object]]:
     return rows
 
 
+def no_arguments(command: str, args: list[str]) -> None:
+    if args:
+        raise ConfigError(f"scalerl {command} takes no arguments (got {' '.join(args)})")
+
+
 def cmd_agents(args: list[str]) -> int:
+    no_arguments("agents", args)
     for name, cls in AGENTS.items():
         print(f"{name:8s} {cls.description}  [{cls.loop.replace('_', '-')}]")
         for flag, default in flag_defaults(cls.config_class(), "algo."):
@@ -146,6 +162,7 @@ def cmd_agents(args: list[str]) -> int:
 def cmd_hooks(args: list[str]) -> int:
     from scalerl.hooks import HOOKS
 
+    no_arguments("hooks", args)
     for name, cls in HOOKS.items():
         print(f"{name:8s} {cls.description}")
         for flag, default in flag_defaults(cls.config_class(), f"hook-opts.{name}."):
@@ -205,6 +222,8 @@ def cmd_sweep(args: list[str]) -> int:
     parser.add_argument("--gpus-per-run", type=float, default=0.0, help="GPU share per trial; > 0 trains on cuda")
     parser.add_argument("--no-report", action="store_true", help="skip the report.md written at the end")
     parsed = parser.parse_args(args)
+    if parsed.file is None and not parsed.set and not parsed.grid:
+        raise ConfigError("scalerl sweep needs a sweep file or --set/--grid overrides (see scalerl sweep --help)")
     if parsed.file is not None:
         spec = load_sweep_file(parsed.file)
     else:

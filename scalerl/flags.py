@@ -5,8 +5,10 @@ Shared by `scalerl` and `scalerl chords`."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import difflib
+import io
 import json
 import typing
 from typing import Any, Literal
@@ -104,3 +106,24 @@ def key_values(items: list[str], flag: str) -> list[tuple[str, str]]:
             raise ConfigError(f"{flag} takes KEY=VALUE items (got {item!r})")
         pairs.append((key.replace("-", "_"), value))
     return pairs
+
+
+BOX_CHARACTERS = " \t│╭╮╰╯─━┃┏┓┗┛╴╶-"
+
+
+def tyro_cli(cls: Any, args: list[str], prog: str, **kwargs: Any) -> Any:
+    """tyro.cli, with a parse error turned into one ConfigError line instead of tyro's box and an exit (the
+    flag checks above catch most errors first; this catches the rest, e.g. a bad choice for an optional)."""
+    import tyro
+
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            return tyro.cli(cls, args=args, prog=prog, **kwargs)
+    except SystemExit as exit:
+        if not exit.code:
+            raise
+        pieces = [" ".join(line.strip(BOX_CHARACTERS).split()) for line in captured.getvalue().splitlines()]
+        pieces = [piece for piece in pieces if piece and not piece.startswith("For full helptext")
+                  and not piece.endswith("--help")]
+        raise ConfigError(f"{prog}: {'; '.join(pieces)[:300]} (see {prog} --help)") from None

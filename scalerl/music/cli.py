@@ -8,7 +8,7 @@ from pathlib import Path
 import tyro
 
 from scalerl.checks import ConfigError, in_range, positive
-from scalerl.flags import ArgumentParser, check_flags, field_types, option_value
+from scalerl.flags import ArgumentParser, check_flags, field_types, option_value, tyro_cli
 from scalerl.music.data import (
     bach_chorales,
     lead_sheets,
@@ -27,7 +27,7 @@ def train_or_resume(args: list[str], config_class: type, train, resume, command:
         print(json.dumps(resume(run_dir)))
         return 0
     check_flags(args, field_types(config_class, "", type(None)))
-    print(json.dumps(train(tyro.cli(config_class, args=args, prog=f"scalerl chords {command}"))))
+    print(json.dumps(train(tyro_cli(config_class, args, f"scalerl chords {command}"))))
     return 0
 
 
