@@ -50,7 +50,7 @@ def test_bad_invocations_exit_with_one_line(group, capsys, tmp_path, monkeypatch
     failures = []
     for args in cases:
         code = main(list(args))
-        out, err = capsys.readouterr()
+        _, err = capsys.readouterr()
         lines = err.strip().splitlines()
         if code != 2 or len(lines) != 1 or "Traceback" in err:
             failures.append((args, code, err[-300:]))
