@@ -335,3 +335,17 @@ def test_a_full_disk_keeps_the_old_checkpoint_and_says_so(tmp_path, monkeypatch)
     assert sorted(p.name for p in path.parent.iterdir()) == ["latest.pt", "latest.pt.sha256"]
     monkeypatch.undo()
     assert load_checkpoint(path)["step"] == 1
+
+
+def test_a_run_killed_before_its_first_checkpoint_resumes_afresh(tmp_path, run_records):
+    import shutil
+
+    settings = {"env": "classic:CartPole-v1", "steps": 600, "eval_every": 0, "eval_episodes": 1,
+                "checkpoint_every": 0, "log_every": 100, "progress": "off", "algo": {"learning_starts": 100}}
+    train(run_dir=str(tmp_path / "whole"), **settings)
+    killed = tmp_path / "killed"
+    shutil.copytree(tmp_path / "whole", killed)
+    shutil.rmtree(killed / "checkpoints")  # as if killed before the first checkpoint: records but no checkpoint
+    (killed / "summary.json").unlink()
+    resume(killed)
+    assert run_records(killed / "metrics.jsonl") == run_records(tmp_path / "whole" / "metrics.jsonl")
