@@ -20,12 +20,16 @@ at `address`; `gpus_per_run` > 0 puts each trial on its own share of a GPU with 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import itertools
 import json
+import os
 import re
 import shutil
 import time
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,6 +190,36 @@ def run_sweep(spec: SweepSpec, sweep_dir: str | Path, *, workers: int | None = N
     sweep_dir = Path(sweep_dir)
     trials = spec.trials(sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
+    with driver_lock(sweep_dir):
+        return drive(spec, sweep_dir, trials, workers, address, gpus_per_run, report, log)
+
+
+@contextlib.contextmanager
+def driver_lock(sweep_dir: Path) -> Iterator[None]:
+    """One driver per sweep directory: a second one would delete the first one's running trials (a trial
+    without a checkpoint is cleared and restarted). The lock is an flock on sweep_dir/.driver.lock, so it
+    dies with its process, however that process ends."""
+    handle = open(sweep_dir / ".driver.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise ConfigError(f"another sweep driver ({holder}) is running on {sweep_dir}; wait for it or stop it") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}")
+    handle.flush()
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def drive(spec: SweepSpec, sweep_dir: Path, trials: list[Trial], workers: int | None, address: str | None,
+          gpus_per_run: float, report: bool, log) -> dict[str, Any]:
     (sweep_dir / "sweep.json").write_text(json.dumps(
         {"base": spec.base, "grid": spec.grid, "variants": spec.variants, "seeds": spec.seeds,
          "max_retries": spec.max_retries, "trials": [str(t.run_dir.relative_to(sweep_dir)) for t in trials]}, indent=2) + "\n")

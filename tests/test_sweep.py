@@ -108,3 +108,34 @@ def test_killed_sweep_resumed_runs_only_what_was_missing(tmp_path):
     for run in out.glob("*/seed*"):
         steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
         assert steps == sorted(set(steps)) and steps[-1] == 3000  # resumed runs continue, nothing twice
+
+
+def test_a_second_driver_on_a_running_sweep_says_so_and_leaves(tmp_path):
+    """The first driver holds the lock (here: a process that takes it and waits); a second run_sweep on the
+    same folder refuses in one line, and can drive it once the first process is gone."""
+    import subprocess
+    import sys
+    import time
+
+    from scalerl.sweep import SweepSpec, driver_lock, run_sweep
+
+    sweep_dir = tmp_path / "sweep"
+    sweep_dir.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from scalerl.sweep import driver_lock\n"
+        f"with driver_lock(Path({str(sweep_dir)!r})):\n    print('held', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    spec = SweepSpec(base={"env": "classic:CartPole-v1", "steps": 100, "eval_episodes": 1})
+    with pytest.raises(ConfigError, match=rf"another sweep driver \(pid {holder.pid}\) is running on"):
+        run_sweep(spec, sweep_dir, workers=1, report=False, log=lambda message: None)
+    holder.kill()
+    holder.wait()
+    deadline = time.time() + 10
+    while True:  # the lock died with its process
+        try:
+            with driver_lock(sweep_dir):
+                break
+        except ConfigError:
+            assert time.time() < deadline
+            time.sleep(0.1)
