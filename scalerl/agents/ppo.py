@@ -13,6 +13,8 @@ in RL" (Garcin et al., ICLR 2025):
 - separate: actor and critic each own a trunk of the same spec;
 - shared_matched: one trunk widened until the network has as many parameters as the separate pair (the
   paper's parameter-matched control).
+The same paper's dynamics-prediction objective can train the actor's or the critic's latents
+(`--algo.dynamics actor|critic`).
 """
 
 from __future__ import annotations
@@ -70,6 +72,11 @@ class PPOConfig(OnPolicyConfig):
     """Normalize observations by running mean and variance, clipped to +-10 (continuous control)."""
     normalize_rewards: bool = False
     """Scale rewards by the running std of the discounted return, clipped to +-10 (continuous control)."""
+    dynamics: Literal["none", "actor", "critic"] = "none"
+    """Dynamics prediction on the actor's or the critic's latents (Garcin et al.'s forward-inverse objective):
+    an inverse model predicts a_t from (z_t, z_t+1), a forward model predicts z_t+1 from (z_t, a_t)."""
+    dynamics_coef: float = 1.0
+    """Weight of the dynamics loss in each minibatch."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -83,6 +90,7 @@ class PPOConfig(OnPolicyConfig):
         non_negative("algo.entropy_coef", self.entropy_coef)
         non_negative("algo.max_grad_norm", self.max_grad_norm)
         non_negative("algo.target_kl", self.target_kl)
+        non_negative("algo.dynamics_coef", self.dynamics_coef)
 
 
 def orthogonal(layer: nn.Linear, gain: float) -> nn.Linear:
@@ -131,6 +139,29 @@ class ActorCritic(nn.Module):
         return self.policy_head(actor_features), self.value_head(critic_features).squeeze(-1)
 
 
+class Dynamics(nn.Module):
+    """Forward and inverse models on a trunk's latents. The forward model's target latent is detached, so
+    the objective shapes the representation through its inputs, not by pulling targets towards predictions."""
+
+    def __init__(self, features: int, action_outputs: int, discrete: bool, hidden: int = 256) -> None:
+        super().__init__()
+        self.discrete, self.action_outputs = discrete, action_outputs
+        self.inverse = nn.Sequential(nn.Linear(2 * features, hidden), nn.ReLU(), nn.Linear(hidden, action_outputs))
+        self.forward_model = nn.Sequential(nn.Linear(features + action_outputs, hidden), nn.ReLU(),
+                                           nn.Linear(hidden, features))
+
+    def loss(self, latent: torch.Tensor, next_latent: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        predicted = self.inverse(torch.cat([latent, next_latent], dim=-1))
+        if self.discrete:
+            inverse_loss = F.cross_entropy(predicted, actions.long())
+            encoded = F.one_hot(actions.long(), self.action_outputs).float()
+        else:
+            inverse_loss = F.mse_loss(predicted, actions)
+            encoded = actions
+        forward_loss = F.mse_loss(self.forward_model(torch.cat([latent, encoded], dim=-1)), next_latent.detach())
+        return inverse_loss + forward_loss
+
+
 class PPO(Agent):
     name = "ppo"
     config_class = PPOConfig
@@ -153,7 +184,12 @@ class PPO(Agent):
         if not self.discrete:
             self.log_std = nn.Parameter(torch.zeros(outputs, device=self.device))
             self.low, self.high = space.low.astype(np.float32), space.high.astype(np.float32)
-        parameters = [*self.network.parameters(), *([] if self.discrete else [self.log_std])]
+        self.dynamics = None
+        if cfg.dynamics != "none":
+            features = self.network.policy_head.in_features
+            self.dynamics = Dynamics(features, outputs, self.discrete).to(self.device)
+        parameters = [*self.network.parameters(), *([] if self.discrete else [self.log_std]),
+                      *(self.dynamics.parameters() if self.dynamics is not None else [])]
         self.optimizer = make_optimizer(parameters, cfg.optim)
         self.obs_stats = RunningMeanStd(spec.obs_space.shape) if cfg.normalize_obs else None
         self.reward_scaler = RewardScaler(spec.num_envs, cfg.gamma) if cfg.normalize_rewards else None
@@ -278,6 +314,9 @@ class PPO(Agent):
         actions, old_log_probs, old_values = flat(rollout.extras["action"]), flat(rollout.extras["log_prob"]), \
             flat(rollout.extras["value"])
         advantages_t, returns_t = flat(advantages.astype(np.float32)), flat(returns.astype(np.float32))
+        if self.dynamics is not None:
+            next_obs, continues = self.following_observations(rollout)
+            next_obs, continues = flat(next_obs), flat(continues)
         size = len(old_values)
         minibatch = size // cfg.minibatches
         clip_fractions, approx_kl = [], torch.zeros(())
@@ -300,14 +339,28 @@ class PPO(Agent):
                 value_loss = self.value_loss(values, old_values[index], returns_t[index])
                 entropy = self.entropy(policy).mean()
                 loss = policy_loss - cfg.entropy_coef * entropy + cfg.value_coef * value_loss
+                if self.dynamics is not None:
+                    kept = index[continues[index]]
+                    trunk = self.network.actor_trunk if cfg.dynamics == "actor" else self.network.critic_trunk
+                    dynamics_loss = self.dynamics.loss(trunk(obs[kept]), trunk(next_obs[kept]), actions[kept])
+                    loss = loss + cfg.dynamics_coef * dynamics_loss
                 self.step_optimizer("optim", loss, cfg.max_grad_norm)
             if cfg.target_kl and approx_kl > cfg.target_kl:
                 break
         explained = 1 - np.var(returns - rollout.extras["value"]) / (np.var(returns) + 1e-8)
-        return {"policy_loss": policy_loss.detach(), "value_loss": value_loss.detach(), "entropy": entropy.detach(),
+        extra = {"dynamics_loss": dynamics_loss.detach()} if self.dynamics is not None else {}
+        return {**extra, "policy_loss": policy_loss.detach(), "value_loss": value_loss.detach(), "entropy": entropy.detach(),
                 "approx_kl": approx_kl, "clip_fraction": torch.stack(clip_fractions).mean(),
                 "explained_variance": torch.tensor(float(explained)),
                 "lr": torch.tensor(self.optimizer.param_groups[0]["lr"])}
+
+    def following_observations(self, rollout: Rollout) -> tuple[np.ndarray, np.ndarray]:
+        """The observation after each step (the network's input form) and whether it continues the same
+        episode: obs[t + 1], or the rollout's next_obs after its last step."""
+        obs = rollout.extras["obs"] if self.obs_stats is not None else rollout.obs
+        last = self.obs_stats.normalize(rollout.next_obs) if self.obs_stats is not None else rollout.next_obs
+        following = np.concatenate([obs[1:], last[None]], axis=0)
+        return following, ~(rollout.terminated | rollout.truncated)
 
     def value_loss(self, values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
         if not self.cfg.clip_value:
@@ -319,10 +372,11 @@ class PPO(Agent):
 
     def modules(self) -> dict[str, nn.Module]:
         net = self.network
+        dynamics = {"dynamics": self.dynamics} if self.dynamics is not None else {}
         if net.shared:
-            return {"encoder": net.actor_trunk, "actor": net.policy_head, "critic": net.value_head}
+            return {"encoder": net.actor_trunk, "actor": net.policy_head, "critic": net.value_head, **dynamics}
         return {"actor": nn.Sequential(net.actor_trunk, net.policy_head),
-                "critic": nn.Sequential(net.critic_trunk, net.value_head)}
+                "critic": nn.Sequential(net.critic_trunk, net.value_head), **dynamics}
 
     def optimizers(self) -> dict[str, Optimized]:
         return {"optim": Optimized(self.optimizer, tuple(self.modules()))}
@@ -333,6 +387,7 @@ class PPO(Agent):
     def state_dict(self) -> dict[str, Any]:
         return {
             "network": self.network.state_dict(), "optimizer": self.optimizer.state_dict(), "updates": self.updates,
+            "dynamics": self.dynamics.state_dict() if self.dynamics is not None else None,
             "log_std": None if self.discrete else self.log_std.detach().clone(), "rng": self.rng.bit_generator.state,
             "obs_stats": self.obs_stats.state_dict() if self.obs_stats is not None else None,
             "reward_scaler": self.reward_scaler.state_dict() if self.reward_scaler is not None else None,
@@ -340,6 +395,8 @@ class PPO(Agent):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.network.load_state_dict(state["network"])
+        if self.dynamics is not None:
+            self.dynamics.load_state_dict(state["dynamics"])
         load_optimizer_state(self.optimizer, state["optimizer"])
         self.updates = state["updates"]
         if not self.discrete:
