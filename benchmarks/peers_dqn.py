@@ -63,6 +63,15 @@ def one_thread_env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
+def print_ratio_table(results: dict[str, dict[str, list[float]]], label: str, digits: int) -> None:
+    """Median steps per second of each side and the median (range) of the per-round ratios, as markdown."""
+    print(f"\n| {label} | scalerl SPS | CleanRL SPS | scalerl / CleanRL |\n|---|---|---|---|")
+    for name, rows in results.items():
+        ratios = [mine / theirs for mine, theirs in zip(rows["scalerl"], rows["cleanrl"])]
+        print(f"| {name} | {statistics.median(rows['scalerl']):,.{digits}f} | {statistics.median(rows['cleanrl']):,.{digits}f} | "
+              f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) |")
+
+
 def run_scalerl(steps: int, train_every: int, seed: int) -> float:
     with tempfile.TemporaryDirectory() as folder:
         run_dir = Path(folder) / "run"

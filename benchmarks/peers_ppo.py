@@ -19,14 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from peers_dqn import HERE, one_thread_env
+from peers_dqn import HERE, one_thread_env, print_ratio_table
 
 NETWORK = ["--algo.encoders", "separate", "--net.hidden", "64", "--net.depth", "2", "--net.activation", "tanh",
            "--net.init", "orthogonal"]
@@ -85,11 +84,7 @@ def main() -> None:
             print(case, seed, {key: round(values[-1], 1) for key, values in rows.items()}, flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M"), "results": results}, indent=2) + "\n")
-    print("\n| case | scalerl SPS | CleanRL SPS | scalerl / CleanRL |\n|---|---|---|---|")
-    for case, rows in results.items():
-        ratios = [mine / theirs for mine, theirs in zip(rows["scalerl"], rows["cleanrl"])]
-        print(f"| {case} | {statistics.median(rows['scalerl']):,.0f} | {statistics.median(rows['cleanrl']):,.0f} | "
-              f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) |")
+    print_ratio_table(results, "case", 0)
 
 
 if __name__ == "__main__":

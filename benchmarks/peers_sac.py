@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from peers_dqn import HERE, one_thread_env, run_cleanrl_script
+from peers_dqn import HERE, one_thread_env, print_ratio_table, run_cleanrl_script
 
 LEARNING_STARTS = 5_000
 SCRIPTS = {"sac": "sac_continuous_action.py", "td3": "td3_continuous_action.py"}
@@ -68,11 +67,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M"), "steps": args.steps, "results": results},
                                    indent=2) + "\n")
-    print("\n| agent | scalerl SPS | CleanRL SPS | scalerl / CleanRL |\n|---|---|---|---|")
-    for agent, rows in results.items():
-        ratios = [mine / theirs for mine, theirs in zip(rows["scalerl"], rows["cleanrl"])]
-        print(f"| {agent} | {statistics.median(rows['scalerl']):,.1f} | {statistics.median(rows['cleanrl']):,.1f} | "
-              f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) |")
+    print_ratio_table(results, "agent", 1)
 
 
 if __name__ == "__main__":
