@@ -143,3 +143,32 @@ def test_dynamics_prediction_trains_the_chosen_trunk_and_its_models(tmp_path):
     losses = [json.loads(line)["dynamics_loss"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert losses[-1] < losses[0]
     assert "dynamics" in summary["parameters"]
+
+
+def test_value_distillation_phase_fits_returns_into_the_actor_and_holds_the_policy(tmp_path, crash_after_checkpoint,
+                                                                                    run_records):
+    import torch
+
+    agent = PPO(PPOConfig(encoders="separate", value_distillation="actor", aux_every=2, aux_epochs=20,
+                          rollout_steps=16, minibatches=1), AgentSpec(VECTOR, gym.spaces.Discrete(3), num_envs=2))
+    torch.manual_seed(0)
+    obs = torch.randn(64, 4)
+    returns = obs[:, 0] * 2.0 + 1.0  # a value the actor's latents can carry
+    agent.aux_memory = [(obs[:32], returns[:32]), (obs[32:], returns[32:])]
+    before_policy = agent.network(obs)[0].detach()
+    before = ((agent.aux_value(agent.network.actor_trunk(obs)).squeeze(-1) - returns) ** 2).mean().item()
+    metrics = agent.auxiliary_phase()
+    after = ((agent.aux_value(agent.network.actor_trunk(obs)).squeeze(-1) - returns) ** 2).mean().item()
+    assert after < 0.5 * before and agent.aux_memory == []
+    assert agent.policy_kl(before_policy, agent.network(obs)[0].detach(), None).mean() < 0.05
+    assert set(metrics) == {"aux_distill_loss", "aux_clone_kl"}
+
+    settings = {"env": "classic:CartPole-v1", "agent": "ppo", "steps": 1024, "num_envs": 2, "eval_every": 512,
+                "eval_episodes": 1, "checkpoint_every": 512, "log_every": 128, "progress": "off",
+                "algo": {"rollout_steps": 64, "minibatches": 2, "value_distillation": "actor", "aux_every": 3}}
+    train(run_dir=str(tmp_path / "whole"), **settings)
+    with crash_after_checkpoint(512):
+        train(run_dir=str(tmp_path / "killed"), **settings)
+    resume(tmp_path / "killed")
+    assert run_records(tmp_path / "killed" / "metrics.jsonl") == run_records(tmp_path / "whole" / "metrics.jsonl")
+    assert any("aux_clone_kl" in record for record in run_records(tmp_path / "whole" / "metrics.jsonl"))

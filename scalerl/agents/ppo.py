@@ -13,8 +13,8 @@ in RL" (Garcin et al., ICLR 2025):
 - separate: actor and critic each own a trunk of the same spec;
 - shared_matched: one trunk widened until the network has as many parameters as the separate pair (the
   paper's parameter-matched control).
-The same paper's dynamics-prediction objective can train the actor's or the critic's latents
-(`--algo.dynamics actor|critic`).
+The same paper's auxiliary objectives can train the actor's or the critic's latents: dynamics prediction
+(`--algo.dynamics actor|critic`) and PPG-style value distillation (`--algo.value-distillation actor|critic`).
 """
 
 from __future__ import annotations
@@ -77,6 +77,16 @@ class PPOConfig(OnPolicyConfig):
     an inverse model predicts a_t from (z_t, z_t+1), a forward model predicts z_t+1 from (z_t, a_t)."""
     dynamics_coef: float = 1.0
     """Weight of the dynamics loss in each minibatch."""
+    value_distillation: Literal["none", "actor", "critic"] = "none"
+    """PPG's auxiliary phase (Cobbe et al., 2021): every `aux_every` updates, regress the returns of those
+    rollouts from the actor's latents (an extra value head) or the critic's (its own head), while a
+    behaviour-cloning term keeps the policy where it was."""
+    aux_every: int = 32
+    """Updates between auxiliary phases (PPG's N_pi)."""
+    aux_epochs: int = 6
+    """Passes over the stored rollouts in an auxiliary phase."""
+    clone_coef: float = 1.0
+    """Weight of KL(old policy || new policy) in the auxiliary phase."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -91,6 +101,9 @@ class PPOConfig(OnPolicyConfig):
         non_negative("algo.max_grad_norm", self.max_grad_norm)
         non_negative("algo.target_kl", self.target_kl)
         non_negative("algo.dynamics_coef", self.dynamics_coef)
+        positive("algo.aux_every", self.aux_every)
+        positive("algo.aux_epochs", self.aux_epochs)
+        non_negative("algo.clone_coef", self.clone_coef)
 
 
 def orthogonal(layer: nn.Linear, gain: float) -> nn.Linear:
@@ -188,8 +201,14 @@ class PPO(Agent):
         if cfg.dynamics != "none":
             features = self.network.policy_head.in_features
             self.dynamics = Dynamics(features, outputs, self.discrete).to(self.device)
+        self.aux_value = None
+        if cfg.value_distillation == "actor":
+            self.aux_value = orthogonal(nn.Linear(self.network.policy_head.in_features, 1), 1.0).to(self.device)
+        self.aux_memory: list[tuple[torch.Tensor, torch.Tensor]] = []
+        """(observations, returns) of the rollouts since the last auxiliary phase."""
         parameters = [*self.network.parameters(), *([] if self.discrete else [self.log_std]),
-                      *(self.dynamics.parameters() if self.dynamics is not None else [])]
+                      *(self.dynamics.parameters() if self.dynamics is not None else []),
+                      *(self.aux_value.parameters() if self.aux_value is not None else [])]
         self.optimizer = make_optimizer(parameters, cfg.optim)
         self.obs_stats = RunningMeanStd(spec.obs_space.shape) if cfg.normalize_obs else None
         self.reward_scaler = RewardScaler(spec.num_envs, cfg.gamma) if cfg.normalize_rewards else None
@@ -349,10 +368,49 @@ class PPO(Agent):
                 break
         explained = 1 - np.var(returns - rollout.extras["value"]) / (np.var(returns) + 1e-8)
         extra = {"dynamics_loss": dynamics_loss.detach()} if self.dynamics is not None else {}
+        if cfg.value_distillation != "none":
+            self.aux_memory.append((obs, returns_t))
+            if len(self.aux_memory) == cfg.aux_every:
+                extra.update(self.auxiliary_phase())
         return {**extra, "policy_loss": policy_loss.detach(), "value_loss": value_loss.detach(), "entropy": entropy.detach(),
                 "approx_kl": approx_kl, "clip_fraction": torch.stack(clip_fractions).mean(),
                 "explained_variance": torch.tensor(float(explained)),
                 "lr": torch.tensor(self.optimizer.param_groups[0]["lr"])}
+
+    def policy_kl(self, old: torch.Tensor, new: torch.Tensor, old_log_std: torch.Tensor | None) -> torch.Tensor:
+        """KL(old || new) per sample, for the policy outputs of the same observations."""
+        if self.discrete:
+            old_log, new_log = old.log_softmax(-1), new.log_softmax(-1)
+            return (old_log.exp() * (old_log - new_log)).sum(-1)
+        old_var, new_var = (2 * old_log_std).exp(), (2 * self.log_std).exp()
+        return (self.log_std - old_log_std + (old_var + (old - new).square()) / (2 * new_var) - 0.5).sum(-1)
+
+    def auxiliary_phase(self) -> dict[str, torch.Tensor]:
+        """PPG's auxiliary phase over the stored rollouts: value distillation into the chosen trunk, the
+        value head kept fitting, and the policy held by a behaviour-cloning KL."""
+        cfg = self.cfg
+        obs = torch.cat([stored for stored, _ in self.aux_memory])
+        returns = torch.cat([target for _, target in self.aux_memory])
+        self.aux_memory = []
+        with torch.no_grad():
+            old_policy = torch.cat([self.network(obs[start:start + 4096])[0] for start in range(0, len(obs), 4096)])
+        old_log_std = None if self.discrete else self.log_std.detach().clone()
+        size = len(obs)
+        minibatch = max(1, size // (cfg.minibatches * cfg.aux_every))
+        for _ in range(cfg.aux_epochs):
+            order = torch.as_tensor(self.rng.permutation(size), device=self.device)
+            for start in range(0, size, minibatch):
+                index = order[start:start + minibatch]
+                policy, values = self.network(obs[index])
+                if self.aux_value is not None:
+                    distilled = self.aux_value(self.network.actor_trunk(obs[index])).squeeze(-1)
+                    distill_loss = 0.5 * F.mse_loss(distilled, returns[index])
+                else:
+                    distill_loss = torch.zeros(())
+                clone_loss = self.policy_kl(old_policy[index], policy, old_log_std).mean()
+                loss = distill_loss + 0.5 * F.mse_loss(values, returns[index]) + cfg.clone_coef * clone_loss
+                self.step_optimizer("optim", loss, cfg.max_grad_norm)
+        return {"aux_distill_loss": distill_loss.detach(), "aux_clone_kl": clone_loss.detach()}
 
     def following_observations(self, rollout: Rollout) -> tuple[np.ndarray, np.ndarray]:
         """The observation after each step (the network's input form) and whether it continues the same
@@ -373,6 +431,8 @@ class PPO(Agent):
     def modules(self) -> dict[str, nn.Module]:
         net = self.network
         dynamics = {"dynamics": self.dynamics} if self.dynamics is not None else {}
+        if self.aux_value is not None:
+            dynamics["aux_value"] = self.aux_value
         if net.shared:
             return {"encoder": net.actor_trunk, "actor": net.policy_head, "critic": net.value_head, **dynamics}
         return {"actor": nn.Sequential(net.actor_trunk, net.policy_head),
@@ -388,6 +448,8 @@ class PPO(Agent):
         return {
             "network": self.network.state_dict(), "optimizer": self.optimizer.state_dict(), "updates": self.updates,
             "dynamics": self.dynamics.state_dict() if self.dynamics is not None else None,
+            "aux_value": self.aux_value.state_dict() if self.aux_value is not None else None,
+            "aux_memory": [(stored.cpu(), target.cpu()) for stored, target in self.aux_memory],
             "log_std": None if self.discrete else self.log_std.detach().clone(), "rng": self.rng.bit_generator.state,
             "obs_stats": self.obs_stats.state_dict() if self.obs_stats is not None else None,
             "reward_scaler": self.reward_scaler.state_dict() if self.reward_scaler is not None else None,
@@ -397,6 +459,9 @@ class PPO(Agent):
         self.network.load_state_dict(state["network"])
         if self.dynamics is not None:
             self.dynamics.load_state_dict(state["dynamics"])
+        if self.aux_value is not None:
+            self.aux_value.load_state_dict(state["aux_value"])
+        self.aux_memory = [(stored.to(self.device), target.to(self.device)) for stored, target in state["aux_memory"]]
         load_optimizer_state(self.optimizer, state["optimizer"])
         self.updates = state["updates"]
         if not self.discrete:
