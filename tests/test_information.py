@@ -55,3 +55,20 @@ def test_probing_a_ppo_run_measures_both_latents(tmp_path):
     train(env="classic:CartPole-v1", steps=300, eval_every=0, eval_episodes=1, run_dir=str(tmp_path / "dqn"),
           progress="off")
     assert main(["probe", str(tmp_path / "dqn")]) == 2
+
+
+def test_the_probe_hook_logs_both_latents_during_ppo_training(tmp_path):
+    import json
+
+    from scalerl import ConfigError, train
+
+    train(env="classic:CartPole-v1", agent="ppo", steps=2048, num_envs=4, eval_every=0, eval_episodes=1,
+          run_dir=str(tmp_path / "ppo"), progress="off", log_every=512, hooks=["probe"],
+          hook_opts={"probe": {"every": 2, "samples": 128}}, algo={"encoders": "separate"})
+    records = [json.loads(line) for line in (tmp_path / "ppo" / "metrics.jsonl").read_text().splitlines()]
+    probed = [r for r in records if "mi/actor.observation" in r]
+    assert [r["step"] for r in probed] == [512, 1536]  # updates 0 and 2 of 4 (512 steps each)
+    assert {"mi/critic.value", "mi/actor.action", "mi/critic.observation"} <= set(probed[0])
+    assert probed[-1]["mi/critic.value"] > 0.3  # the critic's latent determines its value
+    with pytest.raises(ConfigError, match="hook probe reads PPO's actor and critic trunks, not dqn"):
+        train(env="classic:CartPole-v1", steps=100, run_dir=str(tmp_path / "dqn"), progress="off", hooks=["probe"])

@@ -16,11 +16,15 @@ is standardized per dimension first, so no dimension dominates the max-norm.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 from scipy.spatial import cKDTree
 from scipy.special import digamma
 
 from scalerl.checks import ConfigError
+from scalerl.hooks.base import Hook
 
 
 def as_samples(values: np.ndarray) -> np.ndarray:
@@ -126,3 +130,93 @@ def probe_run(run_dir, steps: int = 512, num_envs: int = 8, k: int = 3, seed: in
         results[name] = {"observation": ksg_mi(latent, observations, k, seed), "value": ksg_mi(latent, values_all, k, seed),
                          "action": action_mi, "env_copy": discrete_mi(latent, copies_all, k, seed)}
     return results
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    every: int = 100
+    """Updates between probes (the first update is probed)."""
+    samples: int = 512
+    """Observations of the update's batch the estimates use."""
+    k: int = 3
+    """Neighbours of the k-NN estimators."""
+
+    def __post_init__(self) -> None:
+        from scalerl.checks import positive
+
+        positive("hook_opts.probe.every", self.every)
+        positive("hook_opts.probe.samples", self.samples)
+        positive("hook_opts.probe.k", self.k)
+
+
+class ProbeHook(Hook):
+    """Every N updates, mutual information of PPO's actor and critic latents with the observation, the
+    critic's value and the greedy action, on observations of that update's own batch (taken from the
+    first forward pass of the actor's trunk). Logged as mi/<actor|critic>.<target>."""
+
+    name = "probe"
+    config_class = ProbeConfig
+    description = "mutual information of PPO's actor and critic latents with observation, value, action"
+
+    def __init__(self, cfg: ProbeConfig, agent: Any) -> None:
+        super().__init__(cfg, agent)
+        if getattr(agent, "name", None) != "ppo":
+            raise ConfigError(f"hook probe reads PPO's actor and critic trunks, not {agent.name}'s networks")
+        self.updates = 0
+        self.pending: dict[str, float] = {}
+        self.batch: Any = None
+        self.handle = None
+        self.arm()
+
+    def arm(self) -> None:
+        if self.updates % self.cfg.every == 0 and self.handle is None:
+            self.handle = self.agent.network.actor_trunk.register_forward_pre_hook(self.capture)
+
+    def capture(self, module: Any, args: tuple) -> None:
+        import torch
+
+        if self.batch is None and torch.is_grad_enabled():
+            self.batch = args[0].detach()[: self.cfg.samples]
+
+    def after_update(self, metrics: dict) -> None:
+        if self.handle is not None and self.batch is not None:
+            self.handle.remove()
+            self.handle = None
+            self.pending.update(self.measure(self.batch))
+            self.batch = None
+        self.updates += 1
+        self.arm()
+
+    def measure(self, obs: Any) -> dict[str, float]:
+        import torch
+
+        agent, cfg = self.agent, self.cfg
+        if len(obs) <= cfg.k + 1:
+            return {}
+        with torch.no_grad():
+            network = agent.network
+            policy, values = network(obs)
+            latents = {"actor": network.actor_trunk(obs).cpu().numpy(), "critic": network.critic_trunk(obs).cpu().numpy()}
+        actions = (policy.argmax(-1) if agent.discrete else policy).cpu().numpy()
+        observations = projected(obs.cpu().numpy())
+        scalars = {}
+        for name, latent in latents.items():
+            scalars[f"mi/{name}.observation"] = ksg_mi(latent, observations, cfg.k)
+            scalars[f"mi/{name}.value"] = ksg_mi(latent, values.cpu().numpy(), cfg.k)
+            scalars[f"mi/{name}.action"] = (discrete_mi(latent, actions, cfg.k) if agent.discrete
+                                            else ksg_mi(latent, actions, cfg.k))
+        return scalars
+
+    def on_log(self) -> dict[str, float]:
+        scalars, self.pending = self.pending, {}
+        return scalars
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"updates": self.updates, "pending": dict(self.pending)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.handle is not None:
+            self.handle.remove()
+            self.handle = None
+        self.updates, self.pending = state["updates"], dict(state["pending"])
+        self.arm()

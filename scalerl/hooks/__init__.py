@@ -6,13 +6,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scalerl.checks import ConfigError, build_nested
+from scalerl.diagnostics.information import ProbeConfig, ProbeHook
 from scalerl.diagnostics.least import LEASTConfig, LEASTHook
 from scalerl.diagnostics.monitor import ActivityConfig, ActivityHook
 from scalerl.diagnostics.norms import NormsConfig, NormsHook
 from scalerl.diagnostics.resets import ReDoConfig, ReDoHook, ReGraMaConfig, ReGraMaHook
 from scalerl.hooks.base import Episode, Hook, HookList
 
-HOOKS: dict[str, type[Hook]] = {hook.name: hook for hook in [NormsHook, ActivityHook, ReDoHook, ReGraMaHook, LEASTHook]}
+HOOKS: dict[str, type[Hook]] = {hook.name: hook for hook in [NormsHook, ActivityHook, ReDoHook, ReGraMaHook, LEASTHook, ProbeHook]}
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class HookOptions:
     redo: ReDoConfig = field(default_factory=ReDoConfig)
     regrama: ReGraMaConfig = field(default_factory=ReGraMaConfig)
     least: LEASTConfig = field(default_factory=LEASTConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
 
     def __post_init__(self) -> None:
         build_nested(self, "hook_opts")
