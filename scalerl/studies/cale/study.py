@@ -34,7 +34,7 @@ class Settings:
     steps: int = 25_000
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     thresholds: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75])
-    threshold_seeds: list[int] = field(default_factory=lambda: [0])
+    threshold_seeds: list[int] = field(default_factory=lambda: [0, 1])
     """Seeds of the SAC runs at thresholds other than the default (fewer: they fit the budget)."""
     share_samples: int = 20_000
     random_episodes: int = 10
@@ -142,6 +142,17 @@ def final_returns(runs: list) -> dict[str, dict[int, float]]:
     return dict(sorted(table.items()))
 
 
+def training_returns(runs: list, last: int = 5_000) -> dict[str, list[float]]:
+    """Mean training episode return (clipped rewards, exploring policy) over each run's last `last` steps."""
+    table: dict[str, list[float]] = {}
+    for run in runs:
+        end = run.metrics[-1]["step"] if run.metrics else 0
+        values = [r["episode_return"] for r in run.metrics if "episode_return" in r and r["step"] > end - last]
+        if values:
+            table.setdefault(label(run), []).append(float(np.mean(values)))
+    return table
+
+
 def threshold_of(run) -> float:
     return run.config["env_opts"].get("continuous_action_threshold") or 0.5
 
@@ -206,11 +217,14 @@ def write_report(settings: Settings, shares: list[dict], runs: list, random_scor
     lines += ["## 2-3. Pixel SAC against DQN, and the threshold", "",
               f"{settings.steps:,} environment steps per run; the last evaluation's mean return over "
               f"{settings.eval_episodes} episodes (true rewards, no episodic life).", ""]
-    rows = [[name, *[fmt(per_seed[s]) if s in per_seed else "" for s in seeds], fmt(np.mean(list(per_seed.values())))]
+    training = training_returns(runs)
+    rows = [[name, *[fmt(per_seed[s]) if s in per_seed else "" for s in seeds], fmt(np.mean(list(per_seed.values()))),
+             fmt(np.mean(training[name])) if name in training else ""]
             for name, per_seed in finals.items()]
-    rows += [[f"random ({suite}, {len(returns)} episodes)", *[""] * len(seeds), fmt(np.mean(returns))]
+    rows += [[f"random ({suite}, {len(returns)} episodes)", *[""] * len(seeds), fmt(np.mean(returns)), ""]
              for suite, returns in random_scores.items()]
-    lines += table(["agent", *[f"seed {s}" for s in seeds], "mean"], rows) + [""]
+    lines += table(["agent", *[f"seed {s}" for s in seeds], "mean",
+                    "training return, last 5k steps (clipped, exploring)"], rows) + [""]
     behaviour = {}
     for run in runs:
         if (shares_taken := policy_shares(run)) is not None:
