@@ -24,7 +24,7 @@ from scipy.spatial import cKDTree
 from scipy.special import digamma
 
 from scalerl.checks import ConfigError
-from scalerl.hooks.base import Hook
+from scalerl.hooks.base import MeasuringHook
 
 
 def as_samples(values: np.ndarray) -> np.ndarray:
@@ -149,7 +149,7 @@ class ProbeConfig:
         positive("hook_opts.probe.k", self.k)
 
 
-class ProbeHook(Hook):
+class ProbeHook(MeasuringHook):
     """Every N updates, mutual information of PPO's actor and critic latents with the observation, the
     critic's value and the greedy action, on observations of that update's own batch (taken from the
     first forward pass of the actor's trunk). Logged as mi/<actor|critic>.<target>."""
@@ -162,8 +162,6 @@ class ProbeHook(Hook):
         super().__init__(cfg, agent)
         if getattr(agent, "name", None) != "ppo":
             raise ConfigError(f"hook probe reads PPO's actor and critic trunks, not {agent.name}'s networks")
-        self.updates = 0
-        self.pending: dict[str, float] = {}
         self.batch: Any = None
         self.handle = None
         self.arm()
@@ -207,16 +205,9 @@ class ProbeHook(Hook):
                                             else ksg_mi(latent, actions, cfg.k))
         return scalars
 
-    def on_log(self) -> dict[str, float]:
-        scalars, self.pending = self.pending, {}
-        return scalars
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"updates": self.updates, "pending": dict(self.pending)}
-
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if self.handle is not None:
             self.handle.remove()
             self.handle = None
-        self.updates, self.pending = state["updates"], dict(state["pending"])
+        super().load_state_dict(state)
         self.arm()

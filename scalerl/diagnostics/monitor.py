@@ -36,7 +36,7 @@ from scalerl.diagnostics.activity import (
     redo_scores,
     srank,
 )
-from scalerl.hooks.base import Hook
+from scalerl.hooks.base import MeasuringHook
 from scalerl.nets.softmoe import SoftMoE
 
 
@@ -124,15 +124,13 @@ def share(masks: list[torch.Tensor]) -> float:
     return float(sum(int(mask.sum()) for mask in masks) / total) if total else 0.0
 
 
-class ActivityHook(Hook):
+class ActivityHook(MeasuringHook):
     name = "activity"
     config_class = ActivityConfig
     description = "dormant and GraMa-inactive neurons, feature ranks, near-zero gradients, churn every N updates"
 
     def __init__(self, cfg: ActivityConfig, agent: Any) -> None:
         super().__init__(cfg, agent)
-        self.updates = 0
-        self.pending: dict[str, float] = {}
         self.layers = {name: neuron_layers(module) for name, module in agent.modules().items()}
         self.captures: dict[str, Capture] = {}
         self.grama: dict[str, list[tuple[str, torch.Tensor]]] = {}
@@ -189,16 +187,9 @@ class ActivityHook(Hook):
                 scalars[f"churn/{name}"] = churn
         self.captures, self.grama, self.zero_grad = {}, {}, {}
 
-    def on_log(self) -> dict[str, float]:
-        scalars, self.pending = self.pending, {}
-        return scalars
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"updates": self.updates, "pending": dict(self.pending)}
-
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for capture in self.captures.values():
             capture.remove()
         self.captures = {}
-        self.updates, self.pending = state["updates"], dict(state["pending"])
+        super().load_state_dict(state)
         self.arm()

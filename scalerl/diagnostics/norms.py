@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
 
 from scalerl.checks import positive
-from scalerl.hooks.base import Hook
+from scalerl.hooks.base import MeasuringHook
 
 
 def parameter_layers(module: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -46,7 +45,7 @@ class NormsConfig:
         positive("hook_opts.norms.every", self.every)
 
 
-class NormsHook(Hook):
+class NormsHook(MeasuringHook):
     """Every `every` updates, the gradient (before clipping) and weight L2 norm of each layer of every
     network an optimizer steps, logged as grad_norm/<module>.<layer> and weight_norm/<module>.<layer>
     (and grad_norm/<module> for the whole network) with the next metrics record."""
@@ -54,11 +53,6 @@ class NormsHook(Hook):
     name = "norms"
     config_class = NormsConfig
     description = "per-layer gradient and weight norms every N updates"
-
-    def __init__(self, cfg: NormsConfig, agent: Any) -> None:
-        super().__init__(cfg, agent)
-        self.updates = 0
-        self.pending: dict[str, float] = {}
 
     def after_backward(self, optimizer: str, modules: dict[str, nn.Module]) -> None:
         if self.updates % self.cfg.every:
@@ -71,13 +65,3 @@ class NormsHook(Hook):
 
     def after_update(self, metrics: dict[str, torch.Tensor]) -> None:
         self.updates += 1
-
-    def on_log(self) -> dict[str, float]:
-        scalars, self.pending = self.pending, {}
-        return scalars
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"updates": self.updates, "pending": dict(self.pending)}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.updates, self.pending = state["updates"], dict(state["pending"])

@@ -26,7 +26,7 @@ from torch import nn
 
 from scalerl.checks import in_range, positive
 from scalerl.diagnostics.activity import NeuronLayer, grama_scores, inactive, neuron_layers, redo_scores
-from scalerl.hooks.base import Hook
+from scalerl.hooks.base import MeasuringHook
 
 
 def outgoing_columns(layer: NeuronLayer, consumer: nn.Module, mask: torch.Tensor) -> torch.Tensor:
@@ -104,15 +104,13 @@ class ResetConfig:
         in_range(f"{prefix}.start", self.start, 0, 10**12)
 
 
-class ResetHook(Hook):
+class ResetHook(MeasuringHook):
     """The shared schedule of ReDo and ReGraMa: score on update k (a multiple of `every`), reset after it."""
 
     reset_norm: bool
 
     def __init__(self, cfg: ResetConfig, agent: Any) -> None:
         super().__init__(cfg, agent)
-        self.updates = 0
-        self.pending: dict[str, float] = {}
         self.layers = {name: [layer for layer in neuron_layers(module) if layer.resettable]
                        for name, module in agent.modules().items()}
         self.optimizer_of = {module: optimized.optimizer for optimized in agent.optimizers().values()
@@ -150,15 +148,12 @@ class ResetHook(Hook):
         self.pending[f"{self.name}_reset"] = float(sum(counts.values()))
         self.pending[f"{self.name}_reset_total"] = float(self.total)
 
-    def on_log(self) -> dict[str, float]:
-        scalars, self.pending = self.pending, {}
-        return scalars
-
     def state_dict(self) -> dict[str, Any]:
-        return {"updates": self.updates, "pending": dict(self.pending), "total": self.total}
+        return {**super().state_dict(), "total": self.total}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.updates, self.pending, self.total = state["updates"], dict(state["pending"]), state["total"]
+        super().load_state_dict(state)
+        self.total = state["total"]
         if self.due():
             self.arm()
 

@@ -11,7 +11,7 @@ from scalerl.diagnostics.least import LEASTConfig, LEASTHook
 from scalerl.diagnostics.monitor import ActivityConfig, ActivityHook
 from scalerl.diagnostics.norms import NormsConfig, NormsHook
 from scalerl.diagnostics.resets import ReDoConfig, ReDoHook, ReGraMaConfig, ReGraMaHook
-from scalerl.hooks.base import Episode, Hook, HookList
+from scalerl.hooks.base import Episode, Hook, HookList, MeasuringHook
 
 HOOKS: dict[str, type[Hook]] = {hook.name: hook for hook in [NormsHook, ActivityHook, ReDoHook, ReGraMaHook, LEASTHook, ProbeHook]}
 
@@ -47,4 +47,4 @@ def make_hooks(names: list[str], options: HookOptions, agent: Any, run_steps: in
     return HookList(hooks)
 
 
-__all__ = ["HOOKS", "Episode", "Hook", "HookList", "HookOptions", "check_hook_names", "make_hooks"]
+__all__ = ["HOOKS", "Episode", "Hook", "HookList", "HookOptions", "MeasuringHook", "check_hook_names", "make_hooks"]

@@ -87,6 +87,26 @@ class Hook:
         pass
 
 
+class MeasuringHook(Hook):
+    """A hook that counts updates and hands what it measured to the next metrics record; its count and
+    anything not yet logged go into checkpoints."""
+
+    def __init__(self, cfg: Any, agent: Agent) -> None:
+        super().__init__(cfg, agent)
+        self.updates = 0
+        self.pending: dict[str, float] = {}
+
+    def on_log(self) -> dict[str, float]:
+        scalars, self.pending = self.pending, {}
+        return scalars
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"updates": self.updates, "pending": dict(self.pending)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.updates, self.pending = state["updates"], dict(state["pending"])
+
+
 class HookList:
     """The run's hooks, called in the order the config lists them."""
 
