@@ -251,6 +251,7 @@ def cmd_study(args: list[str]) -> int:
     parser.add_argument("--quick", action="store_true", help="a few minutes: every step at a size that shows nothing")
     parser.add_argument("-o", "--out", type=Path, default=None, help="folder (default studies/NAME[-quick])")
     parser.add_argument("--workers", type=int, default=None, help="runs in parallel (default: all cores)")
+    parser.add_argument("--address", default=None, help="a Ray cluster to run on (see scalerl sweep --address)")
     parsed = parser.parse_args(args)
     if parsed.list or parsed.name is None:
         for name in study_names():
@@ -259,7 +260,7 @@ def cmd_study(args: list[str]) -> int:
     if parsed.readme:
         print((study_folder(parsed.name) / "README.md").read_text())
         return 0
-    print(run_study(parsed.name, parsed.out, parsed.quick, parsed.workers))
+    print(run_study(parsed.name, parsed.out, parsed.quick, parsed.workers, parsed.address))
     return 0
 
 

@@ -46,7 +46,11 @@ def run_session(config: TrainConfig, session: Session) -> dict[str, Any]:
     except BaseException:
         session.discard()
         raise
-    return loop.run()
+    try:
+        return loop.run()
+    except BaseException:
+        session.close()  # lets go of the run directory: an interrupted run can be resumed in this process
+        raise
 
 
 def train(config: TrainConfig | None = None, **fields: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ parts beside the environments and the global RNG state; the loop puts them back 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import pickle
 import random
@@ -63,6 +64,11 @@ class RunDirTaken(ConfigError):
     """The run directory already holds a run (or another process claimed it first)."""
 
 
+class RunDirBusy(ConfigError):
+    """Another process is training in the run directory (a second resume, or a sweep trial retried while
+    the attempt on a lost node still runs)."""
+
+
 class Session:
     """One run's directory, seeds, device, logger and checkpoints (and, for RL runs, its environments).
 
@@ -79,10 +85,13 @@ class Session:
         self.created: list[Path] = []
         self.device = resolve_device(device)
         self.resumed = resume
+        self._lock_handle: Any = None
         if resume:
+            self._lock()
             self.checkpoint = self._reopen()
         else:
             self._claim()
+            self._lock()
         if threads:
             torch.set_num_threads(threads)
         seed_everything(seed)
@@ -107,6 +116,19 @@ class Session:
         except FileExistsError:
             raise RunDirTaken(f"{self.run_dir} already holds a run; resume it with --resume {self.run_dir} "
                               "or pick another --run-dir") from None
+
+    def _lock(self) -> None:
+        """Hold an exclusive lock on config.json while the session is open, so two processes never train
+        in one directory. It is an flock: the kernel (or the NFS server) drops it when its holder dies,
+        however that happens. Opened for writing, as NFS needs for an exclusive lock."""
+        handle = open(self.run_dir / "config.json", "r+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise RunDirBusy(f"{self.run_dir} is in use: another process is training there; wait for it to end "
+                             "or stop it") from None
+        self._lock_handle = handle
 
     def _reopen(self) -> dict[str, Any] | None:
         path = self.checkpoint_path
@@ -200,7 +222,12 @@ class Session:
                 folder.rmdir()
 
     def close(self) -> None:
+        """Close the logger and the environments and let go of the run directory; closing twice is harmless."""
         self.logger.close()
+        if self._lock_handle is not None:
+            self._lock_handle.close()
+            self._lock_handle = None
         for envs in (self.envs, self.eval_envs):
             if envs is not None:
                 envs.close()
+        self.envs = self.eval_envs = None

@@ -14,8 +14,10 @@ A sweep file (TOML, or YAML) names the shared settings, what varies, and the see
 Each (variant, seed) is a trial whose run directory is `<sweep dir>/<variant>/seed<k>`. Started
 again, a sweep skips finished trials (summary.json), resumes the ones with a checkpoint, and
 starts the rest afresh. Trials that fail are retried (from their checkpoint) up to `max_retries`
-times and then reported. Ray runs them: a local Ray with `workers` CPUs by default, or the cluster
-at `address`; `gpus_per_run` > 0 puts each trial on its own share of a GPU with device cuda.
+times and then reported; a trial whose worker or node is lost is run again from its checkpoint without
+using up those retries. Ray runs them: a local Ray with `workers` CPUs by default, or the cluster at
+`address` (whose nodes must all see the sweep folder at the same path: checked before anything runs);
+`gpus_per_run` > 0 puts each trial on its own share of a GPU with device cuda.
 """
 
 from __future__ import annotations
@@ -24,9 +26,14 @@ import contextlib
 import fcntl
 import itertools
 import json
+import logging
 import os
 import re
+import secrets
 import shutil
+import socket
+import sys
+import tempfile
 import time
 import tomllib
 from collections.abc import Iterator
@@ -36,6 +43,7 @@ from typing import Any
 
 from scalerl.checks import ConfigError, non_negative, positive, require
 from scalerl.config import TrainConfig
+from scalerl.session import RunDirBusy
 
 
 def nest(dotted: dict[str, Any]) -> dict[str, Any]:
@@ -153,16 +161,62 @@ def trial_state(trial: Trial) -> str:
     return "new"
 
 
+NODE_LOSS_RETRIES = 3
+"""How many times Ray runs a trial again (from its checkpoint) when the worker or node running it is lost;
+apart from the trial's own `max_retries`, which count errors the trial raised."""
+
+BUSY_WAIT_SECONDS = 120.0
+"""How long a retried trial waits for its run directory while an attempt on a lost node is still dying."""
+
+
 def execute_trial(config: dict[str, Any]) -> dict[str, Any]:
-    """Run one trial to the end (in a Ray worker): resume it if it has a checkpoint."""
+    """Run one trial to the end (in a Ray worker), resuming it if it has a checkpoint, and return its summary
+    with the node it ran on. Each attempt appends {node, resume, time} to the run directory's attempts.jsonl."""
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()
+    deadline = time.monotonic() + BUSY_WAIT_SECONDS
+    while True:
+        try:
+            return {**run_attempt(config, node), "node": node}
+        except RunDirBusy:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2.0)
+
+
+def run_attempt(config: dict[str, Any], node: str) -> dict[str, Any]:
     from scalerl.run import resume, train
 
     run_dir = Path(config["run_dir"])
-    if (run_dir / "checkpoints" / "latest.pt").is_file():
-        return resume(run_dir)
-    if run_dir.exists():
+    resuming = (run_dir / "checkpoints" / "latest.pt").is_file()
+    if not resuming and run_dir.exists():
+        if run_dir_in_use(run_dir):
+            raise RunDirBusy(f"{run_dir} is in use by another attempt")
         shutil.rmtree(run_dir)
-    return train(TrainConfig.from_dict(config))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "attempts.jsonl", "a") as attempts:
+        attempts.write(json.dumps({"node": node, "resume": resuming, "time": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
+    return resume(run_dir) if resuming else train(TrainConfig.from_dict(config))
+
+
+def run_dir_in_use(run_dir: Path) -> bool:
+    """Whether a session holds the run directory's lock (see Session)."""
+    try:
+        handle = open(run_dir / "config.json", "r+")
+    except FileNotFoundError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+_ray_address: str | None = None
+"""The cluster address this process joined (None: a local Ray), so a later sweep elsewhere reconnects."""
 
 
 def start_ray(address: str | None, workers: int | None) -> None:
@@ -170,15 +224,143 @@ def start_ray(address: str | None, workers: int | None) -> None:
         import ray
     except ImportError:
         raise ConfigError("sweeps run on Ray: pip install 'scalerl[sweep]'") from None
+    global _ray_address
     if ray.is_initialized():
-        return
+        if _ray_address == address:
+            return
+        ray.shutdown()  # this process was on another Ray (a local one, or another cluster)
     if address:
-        ray.init(address=address, log_to_driver=False)
+        join_cluster(ray, address)
     else:
-        import os
+        with loopback_only(ray):  # a Ray of its own (never one already running here), off the network
+            ray.init(address="local", num_cpus=workers or os.cpu_count(), include_dashboard=False,
+                     log_to_driver=False, object_store_memory=200 * 1024**2, logging_level=logging.WARNING)
+    _ray_address = address
 
-        ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, log_to_driver=False,
-                 object_store_memory=200 * 1024**2)
+
+SINGLE_NODE_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+@contextlib.contextmanager
+def loopback_only(ray: Any) -> Iterator[None]:
+    """Start Ray on 127.0.0.1. On Linux, Ray puts even a one-machine instance on the machine's network
+    address, listening on every interface; on Windows and macOS it keeps to loopback, and the switch Ray reads
+    for that (its environment variable, and the constant it was read into at import) asks for the same here.
+    Only the start needs it: Ray's processes are started inside, and keep the address they were given."""
+    constants = ray._private.ray_constants
+    saved_env, saved_flag = os.environ.get(SINGLE_NODE_SWITCH), constants.ENABLE_RAY_CLUSTER
+    os.environ[SINGLE_NODE_SWITCH], constants.ENABLE_RAY_CLUSTER = "0", False
+    try:
+        yield
+    finally:
+        constants.ENABLE_RAY_CLUSTER = saved_flag
+        if saved_env is None:
+            os.environ.pop(SINGLE_NODE_SWITCH)
+        else:
+            os.environ[SINGLE_NODE_SWITCH] = saved_env
+
+
+def join_cluster(ray: Any, address: str) -> None:
+    """ray.init on a cluster, with one-line errors for the usual mistakes. A GCS address (host:port) is
+    tried over TCP first: Ray itself retries a dead address for minutes."""
+    if address != "auto" and not address.startswith("ray://"):
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"--address {address!r} is not host:port (the head's GCS address, e.g. 10.0.0.5:6379), "
+                              "auto, or ray://host:10001")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+        except OSError as error:
+            reason = error.strerror or type(error).__name__
+            raise ConfigError(f"no Ray cluster answers at {address} ({reason}); `ray status` on the head node "
+                              "prints its address") from None
+    failure = None
+    with tempfile.TemporaryFile() as said, stderr_to(said):
+        try:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        except ray.exceptions.AuthenticationError:
+            failure = (f"the Ray cluster at {address} wants a token and none was found here: copy the head's "
+                       "~/.ray/auth_token to this machine, or set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH)")
+        except ConnectionError:
+            failure = f"cannot join the Ray cluster at {address}: "
+        said.seek(0)
+        ray_output = said.read().decode(errors="replace")
+    if failure is None:
+        sys.stderr.write(ray_output)
+        return
+    if failure.endswith(": "):
+        if "InvalidAuthToken" in ray_output and has_ray_token():
+            failure += "it refused this machine's token, which is not the head's (~/.ray/auth_token, RAY_AUTH_TOKEN)"
+        elif "InvalidAuthToken" in ray_output:
+            failure += ("it wants a token and none was sent: set RAY_AUTH_MODE=token and give it the head's token "
+                        "(copy ~/.ray/auth_token from the head, or set RAY_AUTH_TOKEN)")
+        else:
+            failure += "something listens there but does not answer as a Ray head of this Ray version"
+    raise ConfigError(failure)
+
+
+@contextlib.contextmanager
+def stderr_to(file: Any) -> Iterator[None]:
+    """Send file descriptor 2 to `file`: Ray's core writes there directly, a line per failed attempt to join,
+    and a failure is better said once."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(file.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def has_ray_token() -> bool:
+    """Whether this process would send Ray a token: RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token."""
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    return bool(os.environ.get("RAY_AUTH_TOKEN")) or Path(path or Path.home() / ".ray" / "auth_token").is_file()
+
+
+def trial_nodes(ray: Any, gpus_per_run: float) -> list[dict[str, Any]]:
+    """The live nodes a trial can be placed on (a CPU, and a GPU share where asked)."""
+    nodes = [node for node in ray.nodes() if node["Alive"] and node["Resources"].get("CPU", 0) >= 1
+             and node["Resources"].get("GPU", 0) >= gpus_per_run]
+    if not nodes:
+        needs = f"a CPU and {gpus_per_run:g} GPU" if gpus_per_run else "a CPU"
+        raise ConfigError(f"no node of the Ray cluster has {needs} for a trial")
+    return nodes
+
+
+def read_probe(path: str) -> str | None:
+    """On a node: the probe file's text, or None where the node cannot see it."""
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return None
+
+
+def check_shared_folder(ray: Any, sweep_dir: Path, nodes: list[dict[str, Any]]) -> None:
+    """Every node that may run a trial must see the sweep folder at the same path, or its trials would
+    write run directories the driver never finds. Checked by reading, on each node, a file written here."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    probe = sweep_dir / f".probe-{secrets.token_hex(4)}"
+    token = secrets.token_hex(16)
+    probe.write_text(token)
+    try:
+        read = ray.remote(read_probe)
+        answers = ray.get([read.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
+            node["NodeID"], soft=False)).remote(str(probe.resolve())) for node in nodes], timeout=120)
+    finally:
+        probe.unlink()
+    blind = nodes_not_seeing(nodes, answers, token)
+    if blind:
+        raise ConfigError(f"{len(blind)} of {len(nodes)} nodes cannot see the sweep folder {sweep_dir.resolve()} "
+                          f"({', '.join(blind)}): put it on a filesystem every node mounts at the same path")
+
+
+def nodes_not_seeing(nodes: list[dict[str, Any]], answers: list[str | None], token: str) -> list[str]:
+    return [f"{node['NodeManagerAddress']} node {node['NodeID'][:8]}" for node, answer in zip(nodes, answers)
+            if answer != token]
 
 
 def run_sweep(spec: SweepSpec, sweep_dir: str | Path, *, workers: int | None = None, address: str | None = None,
@@ -228,11 +410,14 @@ def drive(spec: SweepSpec, sweep_dir: Path, trials: list[Trial], workers: int | 
     log(f"sweep {sweep_dir}: {len(trials)} trials, {len(trials) - len(todo)} finished, "
         f"{sum(s == 'resumable' for s in states.values())} to resume, {sum(s == 'new' for s in states.values())} to start")
     failures: dict[Path, str] = {}
+    nodes: dict[str, str] = {}
     if todo:
         start_ray(address, workers)
         import ray
 
-        options: dict[str, Any] = {"num_cpus": 1, "max_retries": 0}
+        if address:
+            check_shared_folder(ray, sweep_dir, trial_nodes(ray, gpus_per_run))
+        options: dict[str, Any] = {"num_cpus": 1, "max_retries": NODE_LOSS_RETRIES}
         if gpus_per_run:
             options["num_gpus"] = gpus_per_run
         remote = ray.remote(execute_trial).options(**options)
@@ -248,7 +433,9 @@ def drive(spec: SweepSpec, sweep_dir: Path, trials: list[Trial], workers: int | 
             trial = pending.pop(done[0])
             try:
                 summary = ray.get(done[0])
-                log(f"finished {trial.run_dir.relative_to(sweep_dir)}: final eval {summary['final_eval_return']}")
+                nodes[str(trial.run_dir.relative_to(sweep_dir))] = summary["node"]
+                log(f"finished {trial.run_dir.relative_to(sweep_dir)} on node {summary['node'][:8]}: "
+                    f"final eval {summary['final_eval_return']}")
                 failures.pop(trial.run_dir, None)
             except Exception as error:  # a trial's failure must not stop the sweep: it is retried, then reported
                 message = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
@@ -261,7 +448,7 @@ def drive(spec: SweepSpec, sweep_dir: Path, trials: list[Trial], workers: int | 
                     log(f"failed {trial.run_dir.relative_to(sweep_dir)} ({message}); no retries left")
     finished = [str(t.run_dir.relative_to(sweep_dir)) for t in trials if (t.run_dir / "summary.json").is_file()]
     failed = [{"trial": str(path.relative_to(sweep_dir)), "error": error} for path, error in failures.items()]
-    result = {"sweep_dir": str(sweep_dir), "finished": finished, "failed": failed,
+    result = {"sweep_dir": str(sweep_dir), "finished": finished, "failed": failed, "nodes": nodes,
               "time": time.strftime("%Y-%m-%d %H:%M:%S")}
     (sweep_dir / "sweep_status.json").write_text(json.dumps(result, indent=2) + "\n")
     if report and finished:

@@ -349,3 +349,20 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_afresh(tmp_path, run_r
     (killed / "summary.json").unlink()
     resume(killed)
     assert run_records(killed / "metrics.jsonl") == run_records(tmp_path / "whole" / "metrics.jsonl")
+
+
+def test_a_second_process_cannot_train_in_a_run_directory_in_use(tmp_path):
+    run_dir = tmp_path / "run"
+    first = scalerl("train", "--run-dir", str(run_dir), *ARGS)
+    deadline = time.time() + 120
+    while last_step(run_dir / "metrics.jsonl") < 250:
+        assert first.poll() is None, first.stderr.read()
+        assert time.time() < deadline
+        time.sleep(0.01)
+    second = scalerl("train", "--resume", str(run_dir))
+    _, err = second.communicate(timeout=120)
+    first.kill()
+    first.wait()
+    assert second.returncode == 2
+    assert err.strip() == f"scalerl: error: {run_dir} is in use: another process is training there; wait for it to end or stop it"
+    assert scalerl("train", "--resume", str(run_dir)).wait(timeout=300) == 0  # free once its holder is gone

@@ -13,6 +13,7 @@ them) and either
 from __future__ import annotations
 
 import importlib
+import inspect
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -55,13 +56,18 @@ def quick_spec(folder: Path, quick: bool) -> tuple[Any, list[str] | None]:
 
 
 def run_study(name: str, out: str | Path | None = None, quick: bool = False, workers: int | None = None,
-              log=print) -> Path:
+              address: str | None = None, log=print) -> Path:
     """Run (or continue) a study into `out` (default studies/NAME, or studies/NAME-quick) and return the
-    path of its report."""
+    path of its report. Its training runs go to a local Ray with `workers` CPUs, or to the Ray cluster at
+    `address` (see scalerl.sweep)."""
     folder = study_folder(name)
     out = Path(out or Path("studies") / (f"{name}-quick" if quick else name))
     if (folder / "study.py").is_file():
         module = importlib.import_module(f"scalerl.studies.{name}.study")
+        if "address" in inspect.signature(module.run).parameters:
+            return module.run(out, quick=quick, workers=workers, address=address)
+        if workers is not None or address is not None:
+            raise ConfigError(f"study {name} does not run on Ray: --workers and --address do not apply to it")
         return module.run(out, quick=quick)
     if not (folder / "sweep.toml").is_file():
         raise ConfigError(f"study {name} has neither a study.py nor a sweep.toml")
@@ -69,7 +75,7 @@ def run_study(name: str, out: str | Path | None = None, quick: bool = False, wor
     from scalerl.sweep import run_sweep
 
     spec, group_by = quick_spec(folder, quick)
-    result = run_sweep(spec, out, workers=workers, report=False, log=log)
+    result = run_sweep(spec, out, workers=workers, address=address, report=False, log=log)
     if result["failed"]:
         raise ConfigError(f"study {name}: {len(result['failed'])} runs failed, first: {result['failed'][0]['error']}")
     report = write_report([out / trial for trial in result["finished"]], out / "report.md", group_by)

@@ -40,7 +40,6 @@ class Settings:
     random_episodes: int = 10
     eval_every: int = 5_000
     eval_episodes: int = 5
-    workers: int = 2
 
 
 FULL = Settings()
@@ -82,7 +81,7 @@ def sweep_variants(settings: Settings) -> list[dict[str, Any]]:
     return variants
 
 
-def run_training(settings: Settings, out: Path) -> list[Path]:
+def run_training(settings: Settings, out: Path, workers: int | None, address: str | None) -> list[Path]:
     """DQN and SAC at the default threshold under out/runs; SAC at the other thresholds, with their own
     seeds, under out/thresholds."""
     from scalerl.sweep import SweepSpec, run_sweep
@@ -94,7 +93,7 @@ def run_training(settings: Settings, out: Path) -> list[Path]:
     for folder, variants, seeds in (("runs", default, settings.seeds), ("thresholds", others, settings.threshold_seeds)):
         if not variants or not seeds:
             continue
-        result = run_sweep(SweepSpec(base=base, variants=variants, seeds=seeds), out / folder, workers=settings.workers,
+        result = run_sweep(SweepSpec(base=base, variants=variants, seeds=seeds), out / folder, workers=workers, address=address,
                            report=False)
         if result["failed"]:
             raise RuntimeError(f"{len(result['failed'])} CALE study runs failed, first: {result['failed'][0]['error']}")
@@ -246,7 +245,7 @@ def write_report(settings: Settings, shares: list[dict], runs: list, random_scor
     return report
 
 
-def run(out: Path, quick: bool = False) -> Path:
+def run(out: Path, quick: bool = False, workers: int | None = None, address: str | None = None) -> Path:
     """Run (or continue) the study in `out` and write out/report.md; returns its path."""
     from scalerl.analysis.runs import find_runs
 
@@ -254,5 +253,5 @@ def run(out: Path, quick: bool = False) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     shares = share_rows(settings)
     random_scores = random_play(settings)
-    runs = find_runs(run_training(settings, out))
+    runs = find_runs(run_training(settings, out, workers, address))
     return write_report(settings, shares, runs, random_scores, out, quick)

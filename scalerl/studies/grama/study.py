@@ -38,7 +38,6 @@ class Settings:
     sac_steps: int = 20_000
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     eval_every: int = 5_000
-    workers: int = 2
 
 
 FULL = Settings()
@@ -113,14 +112,14 @@ def sweep_variants() -> list[dict[str, Any]]:
             {"hooks": ["regrama"], "hook_opts.regrama.tau": 0.01, "hook_opts.regrama.every": 1_000}]
 
 
-def run_sac(settings: Settings, out: Path) -> list[Path]:
+def run_sac(settings: Settings, out: Path, workers: int | None, address: str | None) -> list[Path]:
     from scalerl.sweep import SweepSpec, run_sweep
 
     base = {"env": "mujoco:HalfCheetah-v5", "agent": "sac", "steps": settings.sac_steps, "net.activation": "tanh",
             "net.hidden": 256, "eval_every": settings.eval_every, "eval_episodes": 5, "log_every": 1_000,
             "checkpoint_every": 10_000, "hook_opts.activity.every": 1_000}
     variants = [{**v, "hooks": [*v["hooks"], "activity"]} for v in sweep_variants()]
-    result = run_sweep(SweepSpec(base=base, variants=variants, seeds=settings.seeds), out, workers=settings.workers,
+    result = run_sweep(SweepSpec(base=base, variants=variants, seeds=settings.seeds), out, workers=workers, address=address,
                        report=False)
     if result["failed"]:
         raise RuntimeError(f"{len(result['failed'])} GraMa study runs failed, first: {result['failed'][0]['error']}")
@@ -188,7 +187,7 @@ def write_report(settings: Settings, classification: dict, runs: list, out: Path
     return report
 
 
-def run(out: Path, quick: bool = False) -> Path:
+def run(out: Path, quick: bool = False, workers: int | None = None, address: str | None = None) -> Path:
     from scalerl.analysis.runs import find_runs
 
     settings = QUICK if quick else FULL
@@ -199,5 +198,5 @@ def run(out: Path, quick: bool = False) -> Path:
     else:
         classification = continual_classification(settings)
         cached.write_text(json.dumps(classification))
-    runs = find_runs(run_sac(settings, out / "runs"))
+    runs = find_runs(run_sac(settings, out / "runs", workers, address))
     return write_report(settings, classification, runs, out, quick)
