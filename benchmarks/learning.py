@@ -62,6 +62,21 @@ RECIPES: dict[str, dict] = {
         "--net.init", "orthogonal", "--eval-every", "25000", "--eval-episodes", "5", "--checkpoint-every", "50000"]},
 }
 
+# DQN against Rainbow on MinAtar at one budget and cadence: 100k steps, an update every step on batches of 32,
+# replay 100k, 5k steps before learning, target copied every 1,000 updates, Adam 2.5e-4 (eps 1.5e-4), 3-step
+# returns, the same network. DQN explores with epsilon 1 -> 0.01 over 50k steps; Rainbow by its noisy layers,
+# with C51 on [-100, 100] (Dopamine's MinAtar Rainbow support), prioritized replay, dueling and double.
+MINATAR_SHARED = ["--steps", "100000", "--eval-every", "10000", "--eval-episodes", "10", "--checkpoint-every", "50000",
+                  "--algo.optim.lr", "2.5e-4", "--algo.optim.adam-eps", "1.5e-4", "--algo.n-step", "3",
+                  "--algo.target-update-every", "1000", "--algo.batch-size", "32", "--algo.buffer-size", "100000",
+                  "--algo.learning-starts", "5000", "--algo.train-every", "1"]
+for game in ("breakout", "asterix"):
+    RECIPES[f"dqn-minatar-{game}"] = {"threshold": 10.0, "args": [
+        "--agent", "dqn", "--env", f"minatar:{game}", *MINATAR_SHARED, "--algo.epsilon-decay-steps", "50000",
+        "--algo.epsilon-end", "0.01"]}
+    RECIPES[f"rainbow-minatar-{game}"] = {"threshold": 10.0, "args": [
+        "--agent", "rainbow", "--env", f"minatar:{game}", *MINATAR_SHARED, "--algo.v-max", "100"]}
+
 
 def run_seed(recipe: str, seed: int, out: Path) -> Path:
     run_dir = out / f"seed{seed}"

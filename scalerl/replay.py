@@ -6,10 +6,14 @@ forward along the sampled transition's own column, stopping at the end of its ep
 
 `FrameReplayBuffer` keeps stacked pixel observations as single frames, once each, and rebuilds the
 stacks when sampling: about one frame per transition instead of two stacks of k.
+
+Either buffer samples uniformly, or in proportion to priorities (`Priorities`, a sum tree over the
+buffer's slots) that the agent hands back after each update, with importance weights in the batch.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +36,104 @@ class Batch:
     discounts: torch.Tensor
     indices: tuple[np.ndarray, np.ndarray] | None = None
     """(rows, columns) of the sampled transitions in the buffer, for priorities handed back."""
+    weights: torch.Tensor | None = None
+    """Importance-sampling weights of a prioritized sample (None: uniform, every weight 1)."""
+
+
+class SumTree:
+    """Sums over a complete binary tree stored in one array (leaves from `size`, node i's children at 2i
+    and 2i+1): setting leaves and finding the leaf under a prefix sum are O(log n), vectorized over a
+    batch one level at a time. Internal sums are recomputed from their children, never incremented, so
+    rounding does not drift."""
+
+    def __init__(self, capacity: int) -> None:
+        self.depth = max(1, math.ceil(math.log2(capacity)))
+        self.size = 1 << self.depth
+        self.nodes = np.zeros(2 * self.size, dtype=np.float64)
+
+    @property
+    def total(self) -> float:
+        return float(self.nodes[1])
+
+    def leaves(self, indices: np.ndarray) -> np.ndarray:
+        return self.nodes[indices + self.size]
+
+    def set(self, indices: np.ndarray, values: np.ndarray) -> None:
+        """Leaves `indices` take `values` (for a repeated index, its last value)."""
+        node = indices + self.size
+        self.nodes[node] = values
+        node = np.unique(node >> 1)
+        while True:
+            self.nodes[node] = self.nodes[2 * node] + self.nodes[2 * node + 1]
+            if node[0] == 1:
+                return
+            node = np.unique(node >> 1)
+
+    def find(self, prefix: np.ndarray) -> np.ndarray:
+        """For each prefix sum in [0, total), the leaf where the running sum of leaves passes it."""
+        node = np.ones(len(prefix), dtype=np.int64)
+        prefix = prefix.copy()
+        for _ in range(self.depth):
+            left = 2 * node
+            left_sum = self.nodes[left]
+            right = prefix >= left_sum
+            prefix -= np.where(right, left_sum, 0.0)
+            node = left + right
+        return node - self.size
+
+
+@dataclass(frozen=True)
+class PrioritySettings:
+    """Proportional prioritized replay (Schaul et al., 2016): P(i) = p_i / sum p, p_i = (error_i + eps)^alpha,
+    importance weights (N P(i))^-beta / max over the batch, beta moving linearly from beta_start to beta_end
+    over `anneal_steps` stored transitions."""
+
+    alpha: float = 0.5
+    beta_start: float = 0.4
+    beta_end: float = 1.0
+    anneal_steps: int = 1
+    epsilon: float = 1e-6
+
+
+class Priorities:
+    """The priorities of a buffer's slots (slot = row * num_envs + column). New transitions get the largest
+    priority seen so far, so each is sampled at least about once before its own error is known."""
+
+    def __init__(self, slots: int, settings: PrioritySettings) -> None:
+        self.settings = settings
+        self.tree = SumTree(slots)
+        self.max_priority = 1.0
+        self.stored = 0
+
+    def beta(self) -> float:
+        s = self.settings
+        return s.beta_start + (s.beta_end - s.beta_start) * min(1.0, self.stored / s.anneal_steps)
+
+    def draw(self, rng: np.random.Generator, count: int) -> np.ndarray:
+        """`count` slots, one from each of `count` equal slices of the total priority (stratified)."""
+        total = self.tree.total
+        prefix = (np.arange(count) + rng.random(count)) * (total / count)
+        slots = self.tree.find(np.minimum(prefix, np.nextafter(total, 0.0)))
+        while (empty := self.tree.leaves(slots) <= 0.0).any():  # a rounding edge: draw those again
+            slots[empty] = self.tree.find(rng.random(int(empty.sum())) * total)
+        return slots
+
+    def weights(self, slots: np.ndarray, transitions: int) -> np.ndarray:
+        probabilities = self.tree.leaves(slots) / self.tree.total
+        weights = (transitions * probabilities) ** -self.beta()
+        return (weights / weights.max()).astype(np.float32)
+
+    def update(self, slots: np.ndarray, errors: np.ndarray) -> None:
+        priorities = (np.abs(errors.astype(np.float64)) + self.settings.epsilon) ** self.settings.alpha
+        self.max_priority = max(self.max_priority, float(priorities.max()))
+        self.tree.set(slots, priorities)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"leaves": self.tree.nodes[self.tree.size:].copy(), "max_priority": self.max_priority, "stored": self.stored}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.tree.set(np.arange(self.tree.size), state["leaves"])
+        self.max_priority, self.stored = state["max_priority"], state["stored"]
 
 
 class ReplayBuffer:
@@ -48,6 +150,7 @@ class ReplayBuffer:
         gamma: float = 0.99,
         seed: int = 0,
         device: torch.device | str = "cpu",
+        priorities: PrioritySettings | None = None,
     ) -> None:
         self.rows = max(capacity // num_envs, n_step + 1)
         self.num_envs = num_envs
@@ -63,6 +166,7 @@ class ReplayBuffer:
         self.truncated = np.zeros((rows, cols), dtype=bool)
         self.position = 0
         self.full = False
+        self.priorities = Priorities(rows * cols, priorities) if priorities is not None else None
 
     def allocate_observations(self, obs_space: gym.Space) -> None:
         self.obs = np.zeros((self.rows, self.num_envs, *obs_space.shape), dtype=obs_space.dtype)
@@ -100,8 +204,22 @@ class ReplayBuffer:
         self.rewards[row] = rewards
         self.terminated[row] = terminated
         self.truncated[row] = truncated
+        if self.priorities is not None:
+            self.prioritize_new(row)
         self.position = (row + 1) % self.rows
         self.full = self.full or self.position == 0
+
+    def prioritize_new(self, row: int) -> None:
+        """The row just written cannot be sampled until its n-step window is complete: priority 0. The row
+        whose window it completes (n - 1 rows back) becomes sampleable, at the largest priority so far."""
+        columns = np.arange(self.num_envs)
+        slots, values = [row * self.num_envs + columns], [np.zeros(self.num_envs)]
+        ready = row - self.n_step + 1
+        if ready >= 0 or self.full:
+            slots.append(ready % self.rows * self.num_envs + columns)
+            values.append(np.full(self.num_envs, self.priorities.max_priority))
+        self.priorities.tree.set(np.concatenate(slots), np.concatenate(values))
+        self.priorities.stored += self.num_envs
 
     def cut_episodes(self) -> None:
         """The environments restarted their episodes (a resume that could not restore them): the last stored
@@ -127,10 +245,16 @@ class ReplayBuffer:
             raise ValueError(f"replay holds {len(self)} transitions: too few to sample {self.n_step}-step returns")
         return self.rng.integers(0, valid, size=batch_size)
 
+    def _draw(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, columns) of `batch_size` transitions: uniform, or by priority."""
+        if self.priorities is None:
+            return self._sample_rows(batch_size), self.rng.integers(0, self.num_envs, size=batch_size)
+        if not self.can_sample():
+            raise ValueError(f"replay holds {len(self)} transitions: too few to sample {self.n_step}-step returns")
+        return np.divmod(self.priorities.draw(self.rng, batch_size), self.num_envs)
+
     def sample(self, batch_size: int) -> Batch:
-        rows = self._sample_rows(batch_size)
-        cols = self.rng.integers(0, self.num_envs, size=batch_size)
-        rows, cols = self.redraw_unavailable(rows, cols)
+        rows, cols = self.redraw_unavailable(*self._draw(batch_size))
         at = rows * self.num_envs + cols
         if self.n_step == 1:  # the common case without the walk: the same numbers, a third of the time
             terminated = self._gather(self.terminated, at)
@@ -165,11 +289,16 @@ class ReplayBuffer:
             next_obs=self._tensor(self.observations_at(last, following=True)),
             discounts=self._tensor(discounts),
             indices=(rows, cols),
+            weights=None if self.priorities is None else self._tensor(self.priorities.weights(at, len(self))),
         )
 
-    def update_priorities(self, indices: tuple[np.ndarray, np.ndarray], priorities: torch.Tensor) -> None:
-        raise TypeError("uniform replay keeps no priorities: the agent returned 'priorities' from update, "
-                        "which needs a prioritized buffer")
+    def update_priorities(self, indices: tuple[np.ndarray, np.ndarray], errors: torch.Tensor) -> None:
+        """Set the sampled transitions' priorities from the errors the update measured on them."""
+        if self.priorities is None:
+            raise TypeError("uniform replay keeps no priorities: the agent returned 'priorities' from update, "
+                            "which needs a prioritized buffer")
+        rows, cols = indices
+        self.priorities.update(rows * self.num_envs + cols, errors.detach().float().cpu().numpy())
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(array)
@@ -184,6 +313,7 @@ class ReplayBuffer:
             "full": self.full,
             "rng": self.rng.bit_generator.state,
             "data": {name: getattr(self, name)[:used].copy() for name in self.FIELDS},
+            **({"priorities": self.priorities.state_dict()} if self.priorities is not None else {}),
             **self.extra_state(),
         }
 
@@ -201,6 +331,8 @@ class ReplayBuffer:
         for name in self.FIELDS:
             data = state["data"][name]
             getattr(self, name)[: len(data)] = data
+        if self.priorities is not None:
+            self.priorities.load_state_dict(state["priorities"])
         self.load_extra_state(state)
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
@@ -223,14 +355,15 @@ class FrameReplayBuffer(ReplayBuffer):
     FIELDS = ("actions", "rewards", "terminated", "truncated", "frame_index")
 
     def __init__(self, capacity: int, num_envs: int, obs_space: gym.Space, action_space: gym.Space, n_step: int = 1,
-                 gamma: float = 0.99, seed: int = 0, device: torch.device | str = "cpu", *, frame_stack: int) -> None:
+                 gamma: float = 0.99, seed: int = 0, device: torch.device | str = "cpu",
+                 priorities: PrioritySettings | None = None, *, frame_stack: int) -> None:
         channels = obs_space.shape[0]
         if len(obs_space.shape) != 3 or frame_stack < 1 or channels % frame_stack:
             raise ConfigError(f"frame replay cannot rebuild stacks of {frame_stack} frames from observations shaped "
                               f"{obs_space.shape}: it needs (k * C, H, W)")
         self.frame_stack = frame_stack
         self.frame_shape = (channels // frame_stack, *obs_space.shape[1:])
-        super().__init__(capacity, num_envs, obs_space, action_space, n_step, gamma, seed, device)
+        super().__init__(capacity, num_envs, obs_space, action_space, n_step, gamma, seed, device, priorities)
 
     def allocate_observations(self, obs_space: gym.Space) -> None:
         self.frame_rows = self.rows + self.rows // 64 + 2 * self.frame_stack
@@ -270,8 +403,7 @@ class FrameReplayBuffer(ReplayBuffer):
             if not lost.any():
                 return rows, cols
             rows, cols = rows.copy(), cols.copy()
-            rows[lost] = self._sample_rows(int(lost.sum()))
-            cols[lost] = self.rng.integers(0, self.num_envs, size=int(lost.sum()))
+            rows[lost], cols[lost] = self._draw(int(lost.sum()))
 
     @property
     def bytes_per_transition(self) -> float:

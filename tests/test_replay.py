@@ -100,12 +100,14 @@ def test_frame_replay_rebuilds_every_observation_the_environment_gave():
     import torch
 
     from scalerl.envs import final_observations, make_env
-    from scalerl.replay import FrameReplayBuffer
+    from scalerl.replay import FrameReplayBuffer, PrioritySettings
 
     envs = make_env("atari:breakout", 2, 0)
     space, actions_space = envs.single_observation_space, envs.single_action_space
     plain = ReplayBuffer(600, 2, space, actions_space, n_step=3, gamma=0.9, seed=1)
     frames = FrameReplayBuffer(600, 2, space, actions_space, n_step=3, gamma=0.9, seed=1, frame_stack=4)
+    ranked = FrameReplayBuffer(600, 2, space, actions_space, n_step=3, gamma=0.9, seed=1, frame_stack=4,
+                               priorities=PrioritySettings())
     rng = np.random.default_rng(0)
     obs, _ = envs.reset(seed=4)
     ends = 0
@@ -117,6 +119,7 @@ def test_frame_replay_rebuilds_every_observation_the_environment_gave():
         real_next = final_observations(next_obs, done, infos)
         plain.add(obs, actions, rewards, real_next, terminated, truncated)
         frames.add(obs, actions, rewards, real_next, terminated, truncated)
+        ranked.add(obs, actions, rewards, real_next, terminated, truncated)
         obs = next_obs
     assert ends >= 2 and frames.pushed.min() > frames.frame_rows  # episodes ended, and the frame ring wrapped
     flat = np.arange(plain.rows * 2)
@@ -130,6 +133,9 @@ def test_frame_replay_rebuilds_every_observation_the_environment_gave():
     rows, cols = batch.indices
     reference = plain.observations_at(rows * 2 + cols, following=False)
     assert np.array_equal(batch.obs.numpy(), reference) and batch.obs.dtype == torch.uint8
+    batch = ranked.sample(256)  # prioritized draws rebuild the same stacks, and redraw lost ones by priority too
+    rows, cols = batch.indices
+    assert np.array_equal(batch.obs.numpy(), plain.observations_at(rows * 2 + cols, following=False))
     atari = FrameReplayBuffer(100_000, 1, space, actions_space, frame_stack=4)
     assert 7056 < atari.bytes_per_transition < 7250  # one 84x84 frame + 22 bytes, and the 1/64 margin
     assert ReplayBuffer(1000, 1, space, actions_space).bytes_per_transition > 8 * 7056
@@ -148,7 +154,7 @@ def test_episodes_cut_by_a_resume_end_in_truncation():
 
 def test_a_frame_stack_the_buffer_cannot_rebuild_is_one_clear_error():
     from scalerl import ConfigError
-    from scalerl.replay import FrameReplayBuffer
+    from scalerl.replay import FrameReplayBuffer, PrioritySettings
 
     with pytest.raises(ConfigError, match="cannot rebuild stacks of 4 frames from observations shaped \\(9, 84, 84\\)"):
         FrameReplayBuffer(100, 1, gym.spaces.Box(0, 255, (9, 84, 84), np.uint8), ACT, frame_stack=4)

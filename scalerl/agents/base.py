@@ -23,6 +23,7 @@ from scalerl.checks import build_nested, in_range, positive, require
 from scalerl.hooks.base import HookList
 from scalerl.nets import NetConfig
 from scalerl.optim import OptimizerConfig
+from scalerl.replay import PrioritySettings
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,11 @@ class OffPolicyConfig:
         in_range("algo.gamma", self.gamma, 0.0, 1.0)
         positive("algo.n_step", self.n_step)
         require(self.n_step < self.buffer_size, "algo.n_step", "< algo.buffer_size", self.n_step)
+
+    def replay_priorities(self, steps: int) -> PrioritySettings | None:
+        """Prioritized replay's settings for a run of `steps` environment steps, or None for uniform replay
+        (an agent that hands priorities back from its updates overrides this)."""
+        return None
 
 
 @dataclass(frozen=True)

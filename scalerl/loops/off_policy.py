@@ -40,7 +40,7 @@ class OffPolicyLoop(Loop):
         algo, envs = config.algo, session.envs
         space, stack = envs.single_observation_space, config.frame_stack()
         args = (algo.buffer_size, config.num_envs, space, envs.single_action_space, algo.n_step, algo.gamma, config.seed,
-                session.device)
+                session.device, algo.replay_priorities(config.steps))
         check_replay_memory(algo.buffer_size, space, envs.single_action_space, stack)
         if stack and stack > 1 and space.dtype == np.uint8 and len(space.shape) == 3 and space.shape[0] % stack == 0:
             self.buffer: ReplayBuffer = FrameReplayBuffer(*args, frame_stack=stack)  # pixels: each frame once

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
 from scalerl.checks import ConfigError, in_range, positive
 from scalerl.flags import ArgumentParser, check_flags, field_types, option_value, tyro_cli
 from scalerl.music.data import (

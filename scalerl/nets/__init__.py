@@ -24,7 +24,7 @@ from torch import nn
 from scalerl.checks import check_choices, in_range, positive, require
 from scalerl.nets.bottleneck import TOKENIZED, build_bottleneck
 from scalerl.nets.conv import DrQCNN, ImageInput, ImpalaCNN, MinAtarCNN, NatureCNN
-from scalerl.nets.heads import DuelingHead
+from scalerl.nets.heads import DuelingHead, NoisyLinear, make_noisy
 from scalerl.nets.mlp import MLP, FlatInput, ResidualMLP
 from scalerl.nets.softmoe import SoftMoE
 
@@ -170,12 +170,18 @@ def build_network(cfg: NetConfig, obs_space: gym.Space, out_dim: int, head: nn.M
     return Network(encoder, bottleneck, torso, head if head is not None else nn.Linear(features, out_dim))
 
 
-def build_q_network(cfg: NetConfig, obs_space: gym.Space, num_actions: int, dueling: bool) -> Network:
-    """A Q-network: linear or dueling head over the spec's trunk."""
-    if not dueling:
-        return build_network(cfg, obs_space, num_actions)
+def build_q_network(cfg: NetConfig, obs_space: gym.Space, num_actions: int, dueling: bool, atoms: int = 1,
+                    noisy_sigma0: float = 0.0) -> Network:
+    """A Q-network over the spec's trunk: a linear or dueling head with `atoms` outputs per action (1: Q
+    values; more: the logits of a distribution over returns), shaped (batch, num_actions * atoms). With
+    noisy_sigma0 > 0 the torso's and the head's linear layers are noisy (the encoder and bottleneck stay
+    plain, as in Rainbow)."""
     encoder, bottleneck, torso, features = build_trunk(cfg, obs_space)
-    return Network(encoder, bottleneck, torso, DuelingHead(features, num_actions))
+    head = DuelingHead(features, num_actions, atoms) if dueling else nn.Linear(features, num_actions * atoms)
+    if noisy_sigma0 > 0:
+        make_noisy(torso, noisy_sigma0)
+        head = make_noisy(nn.Sequential(head), noisy_sigma0)[0]
+    return Network(encoder, bottleneck, torso, head)
 
 
 def call_chain(module: nn.Module) -> list:
@@ -196,6 +202,7 @@ def parameter_count(module: nn.Module) -> int:
 
 
 __all__ = [
-    "MLP", "TOKENIZED", "DrQCNN", "DuelingHead", "ImpalaCNN", "MinAtarCNN", "NatureCNN", "NetConfig", "Network", "ResidualMLP",
+    "MLP", "TOKENIZED", "DrQCNN", "DuelingHead", "ImpalaCNN", "MinAtarCNN", "NatureCNN", "NetConfig", "Network", "NoisyLinear",
+    "ResidualMLP",
     "SoftMoE", "build_network", "build_q_network", "build_trunk", "call_chain", "parameter_count",
 ]

@@ -1,19 +1,70 @@
-"""Output heads shared by value-based agents."""
+"""Output heads and layers shared by value-based agents: dueling, and noisy linear layers."""
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
 class DuelingHead(nn.Module):
-    """Q(s, a) = V(s) + A(s, a) - mean_a A(s, a) (Wang et al., 2016)."""
+    """Q(s, a) = V(s) + A(s, a) - mean_a A(s, a) (Wang et al., 2016); with `atoms` > 1, the same on each
+    atom's logit of a distributional head (as Rainbow does). Outputs (batch, num_actions * atoms)."""
 
-    def __init__(self, in_features: int, num_actions: int) -> None:
+    def __init__(self, in_features: int, num_actions: int, atoms: int = 1) -> None:
         super().__init__()
-        self.value = nn.Linear(in_features, 1)
-        self.advantage = nn.Linear(in_features, num_actions)
+        self.num_actions, self.atoms = num_actions, atoms
+        self.value = nn.Linear(in_features, atoms)
+        self.advantage = nn.Linear(in_features, num_actions * atoms)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        advantage = self.advantage(features)
-        return self.value(features) + advantage - advantage.mean(dim=1, keepdim=True)
+        advantage = self.advantage(features).view(-1, self.num_actions, self.atoms)
+        value = self.value(features).view(-1, 1, self.atoms)
+        return (value + advantage - advantage.mean(dim=1, keepdim=True)).flatten(1)
+
+
+class NoisyLinear(nn.Linear):
+    """A linear layer with learned, factorised Gaussian noise on its weights (Fortunato et al., 2018):
+    w = mu_w + sigma_w * (f(e_out) f(e_in)^T), b = mu_b + sigma_b * f(e_out), f(x) = sign(x) sqrt(|x|).
+
+    The means are the Linear layer's own weight and bias (initialised U(-1/sqrt(in), 1/sqrt(in)), as
+    torch's Linear is), the sigmas start at sigma0 / sqrt(in). Fresh noise is drawn at every forward pass in
+    training mode (each acting step and each update: online and target networks alike); in eval mode the
+    layer is its means. A subclass of Linear, so diagnostics and resets treat it as one.
+    """
+
+    def __init__(self, in_features: int, out_features: int, sigma0: float = 0.5, bias: bool = True) -> None:
+        super().__init__(in_features, out_features, bias)
+        scale = sigma0 / math.sqrt(in_features)
+        self.weight_sigma = nn.Parameter(torch.full((out_features, in_features), scale))
+        self.bias_sigma = nn.Parameter(torch.full((out_features,), scale)) if bias else None
+
+    @staticmethod
+    def scaled_noise(size: int, like: torch.Tensor) -> torch.Tensor:
+        noise = torch.randn(size, device=like.device, dtype=like.dtype)
+        return noise.sign() * noise.abs().sqrt()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return F.linear(x, self.weight, self.bias)
+        noise_in, noise_out = self.scaled_noise(self.in_features, x), self.scaled_noise(self.out_features, x)
+        weight = self.weight + self.weight_sigma * torch.outer(noise_out, noise_in)
+        bias = self.bias + self.bias_sigma * noise_out if self.bias is not None else None
+        return F.linear(x, weight, bias)
+
+
+def make_noisy(module: nn.Module, sigma0: float) -> nn.Module:
+    """Swap every Linear layer inside `module` for a NoisyLinear that starts from the same means."""
+    for name, child in module.named_children():
+        if type(child) is nn.Linear:
+            noisy = NoisyLinear(child.in_features, child.out_features, sigma0, child.bias is not None)
+            with torch.no_grad():
+                noisy.weight.copy_(child.weight)
+                if child.bias is not None:
+                    noisy.bias.copy_(child.bias)
+            setattr(module, name, noisy.to(child.weight.device))
+        else:
+            make_noisy(child, sigma0)
+    return module

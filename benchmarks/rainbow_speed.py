@@ -1,0 +1,112 @@
+"""Where a Rainbow/DER training step spends its time: acting, the environment, replay sampling (uniform and
+prioritized), the update, and the priority write-back, each timed on its own; and the loop's own steps/second
+with an update every step.
+
+The replay is filled by random play first, so sampling walks real episodes (n-step windows cut at their
+ends, frame stacks rebuilt from single frames on Atari). One torch thread.
+
+    python benchmarks/rainbow_speed.py                         # minatar:breakout, der and rainbow
+    python benchmarks/rainbow_speed.py --env atari:pong --fill 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scalerl import train
+from scalerl.agents import AgentSpec, agent_class
+from scalerl.config import TrainConfig
+from scalerl.envs import final_observations, make_env
+from scalerl.replay import FrameReplayBuffer, ReplayBuffer
+
+
+def timed(function, repeats: int) -> float:
+    """Median milliseconds of `function()` over `repeats` calls."""
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        samples.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(samples)
+
+
+def build(env_name: str, agent_name: str, fill: int, prioritized: bool):
+    config = TrainConfig(env=env_name, agent=agent_name, algo={"prioritized": prioritized, "buffer_size": max(fill, 1000)})
+    envs = make_env(env_name, 1, 0, **config.env_kwargs(training=True))
+    space, actions = envs.single_observation_space, envs.single_action_space
+    algo = config.algo
+    args = (algo.buffer_size, 1, space, actions, algo.n_step, algo.gamma, 0, "cpu", algo.replay_priorities(10**6))
+    stack = config.frame_stack()
+    buffer = FrameReplayBuffer(*args, frame_stack=stack) if stack and stack > 1 and space.dtype == np.uint8 else ReplayBuffer(*args)
+    agent = agent_class(agent_name)(algo, AgentSpec(space, actions, 1, torch.device("cpu"), 0, config.net, 10**6))
+    rng = np.random.default_rng(0)
+    obs, _ = envs.reset(seed=0)
+    for _ in range(fill):
+        action = rng.integers(0, actions.n, size=1)
+        next_obs, reward, terminated, truncated, infos = envs.step(action)
+        done = terminated | truncated
+        buffer.add(obs, action, reward, final_observations(next_obs, done, infos), terminated, truncated)
+        obs = next_obs
+    return envs, agent, buffer, obs, algo.batch_size
+
+
+def profile(env_name: str, agent_name: str, fill: int, repeats: int) -> dict[str, float]:
+    envs, agent, buffer, obs, batch_size = build(env_name, agent_name, fill, prioritized=True)
+    _, _, uniform, _, _ = build(env_name, agent_name, fill, prioritized=False)
+    batch = buffer.sample(batch_size)
+    errors = torch.rand(batch_size)
+    action = agent.act(obs, explore=True)[0]
+    row = {
+        "act": timed(lambda: agent.act(obs, explore=True), repeats),
+        "env step": timed(lambda: envs.step(action), repeats),
+        "sample, uniform": timed(lambda: uniform.sample(batch_size), repeats),
+        "sample, prioritized": timed(lambda: buffer.sample(batch_size), repeats),
+        "priority write-back": timed(lambda: buffer.update_priorities(batch.indices, errors), repeats),
+        "update (forward, backward, Adam)": timed(lambda: agent.update(batch), repeats),
+    }
+    envs.close()
+    return row
+
+
+def loop_sps(env_name: str, agent_name: str, steps: int) -> float:
+    with tempfile.TemporaryDirectory() as folder:
+        summary = train(env=env_name, agent=agent_name, steps=steps, run_dir=str(Path(folder) / "run"), progress="off",
+                        eval_every=0, eval_episodes=1, checkpoint_every=0, threads=1,
+                        algo={"learning_starts": 1_000, "train_every": 1, "buffer_size": 100_000})
+    return summary["sps"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default="minatar:breakout")
+    parser.add_argument("--agents", nargs="+", default=["der", "rainbow"])
+    parser.add_argument("--fill", type=int, default=20_000, help="transitions of random play in replay")
+    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--loop-steps", type=int, default=5_000, help="steps of the real loop (0: skip)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(f"{args.env}, replay filled with {args.fill:,} random-play transitions; median ms over {args.repeats} calls; "
+          f"{platform.processor() or platform.machine()}, torch {torch.__version__}\n")
+    for agent in args.agents:
+        row = profile(args.env, agent, args.fill, args.repeats)
+        update = row["update (forward, backward, Adam)"]
+        replay = row["sample, prioritized"] + row["priority write-back"]
+        print(f"### {agent}\n\n| part | ms | share of the update |\n|---|---|---|")
+        for name, ms in row.items():
+            print(f"| {name} | {ms:.3f} | {ms / update:.1%} |")
+        print(f"\nprioritized sampling + write-back: {replay:.3f} ms, {replay / update:.1%} of the update's time")
+        if args.loop_steps:
+            print(f"loop, an update every step: {loop_sps(args.env, agent, args.loop_steps):,.0f} steps/s")
+        print()
+
+
+if __name__ == "__main__":
+    main()
