@@ -145,7 +145,7 @@ def test_study_runs_on_cluster(cluster, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "# This run (quick)" in (out / "report.md").read_text()
     ran_on = {a["node"] for runs in trial_attempts(out).values() for a in runs}
-    assert len(trial_attempts(out)) == 2 and ran_on <= set(cluster.workers)
+    assert len(trial_attempts(out)) == 4 and ran_on <= set(cluster.workers)  # TD3 and SAC, with and without LEAST
 
 
 def test_sweep_on_cluster_survives_a_lost_node_and_matches_local_ray(cluster, tmp_path, capsys):
