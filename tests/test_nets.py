@@ -16,6 +16,7 @@ from scalerl.nets import (
     build_q_network,
     parameter_count,
 )
+from scalerl.checks import ConfigError
 from scalerl.nets.mlp import ResidualMLP
 from scalerl.optim import OptimizerConfig, load_optimizer_state, make_optimizer
 
@@ -100,6 +101,27 @@ def test_tokenized_bottlenecks_parameter_counts_by_hand():
                                   pool="flatten", depth=0), FRAMES, 6)
     experts = 4 * (linear(32, 16) + linear(16, 32))
     assert parameter_count(moe) == encoder + 32 * 4 * 31 + experts + linear(121 * 32, 6)
+
+
+def test_per_patch_tokens_follow_the_papers_code():
+    """'VALID' 3x3 patches of the Impala encoder's 11x11 map: 9 tokens (the last two rows and columns
+    dropped) projected to 32 dims; after the Nature CNN's 7x7 map, 4 tokens of 64 dims at any width."""
+    from scalerl.nets.bottleneck import PerPatch
+
+    impala = build_network(NetConfig(encoder="impala", bottleneck="per_patch", hidden=8, depth=0, width=2), FRAMES, 6)
+    assert impala.bottleneck[0](impala.encoder(torch.zeros(2, 4, 84, 84))).shape == (2, 9, 32)
+    nature = build_network(NetConfig(encoder="nature_cnn", bottleneck="per_patch", hidden=8, depth=0, width=2), FRAMES, 6)
+    assert nature.bottleneck[0](nature.encoder(torch.zeros(2, 4, 84, 84))).shape == (2, 4, 64)
+    padded = build_network(NetConfig(encoder="impala", bottleneck="per_patch", patch_mode="padded", hidden=8, depth=0),
+                           FRAMES, 6)
+    assert padded.bottleneck[0](padded.encoder(torch.zeros(2, 4, 84, 84))).shape == (2, 16, 32)
+    maps = torch.arange(2 * 5 * 5, dtype=torch.float32).reshape(1, 2, 5, 5)
+    tokens = PerPatch(2, 2, embedding=0, padded=False)(maps)  # 2x2 averages of a 5x5 map: 4 tokens, row 5 dropped
+    assert tokens.shape == (1, 4, 2)
+    assert tokens[0, 0].tolist() == [(0 + 1 + 5 + 6) / 4, (25 + 26 + 30 + 31) / 4]
+    assert tokens[0, 3].tolist() == [(12 + 13 + 17 + 18) / 4, (37 + 38 + 42 + 43) / 4]
+    with pytest.raises(ConfigError, match="net.patch_size 12 is larger than the encoder's 11x11 feature map"):
+        build_network(NetConfig(encoder="impala", bottleneck="per_patch", patch_size=12), FRAMES, 6)
 
 
 def test_multiskip_torso_parameter_count_by_hand():

@@ -46,6 +46,12 @@ class NetConfig:
     """How a tokenized bottleneck turns its mixed tokens into one vector."""
     patch_size: int = 3
     """Side of the square patches of the per_patch tokenization."""
+    patch_mode: Literal["conv", "avg_pool", "padded"] = "conv"
+    """per_patch tokens: 'VALID' patches projected by a strided conv to patch_embedding dims (the paper's
+    code), 'VALID' patches averaged, or the map zero-padded to whole patches and projected to C dims."""
+    patch_embedding: int = 0
+    """Dims of a conv per_patch token (0: 32 after the Impala encoder, 64 after the Nature CNN, as the paper's
+    code; the channels of the map after any other encoder)."""
     experts: int = 4
     """SoftMoE experts."""
     expert_hidden: int = 512
@@ -75,6 +81,7 @@ class NetConfig:
     def __post_init__(self) -> None:
         check_choices(self, "net")
         positive("net.patch_size", self.patch_size)
+        require(self.patch_embedding >= 0, "net.patch_embedding", ">= 0 (0: the encoder's default)", self.patch_embedding)
         positive("net.projection", self.projection)
         positive("net.experts", self.experts)
         positive("net.expert_hidden", self.expert_hidden)
@@ -92,6 +99,8 @@ class NetConfig:
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
 NORMS: dict[str, type[nn.Module] | None] = {"none": None, "layer": nn.LayerNorm, "rms": nn.RMSNorm}
+PATCH_EMBEDDING = {"impala": 32, "nature_cnn": 64}
+"""The per-patch token size of "Don't Flatten, Tokenize!"'s code after each encoder."""
 CNNS: dict[str, type[nn.Module]] = {"minatar_cnn": MinAtarCNN, "nature_cnn": NatureCNN, "impala": ImpalaCNN, "drq": DrQCNN}
 
 
@@ -139,7 +148,8 @@ def build_trunk(cfg: NetConfig, obs_space: gym.Space) -> tuple[nn.Module, nn.Mod
             map_shape = tuple(encoder(torch.zeros(1, *obs_space.shape)).shape[1:])
         bottleneck, features = build_bottleneck(
             cfg.bottleneck, map_shape, mixer=cfg.mixer, pool=cfg.pool, units=cfg.scaled(cfg.hidden), projection=cfg.projection,
-            patch_size=cfg.patch_size, experts=cfg.experts, expert_hidden=cfg.scaled(cfg.expert_hidden),
+            patch_size=cfg.patch_size, patch_mode=cfg.patch_mode,
+            patch_embedding=cfg.patch_embedding or PATCH_EMBEDDING.get(kind, map_shape[0]), experts=cfg.experts, expert_hidden=cfg.scaled(cfg.expert_hidden),
             capacity=cfg.capacity, moe_normalize=cfg.moe_normalize, norm=norm, activation=activation,
         )
     hidden = cfg.scaled(cfg.hidden)

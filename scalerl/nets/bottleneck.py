@@ -6,7 +6,11 @@
 the tokenization, more than the mixture of experts, is what helps:
 
 - per_conv:   H*W tokens of C dims (one per spatial position)
-- per_patch:  non-overlapping patch_size x patch_size patches, projected by a strided conv to C dims
+- per_patch:  non-overlapping patch_size x patch_size patches ('VALID': a border row or column that does not
+              fill a patch is dropped), each projected by a strided conv to a fixed embedding size, as the
+              paper's code does (32 dims after the Impala encoder, 64 after the Nature CNN); or, with
+              patch_mode avg_pool, averaged (C dims, no parameters); or, with patch_mode padded, the map
+              zero-padded up to whole patches and projected to C dims
 - per_feat:   C tokens of H*W dims (one per channel)
 - per_sample: one token of C*H*W dims
 - shuffled:   per_conv after one fixed random permutation of the C*H*W features (the control that
@@ -27,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scalerl.checks import ConfigError
 from scalerl.nets.softmoe import SoftMoE
 
 TOKENIZED = ("per_conv", "per_patch", "per_feat", "per_sample", "shuffled")
@@ -72,17 +77,23 @@ class PerSample(nn.Module):
 
 
 class PerPatch(nn.Module):
-    """Maps are zero-padded up to a multiple of the patch size, so no border row or column is dropped."""
+    """One token per non-overlapping patch: a strided conv ('VALID', or over the map zero-padded to whole
+    patches) projecting each patch to `embedding` dims, or the patch's average (embedding 0)."""
 
-    def __init__(self, channels: int, patch_size: int) -> None:
+    def __init__(self, channels: int, patch_size: int, embedding: int, padded: bool) -> None:
         super().__init__()
-        self.patch_size = patch_size
-        self.project = nn.Conv2d(channels, channels, kernel_size=patch_size, stride=patch_size)
+        self.patch_size, self.padded = patch_size, padded
+        self.project = nn.Conv2d(channels, embedding, kernel_size=patch_size, stride=patch_size) if embedding else None
 
     def forward(self, maps: torch.Tensor) -> torch.Tensor:
-        height, width = maps.shape[2:]
-        pad_h, pad_w = -height % self.patch_size, -width % self.patch_size
-        return self.project(F.pad(maps, (0, pad_w, 0, pad_h))).flatten(2).transpose(1, 2)
+        if self.padded:
+            height, width = maps.shape[2:]
+            maps = F.pad(maps, (0, -width % self.patch_size, 0, -height % self.patch_size))
+        if self.project is None:
+            patches = F.avg_pool2d(maps, self.patch_size, self.patch_size)
+        else:
+            patches = self.project(maps)
+        return patches.flatten(2).transpose(1, 2)
 
 
 class Shuffled(nn.Module):
@@ -123,7 +134,8 @@ class Pool(nn.Module):
         return tokens.flatten(1)
 
 
-def tokenizer(kind: str, channels: int, height: int, width: int, patch_size: int) -> tuple[nn.Module, int, int]:
+def tokenizer(kind: str, channels: int, height: int, width: int, patch_size: int, patch_mode: str,
+              patch_embedding: int) -> tuple[nn.Module, int, int]:
     """(module, number of tokens, token dims) for a tokenized bottleneck."""
     if kind == "per_conv":
         return PerConv(), height * width, channels
@@ -133,8 +145,16 @@ def tokenizer(kind: str, channels: int, height: int, width: int, patch_size: int
         return PerFeat(), channels, height * width
     if kind == "per_sample":
         return PerSample(), 1, channels * height * width
-    patches = math.ceil(height / patch_size) * math.ceil(width / patch_size)
-    return PerPatch(channels, patch_size), patches, channels
+    if patch_mode == "padded":
+        patches = math.ceil(height / patch_size) * math.ceil(width / patch_size)
+        return PerPatch(channels, patch_size, channels, padded=True), patches, channels
+    if patch_size > min(height, width):
+        raise ConfigError(f"net.patch_size {patch_size} is larger than the encoder's {height}x{width} feature map: no "
+                          "whole patch fits ('VALID' patches; --net.patch-mode padded pads the map instead)")
+    patches = (height // patch_size) * (width // patch_size)
+    if patch_mode == "avg_pool":
+        return PerPatch(channels, patch_size, 0, padded=False), patches, channels
+    return PerPatch(channels, patch_size, patch_embedding, padded=False), patches, patch_embedding
 
 
 def build_bottleneck(
@@ -146,6 +166,8 @@ def build_bottleneck(
     units: int,
     projection: int,
     patch_size: int,
+    patch_mode: str,
+    patch_embedding: int,
     experts: int,
     expert_hidden: int,
     capacity: float,
@@ -161,7 +183,7 @@ def build_bottleneck(
         return GlobalAveragePool(), channels
     if kind == "project":
         return Projection(channels * height * width, projection), projection
-    tokenize, num_tokens, dim = tokenizer(kind, channels, height, width, patch_size)
+    tokenize, num_tokens, dim = tokenizer(kind, channels, height, width, patch_size, patch_mode, patch_embedding)
     if mixer == "dense":
         mix, out_dim = TokenDense(dim, units, norm, activation), units
     else:
