@@ -6,7 +6,8 @@ Models have the default sizes (ChordModelConfig(): dim 128, 3 layers) with rando
 not depend on what they learned. Reported:
 - generation of a batch of accompaniments with the cached decoding, against re-running the whole
   sequence through `forward` at every frame (what generation cost before the cache);
-- one jam frame through the HTTP API on localhost (request, model step, reply): median and 99th percentile.
+- jam frames through the HTTP API on localhost (request, model step, reply) for 1, 8 and 32 players at
+  once, through the context refreshes: median, 99th percentile and the slowest frame.
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ def seconds(function, repeats: int = 3) -> float:
     return min(times)
 
 
-def jam_latency(model: torch.nn.Module, frames: int) -> tuple[float, float]:
+def jam_latency(model: torch.nn.Module, frames: int, players: int) -> list[float]:
+    """Milliseconds of every frame of `players` sessions playing `frames` frames each at once, as fast as
+    the server answers (a harder load than real players, who send one frame per 16th note)."""
     server = make_server(model, port=0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
@@ -54,15 +57,23 @@ def jam_latency(model: torch.nn.Module, frames: int) -> tuple[float, float]:
         with urllib.request.urlopen(request) as response:
             return json.loads(response.read())
 
-    session = post("/api/session", {})["session"]
-    latencies = []
-    for frame in range(frames):
-        started = time.perf_counter()
-        post("/api/step", {"session": session, "pitch": 60 + frame % 12, "onset": frame % 2 == 0})
-        latencies.append(1000 * (time.perf_counter() - started))
+    latencies: list[float] = []
+
+    def play() -> None:
+        session = post("/api/session", {})["session"]
+        for frame in range(frames):
+            started = time.perf_counter()
+            post("/api/step", {"session": session, "pitch": 60 + frame % 12, "onset": frame % 2 == 0})
+            latencies.append(1000 * (time.perf_counter() - started))
+
+    threads = [threading.Thread(target=play) for _ in range(players)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     server.shutdown()
     server.server_close()
-    return statistics.median(latencies), sorted(latencies)[int(0.99 * len(latencies))]
+    return sorted(latencies)
 
 
 def main() -> None:
@@ -70,6 +81,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--frames", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--players", type=int, nargs="+", default=[1, 8, 32], help="jam sessions playing at once")
+    parser.add_argument("--jam-frames", type=int, default=600, help="frames each jam session plays")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -80,12 +93,17 @@ def main() -> None:
         cached = seconds(lambda: generate(model, melody, 1.0))
         full = seconds(lambda: full_pass_generate(model, melody), repeats=1)
         rows.append(f"| {name} | {args.batch} x {args.frames} | {cached:.2f} | {full:.2f} | {full / cached:.0f}x |")
-    median, p99 = jam_latency(OnlineChordModel(ChordModelConfig()).eval(), 1000)
     print(f"generation, {args.threads} thread(s), seconds (best of 3):\n")
     print("| model | accompaniments x frames | cached decoding (s) | full pass per frame (s) | speed-up |")
     print("|---|---|---|---|---|")
     print("\n".join(rows))
-    print(f"\njam frame over HTTP (1000 frames): median {median:.1f} ms, 99th percentile {p99:.1f} ms")
+    print(f"\njam frames over HTTP, {args.jam_frames} frames per player (context refreshed every "
+          f"{ChordModelConfig().max_frames // 2} frames after the first {ChordModelConfig().max_frames}):\n")
+    print("| players at once | median (ms) | 99th percentile (ms) | slowest (ms) |\n|---|---|---|---|")
+    for players in args.players:
+        latencies = jam_latency(OnlineChordModel(ChordModelConfig()).eval(), args.jam_frames, players)
+        print(f"| {players} | {statistics.median(latencies):.1f} | {latencies[int(0.99 * len(latencies))]:.1f} "
+              f"| {latencies[-1]:.1f} |")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from typing import Literal
 import tyro
 
 from scalerl.agents import AGENTS, agent_class
-from scalerl.checks import ConfigError
+from scalerl.checks import ConfigError, positive
 from scalerl.config import TrainConfig
 from scalerl.envs import describe_suites, describe_tasks
 from scalerl.flags import (
@@ -91,8 +91,8 @@ class EvalArgs:
 def cmd_eval(args: list[str]) -> int:
     from scalerl.run import evaluate
 
-    if args and args[0] not in ("-h", "--help"):
-        if args[0].startswith("-"):
+    if not args or args[0] not in ("-h", "--help"):
+        if not args or args[0].startswith("-"):
             raise ConfigError("usage: scalerl eval RUN_DIR [--episodes N] [--num-envs E] [--seed S] [--device D]")
         options = {name: kind for name, kind in field_types(EvalArgs, "", type(None)).items() if name != "run_dir"}
         check_flags(args[1:], options)
@@ -202,6 +202,7 @@ def cmd_report(args: list[str]) -> int:
     parser.add_argument("-o", "--out", type=Path, default=Path("report.md"))
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
     parsed = parser.parse_args(args)
+    positive("--reps", parsed.reps)
     print(write_report(parsed.runs, parsed.out, parsed.group_by, reps=parsed.reps))
     return 0
 

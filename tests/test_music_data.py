@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from scalerl.checks import ConfigError
 from scalerl.cli import main
 from scalerl.music.data import (
     Event,
@@ -120,15 +121,42 @@ def test_data_command_splits_by_song_and_reports_skips(tmp_path, capsys):
     (tmp_path / "sheets" / "chordless.abc").write_text("X:1\nT:No chords\nM:4/4\nL:1/4\nK:C\nC D E F|\n")
     code = main(["chords", "data", "--synthetic", "30", "--leadsheets", str(tmp_path / "sheets"), "-o", str(tmp_path / "data")])
     assert code == 0
-    out = capsys.readouterr().out
-    assert "skipped" in out and "no chord symbols" in out
-    summary = json.loads(out.strip().splitlines()[-1])
+    captured = capsys.readouterr()
+    assert "skipped" in captured.err and "no chord symbols" in captured.err
+    summary = json.loads(captured.out.strip().splitlines()[-1])
     assert summary["songs"] == {"valid": 3, "test": 3, "train": 24}
     names = [json.loads(line)["name"] for split in ("train", "valid", "test")
              for line in (tmp_path / "data" / f"{split}.jsonl").read_text().splitlines()]
     assert len(names) == len(set(names)) == 30
     assert split_songs(synthetic_songs(30), seed=0)["test"][0].name == split_songs(synthetic_songs(30), seed=0)["test"][0].name
     assert main(["chords", "data"]) == 2
+
+
+def test_an_empty_chord_symbol_leaves_its_bar_without_a_chord(tmp_path):
+    (tmp_path / "empty.abc").write_text('X:1\nT:Empty\nM:4/4\nL:1/4\nK:C\n""C D E F|"G"G A B c|"C"c4|\n')
+    (song, name, problem), = lead_sheets([tmp_path / "empty.abc"])
+    assert problem == "" and [(c.start, c.end, chord_name(c.value)) for c in song.chords] == [(16, 32, "G"), (32, 48, "C")]
+
+
+def test_data_command_names_every_skipped_file_when_none_is_left(tmp_path, capsys):
+    (tmp_path / "chordless.abc").write_text("X:1\nT:No chords\nM:4/4\nL:1/4\nK:C\nC D E F|\n")
+    assert main(["chords", "data", "--leadsheets", str(tmp_path / "chordless.abc"), str(tmp_path / "gone.abc"),
+                 "-o", str(tmp_path / "data")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"skipped {tmp_path / 'chordless.abc'}: no chord symbols", f"skipped {tmp_path / 'gone.abc'}: does not exist",
+                   "scalerl: error: no songs: every file was skipped (2, reasons above)"]
+
+
+@pytest.mark.parametrize("bars", ["0", "-2"])
+def test_songs_need_bars(tmp_path, bars, capsys):
+    assert main(["chords", "data", "--synthetic", "5", "--bars", bars, "-o", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == f"scalerl: error: --bars must be > 0 (got {bars})"
+
+
+def test_few_songs_still_give_every_split_a_song():
+    assert {split: len(songs) for split, songs in split_songs(synthetic_songs(5)).items()} == {"valid": 1, "test": 1, "train": 3}
+    with pytest.raises(ConfigError, match="2 songs cannot make train, validation and test splits: give at least 3"):
+        split_songs(synthetic_songs(2))
 
 
 def test_metrics_on_a_hand_made_example():

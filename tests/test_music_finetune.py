@@ -147,3 +147,32 @@ def test_accompany_writes_a_two_track_midi_file(tmp_path):
     chords = chord_part.flatten().getElementsByClass("Chord")
     assert len(chords) >= 1 and chord_part.highestTime <= 24.0  # 6 bars; windows of 32 frames joined
     assert main(["chords", "accompany", str(tmp_path / "online"), str(tmp_path / "missing.mid"), "-o", str(out)]) == 2
+
+
+def test_accompany_refuses_what_it_cannot_do_in_one_line(tmp_path, capsys):
+    from music21 import note, stream
+
+    data, run = tmp_path / "data", tmp_path / "online"
+    assert main(["chords", "data", "--synthetic", "20", "-o", str(data)]) == 0
+    assert main(["chords", "pretrain", "--data", str(data), "--steps", "1", "--batch-size", "2", "--crop-frames", "16",
+                 "--net.dim", "16", "--net.layers", "1", "--net.heads", "2", "--net.max-frames", "16", "--run-dir", str(run)]) == 0
+    tune = tmp_path / "tune.abc"
+    tune.write_text("X:1\nT:Tune\nM:4/4\nL:1/4\nK:C\nC E G E|\n")
+    stray = stream.Stream([note.Note("C4", quarterLength=1)])
+    stray.insert(200_000, note.Note("D4", quarterLength=1))  # one note at beat 200,000
+    stray.write("midi", fp=str(tmp_path / "stray.mid"))
+    unwritable = tmp_path / "locked"
+    unwritable.mkdir(mode=0o500)
+    capsys.readouterr()
+    cases = [([str(tmp_path / "stray.mid"), "-o", str(tmp_path / "x.mid")], "stray.mid lasts 200,002 beats; accompany takes "
+              "melodies of up to 5,000 beats (is there a stray note far after the end?)"),
+             ([str(tune), "-o", str(tmp_path)], f"-o {tmp_path} is a folder; name the MIDI file to write"),
+             ([str(tune), "-o", ""], "-o must name the MIDI file to write"),
+             ([str(tune), "--temperature", "-1", "-o", str(tmp_path / "x.mid")], "--temperature must be in [0.0, 5.0]"),
+             ([str(tune), "--temperature", "nan", "-o", str(tmp_path / "x.mid")], "--temperature must be in [0.0, 5.0]")]
+    if os.geteuid() != 0:  # root writes anywhere
+        cases.append(([str(tune), "-o", str(unwritable / "x.mid")], f"-o {unwritable / 'x.mid'}: cannot write under {unwritable}"))
+    for args, message in cases:
+        assert main(["chords", "accompany", str(run), *args]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"scalerl: error: {message}") and "\n" not in err, err

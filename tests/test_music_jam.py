@@ -106,7 +106,7 @@ def test_the_pages_logic_quantizes_the_keyboard_and_plays_with_the_server(jam):
     assert result["frameMsAt120"] == 125
 
 
-def test_jam_command_needs_an_online_model(tmp_path):
+def test_jam_command_needs_an_online_model_and_a_valid_temperature(tmp_path, capsys):
     from scalerl.cli import main
 
     assert main(["chords", "jam", str(tmp_path / "missing")]) == 2
@@ -115,3 +115,162 @@ def test_jam_command_needs_an_online_model(tmp_path):
     assert main(["chords", "pretrain", "--model", "teacher", "--data", str(tmp_path / "data"), "--steps", "1",
                  "--net.dim", "16", "--net.layers", "1", "--net.heads", "2", "--run-dir", str(tmp_path / "teacher")]) == 0
     assert main(["chords", "jam", str(tmp_path / "teacher")]) == 2
+    assert main(["chords", "pretrain", "--model", "online", "--data", str(tmp_path / "data"), "--steps", "1",
+                 "--net.dim", "16", "--net.layers", "1", "--net.heads", "2", "--run-dir", str(tmp_path / "online")]) == 0
+    capsys.readouterr()
+    assert main(["chords", "jam", str(tmp_path / "online"), "--temperature", "99"]) == 2
+    assert capsys.readouterr().err.strip() == "scalerl: error: --temperature must be a number in [0, 5] (0: greedy), got 99.0"
+
+
+def raw_request(url: str, head: str, body: bytes = b"", timeout: float = 10.0) -> tuple[int | None, str]:
+    """Send bytes as they are (for requests urllib refuses to make) and read the reply: (status, body),
+    status None if the server closed the connection without one."""
+    import socket
+
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as connection:
+        connection.sendall(head.encode() + b"\r\n\r\n" + body)
+        reply = b""
+        while chunk := connection.recv(65536):
+            reply += chunk
+    if not reply:
+        return None, ""
+    status_line, _, rest = reply.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2].decode(errors="replace")
+
+
+def test_hostile_requests_get_a_400_with_one_line_and_the_server_keeps_answering(jam):
+    _, url = jam
+    session = call(f"{url}/api/session", {})[1]["session"]
+    for body, status, message in [
+        ({"seed": 18446744073709551616}, 400, "seed must be an integer in [0, 2**63 - 1]"),
+        ({"seed": -1}, 400, "seed must be an integer in [0, 2**63 - 1]"),
+    ]:
+        assert call(f"{url}/api/session", body) == (status, {"error": f"{message}, got {body['seed']}"})
+    for value in ([1], {"a": 1}, 3, None):
+        status, reply = call(f"{url}/api/step", {"session": value, "pitch": 60, "onset": True})
+        assert status == 400 and reply["error"].startswith("session must be the string POST /api/session returned")
+    deep = ("[" * 5000 + "]" * 5000).encode()
+    assert raw_request(url, f"POST /api/step HTTP/1.1\r\nHost: x\r\nContent-Length: {len(deep)}", deep) == (
+        400, '{"error": "the request body is nested too deeply"}')
+    assert raw_request(url, "POST /api/step HTTP/1.1\r\nHost: x\r\nContent-Length: abc", b"{}") == (
+        400, '{"error": "Content-Length must be a byte count, got \'abc\'"}')
+    big = b"{" + b" " * 10_000_000 + b"}"
+    status, reply = raw_request(url, f"POST /api/step HTTP/1.1\r\nHost: x\r\nContent-Length: {len(big)}", big[:1000])
+    assert status == 413 and "the limit is 16,384" in reply
+    assert call(f"{url}/api/step", {"session": session, "pitch": 60, "onset": True})[0] == 200
+
+
+def test_a_stalled_request_is_cut_after_the_read_timeout(monkeypatch):
+    """A client that promises a body and sends two bytes holds its thread only READ_TIMEOUT seconds."""
+    import time
+
+    from scalerl.music import jam as jam_module
+
+    monkeypatch.setattr(jam_module, "READ_TIMEOUT", 1.0)
+    model = OnlineChordModel(ChordModelConfig(dim=16, layers=1, heads=2, dropout=0.0, max_frames=8)).eval()
+    server = jam_module.make_server(model, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    started = time.monotonic()
+    status, _ = raw_request(url, "POST /api/step HTTP/1.1\r\nHost: x\r\nContent-Length: 1000", b"{}")
+    waited = time.monotonic() - started
+    assert status is None and 0.9 < waited < 5.0  # closed without an answer, once the read timed out
+    assert call(f"{url}/api/info")[0] == 200
+    server.shutdown()
+    server.server_close()
+
+
+def test_sessions_are_dropped_only_when_idle(monkeypatch):
+    import time
+
+    from scalerl.music import jam as jam_module
+
+    monkeypatch.setattr(jam_module, "MAX_SESSIONS", 2)
+    monkeypatch.setattr(jam_module, "IDLE_SECONDS", 0.5)
+    model = OnlineChordModel(ChordModelConfig(dim=16, layers=1, heads=2, dropout=0.0, max_frames=8)).eval()
+    jam = jam_module.Jam(model, "tiny", 1.0, 90.0)
+    first, second = jam.start({})["session"], jam.start({})["session"]
+    with pytest.raises(jam_module.JamError, match=r"the server is full \(2 players\)"):
+        jam.start({})
+    time.sleep(0.6)
+    jam.step({"session": first, "pitch": 60, "onset": True})  # the first player plays on: the second is idle
+    third = jam.start({})["session"]
+    assert set(jam.sessions) == {first, third} and second not in jam.sessions
+
+
+def test_jam_server_fuzz_every_malformed_request_gets_a_json_error(jam):
+    """A few hundred malformed requests (wrong types, out-of-range numbers, unknown sessions, broken JSON,
+    wrong lengths): each gets an HTTP error with a JSON one-line message, never a dropped connection, and
+    the server plays on afterwards."""
+    import random
+
+    _, url = jam
+    session = call(f"{url}/api/session", {})[1]["session"]
+    rng = random.Random(0)
+    values = [None, True, -1, 0.5, 128, 2**70, float("nan"), "x", "", [], {}, [60], {"pitch": 60}, "s1" * 50]
+    bodies: list[bytes] = []
+    for _ in range(150):
+        request = {key: rng.choice(values) for key in rng.sample(["session", "pitch", "onset", "temperature", "seed"],
+                                                                  rng.randint(1, 5))}
+        if rng.random() < 0.5:
+            request["session"] = session
+        bodies.append(json.dumps(request).encode())
+    for _ in range(50):
+        text = bytearray(json.dumps({"session": session, "pitch": 60, "onset": True}).encode())
+        for _ in range(rng.randint(1, 4)):
+            text[rng.randrange(len(text))] = rng.randrange(256)
+        bodies.append(bytes(text))
+    answered = 0
+    for index, body in enumerate(bodies):
+        path = "/api/session" if index % 5 == 0 else "/api/step"
+        length = str(len(body)) if index % 7 else rng.choice(["-5", "1e3", "", " 12"])
+        status, reply = raw_request(url, f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}", body)
+        assert status is not None, body
+        if status != 200:
+            assert status in (400, 404, 413) and list(json.loads(reply)) == ["error"], (body, reply)
+            assert "\n" not in json.loads(reply)["error"]
+            answered += 1
+    assert answered > 100
+    assert call(f"{url}/api/step", {"session": session, "pitch": 62, "onset": True})[0] == 200
+
+
+def test_one_players_context_refresh_does_not_hold_up_the_others():
+    """Eight players at once through a refresh of the default-sized model's context: the refresh is one
+    pass (not one per token), and sessions do not wait for each other's model steps."""
+    import time
+
+    from scalerl.music.jam import Jam
+
+    torch.manual_seed(0)
+    model = OnlineChordModel(ChordModelConfig(max_frames=32)).eval()
+    jam = Jam(model, "default size", 1.0, 90.0)
+    sessions = [jam.start({"seed": k})["session"] for k in range(8)]
+    slowest: list[float] = []
+
+    def play(session: str) -> None:
+        for frame in range(60):  # refreshes at frames 32 and 48
+            started = time.perf_counter()
+            jam.step({"session": session, "pitch": 60 + frame % 5, "onset": True})
+            slowest.append(time.perf_counter() - started)
+
+    threads = [threading.Thread(target=play, args=(session,)) for session in sessions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(slowest) == 480 and max(slowest) < 0.5, f"slowest frame {max(slowest):.3f} s"
+
+
+def test_chords_commands_refuse_an_rl_run_in_one_line(tmp_path, capsys):
+    from scalerl import train
+    from scalerl.cli import main
+
+    run = tmp_path / "dqn"
+    train(steps=200, run_dir=str(run), progress="off", eval_episodes=1, algo={"learning_starts": 100})
+    capsys.readouterr()
+    for command in (["jam", str(run)], ["pretrain", "--resume", str(run)],
+                    ["accompany", str(run), str(tmp_path / "x.abc"), "-o", str(tmp_path / "x.mid")],
+                    ["finetune", "--policy", str(run), "--rewards", str(run), "--beta", "0"]):
+        assert main(["chords", *command]) == 2
+        assert capsys.readouterr().err.strip() == f"scalerl: error: {run} is a scalerl train run (agent dqn), not a chords model run"

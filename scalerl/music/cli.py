@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from scalerl.checks import ConfigError, in_range, positive
@@ -40,6 +41,7 @@ def cmd_data(args: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-o", "--out", type=Path, default=Path("data/chords"))
     parsed = parser.parse_args(args)
+    positive("--bars", parsed.bars)
     songs, problems = [], []
     if parsed.bach:
         for song, name, problem in bach_chorales(None if parsed.bach < 0 else parsed.bach):
@@ -48,10 +50,11 @@ def cmd_data(args: list[str]) -> int:
         (songs.append(song) if song else problems.append((name, problem)))
     if parsed.synthetic:
         songs += synthetic_songs(parsed.synthetic, parsed.bars, parsed.seed)
-    if not songs:
-        raise ConfigError("no songs: give --bach N, --synthetic N or --leadsheets PATH")
     for name, problem in problems:
-        print(f"skipped {name}: {problem}")
+        print(f"skipped {name}: {problem}", file=sys.stderr)
+    if not songs:
+        raise ConfigError(f"no songs: every file was skipped ({len(problems)}, reasons above)" if problems else
+                          "no songs: give --bach N, --synthetic N or --leadsheets PATH")
     splits = split_songs(songs, parsed.seed)
     for split, members in splits.items():
         save_songs(members, parsed.out / f"{split}.jsonl")
@@ -127,6 +130,7 @@ def cmd_accompany(args: list[str]) -> int:
     parser.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
     parser.add_argument("--seed", type=int, default=0)
     parsed = parser.parse_args(args)
+    in_range("--temperature", parsed.temperature, 0.0, 5.0)
     song = accompany(parsed.run, parsed.melody, parsed.out, parsed.temperature, parsed.seed)
     print(json.dumps({"out": str(parsed.out), "frames": song.frames,
                       "chords": [f"{c.start / 4:g}:{chord_name(c.value)}" for c in song.chords]}))

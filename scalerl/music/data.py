@@ -215,8 +215,8 @@ def lead_sheet_song(path: Path) -> Song:
     chords = []
     for symbol, following in zip(symbols, symbols[1:] + [None]):
         end = to_frames(following.offset) if following is not None else length
-        if isinstance(symbol, m21.harmony.NoChord) or symbol.root() is None:
-            continue
+        if isinstance(symbol, m21.harmony.NoChord) or not symbol.pitches or symbol.root() is None:
+            continue  # "N.C." and empty symbols ("" in ABC) leave their span without a chord
         pitch_classes = {p.pitchClass for p in symbol.pitches}
         if end > to_frames(symbol.offset):
             chords.append(Event(to_frames(symbol.offset), end, label_chord(symbol.root().pitchClass, pitch_classes)))
@@ -308,7 +308,10 @@ def save_songs(songs: list[Song], path: Path) -> None:
 def load_songs(path: Path) -> list[Song]:
     if not path.is_file():
         raise ConfigError(f"{path} does not exist: make it with scalerl chords data")
-    return [Song.from_json(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+    songs = [Song.from_json(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+    if not songs:
+        raise ConfigError(f"{path} holds no songs: make the dataset again with scalerl chords data")
+    return songs
 
 
 def transpositions(song: Song, low: int = -6, high: int = 6) -> list[Song]:
@@ -319,8 +322,10 @@ def transpositions(song: Song, low: int = -6, high: int = 6) -> list[Song]:
 
 
 def split_songs(songs: list[Song], seed: int = 0, valid: float = 0.1, test: float = 0.1) -> dict[str, list[Song]]:
-    """Train/valid/test by song (never by fragment), shuffled with a seed."""
+    """Train/valid/test by song (never by fragment), shuffled with a seed; each split gets at least one."""
+    if len(songs) < 3:
+        raise ConfigError(f"{len(songs)} songs cannot make train, validation and test splits: give at least 3")
     order = list(songs)
     random.Random(seed).shuffle(order)
-    n_valid, n_test = round(len(order) * valid), round(len(order) * test)
+    n_valid, n_test = max(1, round(len(order) * valid)), max(1, round(len(order) * test))
     return {"valid": order[:n_valid], "test": order[n_valid:n_valid + n_test], "train": order[n_valid + n_test:]}

@@ -75,6 +75,7 @@ class FinetuneConfig:
         require(bool(self.teacher) or self.beta == 0, "teacher", "a teacher run directory when beta > 0", self.teacher)
         require(bool(self.rewards) or self.beta > 0, "rewards", "at least one reward model when beta is 0", self.rewards)
         non_negative("beta", self.beta)
+        require(0 <= self.seed < 2**31, "seed", "in [0, 2**31)", self.seed)
         positive("steps", self.steps)
         positive("batch_size", self.batch_size)
         positive("crop_frames", self.crop_frames)

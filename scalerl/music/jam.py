@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 from collections import OrderedDict
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,8 +45,15 @@ from scalerl.music.vocab import (
     chord_voicing,
 )
 
-MAX_SESSIONS = 32
-"""Older sessions are dropped beyond this many (each holds a small attention cache)."""
+MAX_SESSIONS = 256
+"""Players at once (each session holds a small attention cache)."""
+IDLE_SECONDS = 60.0
+"""A session unused this long may be dropped to make room for a new player; active ones never are."""
+MAX_BODY = 16 * 1024
+"""Bytes a request body may have: a step is under 100."""
+READ_TIMEOUT = 5.0
+"""Seconds a connection may stall mid-request before it is closed (its thread freed)."""
+MAX_SEED = 2**63 - 1
 STATIC_FILES = {"/": ("jam.html", "text/html"), "/jam.js": ("jam.js", "text/javascript")}
 
 
@@ -85,6 +93,8 @@ class JamSession:
 
     def __init__(self, model: torch.nn.Module, temperature: float, seed: int) -> None:
         self.model, self.temperature = model, temperature
+        self.lock = threading.Lock()
+        self.last_used = time.monotonic()
         self.generator = torch.Generator().manual_seed(seed)
         self.decoding = self._start()
         self.chords = [self._choose()]
@@ -109,11 +119,11 @@ class JamSession:
         return self.chords[-1]
 
     def _refresh(self) -> None:
-        """The context is full: start again from the last half of the jam, like a crop of a longer song."""
+        """The context is full: start again from the last half of the jam, like a crop of a longer song, fed
+        in one pass (a frame at a time it took most of a second, many 16th notes)."""
         keep = self.model.cfg.max_frames // 2
         self.decoding = self._start()
-        for chord, note in zip(self.chords[-keep - 1:-1], self.melody[-keep:]):
-            self.decoding.push(torch.tensor([chord]), torch.tensor([note]))
+        self.decoding.prefill(torch.tensor([self.chords[-keep - 1:-1]]), torch.tensor([self.melody[-keep:]]))
 
     def note_in_chord(self) -> float | None:
         scored = [fit for fit in self.fits if fit == fit]
@@ -121,7 +131,8 @@ class JamSession:
 
 
 class Jam:
-    """The sessions of one model, safe to call from the server's threads."""
+    """The sessions of one model, safe to call from the server's threads: the shared lock guards only the
+    table of sessions; each session has its own, so one player's frame never waits for another's."""
 
     def __init__(self, model: torch.nn.Module, run_dir: str, temperature: float, bpm: float) -> None:
         self.model, self.run_dir, self.temperature, self.bpm = model, run_dir, temperature, bpm
@@ -136,32 +147,73 @@ class Jam:
     def start(self, request: dict[str, Any]) -> dict[str, Any]:
         temperature = check_temperature(request.get("temperature", self.temperature))
         seed = request.get("seed", 0)
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise JamError(f"seed must be an integer, got {seed!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise JamError(f"seed must be an integer in [0, 2**63 - 1], got {seed!r}")
+        session = JamSession(self.model, temperature, seed)
         with self.lock:
+            self._make_room()
             session_id = f"s{next(self.ids)}"
-            session = self.sessions[session_id] = JamSession(self.model, temperature, seed)
-            while len(self.sessions) > MAX_SESSIONS:
-                self.sessions.popitem(last=False)
-            return {"session": session_id, "frame": 0, "chord": describe_chord(session.chords[0], None)}
+            self.sessions[session_id] = session
+        return {"session": session_id, "frame": 0, "chord": describe_chord(session.chords[0], None)}
+
+    def _make_room(self) -> None:
+        """Drop the longest-idle session if the table is full and it has been idle IDLE_SECONDS."""
+        if len(self.sessions) < MAX_SESSIONS:
+            return
+        oldest_id, oldest = next(iter(self.sessions.items()))  # the table is kept in order of last use
+        if time.monotonic() - oldest.last_used < IDLE_SECONDS:
+            raise JamError(f"the server is full ({MAX_SESSIONS} players); try again later", HTTPStatus.SERVICE_UNAVAILABLE)
+        del self.sessions[oldest_id]
 
     def step(self, request: dict[str, Any]) -> dict[str, Any]:
         note = melody_token(request.get("pitch"), request.get("onset", False))
+        session_id = request.get("session")
+        if not isinstance(session_id, str):
+            raise JamError(f"session must be the string POST /api/session returned, got {session_id!r}")
+        temperature = check_temperature(request["temperature"]) if "temperature" in request else None
         with self.lock:
-            session = self.sessions.get(request.get("session"))
+            session = self.sessions.get(session_id)
             if session is None:
-                raise JamError(f"no session {request.get('session')!r}; start one with POST /api/session",
-                               HTTPStatus.NOT_FOUND)
-            if "temperature" in request:
-                session.temperature = check_temperature(request["temperature"])
+                raise JamError(f"no session {session_id!r}; start one with POST /api/session", HTTPStatus.NOT_FOUND)
+            self.sessions.move_to_end(session_id)
+            session.last_used = time.monotonic()
+        with session.lock:
+            if temperature is not None:
+                session.temperature = temperature
             chord = session.hear(note)
             return {"frame": len(session.melody), "chord": describe_chord(chord, session.chords[-2]),
                     "fit": session.fits[-1] if session.fits[-1] == session.fits[-1] else None,
                     "note_in_chord": session.note_in_chord()}
 
 
+def read_json_object(handler: BaseHTTPRequestHandler) -> dict[str, Any]:
+    """The request's body as a JSON object, or a JamError that says what is wrong with it."""
+    length = handler.headers.get("Content-Length", "0")
+    if not length.isdigit():
+        raise JamError(f"Content-Length must be a byte count, got {length!r}")
+    if int(length) > MAX_BODY:
+        raise JamError(f"the request body is {int(length):,} bytes; the limit is {MAX_BODY:,}",
+                       HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+    body = handler.rfile.read(int(length))
+    if len(body) < int(length):
+        raise JamError(f"the request body ended after {len(body)} of {int(length)} bytes")
+    try:
+        request = json.loads(body or b"{}")
+    except json.JSONDecodeError as error:
+        raise JamError(f"the request body is not JSON: {error}") from None
+    except UnicodeDecodeError:
+        raise JamError("the request body is not JSON: it is not UTF-8 text") from None
+    except RecursionError:
+        raise JamError("the request body is nested too deeply") from None
+    if not isinstance(request, dict):
+        raise JamError("the request body must be a JSON object")
+    return request
+
+
 def make_handler(jam: Jam) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        timeout = READ_TIMEOUT  # a stalled client gets its connection closed, not a thread forever
+
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             if self.path == "/api/info":
                 self.reply(HTTPStatus.OK, jam.info())
@@ -177,13 +229,9 @@ def make_handler(jam: Jam) -> type[BaseHTTPRequestHandler]:
                 self.reply(HTTPStatus.NOT_FOUND, {"error": f"no endpoint {self.path}"})
                 return
             try:
-                request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                if not isinstance(request, dict):
-                    raise JamError("the request body must be a JSON object")
-                self.reply(HTTPStatus.OK, routes[self.path](request))
-            except json.JSONDecodeError as error:
-                self.reply(HTTPStatus.BAD_REQUEST, {"error": f"the request body is not JSON: {error}"})
+                self.reply(HTTPStatus.OK, routes[self.path](read_json_object(self)))
             except JamError as error:
+                self.close_connection = True  # the rest of a refused body is not read
                 self.reply(error.status, {"error": str(error)})
 
         def reply(self, status: HTTPStatus, body: dict[str, Any]) -> None:
@@ -203,17 +251,25 @@ def make_handler(jam: Jam) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class JamServer(ThreadingHTTPServer):
+    request_queue_size = 256  # simultaneous connects wait in the backlog instead of being reset
+    daemon_threads = True
+
+
 def make_server(model: torch.nn.Module, run_dir: str = "", host: str = "127.0.0.1", port: int = 8765,
                 temperature: float = 1.0, bpm: float = 90.0) -> ThreadingHTTPServer:
     """The jam server, bound but not yet serving (port 0 picks a free port: see server.server_address)."""
-    return ThreadingHTTPServer((host, port), make_handler(Jam(model, run_dir, temperature, bpm)))
+    return JamServer((host, port), make_handler(Jam(model, run_dir, temperature, bpm)))
 
 
 def serve(run_dir: str | Path, host: str, port: int, temperature: float, bpm: float, threads: int = 1) -> None:
     cfg, model = load_chord_model(run_dir)
     if cfg.model != "online":
         raise ConfigError(f"{run_dir} holds a {cfg.model} model; jamming needs an online one (it cannot hear the future)")
-    check_temperature(temperature)
+    try:
+        check_temperature(temperature)
+    except JamError as error:
+        raise ConfigError(f"--{error}") from None
     torch.set_num_threads(threads)
     try:
         server = make_server(model, str(run_dir), host, port, temperature, bpm)

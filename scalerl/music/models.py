@@ -80,8 +80,9 @@ def _project(attention: nn.MultiheadAttention, x: torch.Tensor, part: int) -> to
     return _split_heads(F.linear(x, attention.in_proj_weight[rows], attention.in_proj_bias[rows]), attention.num_heads)
 
 
-def _attend(attention: nn.MultiheadAttention, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    out = F.scaled_dot_product_attention(_project(attention, x, 0), keys, values)
+def _attend(attention: nn.MultiheadAttention, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+            mask: torch.Tensor | None = None) -> torch.Tensor:
+    out = F.scaled_dot_product_attention(_project(attention, x, 0), keys, values, attn_mask=mask)
     return attention.out_proj(out.transpose(1, 2).reshape(x.shape))
 
 
@@ -118,14 +119,22 @@ class _CachedDecoding:
 
     def _self_attention(self, index: int, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
         h = layer.norm1(x)
-        return x + _attend(layer.self_attn, h, *self.cache.extend(index, layer.self_attn, h))
+        keys, values = self.cache.extend(index, layer.self_attn, h)
+        new, total = x.shape[1], keys.shape[2]
+        # Several new tokens at once: each sees the cache and the new tokens up to itself.
+        mask = None if new == 1 else torch.ones(new, total, dtype=torch.bool, device=x.device).tril(total - new)
+        return x + _attend(layer.self_attn, h, keys, values, mask)
 
     def _feed(self, tokens: torch.Tensor) -> torch.Tensor:
-        x = (self.model.embed(tokens) + self.model.position.weight[self.length]).unsqueeze(1)
+        """Feed (batch,) tokens, or (batch, steps) of them in one pass, after those fed so far; returns the
+        logits after the last one."""
+        tokens = tokens.unsqueeze(1) if tokens.dim() == 1 else tokens
+        steps = tokens.shape[1]
+        x = self.model.embed(tokens) + self.model.position.weight[self.length:self.length + steps]
         for index, layer in enumerate(self.layers):
             x = self._block(index, layer, x)
-        self.length += 1
-        return self.model.out(self.model.norm(x[:, 0]))
+        self.length += steps
+        return self.model.out(self.model.norm(x[:, -1]))
 
 
 class OnlineDecoding(_CachedDecoding):
@@ -152,6 +161,15 @@ class OnlineDecoding(_CachedDecoding):
             raise ValueError(f"the model's context holds {self.model.cfg.max_frames} frames; start a new decoding")
         self._feed(chord)
         self.logits = self._feed(note)
+
+    @torch.no_grad()
+    def prefill(self, chords: torch.Tensor, notes: torch.Tensor) -> None:
+        """`push` of every frame of (batch, frames) chords and notes, in one pass over their tokens: how a
+        live session refills a fresh context without a stall of one pass per token."""
+        if chords.shape[1] > self.frames_left:
+            raise ValueError(f"the model's context holds {self.model.cfg.max_frames} frames; prefill fewer")
+        if chords.shape[1]:
+            self.logits = self._feed(torch.stack([chords, notes], dim=2).flatten(1))
 
 
 class TeacherDecoding(_CachedDecoding):

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from scalerl.checkpoint import load_checkpoint
-from scalerl.checks import ConfigError, in_range, positive, require
+from scalerl.checks import ConfigError, in_range, non_negative, positive, require
 from scalerl.music.data import Song, load_songs, song_tokens
 from scalerl.music.vocab import FRAMES_PER_BEAT, PAD, as_onset
 from scalerl.session import Session, read_run_config
@@ -50,6 +50,8 @@ class TrainingSettings:
         positive("batch_size", self.batch_size)
         positive("crop_frames", self.crop_frames)
         positive("lr", self.lr)
+        non_negative("weight_decay", self.weight_decay)
+        require(0 <= self.seed < 2**31, "seed", "in [0, 2**31)", self.seed)
         require(0 <= self.transpose <= 12, "transpose", "in [0, 12]", self.transpose)
         in_range("key_change", self.key_change, 0.0, 1.0)
         positive("eval_every", self.eval_every)
@@ -177,9 +179,15 @@ def evaluate_mode(model: torch.nn.Module, validate_fn: ValidateFn, songs: list[S
 
 
 def read_run(run_dir: str | Path, config_class: type) -> tuple[Any, Path]:
+    """A ReaLchords run's config; a run of anything else (an RL agent's, say) is refused in one line."""
     run_dir = Path(run_dir)
     data = read_run_config(run_dir)
     data.pop("finetune", None)  # a finetuned policy's run also records how it was finetuned
+    unknown = set(data) - {item.name for item in dataclasses.fields(config_class)}
+    if unknown and "agent" in data:
+        raise ConfigError(f"{run_dir} is a scalerl train run (agent {data['agent']}), not a chords model run")
+    if unknown:
+        raise ConfigError(f"{run_dir} is not a chords model run: its config.json has {', '.join(sorted(unknown)[:3])}")
     return config_class(**data), run_dir
 
 
