@@ -255,8 +255,9 @@ def cmd_study(args: list[str]) -> int:
     parser.add_argument("--address", default=None, help="a Ray cluster to run on (see scalerl sweep --address)")
     parsed = parser.parse_args(args)
     if parsed.list or parsed.name is None:
+        width = max(map(len, study_names()))
         for name in study_names():
-            print(f"{name:14s} {title(name)}")
+            print(f"{name:{width}s}  {title(name)}")
         return 0
     if parsed.readme:
         print((study_folder(parsed.name) / "README.md").read_text())

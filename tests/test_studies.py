@@ -65,3 +65,17 @@ def test_grama_quick_counts_dormant_and_inactive_neurons_and_runs_the_resets(tmp
         assert row["counts"]["0"]["dormant_not_inactive"] == 0
     assert set(results["sac_final_returns"]) == {"no reset", "ReDo", "ReGraMa"}
     assert "## (b) SAC (tanh) on HalfCheetah" in report.read_text()
+
+
+def test_stable_gradients_quick_trains_every_network_and_optimizer_through_the_reshuffles(tmp_path):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("heavyball")
+    import json
+
+    report = run_study("stable-gradients", tmp_path / "sg", quick=True).read_text()
+    runs = [json.loads(path.read_text()) for path in sorted((tmp_path / "sg" / "runs").glob("*.json"))]
+    assert len(runs) == 8 and all(len(run["accuracy"]) == 4 and all(g > 0 for g in run["first_layer_grad_norm"])
+                                  for run in runs)
+    assert "| plain, Kron, 4 layers |" in report and "| multi-skip + LN, RAdam, 2 layers |" in report
+    again = run_study("stable-gradients", tmp_path / "sg", quick=True)  # cached runs: nothing trains again
+    assert again.read_text() == report

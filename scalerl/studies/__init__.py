@@ -24,13 +24,14 @@ FOLDER = Path(__file__).parent
 
 
 def study_names() -> list[str]:
-    return sorted(path.name for path in FOLDER.iterdir() if (path / "README.md").is_file())
+    """Study names as typed: a folder's name with - for _ (stable_gradients is `stable-gradients`)."""
+    return sorted(path.name.replace("_", "-") for path in FOLDER.iterdir() if (path / "README.md").is_file())
 
 
 def study_folder(name: str) -> Path:
     if name not in study_names():
         raise unknown_name("study", name, study_names())
-    return FOLDER / name
+    return FOLDER / name.replace("-", "_")
 
 
 def title(name: str) -> str:
@@ -63,7 +64,7 @@ def run_study(name: str, out: str | Path | None = None, quick: bool = False, wor
     folder = study_folder(name)
     out = Path(out or Path("studies") / (f"{name}-quick" if quick else name))
     if (folder / "study.py").is_file():
-        module = importlib.import_module(f"scalerl.studies.{name}.study")
+        module = importlib.import_module(f"scalerl.studies.{folder.name}.study")
         if "address" in inspect.signature(module.run).parameters:
             return module.run(out, quick=quick, workers=workers, address=address)
         if workers is not None or address is not None:
