@@ -126,6 +126,10 @@ def test_bad_address_and_missing_token_get_one_line_errors(cluster, tmp_path):
     assert result.returncode == 2 and result.stderr.strip() == (
         f"scalerl: error: cannot join the Ray cluster at {cluster.address}: it wants a token and none was sent: set "
         "RAY_AUTH_MODE=token and give it the head's token (copy ~/.ray/auth_token from the head, or set RAY_AUTH_TOKEN)")
+
+
+@pytest.mark.slow  # Ray tries a refused token for 20 seconds before it gives up
+def test_a_refused_token_is_named(cluster, tmp_path):
     result = scalerl("sweep", *SWEEP, "--address", cluster.address, "-o", str(tmp_path / "e"),
                      env={**cluster.env, "RAY_AUTH_TOKEN": secrets.token_hex(16)})
     assert result.returncode == 2 and result.stderr.strip() == (
