@@ -135,6 +135,11 @@ def test_noisy_layers_draw_fresh_noise_in_training_and_act_on_their_means_in_eva
                         atoms=5, noisy_sigma0=0.5)
     assert sum(isinstance(m, NoisyLinear) for m in q.modules()) == 4  # two torso layers, value and advantage
     assert q(torch.zeros(7, 3)).shape == (7, 10)
+    from scalerl.diagnostics.activity import neuron_layers
+
+    # the diagnostics see noisy layers as layers: the activation after each, and the layers they feed
+    assert [(layer.name, layer.activated, len(layer.consumers)) for layer in neuron_layers(q)] == [
+        ("torso.0", True, 1), ("torso.2", True, 2), ("head.advantage", False, 0), ("head.value", False, 0)]
 
 
 def test_noisy_agents_explore_by_noise_and_evaluate_deterministically():

@@ -95,8 +95,16 @@ def _post_step(graph_module: fx.GraphModule, node: fx.Node) -> tuple[str, Callab
     return "other", None
 
 
+class _LayerTracer(fx.Tracer):
+    """Every neuron layer is a leaf of the graph, also one that subclasses torch's (a NoisyLinear, whose
+    forward fx would otherwise trace into, hiding the layer's call and what follows it)."""
+
+    def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
+        return isinstance(module, NEURON_TYPES) or super().is_leaf_module(module, qualified_name)
+
+
 def _trace_layers(module: nn.Module, prefix: str) -> list[NeuronLayer]:
-    graph_module = fx.symbolic_trace(module)
+    graph_module = fx.GraphModule(module, _LayerTracer().trace(module))
     layers = []
     traced = set()
     for node in graph_module.graph.nodes:
