@@ -9,9 +9,11 @@ A sweep file (TOML, or YAML) names the shared settings, what varies, and the see
     [grid]                       # every combination of these values...
     "net.bottleneck" = ["flatten", "gap"]
     "net.width" = [1, 4]
-    # ...or [[variants]] tables, one override set each, instead of (or as well as) a grid
+    # ...or [[variants]] tables, one override set each (and an optional `name` for its folder),
+    # instead of (or as well as) a grid
 
-Each (variant, seed) is a trial whose run directory is `<sweep dir>/<variant>/seed<k>`. Started
+Each (variant, seed) is a trial whose run directory is `<sweep dir>/<variant>/seed<k>`, where <variant> is
+the variant's `name` or its key=value pairs. Started
 again, a sweep skips finished trials (summary.json), resumes the ones with a checkpoint, and
 starts the rest afresh. Trials that fail are retried (from their checkpoint) up to `max_retries`
 times and then reported; a trial whose worker or node is lost is run again from its checkpoint without
@@ -70,10 +72,14 @@ def dotted(nested: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def trial_name(overrides: dict[str, Any]) -> str:
-    """A folder name for a variant: key=value pairs, with characters paths dislike replaced."""
-    text = ",".join(f"{key}={value}" for key, value in overrides.items()) or "base"
+def folder_name(text: str) -> str:
+    """`text` with the characters paths dislike replaced."""
     return re.sub(r"[^A-Za-z0-9_.,=+-]", "_", text)
+
+
+def trial_name(overrides: dict[str, Any]) -> str:
+    """A folder name for a variant: its key=value pairs."""
+    return folder_name(",".join(f"{key}={value}" for key, value in overrides.items()) or "base")
 
 
 @dataclass(frozen=True)
@@ -104,17 +110,22 @@ class SweepSpec:
         for key, values in self.grid.items():
             require(isinstance(values, list) and len(values) > 0, f"grid.{key}", "a non-empty list of values", values)
 
-    def overrides(self) -> list[dict[str, Any]]:
+    def overrides(self) -> list[tuple[str, dict[str, Any]]]:
+        """(folder name, overrides) of every variant: a listed variant's `name` if it gives one, else its
+        key=value pairs."""
         keys = list(self.grid)
         combos = [dict(zip(keys, values)) for values in itertools.product(*self.grid.values())] if keys else []
-        listed = [dotted(v) for v in self.variants]
-        return combos + listed or [{}]
+        named = []
+        for variant in self.variants:
+            overrides = dotted({key: value for key, value in variant.items() if key != "name"})
+            require(isinstance(variant.get("name", ""), str), "variants.name", "a string", variant.get("name"))
+            named.append((folder_name(variant["name"]) if "name" in variant else trial_name(overrides), overrides))
+        return [(trial_name(combo), combo) for combo in combos] + named or [("base", {})]
 
     def trials(self, sweep_dir: Path) -> list[Trial]:
         """Every (variant, seed), each validated as a TrainConfig now, before anything runs."""
         trials = []
-        for overrides in self.overrides():
-            name = trial_name(overrides)
+        for name, overrides in self.overrides():
             for seed in self.seeds:
                 flat = {**dotted(self.base), **overrides, "seed": seed,
                         "run_dir": str(sweep_dir / name / f"seed{seed}"), "progress": "off"}

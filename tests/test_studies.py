@@ -11,7 +11,7 @@ def test_the_list_names_each_study_with_its_claim(capsys):
     assert main(["study", "--list"]) == 0
     assert "realchords" in capsys.readouterr().out
     assert main(["study", "nope"]) == 2
-    assert "unknown study 'nope'; valid: cale, gap, grama, least, realchords, stable-gradients" in capsys.readouterr().err
+    assert "unknown study 'nope'; valid: cale, gap, grama, least, realchords, stable-gradients, tokenize" in capsys.readouterr().err
 
 
 def test_every_sweep_study_is_a_valid_sweep_full_and_quick(tmp_path):
@@ -19,7 +19,7 @@ def test_every_sweep_study_is_a_valid_sweep_full_and_quick(tmp_path):
     from scalerl.studies import quick_spec, study_folder, study_names
 
     sweeps = [name for name in study_names() if (study_folder(name) / "sweep.toml").is_file()]
-    assert {"gap", "least"} <= set(sweeps)
+    assert {"gap", "least", "tokenize"} <= set(sweeps)
     for name in sweeps:
         for quick in (False, True):
             spec, group_by = quick_spec(study_folder(name), quick)

@@ -34,6 +34,8 @@ def test_sweep_file_expands_grid_and_variants(tmp_path):
     assert trials[1].run_dir == tmp_path / "out" / "net.hidden=16" / "seed1"
     with pytest.raises(ConfigError, match="trial net.hidden=-1 seed 0: net.hidden must be > 0"):
         SweepSpec(base={"env": "classic:CartPole-v1"}, grid={"net.hidden": [-1]}).trials(tmp_path)
+    named = SweepSpec(base={"env": "classic:CartPole-v1"}, variants=[{"name": "wide net/x4", "net": {"hidden": 512}}])
+    assert [(t.name, t.config["net"]) for t in named.trials(tmp_path)] == [("wide_net_x4", {"hidden": 512})]
     (tmp_path / "bad.toml").write_text("seeds = [0]\nbase = 3\n[tune]\n")
     with pytest.raises(ConfigError, match="unknown sweep file keys tune"):
         load_sweep_file(tmp_path / "bad.toml")
