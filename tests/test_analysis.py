@@ -128,3 +128,13 @@ def test_performance_profile_counts_runs_above_each_threshold():
     profiles, intervals = performance_profiles(ScoreMatrix(("a", "b"), {"g": scores}), np.array([0.0, 0.7, 2.0]), reps=100)
     assert np.allclose(profiles["g"], [1.0, 0.5, 0.0])
     assert intervals["g"].shape == (2, 3)
+
+
+def test_runs_group_by_their_sweep_variant_name(tmp_path):
+    from scalerl.analysis.runs import RunRecord, group_runs
+
+    runs = [RunRecord(tmp_path / variant / f"seed{seed}", {"seed": seed, "env": "e"}, [], [], None)
+            for variant in ("softmoe4", "flatten-2048") for seed in (0, 1)]
+    groups = group_runs(runs, ["variant"])
+    assert {label: [run.seed for run in members] for label, members in groups.items()} == {
+        "softmoe4": [0, 1], "flatten-2048": [0, 1]}

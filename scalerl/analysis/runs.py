@@ -50,7 +50,10 @@ class RunRecord:
         return self.config["seed"]
 
     def value(self, key: str) -> Any:
-        """A config value by dotted name, e.g. `net.bottleneck`."""
+        """A config value by dotted name, e.g. `net.bottleneck`; `variant` is the folder above the run's
+        seed folder: a sweep variant's name."""
+        if key == "variant":
+            return self.path.parent.name
         flat = flatten(self.config)
         if key not in flat:
             close = ", ".join(sorted(k for k in flat if key.split(".")[-1] in k)[:5])
@@ -98,10 +101,12 @@ def differing_keys(runs: list[RunRecord]) -> list[str]:
 
 def group_runs(runs: list[RunRecord], group_by: list[str] | None = None) -> dict[str, list[RunRecord]]:
     """Runs grouped by the values of `group_by` keys; by default by every differing key except `env`
-    (tasks are the other axis). Group labels read `key=value, key=value`."""
+    (tasks are the other axis). Group labels read `key=value, key=value`; grouped by `variant` alone, a
+    sweep's variant names."""
     keys = group_by if group_by is not None else [k for k in differing_keys(runs) if k != "env"]
     groups: dict[str, list[RunRecord]] = {}
     for run in runs:
-        label = ", ".join(f"{key}={run.value(key)}" for key in keys) or "all runs"
+        label = run.value("variant") if keys == ["variant"] else ", ".join(f"{key}={run.value(key)}" for key in keys)
+        label = label or "all runs"
         groups.setdefault(label, []).append(run)
     return groups
