@@ -201,9 +201,9 @@ def run_attempt(config: dict[str, Any], node: str) -> dict[str, Any]:
 
     run_dir = Path(config["run_dir"])
     resuming = (run_dir / "checkpoints" / "latest.pt").is_file()
+    if run_dir_in_use(run_dir):
+        raise RunDirBusy(f"{run_dir} is in use by another attempt")
     if not resuming and run_dir.exists():
-        if run_dir_in_use(run_dir):
-            raise RunDirBusy(f"{run_dir} is in use by another attempt")
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / "attempts.jsonl", "a") as attempts:
