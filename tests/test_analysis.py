@@ -138,3 +138,14 @@ def test_runs_group_by_their_sweep_variant_name(tmp_path):
     groups = group_runs(runs, ["variant"])
     assert {label: [run.seed for run in members] for label, members in groups.items()} == {
         "softmoe4": [0, 1], "flatten-2048": [0, 1]}
+
+
+def test_config_differences_of_runs_of_different_agents_mark_absent_keys(tmp_path):
+    from scalerl.analysis.report import config_differences
+    from scalerl.analysis.runs import RunRecord, group_runs
+
+    runs = [RunRecord(tmp_path / agent / "seed0", {"seed": 0, "env": "e", "agent": agent, "algo": algo}, [], [], None)
+            for agent, algo in (("td3", {"policy_noise": 0.2}), ("sac", {"alpha": 0.2}))]
+    rows = config_differences(runs, group_runs(runs, ["agent"]))
+    assert rows[0] == "| group | agent | algo.alpha | algo.policy_noise |"
+    assert rows[2:] == ['| agent=td3 | "td3" | - | 0.2 |', '| agent=sac | "sac" | 0.2 | - |']

@@ -23,7 +23,7 @@ from scalerl.analysis.aggregate import (
     score_matrix,
 )
 from scalerl.analysis.plots import plot_aggregates, plot_curves, plot_profiles, training_metrics
-from scalerl.analysis.runs import RunRecord, differing_keys, find_runs, group_runs
+from scalerl.analysis.runs import RunRecord, differing_keys, find_runs, flatten, group_runs
 from scalerl.analysis.scores import score_name
 
 NOT_DIAGNOSTICS = {"sps", "episodes", "updates", "episode_length", "epsilon"}
@@ -49,7 +49,9 @@ def config_differences(runs: list[RunRecord], groups: dict[str, list[RunRecord]]
         return ["All runs share one config apart from the seed and the task."]
     rows = []
     for label, members in groups.items():
-        values = [sorted({json.dumps(run.value(key)) for run in members}) for key in keys]
+        flats = [flatten(run.config) for run in members]
+        # a key only some agents have (SAC's algo.alpha beside TD3) reads "-" where it is absent
+        values = [sorted({json.dumps(flat[key]) if key in flat else "-" for flat in flats}) for key in keys]
         rows.append([label, *[" / ".join(v) for v in values]])
     return table(["group", *keys], rows)
 
