@@ -45,9 +45,10 @@ def seconds(function, repeats: int = 3) -> float:
     return min(times)
 
 
-def jam_latency(model: torch.nn.Module, frames: int, players: int) -> list[float]:
-    """Milliseconds of every frame of `players` sessions playing `frames` frames each at once, as fast as
-    the server answers (a harder load than real players, who send one frame per 16th note)."""
+def jam_latency(model: torch.nn.Module, frames: int, players: int, pace_ms: float) -> list[float]:
+    """Milliseconds of every frame of `players` sessions playing `frames` frames each at once: one frame every
+    `pace_ms` (a 16th note: 125 ms at 120 bpm), players offset evenly within it; pace 0 sends frames as fast
+    as the server answers, a far harder load than players."""
     server = make_server(model, port=0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
@@ -59,14 +60,16 @@ def jam_latency(model: torch.nn.Module, frames: int, players: int) -> list[float
 
     latencies: list[float] = []
 
-    def play() -> None:
+    def play(offset: float) -> None:
         session = post("/api/session", {})["session"]
+        begin = time.perf_counter() + offset
         for frame in range(frames):
+            time.sleep(max(0.0, begin + frame * pace_ms / 1000 - time.perf_counter()))
             started = time.perf_counter()
             post("/api/step", {"session": session, "pitch": 60 + frame % 12, "onset": frame % 2 == 0})
             latencies.append(1000 * (time.perf_counter() - started))
 
-    threads = [threading.Thread(target=play) for _ in range(players)]
+    threads = [threading.Thread(target=play, args=(k * pace_ms / 1000 / players,)) for k in range(players)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -82,7 +85,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--players", type=int, nargs="+", default=[1, 8, 32], help="jam sessions playing at once")
-    parser.add_argument("--jam-frames", type=int, default=600, help="frames each jam session plays")
+    parser.add_argument("--jam-frames", type=int, default=300, help="frames each jam session plays (past 256: a refresh)")
+    parser.add_argument("--pace-ms", type=float, default=125.0, help="ms between a player's frames (125: 16ths at 120 bpm)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -99,11 +103,12 @@ def main() -> None:
     print("\n".join(rows))
     print(f"\njam frames over HTTP, {args.jam_frames} frames per player (context refreshed every "
           f"{ChordModelConfig().max_frames // 2} frames after the first {ChordModelConfig().max_frames}):\n")
-    print("| players at once | median (ms) | 99th percentile (ms) | slowest (ms) |\n|---|---|---|---|")
-    for players in args.players:
-        latencies = jam_latency(OnlineChordModel(ChordModelConfig()).eval(), args.jam_frames, players)
-        print(f"| {players} | {statistics.median(latencies):.1f} | {latencies[int(0.99 * len(latencies))]:.1f} "
-              f"| {latencies[-1]:.1f} |")
+    print("| players at once | pace | median (ms) | 99th percentile (ms) | slowest (ms) |\n|---|---|---|---|---|")
+    for pace in (args.pace_ms, 0.0):
+        for players in args.players:
+            latencies = jam_latency(OnlineChordModel(ChordModelConfig()).eval(), args.jam_frames, players, pace)
+            print(f"| {players} | {f'a frame every {pace:g} ms' if pace else 'flat out'} | {statistics.median(latencies):.1f} "
+                  f"| {latencies[int(0.99 * len(latencies))]:.1f} | {latencies[-1]:.1f} |", flush=True)
 
 
 if __name__ == "__main__":
