@@ -120,6 +120,11 @@ def test_jam_command_needs_an_online_model_and_a_valid_temperature(tmp_path, cap
     capsys.readouterr()
     assert main(["chords", "jam", str(tmp_path / "online"), "--temperature", "99"]) == 2
     assert capsys.readouterr().err.strip() == "scalerl: error: --temperature must be a number in [0, 5] (0: greedy), got 99.0"
+    finetune = ["chords", "finetune", "--policy", str(tmp_path / "online"), "--rewards", str(tmp_path / "teacher"),
+                "--beta", "0", "--data", str(tmp_path / "data"), "--steps", "1", "--run-dir", str(tmp_path / "ft")]
+    assert main(finetune) == 2  # a teacher given as a reward model: one line, and no run directory left behind
+    assert capsys.readouterr().err.strip() == f"scalerl: error: {tmp_path / 'teacher'} holds a pretrained teacher chord model, not a reward run"
+    assert not (tmp_path / "ft").exists()
 
 
 def raw_request(url: str, head: str, body: bytes = b"", timeout: float = 10.0) -> tuple[int | None, str]:

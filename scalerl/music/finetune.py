@@ -36,7 +36,7 @@ from scalerl.music.pretrain import PretrainConfig, load_chord_model
 from scalerl.music.rewards import load_reward_model
 from scalerl.music.training import Batches, read_run
 from scalerl.music.vocab import CHORD_HOLD, CHORD_ON, NUM_CHORDS, SILENCE
-from scalerl.session import Session, read_run_config
+from scalerl.session import Session, read_run_config, resolve_device
 
 
 @dataclass(frozen=True)
@@ -149,12 +149,14 @@ def finetune(cfg: FinetuneConfig, resume: bool = False) -> dict[str, Any]:
     require(policy_cfg.model == "online", "policy", "an online model run", policy_cfg.model)
     # The finetuned policy loads like a pretrained online model: its config.json carries the model spec.
     config = {**dataclasses.asdict(policy_cfg), "run_dir": str(run_dir), "finetune": dataclasses.asdict(cfg)}
-    session = Session(run_dir, config, seed=cfg.seed, device=cfg.device, threads=cfg.threads, resume=resume)
-    device = session.device
+    # Everything the run reads is loaded before its directory is claimed: a bad path leaves nothing behind.
+    device = resolve_device(cfg.device)
     policy = load_chord_model(cfg.policy, str(device))[1]
     teacher = load_chord_model(cfg.teacher, str(device))[1] if cfg.teacher else None
     reward_models = [(model, reward_cfg.crop_frames) for reward_cfg, model in
                      (load_reward_model(path, str(device)) for path in cfg.rewards)]
+    songs = load_songs(Path(cfg.data) / "train.jsonl")
+    session = Session(run_dir, config, seed=cfg.seed, device=cfg.device, threads=cfg.threads, resume=resume)
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
@@ -167,7 +169,7 @@ def finetune(cfg: FinetuneConfig, resume: bool = False) -> dict[str, Any]:
         norm.__dict__.update(checkpoint["norm"])
         step, wall_time = checkpoint["step"], checkpoint["wall_time"]
         session.restore_rng()
-    batches = Batches(load_songs(Path(cfg.data) / "train.jsonl"), cfg.crop_frames, cfg.transpose, rng, cfg.key_change)
+    batches = Batches(songs, cfg.crop_frames, cfg.transpose, rng, cfg.key_change)
     started = time.perf_counter() - wall_time
     record: dict[str, float] = {}
     while step < cfg.steps:

@@ -186,6 +186,9 @@ def read_run(run_dir: str | Path, config_class: type) -> tuple[Any, Path]:
     unknown = set(data) - {item.name for item in dataclasses.fields(config_class)}
     if unknown and "agent" in data:
         raise ConfigError(f"{run_dir} is a scalerl train run (agent {data['agent']}), not a chords model run")
+    wanted = config_class.__name__.removesuffix("Config").lower()
+    if unknown and "model" in data:
+        raise ConfigError(f"{run_dir} holds a pretrained {data['model']} chord model, not a {wanted} run")
     if unknown:
         raise ConfigError(f"{run_dir} is not a chords model run: its config.json has {', '.join(sorted(unknown)[:3])}")
     return config_class(**data), run_dir
