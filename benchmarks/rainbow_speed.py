@@ -13,29 +13,18 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from net_timing import median_ms
 from scalerl import train
 from scalerl.agents import AgentSpec, agent_class
 from scalerl.config import TrainConfig
 from scalerl.envs import final_observations, make_env
 from scalerl.replay import FrameReplayBuffer, ReplayBuffer
-
-
-def timed(function, repeats: int) -> float:
-    """Median milliseconds of `function()` over `repeats` calls."""
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        samples.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(samples)
 
 
 def build(env_name: str, agent_name: str, fill: int, prioritized: bool):
@@ -65,12 +54,12 @@ def profile(env_name: str, agent_name: str, fill: int, repeats: int) -> dict[str
     errors = torch.rand(batch_size)
     action = agent.act(obs, explore=True)[0]
     row = {
-        "act": timed(lambda: agent.act(obs, explore=True), repeats),
-        "env step": timed(lambda: envs.step(action), repeats),
-        "sample, uniform": timed(lambda: uniform.sample(batch_size), repeats),
-        "sample, prioritized": timed(lambda: buffer.sample(batch_size), repeats),
-        "priority write-back": timed(lambda: buffer.update_priorities(batch.indices, errors), repeats),
-        "update (forward, backward, Adam)": timed(lambda: agent.update(batch), repeats),
+        "act": median_ms(lambda: agent.act(obs, explore=True), repeats),
+        "env step": median_ms(lambda: envs.step(action), repeats),
+        "sample, uniform": median_ms(lambda: uniform.sample(batch_size), repeats),
+        "sample, prioritized": median_ms(lambda: buffer.sample(batch_size), repeats),
+        "priority write-back": median_ms(lambda: buffer.update_priorities(batch.indices, errors), repeats),
+        "update (forward, backward, Adam)": median_ms(lambda: agent.update(batch), repeats),
     }
     envs.close()
     return row

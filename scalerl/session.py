@@ -69,6 +69,19 @@ class RunDirBusy(ConfigError):
     the attempt on a lost node still runs)."""
 
 
+def lock_run_dir(run_dir: Path) -> Any:
+    """An exclusive lock on the run's config.json (the open file that holds it; closing it lets go), or None
+    if another process holds it. It is an flock: the kernel (or the NFS server) drops it when its holder
+    dies, however that happens. Opened for writing, as NFS needs for an exclusive lock."""
+    handle = open(run_dir / "config.json", "r+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
 class Session:
     """One run's directory, seeds, device, logger and checkpoints (and, for RL runs, its environments).
 
@@ -118,17 +131,11 @@ class Session:
                               "or pick another --run-dir") from None
 
     def _lock(self) -> None:
-        """Hold an exclusive lock on config.json while the session is open, so two processes never train
-        in one directory. It is an flock: the kernel (or the NFS server) drops it when its holder dies,
-        however that happens. Opened for writing, as NFS needs for an exclusive lock."""
-        handle = open(self.run_dir / "config.json", "r+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
+        """Hold the run directory's lock while the session is open, so two processes never train in it."""
+        self._lock_handle = lock_run_dir(self.run_dir)
+        if self._lock_handle is None:
             raise RunDirBusy(f"{self.run_dir} is in use: another process is training there; wait for it to end "
-                             "or stop it") from None
-        self._lock_handle = handle
+                             "or stop it")
 
     def _reopen(self) -> dict[str, Any] | None:
         path = self.checkpoint_path

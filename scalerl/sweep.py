@@ -45,7 +45,7 @@ from typing import Any
 
 from scalerl.checks import ConfigError, non_negative, positive, require
 from scalerl.config import TrainConfig
-from scalerl.session import RunDirBusy
+from scalerl.session import RunDirBusy, lock_run_dir
 
 
 def nest(dotted: dict[str, Any]) -> dict[str, Any]:
@@ -212,17 +212,13 @@ def run_attempt(config: dict[str, Any], node: str) -> dict[str, Any]:
 
 
 def run_dir_in_use(run_dir: Path) -> bool:
-    """Whether a session holds the run directory's lock (see Session)."""
-    try:
-        handle = open(run_dir / "config.json", "r+")
-    except FileNotFoundError:
+    """Whether a session holds the run directory's lock."""
+    if not (run_dir / "config.json").is_file():
         return False
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
+    handle = lock_run_dir(run_dir)
+    if handle is None:
+        return True
+    handle.close()
     return False
 
 

@@ -201,13 +201,15 @@ class DQN(Agent):
 
     def greedy(self, obs: np.ndarray, noise: bool) -> np.ndarray:
         """The best actions; noisy layers draw fresh noise when `noise`, act on their means otherwise."""
+        means_only = self.cfg.noisy and not noise
         with torch.no_grad():
-            if self.cfg.noisy and not noise:
+            if means_only:
                 self.q.eval()
             outputs = torch.as_tensor(obs, device=self.device)
             for layer in self.q_layers:
                 outputs = layer(outputs)
-            self.q.train()
+            if means_only:  # switched back only when switched: acting runs every environment step
+                self.q.train()
             return self.q_values(outputs).argmax(dim=1).cpu().numpy()
 
     def act(self, obs: np.ndarray, *, explore: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
