@@ -160,7 +160,7 @@ ENV_CALLABLES = {
     ("numpy.core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
     ("numpy.random._pickle", "__bit_generator_ctor"), ("numpy.random._pickle", "__generator_ctor"),
     ("numpy.random._pickle", "__randomstate_ctor"), ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"),
-    ("scalerl.envs", "_make_single"), ("scalerl.envs.metaworld", "_single"),
+    ("scalerl.envs", "_make_single"), ("scalerl.envs.metaworld", "_single"), ("scalerl.envs.multitask", "_task_env"),
 }
 """Callables outside those packages that pickled environments need."""
 

@@ -21,6 +21,20 @@ class EvalResult:
     successes: list[float] | None
     """Whether each episode succeeded at any step, for environments that report `success` (Meta-World)."""
 
+    def by_task(self, tasks: list[str]) -> dict[str, dict[str, float]] | None:
+        """Mean return (and success rate) of each task of a multi-task set whose environment i runs task i,
+        so that episode k is task k mod len(tasks)'s; None when there are no tasks."""
+        if not tasks:
+            return None
+        count = len(tasks)
+        summary = {}
+        for index, name in enumerate(tasks):
+            returns = self.returns[index::count]
+            summary[name] = {"return_mean": float(np.mean(returns))}
+            if self.successes is not None:
+                summary[name]["success_mean"] = float(np.mean(self.successes[index::count]))
+        return summary
+
 
 def step_successes(infos: dict[str, Any], count: int) -> np.ndarray | None:
     """The `success` flags of a vector step (Meta-World), wherever autoreset put them, or None."""

@@ -47,6 +47,8 @@ def finite(value: Any) -> Any:
         return None
     if isinstance(value, list):
         return [finite(item) for item in value]
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
     return value
 
 
@@ -69,7 +71,9 @@ class RunLogger:
                 self.tensorboard.add_scalar(f"train/{key}", value, step)
 
     def log_eval(self, step: int, returns: list[float], lengths: list[int], wall_time: float,
-                 successes: list[float] | None = None) -> dict[str, Any]:
+                 successes: list[float] | None = None, tasks: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
+        """One evaluation. For a multi-task set, `tasks` has each task's means; the overall success rate is
+        then the mean over tasks of their success rates (the Meta-World protocol)."""
         mean = sum(returns) / len(returns)
         std = math.sqrt(sum((r - mean) ** 2 for r in returns) / len(returns))
         record = {
@@ -84,10 +88,17 @@ class RunLogger:
         }
         if successes is not None:
             record["success_mean"] = sum(successes) / len(successes)
+        if tasks:
+            record["tasks"] = tasks
+            if successes is not None:
+                record["success_mean"] = sum(task["success_mean"] for task in tasks.values()) / len(tasks)
         self._write(self.eval_file, record)
         self.tensorboard.add_scalar("eval/return_mean", mean, step)
         if successes is not None:
             self.tensorboard.add_scalar("eval/success_mean", record["success_mean"], step)
+        for name, means in (tasks or {}).items():
+            for key, value in means.items():
+                self.tensorboard.add_scalar(f"eval_tasks/{name}/{key}", value, step)
         return record
 
     def _write(self, handle, record: dict[str, Any]) -> None:

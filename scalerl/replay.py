@@ -151,7 +151,13 @@ class ReplayBuffer:
         seed: int = 0,
         device: torch.device | str = "cpu",
         priorities: PrioritySettings | None = None,
+        balanced: bool = False,
     ) -> None:
+        if balanced and priorities is not None:
+            raise ConfigError("replay cannot both balance its batches across environments and sample by priority")
+        self.balanced = balanced
+        """Every batch takes the same number of transitions from each column (each task of a multi-task set),
+        in column order."""
         self.rows = max(capacity // num_envs, n_step + 1)
         self.num_envs = num_envs
         self.n_step = n_step
@@ -247,6 +253,10 @@ class ReplayBuffer:
 
     def _draw(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         """(rows, columns) of `batch_size` transitions: uniform, or by priority."""
+        if self.balanced:
+            if batch_size % self.num_envs:
+                raise ValueError(f"a balanced batch of {batch_size} does not split evenly over {self.num_envs} columns")
+            return self._sample_rows(batch_size), np.repeat(np.arange(self.num_envs), batch_size // self.num_envs)
         if self.priorities is None:
             return self._sample_rows(batch_size), self.rng.integers(0, self.num_envs, size=batch_size)
         if not self.can_sample():
@@ -356,14 +366,14 @@ class FrameReplayBuffer(ReplayBuffer):
 
     def __init__(self, capacity: int, num_envs: int, obs_space: gym.Space, action_space: gym.Space, n_step: int = 1,
                  gamma: float = 0.99, seed: int = 0, device: torch.device | str = "cpu",
-                 priorities: PrioritySettings | None = None, *, frame_stack: int) -> None:
+                 priorities: PrioritySettings | None = None, balanced: bool = False, *, frame_stack: int) -> None:
         channels = obs_space.shape[0]
         if len(obs_space.shape) != 3 or frame_stack < 1 or channels % frame_stack:
             raise ConfigError(f"frame replay cannot rebuild stacks of {frame_stack} frames from observations shaped "
                               f"{obs_space.shape}: it needs (k * C, H, W)")
         self.frame_stack = frame_stack
         self.frame_shape = (channels // frame_stack, *obs_space.shape[1:])
-        super().__init__(capacity, num_envs, obs_space, action_space, n_step, gamma, seed, device, priorities)
+        super().__init__(capacity, num_envs, obs_space, action_space, n_step, gamma, seed, device, priorities, balanced)
 
     def allocate_observations(self, obs_space: gym.Space) -> None:
         self.frame_rows = self.rows + self.rows // 64 + 2 * self.frame_stack

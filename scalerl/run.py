@@ -16,7 +16,7 @@ from scalerl.agents import Agent, AgentSpec, agent_class
 from scalerl.checkpoint import CheckpointError, load_checkpoint
 from scalerl.checks import ConfigError, positive
 from scalerl.config import TrainConfig, load_config
-from scalerl.envs import make_env
+from scalerl.envs import make_env, task_members
 from scalerl.evaluation import run_episodes
 from scalerl.hooks import make_hooks
 from scalerl.loops import LOOPS
@@ -28,8 +28,8 @@ def default_run_dir(config: TrainConfig) -> Path:
     return Path("runs") / config.env.replace(":", "-").replace("/", "-") / f"{config.agent}-s{config.seed}-{stamp}"
 
 
-def build_agent(config: TrainConfig, obs_space: Any, action_space: Any, device: Any) -> Agent:
-    spec = AgentSpec(obs_space, action_space, config.num_envs, device, config.seed, config.net, config.steps)
+def build_agent(config: TrainConfig, obs_space: Any, action_space: Any, device: Any, tasks: list[str]) -> Agent:
+    spec = AgentSpec(obs_space, action_space, config.num_envs, device, config.seed, config.net, config.steps, tuple(tasks))
     return agent_class(config.agent)(config.algo, spec)
 
 
@@ -39,7 +39,7 @@ def run_session(config: TrainConfig, session: Session) -> dict[str, Any]:
         session.open_envs(config.env, config.num_envs, config.eval_num_envs, config.env_kwargs(training=True),
                           config.env_kwargs(training=False))
         envs = session.envs
-        agent = build_agent(config, envs.single_observation_space, envs.single_action_space, session.device)
+        agent = build_agent(config, envs.single_observation_space, envs.single_action_space, session.device, session.tasks)
         loop = LOOPS[agent.loop](config, session, agent, make_hooks(config.hooks, config.hook_opts, agent, config.steps))
         if session.checkpoint is not None:
             loop.restore()
@@ -93,7 +93,8 @@ def load_agent(run_dir: str | Path, device: str = "auto") -> tuple[TrainConfig, 
     config = load_config(run_dir)
     checkpoint = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
     envs = make_env(config.env, config.num_envs, config.seed, **config.env_kwargs(training=False))
-    agent = build_agent(config, envs.single_observation_space, envs.single_action_space, resolve_device(device))
+    agent = build_agent(config, envs.single_observation_space, envs.single_action_space, resolve_device(device),
+                        task_members(config.env, envs))
     envs.close()
     try:
         agent.load_state_dict(checkpoint["agent"])
@@ -113,6 +114,7 @@ def evaluate(run_dir: str | Path, episodes: int = 10, seed: int | None = None, d
     eval_seed = config.seed + EVAL_SEED_OFFSET if seed is None else seed
     envs = make_env(config.env, num_envs, eval_seed, **config.env_kwargs(training=False))
     result = run_episodes(agent, envs, episodes, eval_seed)
+    tasks = result.by_task(task_members(config.env, envs))
     envs.close()
     summary = {
         "run_dir": str(run_dir),
@@ -127,4 +129,8 @@ def evaluate(run_dir: str | Path, episodes: int = 10, seed: int | None = None, d
     }
     if result.successes is not None:
         summary["success_mean"] = float(np.mean(result.successes))
+    if tasks:
+        summary["tasks"] = tasks
+        if result.successes is not None:
+            summary["success_mean"] = float(np.mean([task["success_mean"] for task in tasks.values()]))
     return summary

@@ -156,17 +156,20 @@ class Session:
                   eval_options: dict[str, Any]) -> None:
         """Training envs seeded with the run's seed; evaluation envs seeded apart, re-seeded identically at
         every evaluation, so two evaluations differ only by the policy."""
-        from scalerl.envs import make_env
+        from scalerl.envs import make_env, task_members
 
         self.envs = make_env(env, num_envs, self.seed, **train_options)
         self.eval_envs = make_env(env, eval_num_envs, self.seed + EVAL_SEED_OFFSET, **eval_options)
+        self.tasks = task_members(env, self.eval_envs)
 
     def evaluate(self, agent: Any, episodes: int, step: int, wall_time: float) -> dict[str, Any]:
-        """`episodes` deterministic episodes on the evaluation envs, logged to eval.jsonl."""
+        """`episodes` deterministic episodes on the evaluation envs, logged to eval.jsonl (per task too, for a
+        multi-task set)."""
         from scalerl.evaluation import run_episodes
 
         result = run_episodes(agent, self.eval_envs, episodes, self.seed + EVAL_SEED_OFFSET)
-        return self.logger.log_eval(step, result.returns, result.lengths, round(wall_time, 3), result.successes)
+        return self.logger.log_eval(step, result.returns, result.lengths, round(wall_time, 3), result.successes,
+                                    result.by_task(self.tasks))
 
     # -- checkpoints -------------------------------------------------------------------------------
 

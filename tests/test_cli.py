@@ -7,7 +7,7 @@ from scalerl.cli import main
 
 
 @pytest.mark.parametrize("args, message", [
-    (["train", "--agent", "a2c"], "unknown agent 'a2c'; valid: dqn, rainbow, der, sac, td3, ppo, pqn"),
+    (["train", "--agent", "a2c"], "unknown agent 'a2c'; valid: dqn, rainbow, der, sac, td3, mtsac, ppo, pqn"),
     (["train", "--env", "foo:bar"], "unknown env suite 'foo'; valid suites: classic, minatar, atari"),
     (["train", "--env", "minatar:pong"], "unknown minatar task 'pong'"),
     (["train", "--algo.optim.lr", "-1"], "algo.optim.lr must be > 0 (got -1.0)"),

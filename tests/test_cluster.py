@@ -143,6 +143,7 @@ def test_nodes_that_cannot_see_the_sweep_folder_are_named():
     assert nodes_not_seeing(nodes, ["token", "token"], "token") == []
 
 
+@pytest.mark.slow  # 45 seconds; the lost-node test below already drives sweeps on the cluster
 def test_study_runs_on_cluster(cluster, tmp_path):
     out = tmp_path / "least"
     result = scalerl("study", "least", "--quick", "--address", cluster.address, "-o", str(out), env=cluster.env)

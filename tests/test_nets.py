@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from scalerl.checks import ConfigError
 from scalerl.nets import (
     NetConfig,
     SoftMoE,
@@ -16,7 +17,6 @@ from scalerl.nets import (
     build_q_network,
     parameter_count,
 )
-from scalerl.checks import ConfigError
 from scalerl.nets.mlp import ResidualMLP
 from scalerl.optim import OptimizerConfig, load_optimizer_state, make_optimizer
 

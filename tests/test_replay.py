@@ -154,7 +154,7 @@ def test_episodes_cut_by_a_resume_end_in_truncation():
 
 def test_a_frame_stack_the_buffer_cannot_rebuild_is_one_clear_error():
     from scalerl import ConfigError
-    from scalerl.replay import FrameReplayBuffer, PrioritySettings
+    from scalerl.replay import FrameReplayBuffer
 
     with pytest.raises(ConfigError, match="cannot rebuild stacks of 4 frames from observations shaped \\(9, 84, 84\\)"):
         FrameReplayBuffer(100, 1, gym.spaces.Box(0, 255, (9, 84, 84), np.uint8), ACT, frame_stack=4)

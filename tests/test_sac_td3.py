@@ -81,7 +81,7 @@ def test_sac_target_subtracts_the_temperature_times_the_log_probability():
     torch.manual_seed(1)
     _, log_prob = sac.actor.sample(data.next_obs)
     torch.manual_seed(1)
-    assert torch.allclose(sac.critic_target(data), data.rewards + 0.9 * (2.0 - 0.5 * log_prob), atol=1e-6)
+    assert torch.allclose(sac.critic_target(data, sac.alpha), data.rewards + 0.9 * (2.0 - 0.5 * log_prob), atol=1e-6)
 
 
 def test_the_temperature_follows_the_entropy_target():

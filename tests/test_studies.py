@@ -11,7 +11,7 @@ def test_the_list_names_each_study_with_its_claim(capsys):
     assert main(["study", "--list"]) == 0
     assert "realchords" in capsys.readouterr().out
     assert main(["study", "nope"]) == 2
-    assert "unknown study 'nope'; valid: cale, gap, grama, least, realchords, stable-gradients, tokenize" in capsys.readouterr().err
+    assert "unknown study 'nope'; valid: cale, gap, grama, least, metaworld, mtrl-scaling, realchords, stable-gradients, tokenize" in capsys.readouterr().err
 
 
 def test_every_sweep_study_is_a_valid_sweep_full_and_quick(tmp_path):
@@ -91,3 +91,24 @@ def test_stable_gradients_quick_trains_every_network_and_optimizer_through_the_r
     assert "| plain, Kron, 4 layers |" in report and "| multi-skip + LN, RAdam, 2 layers |" in report
     again = run_study("stable-gradients", tmp_path / "sg", quick=True)  # cached runs: nothing trains again
     assert again.read_text() == report
+
+
+def test_the_multitask_studies_build_valid_configs_full_and_quick():
+    """Every run of the Meta-World+ and multi-task scaling studies is a valid config, full size and quick."""
+    from scalerl.config import TrainConfig
+    from scalerl.studies.metaworld import study as metaworld
+    from scalerl.studies.mtrl_scaling import study as scaling
+    from scalerl.sweep import nest
+
+    for settings in (scaling.FULL, scaling.QUICK):
+        variants = scaling.variants(settings)
+        assert len(variants) == len(settings.widths) * len(settings.task_counts) + 2
+        for variant in variants:
+            config = TrainConfig.from_dict(nest({"agent": "mtsac", **{k: v for k, v in variant.items() if k != "name"}}))
+            assert config.algo.train_every == config.resolved().num_envs  # one update per vector step
+    for settings in (metaworld.FULL, metaworld.QUICK):
+        for version in metaworld.VERSIONS:
+            config = TrainConfig.from_dict(nest({**metaworld.base_settings(settings),
+                                                 "env_opts.reward_function_version": version}))
+            assert config.env_opts.reward_function_version == version and config.resolved().num_envs == 3
+    assert {v["name"] for v in scaling.variants(scaling.FULL)} >= {"tasks10-width1024", "tasks4-actor1024-critic64"}

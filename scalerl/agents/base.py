@@ -39,6 +39,9 @@ class AgentSpec:
     net: NetConfig = field(default_factory=NetConfig)
     run_steps: int = 0
     """Environment steps the run will take, for schedules such as learning-rate annealing (0: unknown)."""
+    tasks: tuple[str, ...] = ()
+    """For a multi-task set (metaworld:MT10, multitask:...), the task of each environment, in the order of
+    the one-hot task id that ends every observation; empty otherwise."""
 
 
 class Optimized(NamedTuple):
@@ -66,6 +69,9 @@ class OffPolicyConfig:
     """Discount factor."""
     n_step: int = 1
     """Rewards summed before bootstrapping (n-step returns)."""
+    balance_envs: ClassVar[bool] = False
+    """Agents that set this take `batch_size` transitions from every environment column for each update (one
+    column per task of a multi-task set), instead of `batch_size` in all."""
 
     def __post_init__(self) -> None:
         build_nested(self, "algo")

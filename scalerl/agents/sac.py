@@ -99,11 +99,11 @@ def head_config(net: NetConfig) -> NetConfig:
 
 
 class Critic(nn.Module):
-    """Q(s, a): the spec's dense network over the features and the action, side by side."""
+    """Q(s, a): a network over the features and the action, side by side, with one output."""
 
-    def __init__(self, net: NetConfig, features: int, action_dim: int) -> None:
+    def __init__(self, network: nn.Module) -> None:
         super().__init__()
-        self.net = build_network(head_config(net), vector_space(features + action_dim), 1)
+        self.net = network
 
     def forward(self, features: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([features, action], dim=-1)).squeeze(-1)
@@ -112,9 +112,10 @@ class Critic(nn.Module):
 class GaussianActor(nn.Module):
     """A Gaussian over pre-squash actions; tanh maps samples into [-1, 1]."""
 
-    def __init__(self, net: NetConfig, features: int, action_dim: int) -> None:
+    def __init__(self, network: nn.Module) -> None:
+        """`network` maps features to the mean and the unsquashed log standard deviation of each action."""
         super().__init__()
-        self.net = build_network(head_config(net), vector_space(features), 2 * action_dim)
+        self.net = network
         self.layers = call_chain(self.net)
 
     def distribution(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -138,6 +139,16 @@ class GaussianActor(nn.Module):
         for layer in self.layers:
             output = layer(output)
         return torch.tanh(output.chunk(2, dim=-1)[0])
+
+
+def build_critic(net: NetConfig, features: int, action_dim: int) -> Critic:
+    """The spec's dense network as a critic."""
+    return Critic(build_network(head_config(net), vector_space(features + action_dim), 1))
+
+
+def build_actor(net: NetConfig, features: int, action_dim: int) -> GaussianActor:
+    """The spec's dense network as a Gaussian policy."""
+    return GaussianActor(build_network(head_config(net), vector_space(features), 2 * action_dim))
 
 
 def check_continuous(spec: AgentSpec, agent: str) -> gym.spaces.Box:
@@ -180,19 +191,27 @@ class SAC(Agent):
         self.scaling = ActionScaling(space, self.device)
         self.encoder, features = build_encoder(spec)
         self.encoder.to(self.device)
-        self.actor = GaussianActor(spec.net, features, self.action_dim).to(self.device)
-        self.critic1 = Critic(spec.net, features, self.action_dim).to(self.device)
-        self.critic2 = Critic(spec.net, features, self.action_dim).to(self.device)
+        self.actor, self.critic1, self.critic2 = (network.to(self.device) for network in self.build_networks(spec, features))
         self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.target1 = copy.deepcopy(self.critic1).requires_grad_(False)
         self.target2 = copy.deepcopy(self.critic2).requires_grad_(False)
-        self.log_alpha = torch.tensor(math.log(cfg.alpha), device=self.device, requires_grad=cfg.autotune)
+        self.log_alpha = torch.full(self.temperature_shape(), math.log(cfg.alpha), device=self.device,
+                                    requires_grad=cfg.autotune)
         self.target_entropy = -cfg.target_entropy_scale * self.action_dim
         self.actor_optimizer = make_optimizer(self.actor.parameters(), cfg.actor_optim)
         self.critic_optimizer = make_optimizer(
             [*self.encoder.parameters(), *self.critic1.parameters(), *self.critic2.parameters()], cfg.critic_optim)
         self.alpha_optimizer = make_optimizer([self.log_alpha], cfg.alpha_optim)
         self.env_steps = 0
+
+    def build_networks(self, spec: AgentSpec, features: int) -> tuple[GaussianActor, Critic, Critic]:
+        """The actor and the twin critics over the encoder's features."""
+        return (build_actor(spec.net, features, self.action_dim), build_critic(spec.net, features, self.action_dim),
+                build_critic(spec.net, features, self.action_dim))
+
+    def temperature_shape(self) -> tuple[int, ...]:
+        """One temperature (MT-SAC keeps one per task)."""
+        return ()
 
     # -- acting ----------------------------------------------------------------------------------
 
@@ -219,18 +238,24 @@ class SAC(Agent):
     def alpha(self) -> torch.Tensor:
         return self.log_alpha.detach().exp()
 
-    def critic_target(self, batch: Batch) -> torch.Tensor:
+    def log_temperature(self, obs: torch.Tensor) -> torch.Tensor:
+        """log alpha for a batch of observations: the one temperature (MT-SAC: each observation's task's)."""
+        return self.log_alpha
+
+    def critic_target(self, batch: Batch, alpha: torch.Tensor) -> torch.Tensor:
         """r + discount * (min of the target critics at a fresh next action - alpha * its log-probability)."""
         with torch.no_grad():
             next_action, next_log_prob = self.actor.sample(self.encoder(batch.next_obs))
             next_features = self.target_encoder(batch.next_obs)
             next_q = torch.min(self.target1(next_features, next_action), self.target2(next_features, next_action))
-            return batch.rewards + batch.discounts * (next_q - self.alpha * next_log_prob)
+            return batch.rewards + batch.discounts * (next_q - alpha * next_log_prob)
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         actions = self.scaling.to_unit(batch.actions)
-        target = self.critic_target(batch)
+        log_alpha = self.log_temperature(batch.obs)
+        alpha = log_alpha.detach().exp()
+        target = self.critic_target(batch, alpha)
         features = self.encoder(batch.obs)  # the encoder learns from the critic loss only
         q1, q2 = self.critic1(features, actions), self.critic2(features, actions)
         critic_loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
@@ -240,13 +265,13 @@ class SAC(Agent):
         with frozen(self.critic1, self.critic2):
             action, log_prob = self.actor.sample(features)
             q_policy = torch.min(self.critic1(features, action), self.critic2(features, action))
-            actor_loss = (self.alpha * log_prob - q_policy).mean()
+            actor_loss = (alpha * log_prob - q_policy).mean()
             self.step_optimizer("actor", actor_loss, cfg.max_grad_norm)
 
         metrics = {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(), "q_mean": q1.detach().mean(),
                    "entropy": -log_prob.detach().mean()}
         if cfg.autotune:
-            alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
+            alpha_loss = -(log_alpha * (log_prob.detach() + self.target_entropy)).mean()
             self.step_optimizer("alpha", alpha_loss)
             metrics["alpha_loss"] = alpha_loss.detach()
         self.update_targets()

@@ -16,7 +16,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from scalerl.agents.base import Agent, AgentSpec, Optimized, frozen
-from scalerl.agents.sac import ActionScaling, ActorCriticConfig, Critic, check_continuous, head_config, vector_space
+from scalerl.agents.sac import (
+    ActionScaling,
+    ActorCriticConfig,
+    build_critic,
+    check_continuous,
+    head_config,
+    vector_space,
+)
 from scalerl.checks import non_negative, positive, require
 from scalerl.nets import build_network, call_chain
 from scalerl.optim import load_optimizer_state, make_optimizer
@@ -74,8 +81,8 @@ class TD3(Agent):
         self.scaling = ActionScaling(space, self.device)
         self.actor = DeterministicActor(spec, self.action_dim).to(self.device)
         features = spec.obs_space.shape[0]
-        self.critic1 = Critic(spec.net, features, self.action_dim).to(self.device)
-        self.critic2 = Critic(spec.net, features, self.action_dim).to(self.device)
+        self.critic1 = build_critic(spec.net, features, self.action_dim).to(self.device)
+        self.critic2 = build_critic(spec.net, features, self.action_dim).to(self.device)
         self.target_actor = copy.deepcopy(self.actor).requires_grad_(False)
         self.target1 = copy.deepcopy(self.critic1).requires_grad_(False)
         self.target2 = copy.deepcopy(self.critic2).requires_grad_(False)

@@ -28,6 +28,8 @@ from scalerl.analysis.scores import score_name
 
 NOT_DIAGNOSTICS = {"sps", "episodes", "updates", "episode_length", "epsilon"}
 MAX_PAIRS = 15
+PER_TASK_PREFIXES = ("alpha/",)
+"""Per-task training scalars (MT-SAC's temperatures): in metrics.jsonl and TensorBoard, not one figure each."""
 
 
 def fmt(value: float) -> str:
@@ -56,6 +58,31 @@ def config_differences(runs: list[RunRecord], groups: dict[str, list[RunRecord]]
     return table(["group", *keys], rows)
 
 
+def member_task_tables(runs: list[RunRecord], groups: dict[str, list[RunRecord]]) -> list[str]:
+    """For multi-task sets (metaworld:MT10, multitask:...), each member task's success rate (or mean return,
+    where the tasks report no success) at the last evaluation: mean over seeds, and the seeds' range."""
+    lines = []
+    for env in sorted({run.env for run in runs}):
+        finals = {label: [run.evals[-1] for run in members if run.env == env and run.evals and "tasks" in run.evals[-1]]
+                  for label, members in groups.items()}
+        finals = {label: records for label, records in finals.items() if records}
+        if not finals:
+            continue
+        members = list(next(iter(finals.values()))[0]["tasks"])
+        key = "success_mean" if "success_mean" in next(iter(finals.values()))[0]["tasks"][members[0]] else "return_mean"
+        rows = []
+        for label, records in finals.items():
+            cells = []
+            for member in members:
+                values = [record["tasks"][member][key] for record in records if member in record["tasks"]]
+                cells.append(f"{fmt(float(np.mean(values)))} ({fmt(min(values))}-{fmt(max(values))})" if values else "")
+            rows.append([label, *cells])
+        what = "success rate" if key == "success_mean" else "mean return"
+        lines += [f"## Per task of {env}", "", f"Each task's {what} at the last evaluation: mean over seeds (range).", "",
+                  *table(["group", *members], rows), ""]
+    return lines
+
+
 def write_report(paths: list[str | Path], out: str | Path, group_by: list[str] | None = None,
                  reps: int = 2000, seed: int = 0) -> Path:
     out = Path(out)
@@ -81,6 +108,7 @@ def write_report(paths: list[str | Path], out: str | Path, group_by: list[str] |
             cells.append(interval(aggregates(single, reps=reps, seed=seed)[label]["Mean"]))
         per_task_rows.append([label, *cells])
     lines += table(["group", *[f"{t} (mean)" for t in tasks]], per_task_rows) + [""]
+    lines += member_task_tables(runs, groups)
 
     comparable = len(tasks) == 1 or scores != ["return"]
     estimates = aggregates(matrix, reps=reps, seed=seed) if comparable else None
@@ -111,7 +139,7 @@ def write_report(paths: list[str | Path], out: str | Path, group_by: list[str] |
     for x in ("step", "wall_time"):
         plot_curves(runs, "score", figures / f"score_vs_{x}", group_by, x)
         lines += [f"![score against {x}]({figures.name}/score_vs_{x}.png)", ""]
-    diagnostics = [m for m in training_metrics(runs) if m not in NOT_DIAGNOSTICS]
+    diagnostics = [m for m in training_metrics(runs) if m not in NOT_DIAGNOSTICS and not m.startswith(PER_TASK_PREFIXES)]
     if diagnostics:
         lines += ["## Training metrics and diagnostics", ""]
         for metric in diagnostics:

@@ -82,6 +82,13 @@ def make_env(spec: str, num_envs: int = 1, seed: int = 0, **opts: Any) -> gym.ve
     return envs
 
 
+def task_members(spec: str, envs: gym.vector.VectorEnv) -> list[str]:
+    """The task each environment runs, for multi-task sets whose observations end with a one-hot task id
+    (metaworld:MT10, multitask:...); an empty list for every other env."""
+    suite, task = parse_spec(spec)
+    return suite.members(task, envs) if suite.members is not None else []
+
+
 def final_observations(next_obs: np.ndarray, done: np.ndarray, infos: dict[str, Any]) -> np.ndarray:
     """The observation each env actually ended the step in: `final_obs` where an episode ended."""
     if not done.any():
@@ -128,4 +135,4 @@ def _space_text(space: gym.Space) -> str:
     return str(space)
 
 
-__all__ = ["EnvOptions", "make_env", "check_options", "parse_spec", "final_observations", "describe_suites", "describe_tasks", "SUITES", "Suite"]
+__all__ = ["SUITES", "EnvOptions", "Suite", "check_options", "describe_suites", "describe_tasks", "final_observations", "make_env", "parse_spec", "task_members"]

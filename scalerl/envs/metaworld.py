@@ -122,6 +122,12 @@ def make_metaworld_vector(task: str, num_envs: int, seed: int, *, reward_functio
                                       **common))
 
 
+def metaworld_members(task: str, envs: gym.vector.VectorEnv) -> list[str]:
+    """The tasks of a multi-task set (MT10, MT25, MT50, custom), one per environment; none for MT1 and ML."""
+    benchmark = task.partition("/")[0]
+    return task_names(envs) if benchmark in MULTI_TASK or benchmark == "custom" else []
+
+
 def task_names(envs: gym.vector.VectorEnv) -> list[str]:
     """The Meta-World environment name of each sub-environment, e.g. 'reach-v3'."""
     import metaworld

@@ -19,7 +19,14 @@ import gymnasium as gym
 import numpy as np
 
 from scalerl.checks import ConfigError, unknown_name
-from scalerl.envs.metaworld import check_metaworld_task, make_metaworld_vector, metaworld_task_count, metaworld_tasks
+from scalerl.envs.metaworld import (
+    check_metaworld_task,
+    make_metaworld_vector,
+    metaworld_members,
+    metaworld_task_count,
+    metaworld_tasks,
+)
+from scalerl.envs.multitask import check_multitask_task, make_multitask_vector, multitask_members, multitask_task_count
 from scalerl.envs.procgen import GAMES as PROCGEN_GAMES
 from scalerl.envs.procgen import make_procgen_vector
 
@@ -51,6 +58,9 @@ class Suite:
     """For suites whose tasks are sets run one environment per task (Meta-World MT10, ML10): (tasks, exact),
     where exact means num_envs must equal it, else be a multiple of it. It is also the default num_envs.
     None for a task that is not such a set."""
+    members: Callable[[str, gym.vector.VectorEnv], list[str]] | None = None
+    """For multi-task sets whose observations end with a one-hot task id (MT10, multitask:...): the task
+    of each environment, in order; an empty list for the suite's other tasks."""
 
     def task_set(self, task: str) -> tuple[int, bool] | None:
         return self.task_count(task) if self.task_count is not None else None
@@ -252,7 +262,10 @@ SUITES: dict[str, Suite] = {
               requires="dm_control", extra="dmc"),
         Suite("metaworld", "Meta-World v3: MT1/<env>, MT10, MT25, MT50, ML10/train|test, ..., custom/<env>,<env>",
               metaworld_tasks, make_vector=make_metaworld_vector, check_task=check_metaworld_task,
-              requires="metaworld", extra="metaworld", task_count=metaworld_task_count),
+              requires="metaworld", extra="metaworld", task_count=metaworld_task_count, members=metaworld_members),
+        Suite("multitask", "any Gymnasium ids as one multi-task set: multitask:<id>,<id>,... (one-hot task ids)",
+              list, make_vector=make_multitask_vector, check_task=check_multitask_task,
+              task_count=multitask_task_count, members=multitask_members, any_task=True),
         Suite("procgen", "Procgen (procgen-mirror; its own numpy<2 environment)", lambda: list(PROCGEN_GAMES),
               make_vector=make_procgen_vector, requires="procgen", extra="procgen"),
         Suite("gym", "any registered Gymnasium id", registered_gym_ids, make=make_gym, any_task=True),

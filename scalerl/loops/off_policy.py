@@ -1,7 +1,8 @@
 """The off-policy loop: act, step, store, sample, update.
 
 After `learning_starts` environment steps, every `train_every` steps the agent takes `gradient_steps`
-updates, each on a fresh replay batch. An update may hand back new priorities for the transitions it
+updates, each on a fresh replay batch (of `batch_size` from every environment, for agents that balance
+their batches across the tasks of a multi-task set). An update may hand back new priorities for the transitions it
 sampled; the buffer takes them.
 """
 
@@ -40,7 +41,8 @@ class OffPolicyLoop(Loop):
         algo, envs = config.algo, session.envs
         space, stack = envs.single_observation_space, config.frame_stack()
         args = (algo.buffer_size, config.num_envs, space, envs.single_action_space, algo.n_step, algo.gamma, config.seed,
-                session.device, algo.replay_priorities(config.steps))
+                session.device, algo.replay_priorities(config.steps), algo.balance_envs)
+        self.batch_size = algo.batch_size * config.num_envs if algo.balance_envs else algo.batch_size
         check_replay_memory(algo.buffer_size, space, envs.single_action_space, stack)
         if stack and stack > 1 and space.dtype == np.uint8 and len(space.shape) == 3 and space.shape[0] % stack == 0:
             self.buffer: ReplayBuffer = FrameReplayBuffer(*args, frame_stack=stack)  # pixels: each frame once
@@ -69,7 +71,7 @@ class OffPolicyLoop(Loop):
                 while state.steps_since_train >= algo.train_every:
                     state.steps_since_train -= algo.train_every
                     for _ in range(algo.gradient_steps):
-                        batch = self.buffer.sample(algo.batch_size)
+                        batch = self.buffer.sample(self.batch_size)
                         metrics = agent.update(batch)
                         if (priorities := metrics.pop("priorities", None)) is not None:
                             self.buffer.update_priorities(batch.indices, priorities)

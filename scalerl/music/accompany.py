@@ -32,7 +32,6 @@ from scalerl.music.vocab import (
     tokens_part,
 )
 
-
 MAX_FRAMES = 20_000
 """The longest melody accompanied: about 42 minutes at 120 bpm (a stray note at beat 200,000 would
 otherwise mean hours of generation and a huge file)."""
