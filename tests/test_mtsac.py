@@ -181,3 +181,14 @@ def test_without_tasks_it_is_sac_with_one_head():
     assert all(torch.isfinite(value) for value in metrics.values())
     actions, _ = agent.act(np.zeros((2, 3), np.float32), explore=False)
     assert actions.shape == (2, 1)
+
+
+def test_the_activity_monitor_measures_the_trunks_of_the_multi_head_networks(tmp_path):
+    """The scaling study reads the critic's dormant ratio: every hidden layer of each trunk is measured."""
+    train(env=TASKS, agent="mtsac", steps=300, run_dir=str(tmp_path / "run"), progress="off", log_every=300,
+          eval_every=0, eval_episodes=2, hooks=["activity"], hook_opts={"activity": {"every": 50}},
+          algo={"learning_starts": 100, "train_every": 2, "batch_size": 8, "actor_hidden": 16, "critic_hidden": 16})
+    record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    for network in ("actor", "critic1", "critic2"):
+        assert 0.0 <= record[f"dormant/{network}"] <= 1.0
+        assert {f"dormant/{network}.net.torso.{i}" for i in (0, 2, 4)} <= set(record)
