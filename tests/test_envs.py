@@ -124,3 +124,26 @@ def test_the_lean_vector_env_steps_exactly_like_gymnasiums(spec):
         assert fast[4] == reference[4]
         ended += int(reference[2].any() or reference[3].any())
     assert spec == "classic:Pendulum-v1" or ended > 0
+
+
+@pytest.mark.parametrize("spec", ["mujoco:Hopper-v5", "gym:InvertedPendulum-v5"])
+def test_a_mujoco_env_restored_from_a_checkpoint_continues_its_episode_exactly(spec):
+    """Gymnasium's MuJoCo envs pickle as their constructor arguments; scalerl keeps their physics and random
+    state too, so a resumed run steps on from the same state (across episode ends as well)."""
+    pytest.importorskip("mujoco", reason="pip install 'scalerl[mujoco]'")
+    import pickle
+
+    from scalerl.checkpoint import load_envs
+
+    envs = make_env(spec, 2, 0)
+    rng = np.random.default_rng(0)
+    actions = [rng.uniform(-1, 1, (2, *envs.single_action_space.shape)).astype(np.float32) for _ in range(300)]
+    for action in actions[:20]:
+        envs.step(action)
+    restored = load_envs(pickle.dumps(envs))
+    for action in actions[20:]:
+        obs, rewards, terminated, truncated, _ = envs.step(action)
+        again = restored.step(action)
+        assert np.array_equal(obs, again[0]) and np.array_equal(rewards, again[1])
+        assert np.array_equal(terminated, again[2]) and np.array_equal(truncated, again[3])
+    assert envs.envs[0].unwrapped.data.time == restored.envs[0].unwrapped.data.time

@@ -139,8 +139,8 @@ def test_evaluations_record_every_tasks_results(tmp_path):
 
 
 def test_a_killed_run_resumes_exactly(tmp_path, crash_after_checkpoint, run_records):
-    """On classic-control tasks, whose pickled state is their whole state (MuJoCo's is rebuilt from scratch)."""
-    settings = {"env": "multitask:Pendulum-v1,MountainCarContinuous-v0", "agent": "mtsac", "steps": 600, "eval_every": 300, "eval_episodes": 2,
+    """Also the MuJoCo task's episode continues where it was (its physics state is in the checkpoint)."""
+    settings = {"env": TASKS, "agent": "mtsac", "steps": 600, "eval_every": 300, "eval_episodes": 2,
                 "checkpoint_every": 300, "log_every": 100, "progress": "off",
                 "algo": {"learning_starts": 150, "batch_size": 16, "actor_hidden": 16, "critic_hidden": 16}}
     train(run_dir=str(tmp_path / "whole"), **settings)

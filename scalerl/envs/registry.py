@@ -127,9 +127,9 @@ def mujoco_tasks() -> list[str]:
 
 def make_mujoco(task: str, *, max_episode_steps: int | None = None) -> gym.Env:
     """Gymnasium MuJoCo v5 tasks, observations cast to float32."""
-    from scalerl.envs.wrappers import Float32Observations
+    from scalerl.envs.wrappers import Float32Observations, with_physics_snapshot
 
-    return Float32Observations(gym.make(task, max_episode_steps=max_episode_steps))
+    return Float32Observations(with_physics_snapshot(gym.make(task, max_episode_steps=max_episode_steps)))
 
 
 def dmc_tasks() -> list[str]:
@@ -235,9 +235,9 @@ def registered_gym_ids() -> list[str]:
 
 def make_gym(task: str, *, max_episode_steps: int | None = None) -> gym.Env:
     """Any registered id; float64 Box observations (MuJoCo v4, say) are cast to float32 as the other suites do."""
-    from scalerl.envs.wrappers import Float32Observations
+    from scalerl.envs.wrappers import Float32Observations, with_physics_snapshot
 
-    env = gym.make(task, max_episode_steps=max_episode_steps)
+    env = with_physics_snapshot(gym.make(task, max_episode_steps=max_episode_steps))
     space = env.observation_space
     if isinstance(space, gym.spaces.Box) and space.dtype == np.float64:
         env = Float32Observations(env)

@@ -70,3 +70,43 @@ class ChannelFirstFrameStack(gym.ObservationWrapper):
     def observation(self, obs: np.ndarray) -> np.ndarray:
         self.frames.append(obs.transpose(2, 0, 1))
         return np.concatenate(self.frames)
+
+
+class PhysicsSnapshot(gym.Wrapper):
+    """Pickles a Gymnasium MuJoCo environment with its whole simulation state, so a resumed run continues
+    the episode it was in: those environments pickle as their constructor arguments (EzPickle) and come
+    back freshly built. This wrapper also saves MuJoCo's full integration state (`mj_getState`: positions,
+    velocities, the solver's warm start, actuator state, time) and the environment's random generator, and
+    puts both back after the inner
+    environment has been rebuilt (without an `mj_forward`, which would recompute the warm start and move
+    the next step by up to 1e-8)."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        import mujoco
+
+        inner = self.env.unwrapped
+        physics = np.empty(mujoco.mj_stateSize(inner.model, mujoco.mjtState.mjSTATE_INTEGRATION))
+        mujoco.mj_getState(inner.model, inner.data, physics, mujoco.mjtState.mjSTATE_INTEGRATION)
+        return {**self.__dict__, "_physics": physics, "_rng": inner.np_random.bit_generator.state}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        import mujoco
+
+        physics, rng = state.pop("_physics"), state.pop("_rng")
+        self.__dict__.update(state)
+        inner = self.env.unwrapped
+        mujoco.mj_setState(inner.model, inner.data, physics, mujoco.mjtState.mjSTATE_INTEGRATION)
+        inner.np_random.bit_generator.state = rng
+
+
+def with_physics_snapshot(env: gym.Env) -> gym.Env:
+    """`env` in PhysicsSnapshot when it is one of Gymnasium's MuJoCo environments, else as it is. Meta-World's
+    environments subclass the same base but keep task state in the MuJoCo model itself (goal and object
+    sites set at reset), which no integration state holds: they are left as they are, and resume with the
+    approximate state their own pickling keeps."""
+    try:
+        from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
+    except ImportError:  # mujoco is an optional extra
+        return env
+    inner = env.unwrapped
+    return PhysicsSnapshot(env) if isinstance(inner, MujocoEnv) and inner.__module__.startswith("gymnasium.") else env
