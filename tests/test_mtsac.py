@@ -192,3 +192,8 @@ def test_the_activity_monitor_measures_the_trunks_of_the_multi_head_networks(tmp
     for network in ("actor", "critic1", "critic2"):
         assert 0.0 <= record[f"dormant/{network}"] <= 1.0
         assert {f"dormant/{network}.net.torso.{i}" for i in (0, 2, 4)} <= set(record)
+
+
+def test_discrete_tasks_are_refused_naming_mtsac():
+    with pytest.raises(ConfigError, match="bounded continuous actions for mtsac"):
+        train(env="classic:CartPole-v1", agent="mtsac", steps=10, progress="off")

@@ -186,7 +186,7 @@ class SAC(Agent):
 
     def __init__(self, cfg: SACConfig, spec: AgentSpec) -> None:
         super().__init__(cfg, spec)
-        space = check_continuous(spec, "sac")
+        space = check_continuous(spec, self.name)
         self.action_dim = space.shape[0]
         self.scaling = ActionScaling(space, self.device)
         self.encoder, features = build_encoder(spec)
