@@ -76,6 +76,11 @@ for game in ("breakout", "asterix"):
         "--algo.epsilon-end", "0.01"]}
     RECIPES[f"rainbow-minatar-{game}"] = {"threshold": 10.0, "args": [
         "--agent", "rainbow", "--env", f"minatar:{game}", *MINATAR_SHARED, "--algo.v-max", "100"]}
+    # Revisiting Rainbow's MinAtar configs (Obando-Ceron & Castro, 2021) explore by noisy layers and a
+    # linearly decaying epsilon together; here with DQN's schedule, so the two differ only in the learner.
+    RECIPES[f"rainbow-eps-minatar-{game}"] = {"threshold": 10.0, "args": [
+        *RECIPES[f"rainbow-minatar-{game}"]["args"], "--algo.epsilon-start", "1.0", "--algo.epsilon-end", "0.01",
+        "--algo.epsilon-decay-steps", "50000"]}
 
 
 def run_seed(recipe: str, seed: int, out: Path) -> Path:

@@ -197,3 +197,11 @@ def test_the_activity_monitor_measures_the_trunks_of_the_multi_head_networks(tmp
 def test_discrete_tasks_are_refused_naming_mtsac():
     with pytest.raises(ConfigError, match="bounded continuous actions for mtsac"):
         train(env="classic:CartPole-v1", agent="mtsac", steps=10, progress="off")
+
+
+def test_a_task_set_without_one_hot_ids_is_refused_in_one_line():
+    agent = MTSAC(MTSACConfig(actor_hidden=8, critic_hidden=8), spec())
+    with pytest.raises(ConfigError, match="one-hot id in its last 3 entries"):
+        agent.act(np.random.default_rng(0).normal(size=(3, 6)).astype(np.float32), explore=False)
+    ids = np.eye(3, dtype=np.float32)
+    assert agent.act(np.concatenate([np.zeros((3, 3), np.float32), ids], 1), explore=False)[0].shape == (3, 2)

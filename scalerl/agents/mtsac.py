@@ -28,12 +28,13 @@ import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
 from scalerl.agents.base import AgentSpec
 from scalerl.agents.sac import SAC, Critic, GaussianActor, SACConfig, head_config, vector_space
-from scalerl.checks import positive, require
+from scalerl.checks import ConfigError, positive, require
 from scalerl.nets import NetConfig, build_trunk
 from scalerl.optim import OptimizerConfig
 
@@ -137,6 +138,7 @@ class MTSAC(SAC):
         require(spec.num_envs % self.task_count == 0, "num_envs", f"one environment per task ({self.task_count})",
                 spec.num_envs)
         super().__init__(cfg, spec)
+        self.ids_checked = False
 
     def build_networks(self, spec: AgentSpec, features: int) -> tuple[GaussianActor, Critic, Critic]:
         """Multi-head networks; without tasks (any single env) a single head and no task id to read."""
@@ -151,6 +153,15 @@ class MTSAC(SAC):
             for critic in critics:
                 reference_init(critic, 3e-3)
         return GaussianActor(actor), Critic(critics[0]), Critic(critics[1])
+
+    def act(self, obs: np.ndarray, *, explore: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        if not self.ids_checked and self.spec.tasks:
+            ids = obs[:, -self.task_count:]
+            if not (np.isin(ids, (0.0, 1.0)).all() and (ids.sum(1) == 1).all()):
+                raise ConfigError(f"mtsac reads each observation's task from a one-hot id in its last {self.task_count} "
+                                  "entries, and these observations have none (Meta-World: leave --env-opts.one-hot on)")
+            self.ids_checked = True
+        return super().act(obs, explore=explore)
 
     def temperature_shape(self) -> tuple[int, ...]:
         return (self.task_count,)
