@@ -35,6 +35,16 @@ class EvalResult:
                 summary[name]["success_mean"] = float(np.mean(self.successes[index::count]))
         return summary
 
+    def success_rate(self, tasks: list[str]) -> float | None:
+        """The evaluation's success rate (None where the env reports none): for a multi-task set the mean over
+        tasks of each task's rate (Meta-World's protocol), otherwise the mean over episodes."""
+        if self.successes is None:
+            return None
+        per_task = self.by_task(tasks)
+        if per_task:
+            return float(np.mean([means["success_mean"] for means in per_task.values()]))
+        return float(np.mean(self.successes))
+
 
 def step_successes(infos: dict[str, Any], count: int) -> np.ndarray | None:
     """The `success` flags of a vector step (Meta-World), wherever autoreset put them, or None."""

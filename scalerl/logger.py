@@ -71,9 +71,9 @@ class RunLogger:
                 self.tensorboard.add_scalar(f"train/{key}", value, step)
 
     def log_eval(self, step: int, returns: list[float], lengths: list[int], wall_time: float,
-                 successes: list[float] | None = None, tasks: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
-        """One evaluation. For a multi-task set, `tasks` has each task's means; the overall success rate is
-        then the mean over tasks of their success rates (the Meta-World protocol)."""
+                 success_mean: float | None = None, tasks: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
+        """One evaluation, with its success rate where the env reports one and, for a multi-task set, each
+        task's means."""
         mean = sum(returns) / len(returns)
         std = math.sqrt(sum((r - mean) ** 2 for r in returns) / len(returns))
         record = {
@@ -86,16 +86,14 @@ class RunLogger:
             "length_mean": sum(lengths) / len(lengths),
             "returns": returns,
         }
-        if successes is not None:
-            record["success_mean"] = sum(successes) / len(successes)
+        if success_mean is not None:
+            record["success_mean"] = success_mean
         if tasks:
             record["tasks"] = tasks
-            if successes is not None:
-                record["success_mean"] = sum(task["success_mean"] for task in tasks.values()) / len(tasks)
         self._write(self.eval_file, record)
         self.tensorboard.add_scalar("eval/return_mean", mean, step)
-        if successes is not None:
-            self.tensorboard.add_scalar("eval/success_mean", record["success_mean"], step)
+        if success_mean is not None:
+            self.tensorboard.add_scalar("eval/success_mean", success_mean, step)
         for name, means in (tasks or {}).items():
             for key, value in means.items():
                 self.tensorboard.add_scalar(f"eval_tasks/{name}/{key}", value, step)

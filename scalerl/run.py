@@ -114,7 +114,7 @@ def evaluate(run_dir: str | Path, episodes: int = 10, seed: int | None = None, d
     eval_seed = config.seed + EVAL_SEED_OFFSET if seed is None else seed
     envs = make_env(config.env, num_envs, eval_seed, **config.env_kwargs(training=False))
     result = run_episodes(agent, envs, episodes, eval_seed)
-    tasks = result.by_task(task_members(config.env, envs))
+    tasks = task_members(config.env, envs)
     envs.close()
     summary = {
         "run_dir": str(run_dir),
@@ -127,10 +127,8 @@ def evaluate(run_dir: str | Path, episodes: int = 10, seed: int | None = None, d
         "length_mean": float(np.mean(result.lengths)),
         "returns": result.returns,
     }
-    if result.successes is not None:
-        summary["success_mean"] = float(np.mean(result.successes))
+    if (success_rate := result.success_rate(tasks)) is not None:
+        summary["success_mean"] = success_rate
     if tasks:
-        summary["tasks"] = tasks
-        if result.successes is not None:
-            summary["success_mean"] = float(np.mean([task["success_mean"] for task in tasks.values()]))
+        summary["tasks"] = result.by_task(tasks)
     return summary

@@ -168,8 +168,8 @@ class Session:
         from scalerl.evaluation import run_episodes
 
         result = run_episodes(agent, self.eval_envs, episodes, self.seed + EVAL_SEED_OFFSET)
-        return self.logger.log_eval(step, result.returns, result.lengths, round(wall_time, 3), result.successes,
-                                    result.by_task(self.tasks))
+        return self.logger.log_eval(step, result.returns, result.lengths, round(wall_time, 3),
+                                    result.success_rate(self.tasks), result.by_task(self.tasks))
 
     # -- checkpoints -------------------------------------------------------------------------------
 
