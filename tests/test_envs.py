@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -147,3 +150,13 @@ def test_a_mujoco_env_restored_from_a_checkpoint_continues_its_episode_exactly(s
         assert np.array_equal(obs, again[0]) and np.array_equal(rewards, again[1])
         assert np.array_equal(terminated, again[2]) and np.array_equal(truncated, again[3])
     assert envs.envs[0].unwrapped.data.time == restored.envs[0].unwrapped.data.time
+
+
+def test_gym_envs_work_where_mujoco_is_not_installed():
+    """The MuJoCo snapshot wrapper must not import mujoco for an env that is not one (the Procgen venv lacks it)."""
+    script = ("import sys; sys.modules['mujoco'] = None\n"
+              "from scalerl.envs import make_env\n"
+              "print(make_env('gym:CartPole-v1', 2, 0).reset(seed=0)[0].shape)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "(2, 4)"

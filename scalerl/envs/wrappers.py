@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from typing import Any
 
@@ -104,9 +105,9 @@ def with_physics_snapshot(env: gym.Env) -> gym.Env:
     environments subclass the same base but keep task state in the MuJoCo model itself (goal and object
     sites set at reset), which no integration state holds: they are left as they are, and resume with the
     approximate state their own pickling keeps."""
-    try:
-        from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
-    except ImportError:  # mujoco is an optional extra
+    mujoco_env = sys.modules.get("gymnasium.envs.mujoco.mujoco_env")
+    if mujoco_env is None:  # never imported, so `env` cannot be one; importing it needs the optional mujoco
         return env
     inner = env.unwrapped
-    return PhysicsSnapshot(env) if isinstance(inner, MujocoEnv) and inner.__module__.startswith("gymnasium.") else env
+    is_gymnasium_mujoco = isinstance(inner, mujoco_env.MujocoEnv) and inner.__module__.startswith("gymnasium.")
+    return PhysicsSnapshot(env) if is_gymnasium_mujoco else env
