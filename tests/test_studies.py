@@ -79,7 +79,7 @@ def test_grama_quick_counts_dormant_and_inactive_neurons_and_runs_the_resets(tmp
     assert "## (b) SAC (tanh) on HalfCheetah" in report.read_text()
 
 
-def test_stable_gradients_quick_trains_every_network_and_optimizer_through_the_reshuffles(tmp_path):
+def test_stable_gradients_quick_runs_both_parts_and_caches_them(tmp_path):
     pytest.importorskip("sklearn")
     pytest.importorskip("heavyball")
     import json
@@ -89,6 +89,9 @@ def test_stable_gradients_quick_trains_every_network_and_optimizer_through_the_r
     assert len(runs) == 8 and all(len(run["accuracy"]) == 4 and all(g > 0 for g in run["first_layer_grad_norm"])
                                   for run in runs)
     assert "| plain, Kron, 4 layers |" in report and "| multi-skip + LN, RAdam, 2 layers |" in report
+    pqn_runs = sorted(path.parent.parent.name for path in (tmp_path / "sg" / "pqn").glob("*/seed0/summary.json"))
+    assert pqn_runs == ["baseline-1blocks", "baseline-2blocks", "multiskip_kron-1blocks", "multiskip_kron-2blocks"]
+    assert "| plain + RAdam | 2 |" in report and "| multi-skip + LN + Kron | 1 |" in report
     again = run_study("stable-gradients", tmp_path / "sg", quick=True)  # cached runs: nothing trains again
     assert again.read_text() == report
 

@@ -1,4 +1,5 @@
-"""The stable-gradients study (`scalerl study stable-gradients`), part (a): non-stationary supervised learning.
+"""The stable-gradients study (`scalerl study stable-gradients`). Part (a), here: non-stationary supervised
+learning; part (b), PQN on MinAtar, is in pqn.py.
 
 The paper's diagnosis runs on CIFAR with labels reshuffled across the images every 20 epochs (of 100): a
 deep plain MLP stops recovering after a reshuffle and its gradients fade; multi-skip residual connections
@@ -118,7 +119,8 @@ def label(result: dict[str, Any]) -> str:
     return f"{architecture}, {result['optimizer'].replace('radam', 'RAdam').replace('kron', 'Kron')}, {result['depth']} layers"
 
 
-def write_report(settings: Settings, results: list[dict[str, Any]], out: Path, quick: bool) -> Path:
+def write_report(settings: Settings, results: list[dict[str, Any]], out: Path, quick: bool,
+                 more: list[str] = ()) -> Path:
     from scalerl.analysis.plots import pyplot, save
     from scalerl.analysis.report import table
 
@@ -154,7 +156,7 @@ def write_report(settings: Settings, results: list[dict[str, Any]], out: Path, q
             axis.axvline(change, color="grey", lw=0.5)
     axes[0].legend(fontsize=7)
     save(figure, out / "report_figures" / "nonstationary")
-    lines += ["![accuracy and gradient norm](report_figures/nonstationary.png)", ""]
+    lines += ["![accuracy and gradient norm](report_figures/nonstationary.png)", "", *more]
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")
     (out / "settings.json").write_text(json.dumps(asdict(settings), indent=1))
@@ -162,10 +164,14 @@ def write_report(settings: Settings, results: list[dict[str, Any]], out: Path, q
 
 
 def run(out: Path, quick: bool = False, workers: int | None = None, address: str | None = None) -> Path:
-    """Run (or continue) the study in `out` and write out/report.md. It trains small supervised networks in
-    local processes: a Ray address does not apply."""
-    if address is not None:
-        raise ConfigError("the stable-gradients study trains small supervised networks locally: --address does not apply")
+    """Run (or continue) both parts in `out` and write out/report.md. Part (a) trains small supervised
+    networks in local processes; part (b)'s PQN runs are a sweep, on a Ray cluster when given its address."""
+    from scalerl.analysis.runs import find_runs
+    from scalerl.studies.stable_gradients import pqn
+
     settings = QUICK if quick else FULL
     out.mkdir(parents=True, exist_ok=True)
-    return write_report(settings, run_all(settings, out, workers), out, quick)
+    results = run_all(settings, out, workers)
+    rl_settings = pqn.QUICK if quick else pqn.FULL
+    runs = find_runs(pqn.run_training(rl_settings, out / "pqn", workers, address))
+    return write_report(settings, results, out, quick, pqn.report_lines(rl_settings, runs, out, quick))
