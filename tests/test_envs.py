@@ -160,3 +160,41 @@ def test_gym_envs_work_where_mujoco_is_not_installed():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "(2, 4)"
+
+
+def play(envs, actions):
+    observations = [envs.reset(seed=5)[0]]
+    for action in actions:
+        observations.append(envs.step(np.full(envs.num_envs, action))[0])
+    return np.stack(observations)
+
+
+def test_a_minatar_level_is_a_seed_and_replays_the_same_episode():
+    actions = np.random.default_rng(0).integers(0, 3, 60)
+    one_level = play(make_env("minatar:asterix", 2, 0, num_levels=1, start_level=7), actions)
+    assert np.array_equal(one_level[:, 0], one_level[:, 1])  # both copies play level 7, spawns included
+    assert np.array_equal(one_level, play(make_env("minatar:asterix", 2, 3, num_levels=1, start_level=7), actions))
+    other = play(make_env("minatar:asterix", 2, 0, num_levels=1, start_level=8), actions)
+    assert not np.array_equal(one_level, other)
+
+
+def test_minatar_levels_come_from_the_training_range_and_evaluation_plays_disjoint_ones():
+    from scalerl.envs.options import EnvOptions
+    from scalerl.envs.procgen import TEST_LEVELS_START
+
+    options = EnvOptions(num_levels=5, start_level=10)
+    train = make_env("minatar:breakout", 4, 0, **options.for_env(True, ["level_set"]))
+    test = make_env("minatar:breakout", 4, 0, **options.for_env(False, ["level_set"]))
+    levels = {"train": set(), "test": set()}
+    for name, envs in (("train", train), ("test", test)):
+        for seed in range(0, 100, 4):
+            levels[name] |= set(envs.reset(seed=seed)[1]["level"].tolist())
+    assert levels["train"] == set(range(10, 15))
+    assert levels["test"] == set(range(TEST_LEVELS_START + 10, TEST_LEVELS_START + 15))
+    first, again = make_env("minatar:breakout", 4, 0, num_levels=50), make_env("minatar:breakout", 4, 0, num_levels=50)
+    assert np.array_equal(first.reset(seed=3)[1]["level"], again.reset(seed=3)[1]["level"])
+
+
+def test_levels_are_refused_where_a_suite_has_none():
+    with pytest.raises(ConfigError, match="does not take option 'num_levels'"):
+        make_env("classic:CartPole-v1", 1, 0, num_levels=3)

@@ -14,6 +14,7 @@ import inspect
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import gymnasium as gym
 import numpy as np
@@ -28,7 +29,7 @@ from scalerl.envs.metaworld import (
 )
 from scalerl.envs.multitask import check_multitask_task, make_multitask_vector, multitask_members, multitask_task_count
 from scalerl.envs.procgen import GAMES as PROCGEN_GAMES
-from scalerl.envs.procgen import make_procgen_vector
+from scalerl.envs.procgen import TEST_LEVELS_START, make_procgen_vector
 
 # Headless rendering for MuJoCo and dm_control pixels. It must be set before either is first imported,
 # so it is set when scalerl.envs is; an explicit MUJOCO_GL in the environment wins.
@@ -108,14 +109,23 @@ MINATAR_MAX_EPISODE_STEPS = 10_000
 evaluation always ends (pass max_episode_steps to change it)."""
 
 
-def make_minatar(task: str, *, max_episode_steps: int | None = None, sticky_actions: float | None = None) -> gym.Env:
-    """MinAtar games; observations are (10, 10, channels) booleans. Sticky actions 0.1 by default."""
+def make_minatar(task: str, *, max_episode_steps: int | None = None, sticky_actions: float | None = None,
+                 num_levels: int = 0, start_level: int = 0, level_set: Literal["train", "test"] = "train") -> gym.Env:
+    """MinAtar games; observations are (10, 10, channels) booleans. Sticky actions 0.1 by default.
+    num_levels > 0 plays Procgen-style levels: every random draw of a MinAtar game (start state, spawns,
+    sticky actions) comes from the seed it is reset with, so a level is a seed, and each episode plays one of
+    `num_levels` levels from `start_level`; level_set 'test' shifts them to a disjoint range."""
     import minatar.gym
+
+    from scalerl.envs.wrappers import SeedLevels
 
     if MINATAR_IDS[task] not in gym.registry:
         minatar.gym.register_envs()
     kwargs = {} if sticky_actions is None else {"sticky_action_prob": sticky_actions}
-    return gym.make(MINATAR_IDS[task], max_episode_steps=max_episode_steps or MINATAR_MAX_EPISODE_STEPS, **kwargs)
+    env = gym.make(MINATAR_IDS[task], max_episode_steps=max_episode_steps or MINATAR_MAX_EPISODE_STEPS, **kwargs)
+    if num_levels == 0:
+        return env
+    return SeedLevels(env, num_levels, start_level + (TEST_LEVELS_START if level_set == "test" else 0))
 
 
 def mujoco_tasks() -> list[str]:

@@ -111,3 +111,22 @@ def with_physics_snapshot(env: gym.Env) -> gym.Env:
     inner = env.unwrapped
     is_gymnasium_mujoco = isinstance(inner, mujoco_env.MujocoEnv) and inner.__module__.startswith("gymnasium.")
     return PhysicsSnapshot(env) if is_gymnasium_mujoco else env
+
+
+class SeedLevels(gym.Wrapper):
+    """Procgen-style levels for an environment whose every random draw comes from the seed it is reset with
+    (MinAtar): each episode is reset with a level, start + i for i uniform over `count`. The levels drawn
+    follow the seed of the first reset, so a seeded run replays the same sequence of levels."""
+
+    def __init__(self, env: gym.Env, count: int, start: int) -> None:
+        super().__init__(env)
+        self.count, self.start = count, start
+        self.level_rng = np.random.default_rng(start)
+        self.level = start
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        if seed is not None:
+            self.level_rng = np.random.default_rng(seed)
+        self.level = self.start + int(self.level_rng.integers(self.count))
+        obs, info = self.env.reset(seed=self.level, options=options)
+        return obs, {**info, "level": self.level}
