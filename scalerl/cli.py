@@ -107,7 +107,7 @@ def cmd_probe(args: list[str]) -> int:
 
     if args and args[0] in ("-h", "--help"):
         print("usage: scalerl probe RUN_DIR [STEPS]: mutual information (nats, KSG k=3) of a PPO run's actor and "
-              "critic latents with the observation, the value, the action and the environment copy")
+              "critic latents with the observation, the value, the action and the level (or environment copy)")
         return 0
     if not args or args[0].startswith("-"):
         raise ConfigError("usage: scalerl probe RUN_DIR [STEPS]")

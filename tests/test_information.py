@@ -57,6 +57,23 @@ def test_probing_a_ppo_run_measures_both_latents(tmp_path):
     assert main(["probe", str(tmp_path / "dqn")]) == 2
 
 
+def test_a_run_on_levels_is_probed_one_level_per_copy(tmp_path):
+    from scalerl import train
+    from scalerl.diagnostics.information import probe_envs, probe_run
+    from scalerl.run import load_agent
+
+    train(env="minatar:breakout", agent="ppo", steps=512, num_envs=4, eval_every=0, eval_episodes=1,
+          run_dir=str(tmp_path / "ppo"), progress="off", env_opts={"num_levels": 8, "start_level": 20},
+          algo={"rollout_steps": 64, "minibatches": 2})
+    config, _ = load_agent(tmp_path / "ppo", device="cpu")
+    envs, name = probe_envs(config, 8)
+    assert name == "level" and [int(env.reset(seed=i)[1]["level"][0]) for i, env in enumerate(envs)] == list(range(20, 28))
+    result = probe_run(tmp_path / "ppo", steps=128)
+    assert set(result["actor"]) == {"observation", "value", "action", "level"}
+    with pytest.raises(ConfigError, match="only 8"):
+        probe_run(tmp_path / "ppo", steps=128, num_envs=16)
+
+
 def test_the_probe_hook_logs_both_latents_during_ppo_training(tmp_path):
     import json
 
