@@ -53,13 +53,20 @@ RECIPES: dict[str, dict] = {
         "--agent", "pqn", "--env", "classic:CartPole-v1", "--steps", "100000", "--num-envs", "16",
         "--algo.minibatches", "8", "--algo.epochs", "4", "--algo.q-lambda", "0.9", "--algo.epsilon-end", "0.05",
         "--algo.epsilon-fraction", "0.2", "--algo.optim.lr", "1e-3", "--eval-every", "10000"]},
-    # CleanRL's ppo_continuous_action.py settings (1 env x 2048 steps, 32 minibatches, 10 epochs, lr 3e-4,
-    # no entropy bonus, observation and reward normalization, 64-unit tanh torso, orthogonal init).
+    # CleanRL's ppo_continuous_action.py settings and budget (1M steps; 1 env x 2048 steps, 32 minibatches,
+    # 10 epochs, lr 3e-4 annealed, no entropy bonus, observation and reward normalization, 64-unit tanh
+    # torso, orthogonal init).
     "ppo-halfcheetah": {"threshold": 1000.0, "args": [
-        "--agent", "ppo", "--env", "mujoco:HalfCheetah-v5", "--steps", "300000", "--algo.rollout-steps", "2048",
+        "--agent", "ppo", "--env", "mujoco:HalfCheetah-v5", "--steps", "1000000", "--algo.rollout-steps", "2048",
         "--algo.minibatches", "32", "--algo.epochs", "10", "--algo.optim.lr", "3e-4", "--algo.entropy-coef", "0",
         "--algo.normalize-obs", "--algo.normalize-rewards", "--net.hidden", "64", "--net.activation", "tanh",
-        "--net.init", "orthogonal", "--eval-every", "25000", "--eval-episodes", "5", "--checkpoint-every", "50000"]},
+        "--net.init", "orthogonal", "--eval-every", "50000", "--eval-episodes", "5", "--checkpoint-every", "100000"]},
+    # PQN on MinAtar Breakout at the DQN recipe's budget (minatar-breakout: 500k steps, eval every 25k), with
+    # the stable-gradients paper's PQN settings (128 envs x 32 steps, 32 minibatches, 2 epochs, lambda 0.65,
+    # RAdam 2.5e-4, epsilon 1 -> 0.005 over 10%) and the same network as DQN's plus LayerNorm.
+    "pqn-minatar-breakout": {"threshold": 10.0, "args": [
+        "--agent", "pqn", "--env", "minatar:breakout", "--steps", "500000", "--num-envs", "128",
+        "--eval-every", "25000", "--checkpoint-every", "100000"]},
 }
 
 # DQN against Rainbow on MinAtar at one budget and cadence: 100k steps, an update every step on batches of 32,

@@ -11,7 +11,7 @@ def test_the_list_names_each_study_with_its_claim(capsys):
     assert main(["study", "--list"]) == 0
     assert "realchords" in capsys.readouterr().out
     assert main(["study", "nope"]) == 2
-    assert "unknown study 'nope'; valid: cale, gap, grama, least, metaworld, mtrl-scaling, realchords, stable-gradients, tokenize" in capsys.readouterr().err
+    assert "unknown study 'nope'; valid: actor-critic, cale, gap, grama, least, metaworld, mtrl-scaling, realchords, stable-gradients, tokenize" in capsys.readouterr().err
 
 
 def test_every_sweep_study_is_a_valid_sweep_full_and_quick(tmp_path):
@@ -115,3 +115,18 @@ def test_the_multitask_studies_build_valid_configs_full_and_quick():
                                                  "env_opts.reward_function_version": version}))
             assert config.env_opts.reward_function_version == version and config.resolved().num_envs == 3
     assert {v["name"] for v in scaling.variants(scaling.FULL)} >= {"tasks10-width1024", "tasks4-actor1024-critic64"}
+
+
+def test_actor_critic_quick_trains_each_encoder_layout_and_probes_it_on_train_and_test_levels(tmp_path):
+    import json
+
+    report = run_study("actor-critic", tmp_path / "ac", quick=True).read_text()
+    rows = [json.loads(path.read_text()) for path in sorted((tmp_path / "ac" / "measurements").glob("*.json"))]
+    assert sorted(row["encoders"] for row in rows) == ["separate", "shared", "shared_matched"]
+    for row in rows:
+        assert len(row["train"]) == len(row["test"]) == 4
+        assert set(row["mi"]["actor"]) == {"observation", "value", "action", "level"}
+    separate = next(row for row in rows if row["encoders"] == "separate")
+    matched = next(row for row in rows if row["encoders"] == "shared_matched")
+    assert abs(sum(matched["parameters"].values()) / sum(separate["parameters"].values()) - 1) < 0.05
+    assert "| shared, parameter-matched |" in report and "| separate | critic |" in report
