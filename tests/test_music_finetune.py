@@ -176,3 +176,28 @@ def test_accompany_refuses_what_it_cannot_do_in_one_line(tmp_path, capsys):
         assert main(["chords", "accompany", str(run), *args]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith(f"scalerl: error: {message}") and "\n" not in err, err
+
+
+def test_accompany_keeps_the_tunes_tempo_meter_key_and_pickup(tmp_path):
+    from music21 import converter, key, meter, tempo
+
+    data, run = tmp_path / "data", tmp_path / "online"
+    assert main(["chords", "data", "--synthetic", "20", "-o", str(data)]) == 0
+    assert main(["chords", "pretrain", "--data", str(data), "--steps", "1", "--batch-size", "2", "--crop-frames", "16",
+                 "--net.dim", "16", "--net.layers", "1", "--net.heads", "2", "--net.max-frames", "32", "--run-dir", str(run)]) == 0
+    tune = tmp_path / "waltz.abc"  # 3/4 at 100 bpm in G, with a one-beat pickup
+    tune.write_text("X:1\nT:Waltz\nM:3/4\nL:1/4\nQ:1/4=100\nK:G\nD|G2 B|A2 G|F2 A|G3|\n")
+    out = tmp_path / "waltz.mid"
+    assert main(["chords", "accompany", str(run), str(tune), "-o", str(out)]) == 0
+    parsed = converter.parse(str(out)).flatten()
+    assert {mark.getQuarterBPM() for mark in parsed.getElementsByClass(tempo.MetronomeMark)} == {100}
+    assert {mark.ratioString for mark in parsed.getElementsByClass(meter.TimeSignature)} == {"3/4"}
+    assert {mark.sharps for mark in parsed.getElementsByClass(key.KeySignature)} == {1}
+    melody = converter.parse(str(out)).parts[0].flatten().notes
+    assert [(n.pitch.name, float(n.offset)) for n in melody][:3] == [("D", 2.0), ("G", 3.0), ("B", 5.0)]  # bar 2 at beat 3
+    plain = tmp_path / "plain.mid"  # a MIDI melody keeps its marks too
+    converter.parse(str(out)).parts[0].write("midi", fp=str(plain))
+    assert main(["chords", "accompany", str(run), str(plain), "-o", str(tmp_path / "again.mid")]) == 0
+    again = converter.parse(str(tmp_path / "again.mid")).flatten()
+    assert {mark.getQuarterBPM() for mark in again.getElementsByClass(tempo.MetronomeMark)} == {100}
+    assert {mark.ratioString for mark in again.getElementsByClass(meter.TimeSignature)} == {"3/4"}

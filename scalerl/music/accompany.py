@@ -2,13 +2,17 @@
 
 The melody is read with music21 (its first part with notes), put on the 16th-note grid, and the model
 chooses each frame's chord from the past only, as it would live. Melodies longer than the model's
-`max_frames` are accompanied window by window.
+`max_frames` are accompanied window by window. The output keeps the tune's tempo, meter and key marks, and
+a pickup stays a pickup: the first bar is completed with a rest, so the bar lines fall where they did.
 """
 
 from __future__ import annotations
 
+import copy
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -58,17 +62,40 @@ def midi_beats(path: Path) -> float:
     return ticks / max(file.ticksPerQuarterNote or 1, 1)
 
 
-def read_melody(path: Path) -> Song:
+@dataclass(frozen=True)
+class Marks:
+    """How a melody file says it is played: its tempo, meter and key marks (music21 objects, each with its
+    offset in quarter notes), and the rest that completes a pickup bar (0 without a pickup)."""
+
+    marks: tuple[tuple[float, Any], ...] = ()
+    pickup_rest: float = 0.0
+
+
+def read_marks(score) -> Marks:
+    m21 = music21()
+    kinds = (m21.tempo.MetronomeMark, m21.meter.TimeSignature, m21.key.KeySignature)
+    seen, marks = set(), []
+    for element in score.flatten().getElementsByClass(kinds):
+        key = (type(element).__name__, float(element.offset), str(element))
+        if key not in seen:  # every part repeats the meter and the key
+            seen.add(key)
+            marks.append((float(element.offset), copy.deepcopy(element)))
+    first_bar = next(iter(score.recurse().getElementsByClass(m21.stream.Measure)), None)
+    return Marks(tuple(marks), float(first_bar.paddingLeft) if first_bar is not None else 0.0)
+
+
+def read_melody(path: Path) -> tuple[Song, Marks]:
     if not path.is_file():
         raise ConfigError(f"{path} does not exist")
     if path.suffix.lower() in (".mid", ".midi") and (beats := midi_beats(path)) * FRAMES_PER_BEAT > MAX_FRAMES:
         raise too_long(path, beats)
-    notes = melody_of(parse_score(path))
+    score = parse_score(path)
+    notes = melody_of(score)
     frames = max(n.end for n in notes)
     frames += -frames % FRAMES_PER_BEAT
     if frames > MAX_FRAMES:
         raise too_long(path, frames / FRAMES_PER_BEAT)
-    return Song(path.stem, frames, notes, ())
+    return Song(path.stem, frames, notes, ()), read_marks(score)
 
 
 def check_output(path: Path) -> None:
@@ -92,23 +119,29 @@ def accompany_song(model: torch.nn.Module, song: Song, window: int, temperature:
     return Song(song.name, song.frames, song.notes, events)
 
 
-def write_midi(song: Song, path: Path) -> None:
-    """Melody and chords as two MIDI tracks; chords voiced in close position from the root in octave 3."""
+def write_midi(song: Song, path: Path, marks: Marks = Marks()) -> None:
+    """Melody and chords as two MIDI tracks; chords voiced in close position from the root in octave 3.
+    The tune's marks go in both (tempo in the melody's only), everything after a pickup's rest."""
     m21 = music21()
+    shift = marks.pickup_rest
     score = m21.stream.Score()
     for events, chordal in ((song.notes, False), (song.chords, True)):
         part = m21.stream.Part()
-        cursor = 0
+        for offset, mark in marks.marks:
+            if not (chordal and isinstance(mark, m21.tempo.MetronomeMark)):
+                part.insert(offset + shift if offset > 0 else 0.0, copy.deepcopy(mark))
+        cursor = 0.0
         for event in events:
-            if event.start > cursor:
-                part.insert(cursor / FRAMES_PER_BEAT, m21.note.Rest(quarterLength=(event.start - cursor) / FRAMES_PER_BEAT))
+            start = event.start / FRAMES_PER_BEAT + shift
+            if start > cursor:
+                part.insert(cursor, m21.note.Rest(quarterLength=start - cursor))
             length = (event.end - event.start) / FRAMES_PER_BEAT
             if chordal:
                 element = m21.chord.Chord(chord_voicing(event.value), quarterLength=length)
             else:
                 element = m21.note.Note(event.value, quarterLength=length)
-            part.insert(event.start / FRAMES_PER_BEAT, element)
-            cursor = event.end
+            part.insert(start, element)
+            cursor = start + length
         score.insert(0, part)
     path.parent.mkdir(parents=True, exist_ok=True)
     score.write("midi", fp=str(path))
@@ -119,8 +152,9 @@ def accompany(run_dir: str | Path, melody_path: str | Path, out: str | Path, tem
     cfg, model = load_chord_model(run_dir)
     if cfg.model != "online":
         raise ConfigError(f"{run_dir} holds a {cfg.model} model; accompaniment in real time needs an online one")
-    song = accompany_song(model, read_melody(Path(melody_path)), cfg.net.max_frames, temperature, seed)
-    write_midi(song, Path(out))
+    melody, marks = read_melody(Path(melody_path))
+    song = accompany_song(model, melody, cfg.net.max_frames, temperature, seed)
+    write_midi(song, Path(out), marks)
     return song
 
 
