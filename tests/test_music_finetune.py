@@ -201,3 +201,21 @@ def test_accompany_keeps_the_tunes_tempo_meter_key_and_pickup(tmp_path):
     again = converter.parse(str(tmp_path / "again.mid")).flatten()
     assert {mark.getQuarterBPM() for mark in again.getElementsByClass(tempo.MetronomeMark)} == {100}
     assert {mark.ratioString for mark in again.getElementsByClass(meter.TimeSignature)} == {"3/4"}
+
+
+def test_long_chords_commands_show_progress_on_a_terminal_or_when_asked(tmp_path):
+    def chords(*args: str, setting: str) -> str:
+        env = {**os.environ, "SCALERL_PROGRESS": setting}
+        result = subprocess.run([sys.executable, "-m", "scalerl", "chords", *args], capture_output=True, text=True,
+                                env=env, timeout=300)
+        assert result.returncode == 0, result.stderr
+        return result.stderr
+
+    data = str(tmp_path / "data")
+    shown = chords("data", "--bach", "2", "--synthetic", "20", "-o", data, setting="on")
+    assert "chorales: 100%" in shown and "2/2" in shown
+    pretrain = ["pretrain", "--data", data, "--steps", "6", "--eval-every", "3", "--batch-size", "2", "--crop-frames", "16",
+                "--net.dim", "16", "--net.layers", "1", "--net.heads", "2", "--net.max-frames", "16"]
+    shown = chords(*pretrain, "--run-dir", str(tmp_path / "a"), setting="on")
+    assert "online: 100%" in shown and "6/6" in shown and "step/s" in shown
+    assert chords(*pretrain, "--run-dir", str(tmp_path / "b"), setting="auto") == ""  # not a terminal: nothing

@@ -35,6 +35,7 @@ from scalerl.music.vocab import (
     chord_voicing,
     tokens_part,
 )
+from scalerl.progress import progress
 
 MAX_FRAMES = 20_000
 """The longest melody accompanied: about 42 minutes at 120 bpm (a stray note at beat 200,000 would
@@ -112,7 +113,7 @@ def check_output(path: Path) -> None:
 def accompany_song(model: torch.nn.Module, song: Song, window: int, temperature: float, seed: int) -> Song:
     _, melody = song_tokens(song)
     chords: list[int] = []
-    for start in range(0, len(melody), window):
+    for start in progress(range(0, len(melody), window), desc="accompany", unit="window"):
         chunk = torch.tensor([melody[start:start + window]])
         chords += generate(model, chunk, temperature, seed=seed + start)[0].tolist()
     events = frames_to_events(tokens_part(chords, CHORD_ON, CHORD_HOLD, NUM_CHORDS))

@@ -10,11 +10,13 @@ from scalerl.checks import ConfigError, in_range, positive
 from scalerl.flags import ArgumentParser, check_flags, field_types, option_value, tyro_cli
 from scalerl.music.data import (
     bach_chorales,
+    chorale_count,
     lead_sheets,
     save_songs,
     split_songs,
     synthetic_songs,
 )
+from scalerl.progress import progress
 
 
 def train_or_resume(args: list[str], config_class: type, train, resume, command: str) -> int:
@@ -44,9 +46,11 @@ def cmd_data(args: list[str]) -> int:
     positive("--bars", parsed.bars)
     songs, problems = [], []
     if parsed.bach:
-        for song, name, problem in bach_chorales(None if parsed.bach < 0 else parsed.bach):
+        chorales = bach_chorales(None if parsed.bach < 0 else parsed.bach)
+        for song, name, problem in progress(chorales, total=min(parsed.bach, chorale_count()) if parsed.bach > 0 else chorale_count(),
+                                            desc="chorales", unit="file"):
             (songs.append(song) if song else problems.append((name, problem)))
-    for song, name, problem in lead_sheets(parsed.leadsheets):
+    for song, name, problem in progress(lead_sheets(parsed.leadsheets), desc="lead sheets", unit="file"):
         (songs.append(song) if song else problems.append((name, problem)))
     if parsed.synthetic:
         songs += synthetic_songs(parsed.synthetic, parsed.bars, parsed.seed)

@@ -23,6 +23,7 @@ from scalerl.music.metrics import (
 from scalerl.music.models import generate
 from scalerl.music.pretrain import load_chord_model
 from scalerl.music.vocab import NUM_PITCHES
+from scalerl.progress import progress
 
 
 def adaptation_frames(frames: int) -> tuple[int, int]:
@@ -59,7 +60,7 @@ def crops(songs: list[Song], frames: int) -> list[tuple[list[int], list[int]]]:
 
 
 def evaluate_model(model: torch.nn.Module, songs: list[Song], frames: int, temperature: float = 1.0,
-                   batch: int = 32) -> dict[str, float | list[float]]:
+                   batch: int = 32, name: str = "eval") -> dict[str, float | list[float]]:
     """Metrics of the model's accompaniments of the songs' melodies (and of the songs' own chords, for
     reference), plus the per-frame harmonic fit of the adaptation test (see adaptation_frames)."""
     windows = crops(songs, frames)
@@ -67,7 +68,7 @@ def evaluate_model(model: torch.nn.Module, songs: list[Song], frames: int, tempe
         raise ValueError(f"no song is {frames} frames long")
     generated, shifted_generated = [], []
     primer_frames, shift = adaptation_frames(frames)
-    for index in range(0, len(windows), batch):
+    for index in progress(range(0, len(windows), batch), desc=name, unit="batch"):
         melody = torch.tensor([m for _, m in windows[index:index + batch]])
         generated += generate(model, melody, temperature, seed=index).tolist()
         if frames >= 16:
@@ -133,7 +134,8 @@ def compare(run_dirs: list[Path], songs: list[Song], frames: int | None = None,
         if frames > cfg.crop_frames:
             raise ConfigError(f"{run_dir} was trained on {cfg.crop_frames}-frame crops; its later positions are "
                               f"untrained: evaluate with --frames <= {cfg.crop_frames}, or pretrain on longer crops")
-        results[f"{cfg.model} ({run_dir.name})"] = evaluate_model(model, songs, frames, temperature)
+        name = f"{cfg.model} ({run_dir.name})"
+        results[name] = evaluate_model(model, songs, frames, temperature, name=name)
     return results
 
 

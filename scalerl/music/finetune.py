@@ -36,6 +36,7 @@ from scalerl.music.pretrain import PretrainConfig, load_chord_model
 from scalerl.music.rewards import load_reward_model
 from scalerl.music.training import Batches, read_run
 from scalerl.music.vocab import CHORD_HOLD, CHORD_ON, NUM_CHORDS, SILENCE
+from scalerl.progress import progress
 from scalerl.session import Session, read_run_config, resolve_device
 
 
@@ -172,6 +173,7 @@ def finetune(cfg: FinetuneConfig, resume: bool = False) -> dict[str, Any]:
     batches = Batches(songs, cfg.crop_frames, cfg.transpose, rng, cfg.key_change)
     started = time.perf_counter() - wall_time
     record: dict[str, float] = {}
+    bar = progress(total=cfg.steps, initial=step, desc="finetune", unit="step")
     while step < cfg.steps:
         _, melody = batches.sample(cfg.batch_size, device)
         chords = generate(policy, melody, cfg.temperature, generator=generator)
@@ -195,6 +197,7 @@ def finetune(cfg: FinetuneConfig, resume: bool = False) -> dict[str, Any]:
         torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
         optimizer.step()
         step += 1
+        bar.update()
         if step % cfg.eval_every == 0 or step == cfg.steps:
             record = {"return": float(returns.mean()), "reward_models": float(learned.mean()), "penalties": float(rule.mean()),
                       "kl": kl.mean().item(), "loss": loss.item(),
@@ -205,6 +208,8 @@ def finetune(cfg: FinetuneConfig, resume: bool = False) -> dict[str, Any]:
             session.save(step, record["wall_time"], model=policy.state_dict(), optimizer=optimizer.state_dict(),
                          numpy_rng=rng.bit_generator.state, generator=generator.get_state(),
                          norm=copy.deepcopy(norm.__dict__))
+            bar.set_postfix(note_in_chord=f"{record['note_in_chord']:.3f}")
+    bar.close()
     return session.finish({"kind": "finetune", "steps": step, **record})
 
 

@@ -18,6 +18,7 @@ from scalerl.checkpoint import load_checkpoint
 from scalerl.checks import ConfigError, in_range, non_negative, positive, require
 from scalerl.music.data import Song, load_songs, song_tokens
 from scalerl.music.vocab import FRAMES_PER_BEAT, PAD, as_onset
+from scalerl.progress import progress
 from scalerl.session import Session, read_run_config
 
 
@@ -150,6 +151,7 @@ def fit(cfg: TrainingSettings, kind: str, model_fn: Callable[[torch.device], tor
     record: dict[str, float] = {}
     if step == 0:  # the untrained model: the baseline every later record improves on
         session.log(0, {**evaluate_mode(model, validate_fn, valid_songs, device), "wall_time": 0.0})
+    bar = progress(total=cfg.steps, initial=step, desc=kind, unit="step")
     while step < cfg.steps:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(cfg, step)
@@ -160,6 +162,7 @@ def fit(cfg: TrainingSettings, kind: str, model_fn: Callable[[torch.device], tor
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         step += 1
+        bar.update()
         if step % cfg.eval_every == 0 or step == cfg.steps:
             wall_time = time.perf_counter() - started
             record = {"loss": loss.item(), **scalars, "lr": optimizer.param_groups[0]["lr"],
@@ -167,6 +170,8 @@ def fit(cfg: TrainingSettings, kind: str, model_fn: Callable[[torch.device], tor
             session.log(step, record)
             session.save(step, wall_time, model=model.state_dict(), optimizer=optimizer.state_dict(),
                          numpy_rng=rng.bit_generator.state)
+            bar.set_postfix(loss=f"{record['loss']:.3f}")
+    bar.close()
     return session.finish({"kind": kind, "steps": step, **record})
 
 
