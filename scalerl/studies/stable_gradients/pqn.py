@@ -41,9 +41,9 @@ class RLSettings:
 
 FULL = RLSettings()
 """About 70 minutes on one core per seed (the Kron runs take most of it)."""
-QUICK = RLSettings(steps=2_048, blocks=(1, 2), hidden=32, seeds=[0], num_envs=16, eval_every=0, eval_episodes=1,
+QUICK = RLSettings(steps=512, blocks=(1, 2), hidden=32, seeds=[0], num_envs=16, eval_every=0, eval_episodes=1,
                    norms_every=1)
-"""Every variant for a few rollouts: seconds, nothing learned."""
+"""Every variant for one rollout: seconds, nothing learned."""
 
 VARIANTS = {
     "baseline": {"net.torso": "mlp", "algo.optim.kind": "radam", "algo.optim.lr": LEARNING_RATE},
