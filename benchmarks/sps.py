@@ -3,11 +3,13 @@
 Each case runs the real `scalerl train` loop. "random" keeps epsilon at 1 and never updates: the
 loop's cost with the policy and learner taken out. "dqn" acts epsilon-greedily and updates every 4
 environment steps on batches of 32; "dqn-every10" is CleanRL's dqn.py CartPole setting
-(every 10 steps, batch 128). SPS is the median of the loop's own log records after
-learning starts, so start-up and the final evaluation are not counted.
+(every 10 steps, batch 128); "pqn" is PQN with its defaults (rollouts of 32 steps from every env, 2 epochs
+of 32 minibatches), to set beside "random" at the same --num-envs. SPS is the median of the loop's own log
+records after learning starts, so start-up and the final evaluation are not counted.
 
     python benchmarks/sps.py                 # random and dqn, 3 repeats, prints a markdown table
     python benchmarks/sps.py --steps 20000 --repeats 1 --envs classic:CartPole-v1
+    python benchmarks/sps.py --envs minatar:breakout --cases random pqn --num-envs 128 --steps 200000
 """
 
 from __future__ import annotations
@@ -25,18 +27,21 @@ import torch
 from scalerl import train
 
 CASES = {
-    "random": {"learning_starts": 10**9, "epsilon_start": 1.0, "epsilon_end": 1.0},
-    "dqn": {"learning_starts": 1_000, "train_every": 4, "batch_size": 32, "epsilon_decay_steps": 5_000},
+    "random": ("dqn", {"learning_starts": 10**9, "epsilon_start": 1.0, "epsilon_end": 1.0}),
+    "dqn": ("dqn", {"learning_starts": 1_000, "train_every": 4, "batch_size": 32, "epsilon_decay_steps": 5_000}),
     # CleanRL dqn.py's CartPole setting: train every 10 steps, batch 128.
-    "dqn-every10": {"learning_starts": 1_000, "train_every": 10, "batch_size": 128, "epsilon_decay_steps": 5_000},
+    "dqn-every10": ("dqn", {"learning_starts": 1_000, "train_every": 10, "batch_size": 128, "epsilon_decay_steps": 5_000}),
+    "pqn": ("pqn", {}),
 }
+"""case: (agent, its algo settings)."""
 
 
 def measure(env: str, case: str, steps: int, num_envs: int, seed: int) -> float:
     with tempfile.TemporaryDirectory() as folder:
         run_dir = Path(folder) / "run"
-        train(env=env, steps=steps, num_envs=num_envs, seed=seed, run_dir=str(run_dir), progress="off",
-              eval_every=0, eval_episodes=1, checkpoint_every=0, log_every=1_000, threads=1, algo=CASES[case])
+        agent, algo = CASES[case]
+        train(env=env, agent=agent, steps=steps, num_envs=num_envs, seed=seed, run_dir=str(run_dir), progress="off",
+              eval_every=0, eval_episodes=1, checkpoint_every=0, log_every=1_000, threads=1, algo=algo)
         records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     after_start = [r["sps"] for r in records if r["step"] > 2_000] or [r["sps"] for r in records]
     return statistics.median(after_start)
