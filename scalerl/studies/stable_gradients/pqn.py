@@ -40,7 +40,7 @@ class RLSettings:
 
 
 FULL = RLSettings()
-"""About 70 minutes on one core per seed (the Kron runs take most of it)."""
+"""About 20 minutes a seed on one core (the 5-block Kron run takes most of it)."""
 QUICK = RLSettings(steps=512, blocks=(1, 2), hidden=32, seeds=[0], num_envs=16, eval_every=0, eval_episodes=1,
                    norms_every=1)
 """Every variant for one rollout: seconds, nothing learned."""
