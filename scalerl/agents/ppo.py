@@ -341,21 +341,24 @@ class PPO(Agent):
         clip_fractions, approx_kl = [], torch.zeros(())
         for _ in range(cfg.epochs):
             order = torch.as_tensor(self.rng.permutation(size), device=self.device)
+            # One gather per tensor an epoch; each minibatch is then a slice (a view), not six more gathers.
+            shuffled = [tensor[order] for tensor in (obs, actions, old_log_probs, old_values, advantages_t, returns_t)]
             for start in range(0, size, minibatch):
                 index = order[start:start + minibatch]
-                policy, values = self.network(obs[index])
-                log_probs = self.log_prob(policy, actions[index])
-                log_ratio = log_probs - old_log_probs[index]
+                mb_obs, mb_actions, mb_old_log_probs, mb_old_values, advantage, mb_returns = (
+                    tensor[start:start + minibatch] for tensor in shuffled)
+                policy, values = self.network(mb_obs)
+                log_probs = self.log_prob(policy, mb_actions)
+                log_ratio = log_probs - mb_old_log_probs
                 ratio = log_ratio.exp()
                 with torch.no_grad():
                     approx_kl = ((ratio - 1) - log_ratio).mean()
                     clip_fractions.append(((ratio - 1.0).abs() > cfg.clip).float().mean())
-                advantage = advantages_t[index]
                 if cfg.normalize_advantages and len(index) > 1:
                     advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
                 policy_loss = torch.max(-advantage * ratio,
                                         -advantage * ratio.clamp(1 - cfg.clip, 1 + cfg.clip)).mean()
-                value_loss = self.value_loss(values, old_values[index], returns_t[index])
+                value_loss = self.value_loss(values, mb_old_values, mb_returns)
                 entropy = self.entropy(policy).mean()
                 loss = policy_loss - cfg.entropy_coef * entropy + cfg.value_coef * value_loss
                 if self.dynamics is not None:
