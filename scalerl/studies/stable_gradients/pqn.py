@@ -142,6 +142,14 @@ def plot(runs: list, path: Path) -> None:
     save(figure, path)
 
 
+def cell(values: list[float], digits: str = ".2f") -> str:
+    """The mean over seeds, then each seed's value when there are several."""
+    if not values:
+        return ""
+    each = f" ({', '.join(f'{v:{digits}}' for v in values)})" if len(values) > 1 else ""
+    return f"{np.mean(values):{digits}}{each}"
+
+
 def report_lines(settings: RLSettings, runs: list, out: Path, quick: bool) -> list[str]:
     from scalerl.analysis.report import table
 
@@ -153,9 +161,6 @@ def report_lines(settings: RLSettings, runs: list, out: Path, quick: bool) -> li
              f"{' / '.join(map(str, settings.blocks))} multi-skip blocks.", ""]
     rows = []
     for (name, blocks), row in sorted(summarize(runs).items(), key=lambda item: (item[0][1], item[0][0])):
-        def cell(values: list[float], digits: str = ".2f") -> str:
-            return f"{np.mean(values):{digits}}" + (f" ({', '.join(f'{v:{digits}}' for v in values)})" if len(values) > 1 else "") \
-                if values else ""
         rows.append([LABELS[name], str(blocks), cell(row["final"]), cell(row["last3"]), cell(row["grad_start"], ".3g"),
                      cell(row["grad_end"], ".3g")])
     lines += table(["network, optimizer", "blocks", "final return, mean (seeds)", "mean of last 3 evaluations",
