@@ -122,11 +122,10 @@ class SeedLevels(gym.Wrapper):
         super().__init__(env)
         self.count, self.start = count, start
         self.level_rng = np.random.default_rng(start)
-        self.level = start
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         if seed is not None:
             self.level_rng = np.random.default_rng(seed)
-        self.level = self.start + int(self.level_rng.integers(self.count))
-        obs, info = self.env.reset(seed=self.level, options=options)
-        return obs, {**info, "level": self.level}
+        level = self.start + int(self.level_rng.integers(self.count))
+        obs, info = self.env.reset(seed=level, options=options)
+        return obs, {**info, "level": level}

@@ -4,14 +4,12 @@ schedule, the progress bar, checkpoints of the loop's parts, and the summary at 
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from scalerl.agents.base import Agent
 from scalerl.checkpoint import CheckpointError
@@ -22,6 +20,7 @@ class TrainingDiverged(ConfigError):
     """A loss or a weight became NaN or infinite; the run stops and its last checkpoint is kept."""
 from scalerl.hooks.base import Episode, HookList
 from scalerl.nets import parameter_count
+from scalerl.progress import progress
 from scalerl.session import Session
 
 
@@ -164,8 +163,7 @@ class Loop:
 
     def begin(self) -> None:
         config, state = self.config, self.state
-        show = config.progress == "on" or (config.progress == "auto" and sys.stderr.isatty())
-        self.bar = tqdm(total=config.steps, initial=state.step, disable=not show, unit="step", dynamic_ncols=True)
+        self.bar = progress(total=config.steps, initial=state.step, unit="step", setting=config.progress)
         self.last_tick, self.loop_seconds, self.sps_from_step = time.perf_counter(), 0.0, state.step
         self.session.write_json("parameters.json", self.parameter_counts())
 

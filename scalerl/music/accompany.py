@@ -65,8 +65,9 @@ def midi_beats(path: Path) -> float:
 
 @dataclass(frozen=True)
 class Marks:
-    """How a melody file says it is played: its tempo, meter and key marks (music21 objects, each with its
-    offset in quarter notes), and the rest that completes a pickup bar (0 without a pickup)."""
+    """How a melody file says it is played: its tempo, meter and key marks (music21 objects of the parsed
+    score, each with its offset in quarter notes; copied where they are written), and the rest that
+    completes a pickup bar (0 without a pickup)."""
 
     marks: tuple[tuple[float, Any], ...] = ()
     pickup_rest: float = 0.0
@@ -80,7 +81,7 @@ def read_marks(score) -> Marks:
         key = (type(element).__name__, float(element.offset), str(element))
         if key not in seen:  # every part repeats the meter and the key
             seen.add(key)
-            marks.append((float(element.offset), copy.deepcopy(element)))
+            marks.append((float(element.offset), element))
     first_bar = next(iter(score.recurse().getElementsByClass(m21.stream.Measure)), None)
     return Marks(tuple(marks), float(first_bar.paddingLeft) if first_bar is not None else 0.0)
 

@@ -46,9 +46,10 @@ def cmd_data(args: list[str]) -> int:
     positive("--bars", parsed.bars)
     songs, problems = [], []
     if parsed.bach:
+        available = chorale_count()
+        total = available if parsed.bach < 0 else min(parsed.bach, available)
         chorales = bach_chorales(None if parsed.bach < 0 else parsed.bach)
-        for song, name, problem in progress(chorales, total=min(parsed.bach, chorale_count()) if parsed.bach > 0 else chorale_count(),
-                                            desc="chorales", unit="file"):
+        for song, name, problem in progress(chorales, total=total, desc="chorales", unit="file"):
             (songs.append(song) if song else problems.append((name, problem)))
     for song, name, problem in progress(lead_sheets(parsed.leadsheets), desc="lead sheets", unit="file"):
         (songs.append(song) if song else problems.append((name, problem)))

@@ -18,6 +18,7 @@ first layer's gradient norm (mean over the phase's last epoch). Each run is cach
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -120,7 +121,7 @@ def label(result: dict[str, Any]) -> str:
 
 
 def write_report(settings: Settings, results: list[dict[str, Any]], out: Path, quick: bool,
-                 more: list[str] = ()) -> Path:
+                 more: Sequence[str] = ()) -> Path:
     from scalerl.analysis.plots import pyplot, save
     from scalerl.analysis.report import table
 
