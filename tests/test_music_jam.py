@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from scalerl.music.metrics import chord_value
 from scalerl.music.models import ChordModelConfig, OnlineChordModel, chord_logits, generate
-from scalerl.music.vocab import NOTE_HOLD, NOTE_ON, SILENCE, is_chord
+from scalerl.music.vocab import CHORD_HOLD, NOTE_HOLD, NOTE_ON, NUM_CHORDS, SILENCE, is_chord
 
 pytest.importorskip("music21", reason="pip install 'scalerl[music]'")
 
@@ -50,20 +51,45 @@ def test_jam_answers_each_frame_as_offline_generation_does_and_plays_past_the_co
     torch.manual_seed(1)
     melody = torch.randint(NOTE_ON, NOTE_HOLD + 128, (40,)).tolist()
     status, reply = call(f"{url}/api/session", {"temperature": 0})
-    assert status == 200 and reply["frame"] == 0
+    assert status == 200 and reply["frame"] == 0 and reply["chord"]["name"] == "N.C."  # no chord before a note
     session, chords = reply["session"], [reply["chord"]["token"]]
     for frame, token in enumerate(melody):
         pitch, onset = (token - NOTE_ON, True) if token < NOTE_HOLD else (token - NOTE_HOLD, False)
         status, reply = call(f"{url}/api/step", {"session": session, "pitch": pitch, "onset": onset})
         assert status == 200 and reply["frame"] == frame + 1
         chords.append(reply["chord"]["token"])
-    assert all(is_chord(token) for token in chords)
+    assert all(is_chord(token) for token in chords[1:])
     # Within the context, the live chords are the greedy offline accompaniment, frame for frame.
-    assert chords[:16] == generate(model, torch.tensor([melody[:16]]))[0].tolist()
+    assert chords[:16] == generate(model, torch.tensor([melody[:16]]), primer=torch.tensor([[SILENCE]]))[0].tolist()
     # Past it, the session starts again from the last 8 frames: chord 17 is the greedy choice after them.
     with torch.no_grad():
         logits = model(torch.tensor([chords[8:18]]), torch.tensor([melody[8:18]]))[0, 9]
     assert chords[17] == chord_logits(logits).argmax().item()
+
+
+def test_silence_holds_the_chord_and_each_session_draws_its_own_seed(jam):
+    """A model left in silence wanders through chords (an untrained one most of all): from a beat of silence
+    on, the chord holds until the melody returns. A session without a seed gets a fresh one, and naming it
+    replays the session."""
+    _, url = jam
+
+    def play(notes: list[int | None], **start) -> tuple[int, list[int]]:
+        reply = call(f"{url}/api/session", {"temperature": 1.0, **start})[1]
+        tokens = [reply["chord"]["token"]]
+        for frame, pitch in enumerate(notes):
+            step = {"session": reply["session"], "pitch": pitch, "onset": pitch is not None and frame % 2 == 0}
+            tokens.append(call(f"{url}/api/step", step)[1]["chord"]["token"])
+        return reply["seed"], tokens
+
+    notes = [60, 60, 64, 64, 67, 67, None, None, None, None, None, None, None, None, None, None, 62, 62, 65, 65]
+    seed, tokens = play(notes)
+    values = [chord_value(token) for token in tokens]
+    assert tokens[0] == SILENCE and all(is_chord(token) for token in tokens[1:7])
+    # the 4th silent frame is the last the model chooses after; the chord then holds through the silence
+    assert len(set(values[10:17])) == 1 and all(CHORD_HOLD <= token < CHORD_HOLD + NUM_CHORDS for token in tokens[11:17])
+    seeds = {play(notes[:2])[0] for _ in range(4)}
+    assert len(seeds) == 4, "each session draws its own seed"
+    assert play(notes, seed=seed) == (seed, tokens), "a named seed replays the session"
 
 
 def test_jam_serves_the_page_and_rejects_bad_requests_in_one_line(jam):
@@ -98,12 +124,19 @@ def test_the_pages_logic_quantizes_the_keyboard_and_plays_with_the_server(jam):
                               {"pitch": 60, "onset": True}, {"pitch": None, "onset": False}, {"pitch": 67, "onset": True},
                               {"pitch": None, "onset": False}]
     melody = [SILENCE if f["pitch"] is None else (NOTE_ON if f["onset"] else NOTE_HOLD) + f["pitch"] for f in result["sent"]]
-    assert result["chords"][:7] == generate(model, torch.tensor([melody]))[0].tolist()
+    assert result["chords"][:7] == generate(model, torch.tensor([melody]), primer=torch.tensor([[SILENCE]]))[0].tolist()
     assert result["error"] == "pitch must be a MIDI number in [0, 127] or null, got 500"
     assert result["demoFrames"] == 256 and result["demoStart"][:5] == [{"pitch": 64, "onset": True}] + [
         {"pitch": 64, "onset": False}] * 3 + [{"pitch": 64, "onset": True}]
     assert result["rest"] == [{"pitch": None, "onset": False}] * 2 + [{"pitch": 58, "onset": True}]
     assert result["frameMsAt120"] == 125
+    # the roll spans the notes in view with 3 semitones to spare and at least two octaves
+    assert result["rollNarrow"] == {"low": 49, "high": 73} and result["rollWide"] == {"low": 37, "high": 93}
+    assert result["rollEmpty"]["high"] - result["rollEmpty"]["low"] == 24
+    # close chord labels stack on rows instead of hiding each other; a row is free again once its label ends
+    assert result["labelRows"] == [0, 1, 2, 0, 0]
+    assert result["replies"] == [9, 1]  # median reply, replies later than their 125 ms frame
+    assert result["pitchNames"] == ["C4", "Bb4", "A0"]
 
 
 def test_jam_command_needs_an_online_model_and_a_valid_temperature(tmp_path, capsys):

@@ -7,18 +7,24 @@ was trained for. A session keeps the model's attention cache, so a frame costs o
 tokens, a few milliseconds on one CPU thread, far inside a 16th note.
 
     GET  /api/info                                       the model, its context, the default tempo
-    POST /api/session {temperature?, seed?}              -> {session, frame: 0, chord}
+    POST /api/session {temperature?, seed?}              -> {session, seed, frame: 0, chord}
     POST /api/step {session, pitch, onset, temperature?} -> {frame, chord, fit, note_in_chord}
 
 `pitch` is the MIDI number sounding in the frame that just ended (null for silence) and `onset` whether
 it started in that frame. A chord is {token, name, pitches, change}: `change` says whether to sound it
-anew (a chord onset) or let the previous one ring.
+anew (a chord onset) or let the previous one ring. A session without a seed gets a fresh random one, which
+the reply names, so a jam can be replayed.
+
+The model chooses a chord only while the melody sounds: from a beat of silence on (and before the first
+note) the chord holds. Trained on songs, whose rests are short, a model left alone in a long silence
+wanders through a chord every few 16th notes.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -35,6 +41,7 @@ from scalerl.music.metrics import chord_value, frame_fit
 from scalerl.music.models import choose_chord
 from scalerl.music.pretrain import load_chord_model
 from scalerl.music.vocab import (
+    CHORD_HOLD,
     CHORD_ON,
     NOTE_HOLD,
     NOTE_ON,
@@ -54,6 +61,8 @@ MAX_BODY = 16 * 1024
 READ_TIMEOUT = 5.0
 """Seconds a connection may stall mid-request before it is closed (its thread freed)."""
 MAX_SEED = 2**63 - 1
+SILENT_FRAMES_TO_HOLD = 4
+"""Frames of silence (a beat) after which the chord holds until the melody returns."""
 STATIC_FILES = {"/": ("jam.html", "text/html"), "/jam.js": ("jam.js", "text/javascript")}
 
 
@@ -97,8 +106,8 @@ class JamSession:
         self.last_used = time.monotonic()
         self.generator = torch.Generator().manual_seed(seed)
         self.decoding = self._start()
-        self.chords = [self._choose()]
         self.melody: list[int] = []
+        self.chords = [SILENCE]  # no chord before the first note
         self.fits: list[float] = []
 
     def _start(self):
@@ -106,6 +115,10 @@ class JamSession:
         return self.model.decoding(torch.zeros(1, 0, dtype=torch.long))
 
     def _choose(self) -> int:
+        """The model's chord for the new frame, or, after a beat of silence, the chord that sounds held."""
+        if all(note == SILENCE for note in self.melody[-SILENT_FRAMES_TO_HOLD:]):
+            value = chord_value(self.chords[-1])
+            return SILENCE if value is None else CHORD_HOLD + value
         return int(choose_chord(self.decoding.logits, self.temperature, self.generator)[0])
 
     def hear(self, note: int) -> int:
@@ -146,7 +159,7 @@ class Jam:
 
     def start(self, request: dict[str, Any]) -> dict[str, Any]:
         temperature = check_temperature(request.get("temperature", self.temperature))
-        seed = request.get("seed", 0)
+        seed = request.get("seed", secrets.randbits(63))
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
             raise JamError(f"seed must be an integer in [0, 2**63 - 1], got {seed!r}")
         session = JamSession(self.model, temperature, seed)
@@ -154,7 +167,7 @@ class Jam:
             self._make_room()
             session_id = f"s{next(self.ids)}"
             self.sessions[session_id] = session
-        return {"session": session_id, "frame": 0, "chord": describe_chord(session.chords[0], None)}
+        return {"session": session_id, "seed": seed, "frame": 0, "chord": describe_chord(session.chords[0], None)}
 
     def _make_room(self) -> None:
         """Drop the longest-idle session if the table is full and it has been idle IDLE_SECONDS."""

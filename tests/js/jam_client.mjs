@@ -3,7 +3,8 @@
 import { pathToFileURL } from "node:url";
 
 const [jamJs, baseUrl] = process.argv.slice(2);
-const { DEMO_TUNE, JamClient, MelodyInput, frameMs, parseMelody } = await import(pathToFileURL(jamJs));
+const { DEMO_TUNE, JamClient, MelodyInput, ReplyTimes, frameMs, labelRows, parseMelody, pitchName, rollRange } =
+  await import(pathToFileURL(jamJs));
 
 const input = new MelodyInput();
 const actions = [
@@ -28,4 +29,9 @@ try {
 console.log(JSON.stringify({
   sent, chords, error, demoFrames: DEMO_TUNE.length, demoStart: DEMO_TUNE.slice(0, 5),
   rest: parseMelody("r:2 Bb3:1"), frameMsAt120: frameMs(120),
+  rollNarrow: rollRange([60, 62, null]), rollWide: rollRange([40, 90]), rollEmpty: rollRange([null]),
+  labelRows: labelRows([{ x: 0, width: 50 }, { x: 20, width: 50 }, { x: 40, width: 50 }, { x: 60, width: 50 },
+                        { x: 200, width: 10 }]),
+  replies: (() => { const times = new ReplyTimes(); [5, 9, 200, 7].forEach((t) => times.add(t, 125)); return [times.median(), times.late]; })(),
+  pitchNames: [pitchName(60), pitchName(70), pitchName(21)],
 }));

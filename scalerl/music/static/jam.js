@@ -68,8 +68,10 @@ export class JamClient {
     return this.request("/api/info");
   }
 
-  async start(temperature, seed = 0) {
-    const reply = await this.request("/api/session", { temperature, seed });
+  // Without a seed the server draws a fresh one (the reply names it, to replay a session).
+  async start(temperature, seed) {
+    const body = seed === undefined ? { temperature } : { temperature, seed };
+    const reply = await this.request("/api/session", body);
     this.session = reply.session;
     return reply;
   }
@@ -108,3 +110,54 @@ export const DEMO_TUNE = parseMelody(`
 export const KEY_OFFSETS = {
   a: 0, w: 1, s: 2, e: 3, d: 4, f: 5, t: 6, g: 7, y: 8, h: 9, u: 10, j: 11, k: 12, o: 13, l: 14, p: 15, ";": 16,
 };
+
+// The pitch range the piano roll shows: the notes in view and the chords' voicings with a few semitones
+// to spare, at least two octaves, widened evenly, so the roll follows the player up and down the keyboard.
+export function rollRange(pitches, span = 24, margin = 3) {
+  const sounding = pitches.filter((pitch) => pitch !== null && pitch !== undefined);
+  if (!sounding.length) return { low: 54, high: 54 + span };
+  let low = Math.min(...sounding) - margin, high = Math.max(...sounding) + margin;
+  if (high - low < span) {
+    const extra = span - (high - low);
+    low -= Math.floor(extra / 2);
+    high += Math.ceil(extra / 2);
+  }
+  return { low, high };
+}
+
+// Rows for chord labels along the roll: each label goes on the first row whose last label ended before
+// it starts, so close changes stack instead of hiding one another; with every row taken, the row that
+// frees first.
+export function labelRows(labels, rows = 3) {
+  const ends = new Array(rows).fill(-Infinity);
+  return labels.map(({ x, width }) => {
+    let row = ends.findIndex((end) => end <= x);
+    if (row < 0) row = ends.indexOf(Math.min(...ends));
+    ends[row] = x + width;
+    return row;
+  });
+}
+
+// The latency of the model's replies, as the page shows it: the median and the share of replies that came
+// after their frame had ended (a late chord is heard late).
+export class ReplyTimes {
+  constructor() {
+    this.times = [];
+    this.late = 0;
+  }
+
+  add(milliseconds, frameMs) {
+    this.times.push(milliseconds);
+    if (milliseconds > frameMs) this.late += 1;
+  }
+
+  median() {
+    if (!this.times.length) return null;
+    const sorted = [...this.times].sort((a, b) => a - b);
+    return sorted[Math.floor(sorted.length / 2)];
+  }
+}
+
+export function pitchName(pitch) {
+  return ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"][pitch % 12] + (Math.floor(pitch / 12) - 1);
+}

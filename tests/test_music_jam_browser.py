@@ -1,0 +1,130 @@
+"""The jam page in a real browser (headless Chromium driven by Playwright): the demo plays in time with
+sound, typed keys start and play a jam whatever control has focus (but not while typing a number), the
+controls show their state, the layout holds from 760 px to a wide screen, and nothing logs an error."""
+
+import os
+import shutil
+import threading
+
+import pytest
+import torch
+
+from scalerl.music.models import ChordModelConfig, OnlineChordModel
+from scalerl.music.vocab import NOTE_ON
+
+playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the browser test's driver)")
+CHROMIUM = os.environ.get("SCALERL_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (apt install chromium, or set SCALERL_CHROMIUM)")
+
+
+@pytest.fixture(scope="module")
+def served():
+    """A jam server on a free loopback port with a small untrained model; yields (jam, url)."""
+    from scalerl.music.jam import Jam, JamServer, make_handler
+
+    torch.manual_seed(0)
+    jam = Jam(OnlineChordModel(ChordModelConfig(dim=64, layers=2, dropout=0.0)).eval(), "tiny", 1.0, 240.0)
+    server = JamServer(("127.0.0.1", 0), make_handler(jam))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield jam, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM)
+        yield browser
+        browser.close()
+
+
+def open_page(browser, url: str, width: int = 1280):
+    """A fresh page; every console error and uncaught exception is collected in page.errors."""
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.errors = []
+    page.on("console", lambda message: message.type == "error" and page.errors.append(message.text))
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    page.goto(url)
+    page.wait_for_function("window.jamStats !== undefined")
+    return page
+
+
+def stats(page) -> dict:
+    return page.evaluate("({...window.jamStats})")
+
+
+def test_the_demo_plays_in_time_with_sound_and_draws_the_roll(served, browser, tmp_path):
+    _, url = served
+    page = open_page(browser, url)
+    page.check("#demo")
+    page.click("#start")
+    page.wait_for_function("window.jamStats.frames >= 64", timeout=20_000)  # 64 frames at 240 bpm: 4 s
+    page.click("#jump")
+    assert page.get_attribute("#jump", "aria-pressed") == "true" and page.inner_text("#jump") == "tritone jump: on"
+    page.wait_for_function("window.jamStats.frames >= 96", timeout=20_000)
+    page.click("#start")  # stop
+    result = stats(page)
+    assert result["audio"] == "running", result
+    assert result["chords"] == result["frames"] >= 96
+    assert result["medianReplyMs"] < 62.5, result  # a 16th note at 240 bpm
+    assert result["lateReplies"] <= 0.1 * result["frames"], result
+    assert page.inner_text("#chord") not in ("", "–")
+    screenshot = page.screenshot(path=str(tmp_path / "jam.png"), full_page=True)
+    assert len(screenshot) > 20_000  # the drawn roll, not a blank page
+    assert page.errors == []
+
+
+def test_typed_keys_start_the_jam_from_any_control_but_not_from_a_number_field(served, browser):
+    jam, url = served
+    page = open_page(browser, url)
+    page.focus("#bpm")
+    page.keyboard.type("12")  # typing a tempo plays nothing and starts nothing
+    assert stats(page)["frames"] == 0 and page.inner_text("#start") == "Start"
+    page.fill("#bpm", "240")
+    page.focus("#temperature")
+    sessions = set(jam.sessions)
+    page.keyboard.down("a")  # C4 with the slider focused: the jam starts and hears it
+    page.wait_for_function("window.jamStats.frames >= 8", timeout=10_000)
+    page.keyboard.up("a")
+    page.focus("#click")
+    page.keyboard.press("d")  # E4 with a checkbox focused
+    page.wait_for_function("window.jamStats.frames >= 16", timeout=10_000)
+    page.click("#start")
+    (session,) = set(jam.sessions) - sessions
+    melody = jam.sessions[session].melody
+    assert NOTE_ON + 60 in melody and NOTE_ON + 64 in melody, melody
+    assert stats(page)["seed"] is not None and page.errors == []
+
+
+@pytest.mark.parametrize("width", [760, 1920])
+def test_the_layout_holds_from_760_px_to_a_wide_screen(served, browser, width):
+    _, url = served
+    page = open_page(browser, url, width)
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # no sideways scrolling
+    toolbar = page.locator(".toolbar").bounding_box()
+    for control in ("#start", "#demo", "#bpm", "#temperature", "#jump", "#click"):
+        box = page.locator(control).bounding_box()
+        assert toolbar["x"] <= box["x"] and box["x"] + box["width"] <= toolbar["x"] + toolbar["width"], control
+    canvas, keyboard = page.locator("#roll").bounding_box(), page.locator("#keyboard").bounding_box()
+    assert canvas["width"] == pytest.approx(keyboard["width"], abs=2) and canvas["height"] >= 260
+    assert page.errors == []
+
+
+def test_the_page_says_why_when_its_session_is_gone(browser):
+    """A page whose session the server forgot (a restart) shows the error and stops, instead of failing silently."""
+    from scalerl.music.jam import Jam, JamServer, make_handler
+
+    jam = Jam(OnlineChordModel(ChordModelConfig(dim=32, layers=1, dropout=0.0)).eval(), "tiny", 1.0, 240.0)
+    server = JamServer(("127.0.0.1", 0), make_handler(jam))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    page = open_page(browser, f"http://127.0.0.1:{server.server_address[1]}/")
+    page.check("#demo")
+    page.click("#start")
+    page.wait_for_function("window.jamStats.frames >= 4", timeout=10_000)
+    jam.sessions.clear()  # as after a server restart: the session is unknown
+    page.wait_for_function("document.getElementById('error').textContent.length > 0", timeout=10_000)
+    assert "no session" in page.inner_text("#error") and page.inner_text("#start") == "Start"
+    server.shutdown()
+    server.server_close()
