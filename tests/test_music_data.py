@@ -11,6 +11,7 @@ from scalerl.music.data import (
     Event,
     Song,
     bach_chorales,
+    events_to_frames,
     lead_sheets,
     song_tokens,
     split_songs,
@@ -85,12 +86,26 @@ def test_transposition_shifts_notes_and_roots_and_stays_in_range():
     assert [max(n.value for n in s.notes) for s in transpositions(high)] == [119, 120, 121, 122, 123, 124, 125, 126, 127]
 
 
-def test_synthetic_melodies_put_chord_tones_on_the_beats():
-    for song in synthetic_songs(10, seed=1):
+@pytest.mark.parametrize("form", ["loop", "walk"])
+def test_synthetic_melodies_put_chord_tones_on_the_beats(form):
+    for song in synthetic_songs(10, seed=1, form=form):
         for note in song.notes:
             if note.start % 4 == 0:
                 chord = next(c for c in song.chords if c.start <= note.start < c.end)
                 assert note.value % 12 in chord_pitch_classes(chord.value), (song.name, note)
+
+
+def test_looping_songs_repeat_a_two_bar_progression_and_walking_ones_do_not():
+    def chord_frames(song):
+        return events_to_frames(song.chords, song.frames).values
+
+    loops, walks = synthetic_songs(50, seed=2), synthetic_songs(50, seed=2, form="walk")
+    assert all(chord_frames(song)[32:] == chord_frames(song)[:-32] for song in loops)
+    assert sum(chord_frames(song)[32:] == chord_frames(song)[:-32] for song in walks) < 10
+    # a walk is the generator the datasets were first built with: seed 0 gives the song it always gave
+    assert [c.start for c in synthetic_songs(1, form="walk")[0].chords] == [0, 8, 24, 40, 48, 64, 80, 96, 112, 120]
+    with pytest.raises(ConfigError, match="form must be one of loop, walk, got 'rondo'"):
+        synthetic_songs(1, form="rondo")
 
 
 def test_bach_chorales_give_soprano_and_per_beat_chords():

@@ -74,9 +74,19 @@ def test_short_pretraining_beats_the_untrained_model_and_resumes(tmp_path):
     assert records[0]["step"] == 0 and records[-1]["step"] == 400
     assert records[-1]["valid_loss"] < 0.5 * records[0]["valid_loss"]
     assert records[-1]["valid_accuracy"] > 0.8
+    # the model's own accompaniments are scored too: the untrained one changes chord on half its frames
+    assert records[0]["valid_one_frame_chords"] > 0.3 and records[-1]["valid_one_frame_chords"] < records[0]["valid_one_frame_chords"] / 2
+    assert records[-1]["data_one_frame_chords"] == 0.0  # synthetic chords last a bar or more
+    assert 0 <= records[-1]["valid_note_in_chord"] <= 1
     cfg, model = load_chord_model(tmp_path / "run")
     assert cfg.model == "online" and not model.training
     assert main(["chords", "pretrain", "--resume", str(tmp_path / "run")]) == 0  # finished: nothing to add
+    # exported, the model alone is a fraction of the checkpoint and loads to the same weights
+    assert main(["chords", "export", str(tmp_path / "run"), "-o", str(tmp_path / "exported")]) == 0
+    assert sorted(path.name for path in (tmp_path / "exported").iterdir()) == ["config.json", "weights.pt"]
+    assert (tmp_path / "exported" / "weights.pt").stat().st_size < 0.5 * (tmp_path / "run" / "checkpoints" / "latest.pt").stat().st_size
+    exported = load_chord_model(tmp_path / "exported")[1]
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), exported.state_dict().values()))
 
     from scalerl.music.data import load_songs
     from scalerl.music.evaluate import evaluate_model

@@ -149,7 +149,10 @@ def write_midi(song: Song, path: Path, marks: Marks = Marks()) -> None:
     score.write("midi", fp=str(path))
 
 
-def accompany(run_dir: str | Path, melody_path: str | Path, out: str | Path, temperature: float = 1.0, seed: int = 0) -> Song:
+def accompany(run_dir: str | Path | None, melody_path: str | Path, out: str | Path, temperature: float = 1.0,
+              seed: int = 0) -> Song:
+    """Chords for the melody file by the online model in run_dir (None: the model that ships), written to `out`
+    as MIDI with the melody's tempo, meter, key and pickup."""
     check_output(Path(out))
     cfg, model = load_chord_model(run_dir)
     if cfg.model != "online":

@@ -9,6 +9,7 @@ from pathlib import Path
 from scalerl.checks import ConfigError, in_range, positive
 from scalerl.flags import ArgumentParser, check_flags, field_types, option_value, tyro_cli
 from scalerl.music.data import (
+    SYNTHETIC_FORMS,
     bach_chorales,
     chorale_count,
     lead_sheets,
@@ -39,6 +40,8 @@ def cmd_data(args: list[str]) -> int:
     parser.add_argument("--bach", type=int, default=0, metavar="N", help="chorales to take (-1: all ~370, ~1 min)")
     parser.add_argument("--synthetic", type=int, default=0, metavar="N", help="synthetic songs to generate")
     parser.add_argument("--bars", type=int, default=8, help="bars per synthetic song")
+    parser.add_argument("--synthetic-form", choices=SYNTHETIC_FORMS, default="loop",
+                        help="loop: a two-bar progression repeats, as in pop songs; walk: each next chord drawn afresh")
     parser.add_argument("--leadsheets", nargs="+", type=Path, default=[], metavar="PATH", help="files or folders")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-o", "--out", type=Path, default=Path("data/chords"))
@@ -54,7 +57,7 @@ def cmd_data(args: list[str]) -> int:
     for song, name, problem in progress(lead_sheets(parsed.leadsheets), desc="lead sheets", unit="file"):
         (songs.append(song) if song else problems.append((name, problem)))
     if parsed.synthetic:
-        songs += synthetic_songs(parsed.synthetic, parsed.bars, parsed.seed)
+        songs += synthetic_songs(parsed.synthetic, parsed.bars, parsed.seed, parsed.synthetic_form)
     for name, problem in problems:
         print(f"skipped {name}: {problem}", file=sys.stderr)
     if not songs:
@@ -129,7 +132,8 @@ def cmd_accompany(args: list[str]) -> int:
 
     parser = ArgumentParser(prog="scalerl chords accompany", description=(
         "Add chords to a melody (MIDI, MusicXML or ABC) with an online model; writes a MIDI file."))
-    parser.add_argument("run", type=Path, help="run directory of an online model (pretrained or finetuned)")
+    parser.add_argument("run", type=Path, nargs="?", default=None,
+                        help="run directory of an online model (pretrained or finetuned); default: the model that ships")
     parser.add_argument("melody", type=Path)
     parser.add_argument("-o", "--out", type=Path, required=True, help="MIDI file to write")
     parser.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
@@ -147,7 +151,8 @@ def cmd_jam(args: list[str]) -> int:
 
     parser = ArgumentParser(prog="scalerl chords jam", description=(
         "Serve the live jam page: play a melody in the browser, the online model answers with chords."))
-    parser.add_argument("run", type=Path, help="run directory of an online model (pretrained or finetuned)")
+    parser.add_argument("run", type=Path, nargs="?", default=None,
+                        help="run directory of an online model (pretrained or finetuned); default: the model that ships")
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to let other machines join")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--temperature", type=float, default=1.0, help="the page's starting temperature (0: greedy)")
@@ -161,8 +166,22 @@ def cmd_jam(args: list[str]) -> int:
     return 0
 
 
+def cmd_export(args: list[str]) -> int:
+    from scalerl.music.pretrain import export_model
+
+    parser = ArgumentParser(prog="scalerl chords export", description=(
+        "Write a chord model alone (config.json and weights, no optimizer state) to share it or ship it; "
+        "every command that takes a run directory takes the folder too."))
+    parser.add_argument("run", type=Path, help="run directory of a chord model (pretrained or finetuned)")
+    parser.add_argument("-o", "--out", type=Path, required=True)
+    parsed = parser.parse_args(args)
+    out = export_model(parsed.run, parsed.out)
+    print(json.dumps({"out": str(out), "bytes": sum(path.stat().st_size for path in out.iterdir())}))
+    return 0
+
+
 COMMANDS = {"data": cmd_data, "pretrain": cmd_pretrain, "rewards": cmd_rewards, "finetune": cmd_finetune,
-            "eval": cmd_eval, "accompany": cmd_accompany, "jam": cmd_jam}
+            "eval": cmd_eval, "accompany": cmd_accompany, "jam": cmd_jam, "export": cmd_export}
 
 
 def main(args: list[str]) -> int:
@@ -173,7 +192,8 @@ def main(args: list[str]) -> int:
               "  finetune   RL finetuning of an online model: reward models + KL to the teacher (--beta)\n"
               "  eval       compare models' accompaniments of held-out melodies\n"
               "  accompany  add chords to a MIDI/MusicXML/ABC melody and write MIDI\n"
-              "  jam        serve a page to play a melody live in the browser and hear the model's chords")
+              "  jam        serve a page to play a melody live in the browser and hear the model's chords\n"
+              "  export     write a model alone (config and weights) to share or ship")
         return 0
     command, *rest = args
     if command not in COMMANDS:

@@ -253,32 +253,56 @@ NEXT_DEGREES = {0: (3, 4, 5, 1), 1: (4, 6), 2: (5, 3), 3: (4, 0, 1), 4: (0, 5), 
 """Common-practice moves between scale degrees (I -> IV, V, vi, ii; ii -> V; V -> I, vi; ...)."""
 
 
+SYNTHETIC_FORMS = ("loop", "walk")
+"""How a synthetic song's chords go on: `loop` repeats a two-bar progression through the song, as pop
+songs and lead sheets do (the online setting the paper's Hooktheory data poses: once the loop has been
+heard, the next chord can be known before its melody is); `walk` draws every next chord afresh, so no model
+that cannot hear the coming melody can know it."""
+
+
 @dataclass
 class SyntheticSongs:
     """Diatonic progressions in random major keys, one chord per bar or half bar (V sometimes a
-    dominant seventh), with melodies of chord tones on the beats and steps between them."""
+    dominant seventh), with melodies of chord tones on the beats and steps between them; the chords either
+    loop or walk (SYNTHETIC_FORMS)."""
 
     bars: int = 8
     seed: int = 0
+    form: str = "loop"
     rng: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.form not in SYNTHETIC_FORMS:
+            raise ConfigError(f"form must be one of {', '.join(SYNTHETIC_FORMS)}, got {self.form!r}")
         self.rng = random.Random(self.seed)
 
     def song(self, index: int) -> Song:
-        rng = self.rng
-        key = rng.randrange(12)
-        degree, chords, start = 0, [], 0
+        key = self.rng.randrange(12)
         frames_per_bar = 4 * FRAMES_PER_BEAT
         total = self.bars * frames_per_bar
+        walk = self.progression(key, total)
+        if self.form == "walk":
+            chords = walk
+        else:
+            period = 2 * frames_per_bar
+            loop = [Event(event.start, min(event.end, period), event.value) for event in walk if event.start < period]
+            chords = [Event(event.start + offset, min(event.end + offset, total), event.value)
+                      for offset in range(0, total, period) for event in loop if event.start + offset < total]
+        notes = self.melody(key, chords)
+        return Song(f"synthetic {index}", total, notes, merge_repeats(chords), "synthetic")
+
+    def progression(self, key: int, total: int) -> list[Event]:
+        """A walk through common-practice moves from I, a bar or half a bar a chord, `total` frames long."""
+        rng = self.rng
+        frames_per_bar = 4 * FRAMES_PER_BEAT
+        degree, chords, start = 0, [], 0
         while start < total:
             length = min(frames_per_bar if rng.random() < 0.7 else frames_per_bar // 2, total - start)
             quality = "7" if degree == 4 and rng.random() < 0.4 else DEGREE_QUALITY[degree]
             chords.append(Event(start, start + length, chord_id(key + MAJOR_SCALE[degree], quality)))
             start += length
             degree = rng.choice(NEXT_DEGREES[degree])
-        notes = self.melody(key, chords)
-        return Song(f"synthetic {index}", total, notes, merge_repeats(chords), "synthetic")
+        return chords
 
     def melody(self, key: int, chords: list[Event]) -> tuple[Event, ...]:
         """A chord tone on every beat, near the previous pitch; a third of the beats split into two
@@ -300,8 +324,8 @@ class SyntheticSongs:
         return tuple(notes)
 
 
-def synthetic_songs(count: int, bars: int = 8, seed: int = 0) -> list[Song]:
-    generator = SyntheticSongs(bars, seed)
+def synthetic_songs(count: int, bars: int = 8, seed: int = 0, form: str = "loop") -> list[Song]:
+    generator = SyntheticSongs(bars, seed, form)
     return [generator.song(index) for index in range(count)]
 
 

@@ -17,6 +17,7 @@ from scalerl.music.metrics import (
     frame_fit,
     melody_pitch,
     note_in_chord,
+    one_frame_share,
     onset_emd,
     onset_interval_histogram,
 )
@@ -82,10 +83,12 @@ def evaluate_model(model: torch.nn.Module, songs: list[Song], frames: int, tempe
         "note_in_chord": float(np.nanmean([note_in_chord(c, m) for c, (_, m) in zip(generated, windows)])),
         "onset_emd": onset_emd(model_histogram, truth_histogram),
         "chord_length_entropy": float(np.nanmean([chord_length_entropy(c) for c in generated])),
+        "one_frame_chords": one_frame_share(generated),
         "chord_entropy": float(np.nanmean([chord_entropy(c) for c in generated])),
         "distinct_chords": distinct_chords(generated),
         "data_note_in_chord": float(np.nanmean([note_in_chord(c, m) for c, m in windows])),
         "data_chord_length_entropy": float(np.nanmean([chord_length_entropy(c) for c, _ in windows])),
+        "data_one_frame_chords": one_frame_share([c for c, _ in windows]),
         "data_chord_entropy": float(np.nanmean([chord_entropy(c) for c, _ in windows])),
         "data_distinct_chords": distinct_chords([c for c, _ in windows]),
     }
@@ -140,14 +143,16 @@ def compare(run_dirs: list[Path], songs: list[Song], frames: int | None = None,
 
 
 def markdown_table(results: dict[str, dict]) -> str:
-    rows = ["| model | note-in-chord | onset EMD | chord-length entropy | chord entropy | distinct chords "
-            "| frames to recover after a tritone shift | fit kept after the shift |", "|---|---|---|---|---|---|---|---|"]
+    rows = ["| model | note-in-chord | onset EMD | chord-length entropy | one-frame chords | chord entropy | distinct chords "
+            "| frames to recover after a tritone shift | fit kept after the shift |", "|---|---|---|---|---|---|---|---|---|"]
     data = next(iter(results.values()))
     for name, r in results.items():
         rows.append(f"| {name} | {r['note_in_chord']:.3f} | {r['onset_emd']:.3f} | {r['chord_length_entropy']:.2f} | "
+                    f"{r['one_frame_chords']:.3f} | "
                     f"{r['chord_entropy']:.2f} | {r['distinct_chords']} | {r.get('frames_to_recover', float('nan')):.0f} | "
                     f"{r.get('fit_kept_after_shift', float('nan')):.2f} |")
     rows.append(f"| data (held-out chords) | {data['data_note_in_chord']:.3f} | 0 | {data['data_chord_length_entropy']:.2f} | "
+                f"{data['data_one_frame_chords']:.3f} | "
                 f"{data['data_chord_entropy']:.2f} | {data['data_distinct_chords']} | - | - |")
     return "\n".join(rows)
 

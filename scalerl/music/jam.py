@@ -275,8 +275,10 @@ def make_server(model: torch.nn.Module, run_dir: str = "", host: str = "127.0.0.
     return JamServer((host, port), make_handler(Jam(model, run_dir, temperature, bpm)))
 
 
-def serve(run_dir: str | Path, host: str, port: int, temperature: float, bpm: float, threads: int = 1) -> None:
+def serve(run_dir: str | Path | None, host: str, port: int, temperature: float, bpm: float, threads: int = 1) -> None:
+    """Serve the jam page with the model in run_dir (None: the model that ships) until Ctrl-C."""
     cfg, model = load_chord_model(run_dir)
+    run_dir = run_dir or "the model that ships with scalerl"
     if cfg.model != "online":
         raise ConfigError(f"{run_dir} holds a {cfg.model} model; jamming needs an online one (it cannot hear the future)")
     try:

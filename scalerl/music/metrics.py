@@ -4,7 +4,8 @@
   belongs to the chord (harmonic fit).
 - onset_interval_histogram / onset_emd: for every chord onset, the distance in frames to the nearest
   melody onset (clipped); the earth mover's distance between two such histograms compares rhythmic fit.
-- chord_length_entropy: entropy (nats) of the distribution of chord durations in frames.
+- chord_length_entropy: entropy (nats) of the distribution of chord durations in frames; one_frame_share:
+  the share of chords lasting one frame.
 - chord_entropy: entropy (nats) of chord usage, a diversity measure.
 """
 
@@ -101,6 +102,13 @@ def chord_lengths(chords: list[int]) -> list[int]:
             lengths.append(current)
             current = 0
     return lengths + ([current] if current else [])
+
+
+def one_frame_share(accompaniments: list[list[int]]) -> float:
+    """The share of chords, over all the accompaniments, that last a single frame (a 16th note): chords
+    changed before they could be heard."""
+    lengths = [length for chords in accompaniments for length in chord_lengths(chords)]
+    return float(np.mean(np.array(lengths) == 1)) if lengths else float("nan")
 
 
 def chord_length_entropy(chords: list[int]) -> float:

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from scalerl.checks import check_choices, require
 from scalerl.music.data import Song
-from scalerl.music.models import MODELS, ChordModelConfig, chord_logits
+from scalerl.music.metrics import note_in_chord, one_frame_share
+from scalerl.music.models import MODELS, ChordModelConfig, chord_logits, generate
 from scalerl.music.training import (
     TrainingSettings,
     fit,
@@ -60,8 +61,26 @@ def validation(frames: int):
             accuracies.append(scalars["accuracy"])
             weights.append(int((chords != PAD).sum()))
         return {"valid_loss": float(np.average(losses, weights=weights)),
-                "valid_accuracy": float(np.average(accuracies, weights=weights))}
+                "valid_accuracy": float(np.average(accuracies, weights=weights)),
+                **accompaniment_metrics(model, [crop for crop in crops if PAD not in crop[1]], device)}
     return validate
+
+
+def accompaniment_metrics(model: torch.nn.Module, crops: list[tuple[list[int], list[int]]], device: torch.device,
+                          batch: int = 64) -> dict[str, float]:
+    """What the loss does not show: the model's own accompaniments of the melodies (sampled at temperature 1
+    from a fixed seed, so records of one run compare): note-in-chord, and the share of chords that last a
+    single frame against the data's (a model unsure when to hold a chord changes it every 16th note)."""
+    if not crops:
+        return {}
+    generated = []
+    for index in range(0, len(crops), batch):
+        melody = torch.tensor([m for _, m in crops[index:index + batch]], device=device)
+        generated += generate(model, melody, 1.0, seed=index).tolist()
+    return {"valid_note_in_chord": float(np.nanmean([note_in_chord(c, m) for c, (_, m) in zip(generated, crops)])),
+            "valid_one_frame_chords": one_frame_share(generated),
+            "data_one_frame_chords": one_frame_share([c for c, _ in crops])}
+
 
 
 def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict[str, Any]:
@@ -74,9 +93,32 @@ def resume_pretraining(run_dir: str | Path) -> dict[str, Any]:
     return pretrain(cfg, resume=True)
 
 
-def load_chord_model(run_dir: str | Path, device: str = "cpu") -> tuple[PretrainConfig, torch.nn.Module]:
-    """A pretrained model from its run directory's latest checkpoint, in eval mode."""
-    cfg, run_dir = read_run(run_dir, PretrainConfig)
+DEFAULT_MODEL = Path(__file__).parent / "model"
+"""The online ReaLchords policy that ships with the package (docs/realchords.md says how it was trained)."""
+EXPORTED_WEIGHTS = "weights.pt"
+
+
+def load_chord_model(run_dir: str | Path | None = None, device: str = "cpu") -> tuple[PretrainConfig, torch.nn.Module]:
+    """A chord model in eval mode: a run directory's latest checkpoint, a folder written by export_model, or
+    (None) the model that ships with the package."""
+    cfg, run_dir = read_run(DEFAULT_MODEL if run_dir is None else run_dir, PretrainConfig)
     model = MODELS[cfg.model](cfg.net).to(resolve_device(device))
-    model.load_state_dict(latest_weights(run_dir)["model"])
+    exported = run_dir / EXPORTED_WEIGHTS
+    if exported.is_file():
+        weights = torch.load(exported, map_location="cpu", weights_only=True)
+    else:
+        weights = latest_weights(run_dir)["model"]
+    model.load_state_dict(weights)
     return cfg, model.eval()
+
+
+def export_model(run_dir: str | Path, out: str | Path) -> Path:
+    """A run's model alone, to ship or share: its config.json (which says how it was trained) and its
+    weights, without the optimizer state and random streams a checkpoint keeps to resume. load_chord_model(out)
+    reads it."""
+    cfg, run_dir = read_run(run_dir, PretrainConfig)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(latest_weights(run_dir)["model"], out / EXPORTED_WEIGHTS)
+    (out / "config.json").write_text((run_dir / "config.json").read_text())
+    return out

@@ -5,7 +5,9 @@ Steps, each an ordinary `scalerl chords` run directory under the study's folder 
 so an interrupted study continues where it stopped): data, then the online model and the teacher (in
 parallel), then a contrastive and a discriminative reward model (in parallel), then RL finetuning from the
 online model with each seed (two at a time), then `scalerl chords eval` of online MLE, every RL run and the
-teacher on the held-out songs.
+teacher on the held-out songs. Last, online models of other sizes pretrained for the same steps: with the
+main one, their validation records (loss, and note-in-chord of their own accompaniments) are the measured
+curve the pretraining budget was chosen from (budget.png).
 
 Two ablations (first seed only) separate the parts of the objective:
   kd-s0  distillation only: KL to the teacher, no reward models
@@ -34,14 +36,20 @@ from pathlib import Path
 import numpy as np
 
 from scalerl.music.evaluate import plot_adaptation
+from scalerl.music.models import ChordModelConfig
 
 
 @dataclass(frozen=True)
 class Settings:
     synthetic: int = 600
+    synthetic_form: str = "loop"
+    """loop (a two-bar progression repeats, as in pop songs) or walk (every next chord drawn afresh)."""
     bach: int = -1
     """Chorales (-1: all)."""
-    pretrain_steps: int = 1000
+    pretrain_steps: int = 2000
+    """Where validation loss and note-in-chord flatten for the online model (budget.png)."""
+    curve_sizes: list[tuple[int, int]] = field(default_factory=lambda: [(64, 2), (256, 4)])
+    """(dim, layers) of the online models pretrained beside the main one (128, 3) for the size curve."""
     reward_steps: int = 500
     finetune_steps: int = 1000
     beta: float = 0.5
@@ -54,9 +62,9 @@ class Settings:
 
 
 FULL = Settings()
-"""About 1.5 hours on 2 cores: the table in the study's README."""
-QUICK = Settings(synthetic=60, bach=0, pretrain_steps=30, reward_steps=20, finetune_steps=6, seeds=[0], ablations=False,
-                 multiscale=False, key_change=0.0, eval_limit=4)
+"""About 2.5 hours on 2 cores: the table in the study's README."""
+QUICK = Settings(synthetic=60, bach=0, pretrain_steps=30, curve_sizes=[(16, 1)], reward_steps=20, finetune_steps=6,
+                 seeds=[0], ablations=False, multiscale=False, key_change=0.0, eval_limit=4)
 """A couple of minutes: every step of the pipeline, at a size that learns nothing."""
 
 
@@ -81,7 +89,8 @@ def run(out: Path, quick: bool = False) -> Path:
     out = Path(out)
     data = out / "data"
     if not (data / "test.jsonl").exists():
-        chords("data", "--synthetic", str(settings.synthetic), "--bach", str(settings.bach), "-o", str(data))
+        chords("data", "--synthetic", str(settings.synthetic), "--synthetic-form", settings.synthetic_form,
+               "--bach", str(settings.bach), "-o", str(data))
     common = ["--data", str(data), "--threads", "1"]
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(lambda model: once(out / model, "pretrain", "--model", model, "--steps", str(settings.pretrain_steps),
@@ -126,9 +135,19 @@ def run(out: Path, quick: bool = False) -> Path:
                             "-o", str(path), *limit], check=True, stdout=subprocess.DEVNULL)
         results |= json.loads(path.read_text())
     plot_adaptation(group_curves(results), out / "adaptation.png")
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda size: once(out / f"online-{size[0]}x{size[1]}", "pretrain", "--model", "online", "--steps",
+                                        str(settings.pretrain_steps), "--net.dim", str(size[0]), "--net.layers", str(size[1]),
+                                        "--eval-every", "250", *common), settings.curve_sizes))
+    default = ChordModelConfig()
+    curves = {f"online {dim}x{layers}": out / f"online-{dim}x{layers}" for dim, layers in settings.curve_sizes}
+    plot_budget({f"online {default.dim}x{default.layers}": out / "online", **curves, "teacher": out / "teacher"},
+                out / "budget.png")
     report = out / "report.md"
     report.write_text(f"# ReaLchords study{' (quick: every step, nothing learned)' if quick else ''}\n\n"
                       f"Settings: {settings}\n\n{seed_table(results)}\n\n![Adaptation test](adaptation.png)\n\n"
+                      f"Pretraining budget: validation records against steps, per model size.\n\n"
+                      f"![Pretraining curves](budget.png)\n\n"
                       "The paper's numbers, and how ours compare: the study's README (`scalerl study --readme realchords`).\n")
     return report
 
@@ -147,7 +166,7 @@ def group_curves(results: dict[str, dict]) -> dict[str, list[float]]:
 
 def seed_table(results: dict[str, dict]) -> str:
     """One row per model kind; runs of the same kind (RL seeds) as mean [min, max]."""
-    keys = ["note_in_chord", "onset_emd", "chord_length_entropy", "chord_entropy", "distinct_chords", "frames_to_recover",
+    keys = ["note_in_chord", "onset_emd", "chord_length_entropy", "one_frame_chords", "chord_entropy", "distinct_chords", "frames_to_recover",
             "fit_kept_after_shift"]
     groups: dict[str, list[dict]] = {}
     for name, result in results.items():
@@ -162,3 +181,25 @@ def seed_table(results: dict[str, dict]) -> str:
         rows.append(f"| {group} | {len(members)} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
+
+
+def plot_budget(runs: dict[str, Path], path: Path) -> None:
+    """Validation loss and the note-in-chord of the models' own accompaniments against pretraining steps,
+    one line per run: where they flatten is the budget worth training for."""
+    from scalerl.analysis.plots import pyplot
+
+    plt = pyplot()
+    figure, (loss_axis, fit_axis) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for label, run in runs.items():
+        records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][1:]
+        steps = [record["step"] for record in records]
+        loss_axis.plot(steps, [record["valid_loss"] for record in records], label=label)
+        fit_axis.plot(steps, [record.get("valid_note_in_chord", np.nan) for record in records], label=label)
+    loss_axis.set_ylabel("validation loss (chord tokens)")
+    fit_axis.set_ylabel("note-in-chord, own accompaniments")
+    for axis in (loss_axis, fit_axis):
+        axis.set_xlabel("pretraining step")
+    fit_axis.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    figure.tight_layout()
+    figure.savefig(path, dpi=150)
+    plt.close(figure)
