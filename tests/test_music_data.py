@@ -26,11 +26,13 @@ from scalerl.music.vocab import (
     EOS,
     NOTE_HOLD,
     NOTE_ON,
+    PAD,
     SILENCE,
     VOCAB_SIZE,
     chord_id,
     chord_name,
     chord_pitch_classes,
+    chord_root_quality,
     deinterleave,
     interleave,
     label_chord,
@@ -212,7 +214,8 @@ def test_key_change_augmentation_moves_the_rest_of_a_crop_and_restarts_what_soun
     plain_chords, plain_melody = song_tokens(song)
     seams = set()
     for seed in range(20):
-        chords, melody = Batches([song], 32, 0, np.random.default_rng(seed), key_change=1.0).sample(1, torch.device("cpu"))
+        chords, melody, targets = Batches([song], 32, 0, np.random.default_rng(seed), key_change=1.0).sample(1, torch.device("cpu"))
+        assert torch.equal(chords, targets)
         chords, melody = chords[0].tolist(), melody[0].tolist()
         seam = next(t for t in range(1, 32) if melody[t] != plain_melody[t])
         shift = melody[seam] - (NOTE_ON + 60)
@@ -225,3 +228,28 @@ def test_key_change_augmentation_moves_the_rest_of_a_crop_and_restarts_what_soun
     assert len(seams) > 3  # the seam falls on different beats
     never = Batches([song], 32, 0, np.random.default_rng(0), key_change=0.0).sample(1, torch.device("cpu"))
     assert never[1][0].tolist() == plain_melody
+
+
+def test_history_noise_reads_the_chords_before_a_beat_in_a_wrong_key_and_learns_only_after_it():
+    import torch
+
+    from scalerl.music.training import Batches
+
+    song = Song("long", 32, notes=(Event(0, 32, 60),), chords=(Event(0, 32, chord_id(0, "maj")),))
+    plain_chords, plain_melody = song_tokens(song)
+    seams = set()
+    for seed in range(20):
+        chords, melody, targets = (part[0].tolist() for part in Batches(
+            [song], 32, 0, np.random.default_rng(seed), history_noise=1.0).sample(1, torch.device("cpu")))
+        assert melody == plain_melody  # the melody is never moved
+        seam = next(t for t in range(32) if targets[t] != PAD)
+        seams.add(seam)
+        wrong = chords[0] - CHORD_ON
+        assert seam % 4 == 0 and 0 < seam < 32 and wrong != chord_id(0, "maj") and chord_root_quality(wrong)[1] == "maj"
+        assert chords[:seam] == [CHORD_ON + wrong] + [CHORD_HOLD + wrong] * (seam - 1)
+        # from the seam on the true chord, restarted: the model reads it and learns to predict it
+        true = [CHORD_ON + chord_id(0, "maj")] + [CHORD_HOLD + chord_id(0, "maj")] * (31 - seam)
+        assert chords[seam:] == targets[seam:] == true
+    assert len(seams) > 3
+    chords, _, targets = Batches([song], 32, 0, np.random.default_rng(0)).sample(1, torch.device("cpu"))
+    assert torch.equal(chords, targets) and chords[0].tolist() == plain_chords

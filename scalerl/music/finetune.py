@@ -175,7 +175,7 @@ def finetune(cfg: FinetuneConfig, resume: bool = False) -> dict[str, Any]:
     record: dict[str, float] = {}
     bar = progress(total=cfg.steps, initial=step, desc="finetune", unit="step")
     while step < cfg.steps:
-        _, melody = batches.sample(cfg.batch_size, device)
+        _, melody, _ = batches.sample(cfg.batch_size, device)
         chords = generate(policy, melody, cfg.temperature, generator=generator)
         with torch.no_grad():
             model_rewards = [windowed_reward(model, chords, melody, window) for model, window in reward_models]

@@ -40,12 +40,15 @@ class PretrainConfig(TrainingSettings):
         require(self.crop_frames <= self.net.max_frames, "crop_frames", f"<= net.max_frames ({self.net.max_frames})", self.crop_frames)
 
 
-def chord_loss(model: torch.nn.Module, chords: torch.Tensor, melody: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-    """Mean cross-entropy of the chord tokens (PAD frames ignored), and the accuracy."""
+def chord_loss(model: torch.nn.Module, chords: torch.Tensor, melody: torch.Tensor,
+               targets: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Mean cross-entropy of the target chord tokens (PAD frames ignored) given the chords read, and the
+    accuracy; the targets are the chords read unless history noise made some of those wrong."""
+    targets = chords if targets is None else targets
     logits = chord_logits(model(chords, melody))
-    loss = F.cross_entropy(logits.flatten(0, 1), chords.flatten(), ignore_index=PAD)
-    valid = chords != PAD
-    accuracy = ((logits.argmax(-1) == chords) & valid).sum() / valid.sum().clamp(min=1)
+    loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD)
+    valid = targets != PAD
+    accuracy = ((logits.argmax(-1) == targets) & valid).sum() / valid.sum().clamp(min=1)
     return loss, {"accuracy": accuracy.item()}
 
 

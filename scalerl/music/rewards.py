@@ -63,6 +63,8 @@ class RewardConfig(TrainingSettings):
         require(self.dim % self.heads == 0, "dim", f"a multiple of heads ({self.heads})", self.dim)
         in_range("dropout", self.dropout, 0.0, 0.9)
         require(self.crop_frames <= self.max_frames, "crop_frames", f"<= max_frames ({self.max_frames})", self.crop_frames)
+        require(self.history_noise == 0, "history_noise", "0 for a reward model (it judges true chord histories)",
+                self.history_noise)
 
 
 def rhythm_tokens(tokens: torch.Tensor) -> torch.Tensor:
@@ -148,7 +150,9 @@ class DiscriminativeReward(nn.Module):
 REWARD_MODELS = {"contrastive": ContrastiveReward, "discriminative": DiscriminativeReward}
 
 
-def reward_loss(model: nn.Module, chords: torch.Tensor, melody: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+def reward_loss(model: nn.Module, chords: torch.Tensor, melody: torch.Tensor,
+                targets: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """A reward model learns from true pairs only: the targets are the chords it reads."""
     return model.loss(chords, melody), {}
 
 

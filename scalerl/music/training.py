@@ -39,6 +39,10 @@ class TrainingSettings:
     key_change: float = 0.0
     """Probability that a crop changes key at a random beat: from there on, melody and chords move by a
     random interval in [-6, 6]. Not in the paper; a way to show models mid-song modulations."""
+    history_noise: float = 0.0
+    """Probability that a crop's chords before a random beat are read in another key, with no loss on them:
+    from that beat on, the model must follow the melody against a wrong chord history, as when it
+    accompanies and its first chords were guesses. Not in the paper; chord models only."""
     eval_every: int = 250
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -55,6 +59,7 @@ class TrainingSettings:
         require(0 <= self.seed < 2**31, "seed", "in [0, 2**31)", self.seed)
         require(0 <= self.transpose <= 12, "transpose", "in [0, 12]", self.transpose)
         in_range("key_change", self.key_change, 0.0, 1.0)
+        in_range("history_noise", self.history_noise, 0.0, 1.0)
         positive("eval_every", self.eval_every)
 
 
@@ -75,22 +80,25 @@ def splice(before: list[int], after: list[int], frame: int) -> list[int]:
 
 class Batches:
     """Random transposed crops of songs, starting on beats, drawn from a seeded generator; with
-    probability key_change a crop modulates at a random beat."""
+    probability key_change a crop modulates at a random beat, and with probability history_noise its
+    chords before a random beat are read in a wrong key (see TrainingSettings)."""
 
     def __init__(self, songs: list[Song], frames: int, transpose: int, rng: np.random.Generator,
-                 key_change: float = 0.0) -> None:
+                 key_change: float = 0.0, history_noise: float = 0.0) -> None:
         if not songs:
             raise ConfigError("no training songs")
         self.songs, self.frames, self.transpose, self.rng = songs, frames, transpose, rng
-        self.key_change = key_change
+        self.key_change, self.history_noise = key_change, history_noise
 
     def fitting_shift(self, song: Song, base: int, largest: int, nonzero: bool = False) -> int:
         """A random shift in [-largest, largest] that keeps the song's melody in MIDI range (0 if none does)."""
         shifts = [k for k in range(-largest, largest + 1) if k or not nonzero]
         return next((int(k) for k in self.rng.permutation(shifts) if song.transposed(base + int(k)).fits()), 0)
 
-    def sample(self, size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        chords, melody = [], []
+    def sample(self, size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(chords, melody, targets) of `size` crops: the chords a model reads, the melody, and the chords it
+        should predict (the chords read, or PAD where history noise made them wrong)."""
+        chords, melody, targets = [], [], []
         for _ in range(size):
             song = self.songs[self.rng.integers(len(self.songs))]
             beats = max(1, (song.frames - self.frames) // FRAMES_PER_BEAT + 1)
@@ -103,9 +111,16 @@ class Batches:
                 if shift:
                     c_shifted, m_shifted = crop_tokens(song, start, self.frames, semitones + shift)
                     c, m = splice(c, c_shifted, frame), splice(m, m_shifted, frame)
+            t = c
+            if self.history_noise and self.rng.random() < self.history_noise and self.frames > FRAMES_PER_BEAT:
+                frame = int(self.rng.integers(1, self.frames // FRAMES_PER_BEAT)) * FRAMES_PER_BEAT
+                wrong, _ = crop_tokens(song, start, self.frames, semitones + int(self.rng.integers(1, 12)))
+                c = splice(wrong, c, frame)
+                t = [PAD] * frame + c[frame:]
             chords.append(c)
             melody.append(m)
-        return torch.tensor(chords, device=device), torch.tensor(melody, device=device)
+            targets.append(t)
+        return tuple(torch.tensor(part, device=device) for part in (chords, melody, targets))
 
 
 def validation_crops(songs: list[Song], frames: int) -> list[tuple[list[int], list[int]]]:
@@ -121,7 +136,8 @@ def learning_rate(cfg: TrainingSettings, step: int) -> float:
     return cfg.lr * (0.1 + 0.45 * (1 + np.cos(np.pi * progress)))
 
 
-LossFn = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
+LossFn = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
+"""(model, chords, melody, targets) -> (loss, scalars to log)."""
 ValidateFn = Callable[[torch.nn.Module, list[Song], torch.device], dict[str, float]]
 
 
@@ -145,7 +161,7 @@ def fit(cfg: TrainingSettings, kind: str, model_fn: Callable[[torch.device], tor
         rng.bit_generator.state = checkpoint["numpy_rng"]
         step, wall_time = checkpoint["step"], checkpoint["wall_time"]
         session.restore_rng()
-    batches = Batches(train_songs, cfg.crop_frames, cfg.transpose, rng, cfg.key_change)
+    batches = Batches(train_songs, cfg.crop_frames, cfg.transpose, rng, cfg.key_change, cfg.history_noise)
     session.write_json("parameters.json", {kind: sum(p.numel() for p in model.parameters())})
     started = time.perf_counter() - wall_time
     record: dict[str, float] = {}
@@ -155,8 +171,7 @@ def fit(cfg: TrainingSettings, kind: str, model_fn: Callable[[torch.device], tor
     while step < cfg.steps:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(cfg, step)
-        chords, melody = batches.sample(cfg.batch_size, device)
-        loss, scalars = loss_fn(model, chords, melody)
+        loss, scalars = loss_fn(model, *batches.sample(cfg.batch_size, device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
