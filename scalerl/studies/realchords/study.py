@@ -21,6 +21,10 @@ online model and a teacher pretrained that way (online-kc, teacher-kc) and RL fr
 multi-scale reward models on modulating melodies (rl-kc-s0), to see whether the adaptation test can be
 passed through the data.
 
+history_noise > 0 adds an online model pretrained with history noise (not in the paper: chords before a
+random beat read in a wrong key, so it learns to follow the melody against its own guesses; online-hn) and
+RL from it with the same reward models and teacher (rl-hn-s0).
+
 Each model is evaluated once into eval/NAME.json, so adding runs later evaluates only the new ones.
 """
 
@@ -57,6 +61,8 @@ class Settings:
     ablations: bool = True
     multiscale: bool = True
     key_change: float = 0.5
+    history_noise: float = 0.5
+    """> 0 adds an online model pretrained with history noise and RL from it (rl-hn), beside the paper's."""
     eval_limit: int | None = None
     """Evaluate on the first N held-out songs only (None: all)."""
 
@@ -93,8 +99,11 @@ def run(out: Path, quick: bool = False) -> Path:
                "--bach", str(settings.bach), "-o", str(data))
     common = ["--data", str(data), "--threads", "1"]
     with ThreadPoolExecutor(2) as pool:
-        list(pool.map(lambda model: once(out / model, "pretrain", "--model", model, "--steps", str(settings.pretrain_steps),
-                                         "--eval-every", "250", *common), ["online", "teacher"]))
+        pretraining = {out / "online": ["--model", "online"], out / "teacher": ["--model", "teacher"]}
+        if settings.history_noise:
+            pretraining[out / "online-hn"] = ["--model", "online", "--history-noise", str(settings.history_noise)]
+        list(pool.map(lambda run: once(run, "pretrain", *pretraining[run], "--steps", str(settings.pretrain_steps),
+                                       "--eval-every", "250", *common), pretraining))
         reward_runs = {out / f"reward-{kind}": ["--kind", kind] for kind in ("contrastive", "discriminative")}
         if settings.multiscale:
             reward_runs |= {out / f"reward-{kind}-{frames}": ["--kind", kind, "--crop-frames", str(frames)]
@@ -104,7 +113,12 @@ def run(out: Path, quick: bool = False) -> Path:
         rewards = ["--rewards", str(out / "reward-contrastive"), str(out / "reward-discriminative")]
         online = ["--policy", str(out / "online")]
         finetuning = {out / f"rl-s{seed}": [*online, *rewards, "--teacher", str(out / "teacher"), "--seed", str(seed)]
-                      for seed in settings.seeds}
+                      for seed in settings.seeds[:1]}
+        if settings.history_noise:
+            finetuning[out / f"rl-hn-s{settings.seeds[0]}"] = ["--policy", str(out / "online-hn"), *rewards, "--teacher",
+                                                            str(out / "teacher"), "--seed", str(settings.seeds[0])]
+        finetuning |= {out / f"rl-s{seed}": [*online, *rewards, "--teacher", str(out / "teacher"), "--seed", str(seed)]
+                       for seed in settings.seeds[1:]}
         if settings.ablations:
             finetuning[out / f"kd-s{settings.seeds[0]}"] = [*online, "--teacher", str(out / "teacher"), "--seed", str(settings.seeds[0])]
             finetuning[out / f"rm-s{settings.seeds[0]}"] = [*online, *rewards, "--teacher", str(out / "online"),
@@ -126,6 +140,8 @@ def run(out: Path, quick: bool = False) -> Path:
     runs = [out / "online", *finetuning, out / "teacher"]
     if settings.key_change:
         runs += [out / "online-kc", out / "teacher-kc"]
+    if settings.history_noise:
+        runs.append(out / "online-hn")
     results = {}
     limit = ["--limit", str(settings.eval_limit)] if settings.eval_limit else []
     for run in runs:
