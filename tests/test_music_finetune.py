@@ -90,6 +90,16 @@ def test_finetuning_runs_end_to_end_and_resumes(pretrained, tmp_path):
                  "--data", str(data), "--run-dir", str(tmp_path / "bad")]) == 2  # the policy must be an online model
 
 
+def test_the_fit_reward_adds_the_accompaniments_note_in_chord_to_the_return(pretrained, tmp_path):
+    for weight in (0, 10):
+        run = tmp_path / f"fit-{weight}"
+        assert main([*finetune_args(pretrained, run, 2, 1), "--fit-reward", str(weight)]) == 0
+        for record in (json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()):
+            assert record["fit_reward"] == pytest.approx(weight * record["note_in_chord"])
+            assert record["return"] == pytest.approx(record["reward_models"] + record["penalties"] + record["fit_reward"])
+    assert main([*finetune_args(pretrained, tmp_path / "bad", 2, 1), "--fit-reward", "-1"]) == 2
+
+
 def last_step(path: Path) -> int:
     lines = path.read_text().splitlines() if path.exists() else []
     return json.loads(lines[-1])["step"] if lines else 0

@@ -57,6 +57,10 @@ class FinetuneConfig:
     """Per chord frame of silence under a sounding melody, once they pass 4% of the frames."""
     repetition_penalty: float = 2.0
     """Per frame of a chord held longer than 32 frames."""
+    fit_reward: float = 0.0
+    """Weight of a rule reward: the accompaniment's note-in-chord. Not in the paper, where only the reward
+    models judge harmony; with it the evaluation's main metric is part of the objective, so its gain says how
+    far an online model can get rather than how well the reward models judge."""
     steps: int = 300
     batch_size: int = 16
     crop_frames: int = 64
@@ -76,6 +80,7 @@ class FinetuneConfig:
         require(bool(self.teacher) or self.beta == 0, "teacher", "a teacher run directory when beta > 0", self.teacher)
         require(bool(self.rewards) or self.beta > 0, "rewards", "at least one reward model when beta is 0", self.rewards)
         non_negative("beta", self.beta)
+        non_negative("fit_reward", self.fit_reward)
         require(0 <= self.seed < 2**31, "seed", "in [0, 2**31)", self.seed)
         positive("steps", self.steps)
         positive("batch_size", self.batch_size)
@@ -182,8 +187,10 @@ def finetune(cfg: FinetuneConfig, resume: bool = False) -> dict[str, Any]:
             teacher_logits = teacher(chords, melody) if teacher is not None else None
         chord_lists, melody_lists = chords.tolist(), melody.tolist()
         rule = np.array([penalties(c, m, cfg.silence_penalty, cfg.repetition_penalty) for c, m in zip(chord_lists, melody_lists)])
+        fits = np.array([note_in_chord(c, m) for c, m in zip(chord_lists, melody_lists)])
+        fit_term = cfg.fit_reward * np.nan_to_num(fits)
         learned = cfg.reward_scale * sum(r.cpu().numpy() for r in model_rewards) if model_rewards else np.zeros(len(rule))
-        returns = learned + rule
+        returns = learned + rule + fit_term
         norm.update(returns)
         normalized = norm.normalize(returns)
         advantages = torch.tensor(normalized - normalized.mean(), dtype=torch.float32, device=device)
@@ -200,8 +207,9 @@ def finetune(cfg: FinetuneConfig, resume: bool = False) -> dict[str, Any]:
         bar.update()
         if step % cfg.eval_every == 0 or step == cfg.steps:
             record = {"return": float(returns.mean()), "reward_models": float(learned.mean()), "penalties": float(rule.mean()),
+                      "fit_reward": float(fit_term.mean()),
                       "kl": kl.mean().item(), "loss": loss.item(),
-                      "note_in_chord": float(np.nanmean([note_in_chord(c, m) for c, m in zip(chord_lists, melody_lists)])),
+                      "note_in_chord": float(np.nanmean(fits)),
                       "chord_frames": float(np.mean([chord_value(t) is not None for c in chord_lists for t in c])),
                       "wall_time": time.perf_counter() - started}
             session.log(step, record)
