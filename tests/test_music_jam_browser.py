@@ -7,7 +7,6 @@ import shutil
 import threading
 
 import pytest
-import torch
 
 from scalerl.music.models import ChordModelConfig, OnlineChordModel
 from scalerl.music.vocab import NOTE_ON
@@ -19,11 +18,11 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed 
 
 @pytest.fixture(scope="module")
 def served():
-    """A jam server on a free loopback port with a small untrained model; yields (jam, url)."""
+    """A jam server on a free loopback port with the model that ships; yields (jam, url)."""
     from scalerl.music.jam import Jam, JamServer, make_handler
+    from scalerl.music.pretrain import load_chord_model
 
-    torch.manual_seed(0)
-    jam = Jam(OnlineChordModel(ChordModelConfig(dim=64, layers=2, dropout=0.0)).eval(), "tiny", 1.0, 240.0)
+    jam = Jam(load_chord_model()[1], "the model that ships", 1.0, 240.0)
     server = JamServer(("127.0.0.1", 0), make_handler(jam))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

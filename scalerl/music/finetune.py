@@ -42,6 +42,11 @@ from scalerl.session import Session, read_run_config, resolve_device
 
 @dataclass(frozen=True)
 class FinetuneConfig:
+    """RL finetuning of an online chord model: reward models plus a KL to the teacher.
+
+    At the defaults (1,000 steps of 16 64-frame accompaniments) a run takes about 8 minutes on one core of a
+    2-core machine with the other busy; the note-in-chord of its samples flattens by about 600 steps."""
+
     policy: str = ""
     """Run directory of the pretrained online model (the policy starts from it)."""
     teacher: str = ""
@@ -61,7 +66,7 @@ class FinetuneConfig:
     """Weight of a rule reward: the accompaniment's note-in-chord. Not in the paper, where only the reward
     models judge harmony; with it the evaluation's main metric is part of the objective, so its gain says how
     far an online model can get rather than how well the reward models judge."""
-    steps: int = 300
+    steps: int = 1000
     batch_size: int = 16
     crop_frames: int = 64
     lr: float = 1e-4

@@ -3,6 +3,8 @@ of each frame's chord token, logits restricted to chord tokens (scalerl.music.tr
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +25,7 @@ from scalerl.music.training import (
     validation_crops,
 )
 from scalerl.music.vocab import PAD
-from scalerl.session import resolve_device
+from scalerl.session import read_run_config, resolve_device
 
 
 @dataclass(frozen=True)
@@ -129,5 +131,27 @@ def export_model(run_dir: str | Path, out: str | Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.save(latest_weights(run_dir)["model"], out / EXPORTED_WEIGHTS)
-    (out / "config.json").write_text((run_dir / "config.json").read_text())
+    config = relative_paths(read_run_config(run_dir), run_dir.resolve().parent)
+    (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     return out
+
+
+RUN_PATHS = ("data", "run_dir", "policy", "teacher", "rewards")
+"""The config fields that name folders (the finetune section's included)."""
+
+
+def relative_paths(config: dict[str, Any], base: Path) -> dict[str, Any]:
+    """The config with the folders it names written relative to `base` (the folder the run was in), so an
+    exported model says how it was trained without naming the machine it was trained on."""
+    def relative(value: str) -> str:
+        return os.path.relpath(Path(value).resolve(), base) if value else value
+
+    config = dict(config)
+    for key in RUN_PATHS:
+        if isinstance(config.get(key), str):
+            config[key] = relative(config[key])
+        elif isinstance(config.get(key), list):
+            config[key] = [relative(value) for value in config[key]]
+    if isinstance(config.get("finetune"), dict):
+        config["finetune"] = relative_paths(config["finetune"], base)
+    return config
