@@ -181,8 +181,10 @@ def test_metrics_on_a_hand_made_example():
     from scalerl.music.metrics import (
         chord_entropy,
         chord_length_entropy,
+        chord_length_shares,
         chord_lengths,
         note_in_chord,
+        one_frame_share,
         onset_emd,
         onset_interval_histogram,
     )
@@ -195,6 +197,9 @@ def test_metrics_on_a_hand_made_example():
     assert note_in_chord(chords, melody) == pytest.approx(4 / 6)
     assert chord_lengths(chords) == [4, 2, 1]
     assert chord_length_entropy(chords) == pytest.approx(np.log(3))
+    assert one_frame_share([chords, [CHORD_ON + c] * 3]) == pytest.approx(4 / 6)  # 1 of 3 chords, then 3 of 3
+    shares = chord_length_shares([chords, [CHORD_ON + g] + [CHORD_HOLD + g] * 39])
+    assert shares == {"1": 0.25, "2-3": 0.25, "4": 0.25, "5-7": 0, "8": 0, "9-15": 0, "16": 0, "17-32": 0, "33+": 0.25}
     assert chord_entropy(chords) == pytest.approx(-(1 / 3) * np.log(1 / 3) - (2 / 3) * np.log(2 / 3))  # onsets C, G, G
     assert distinct_chords([chords, [CHORD_ON + chord_id(9, "min")]]) == 3
     histogram = onset_interval_histogram(chords, melody)

@@ -13,6 +13,7 @@ from scalerl.music.data import Song, song_tokens
 from scalerl.music.metrics import (
     chord_entropy,
     chord_length_entropy,
+    chord_length_shares,
     chord_value,
     frame_fit,
     melody_pitch,
@@ -84,11 +85,13 @@ def evaluate_model(model: torch.nn.Module, songs: list[Song], frames: int, tempe
         "onset_emd": onset_emd(model_histogram, truth_histogram),
         "chord_length_entropy": float(np.nanmean([chord_length_entropy(c) for c in generated])),
         "one_frame_chords": one_frame_share(generated),
+        "chord_length_shares": chord_length_shares(generated),
         "chord_entropy": float(np.nanmean([chord_entropy(c) for c in generated])),
         "distinct_chords": distinct_chords(generated),
         "data_note_in_chord": float(np.nanmean([note_in_chord(c, m) for c, m in windows])),
         "data_chord_length_entropy": float(np.nanmean([chord_length_entropy(c) for c, _ in windows])),
         "data_one_frame_chords": one_frame_share([c for c, _ in windows]),
+        "data_chord_length_shares": chord_length_shares([c for c, _ in windows]),
         "data_chord_entropy": float(np.nanmean([chord_entropy(c) for c, _ in windows])),
         "data_distinct_chords": distinct_chords([c for c, _ in windows]),
     }

@@ -111,6 +111,21 @@ def one_frame_share(accompaniments: list[list[int]]) -> float:
     return float(np.mean(np.array(lengths) == 1)) if lengths else float("nan")
 
 
+LENGTH_BUCKETS = ((1, 1), (2, 3), (4, 4), (5, 7), (8, 8), (9, 15), (16, 16), (17, 32), (33, 10**9))
+"""Chord durations in frames, grouped: a 16th, less than a beat, a beat, less than half a bar, half a bar,
+less than a bar, a bar, up to two bars, longer."""
+
+
+def chord_length_shares(accompaniments: list[list[int]]) -> dict[str, float]:
+    """The share of chords, over all the accompaniments, in each of LENGTH_BUCKETS ("2-3": 2 or 3 frames)."""
+    lengths = np.array([length for chords in accompaniments for length in chord_lengths(chords)])
+    shares = {}
+    for low, high in LENGTH_BUCKETS:
+        label = str(low) if low == high else f"{low}+" if high == 10**9 else f"{low}-{high}"
+        shares[label] = float(np.mean((lengths >= low) & (lengths <= high))) if len(lengths) else float("nan")
+    return shares
+
+
 def chord_length_entropy(chords: list[int]) -> float:
     return entropy(Counter(chord_lengths(chords)))
 
