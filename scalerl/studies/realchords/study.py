@@ -157,6 +157,8 @@ def run(out: Path, quick: bool = False) -> Path:
                                         "--eval-every", "250", *common), settings.curve_sizes))
     default = ChordModelConfig()
     curves = {f"online {dim}x{layers}": out / f"online-{dim}x{layers}" for dim, layers in settings.curve_sizes}
+    if settings.history_noise:
+        curves[f"online {default.dim}x{default.layers}, history noise {settings.history_noise}"] = out / "online-hn"
     plot_budget({f"online {default.dim}x{default.layers}": out / "online", **curves, "teacher": out / "teacher"},
                 out / "budget.png")
     report = out / "report.md"
@@ -209,8 +211,9 @@ def plot_budget(runs: dict[str, Path], path: Path) -> None:
     for label, run in runs.items():
         records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][1:]
         steps = [record["step"] for record in records]
-        loss_axis.plot(steps, [record["valid_loss"] for record in records], label=label)
-        fit_axis.plot(steps, [record.get("valid_note_in_chord", np.nan) for record in records], label=label)
+        loss_axis.plot(steps, [record["valid_loss"] for record in records], marker="o", markersize=3, label=label)
+        fit_axis.plot(steps, [record.get("valid_note_in_chord", np.nan) for record in records], marker="o",
+                      markersize=3, label=label)
     loss_axis.set_ylabel("validation loss (chord tokens)")
     fit_axis.set_ylabel("note-in-chord, own accompaniments")
     for axis in (loss_axis, fit_axis):
