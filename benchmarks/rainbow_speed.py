@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from net_timing import median_ms
+
 from scalerl import train
 from scalerl.agents import AgentSpec, agent_class
 from scalerl.config import TrainConfig
