@@ -253,6 +253,8 @@ NEXT_DEGREES = {0: (3, 4, 5, 1), 1: (4, 6), 2: (5, 3), 3: (4, 0, 1), 4: (0, 5), 
 """Common-practice moves between scale degrees (I -> IV, V, vi, ii; ii -> V; V -> I, vi; ...)."""
 
 
+FRAMES_PER_BAR = 4 * FRAMES_PER_BEAT
+"""Synthetic songs are in 4/4."""
 SYNTHETIC_FORMS = ("loop", "walk")
 """How a synthetic song's chords go on: `loop` repeats a two-bar progression through the song, as pop
 songs and lead sheets do (the online setting the paper's Hooktheory data poses: once the loop has been
@@ -278,13 +280,12 @@ class SyntheticSongs:
 
     def song(self, index: int) -> Song:
         key = self.rng.randrange(12)
-        frames_per_bar = 4 * FRAMES_PER_BEAT
-        total = self.bars * frames_per_bar
+        total = self.bars * FRAMES_PER_BAR
         walk = self.progression(key, total)
         if self.form == "walk":
             chords = walk
         else:
-            period = 2 * frames_per_bar
+            period = 2 * FRAMES_PER_BAR
             loop = [Event(event.start, min(event.end, period), event.value) for event in walk if event.start < period]
             chords = [Event(event.start + offset, min(event.end + offset, total), event.value)
                       for offset in range(0, total, period) for event in loop if event.start + offset < total]
@@ -294,10 +295,9 @@ class SyntheticSongs:
     def progression(self, key: int, total: int) -> list[Event]:
         """A walk through common-practice moves from I, a bar or half a bar a chord, `total` frames long."""
         rng = self.rng
-        frames_per_bar = 4 * FRAMES_PER_BEAT
         degree, chords, start = 0, [], 0
         while start < total:
-            length = min(frames_per_bar if rng.random() < 0.7 else frames_per_bar // 2, total - start)
+            length = min(FRAMES_PER_BAR if rng.random() < 0.7 else FRAMES_PER_BAR // 2, total - start)
             quality = "7" if degree == 4 and rng.random() < 0.4 else DEGREE_QUALITY[degree]
             chords.append(Event(start, start + length, chord_id(key + MAJOR_SCALE[degree], quality)))
             start += length

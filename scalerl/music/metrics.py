@@ -104,26 +104,22 @@ def chord_lengths(chords: list[int]) -> list[int]:
     return lengths + ([current] if current else [])
 
 
-def one_frame_share(accompaniments: list[list[int]]) -> float:
-    """The share of chords, over all the accompaniments, that last a single frame (a 16th note): chords
-    changed before they could be heard."""
-    lengths = [length for chords in accompaniments for length in chord_lengths(chords)]
-    return float(np.mean(np.array(lengths) == 1)) if lengths else float("nan")
-
-
-LENGTH_BUCKETS = ((1, 1), (2, 3), (4, 4), (5, 7), (8, 8), (9, 15), (16, 16), (17, 32), (33, 10**9))
+LENGTH_BUCKETS = {"1": (1, 1), "2-3": (2, 3), "4": (4, 4), "5-7": (5, 7), "8": (8, 8), "9-15": (9, 15),
+                  "16": (16, 16), "17-32": (17, 32), "33+": (33, np.inf)}
 """Chord durations in frames, grouped: a 16th, less than a beat, a beat, less than half a bar, half a bar,
 less than a bar, a bar, up to two bars, longer."""
 
 
 def chord_length_shares(accompaniments: list[list[int]]) -> dict[str, float]:
-    """The share of chords, over all the accompaniments, in each of LENGTH_BUCKETS ("2-3": 2 or 3 frames)."""
+    """The share of chords, over all the accompaniments, in each of LENGTH_BUCKETS."""
     lengths = np.array([length for chords in accompaniments for length in chord_lengths(chords)])
-    shares = {}
-    for low, high in LENGTH_BUCKETS:
-        label = str(low) if low == high else f"{low}+" if high == 10**9 else f"{low}-{high}"
-        shares[label] = float(np.mean((lengths >= low) & (lengths <= high))) if len(lengths) else float("nan")
-    return shares
+    return {label: float(np.mean((lengths >= low) & (lengths <= high))) if len(lengths) else float("nan")
+            for label, (low, high) in LENGTH_BUCKETS.items()}
+
+
+def one_frame_share(accompaniments: list[list[int]]) -> float:
+    """The share of chords that last a single frame (a 16th note): chords changed before they could be heard."""
+    return chord_length_shares(accompaniments)["1"]
 
 
 def chord_length_entropy(chords: list[int]) -> float:

@@ -32,8 +32,8 @@ from scalerl.session import read_run_config, resolve_device
 class PretrainConfig(TrainingSettings):
     """Maximum-likelihood pretraining of the online chord model or the offline teacher.
 
-    At the defaults (dim 128, 3 layers, 2,000 steps of 32 crops) a model takes about 17 minutes on one core of a 2-core
-    machine, with the other core busy; validation loss and the note-in-chord of the model's own
+    At the defaults (dim 128, 3 layers, 2,000 steps of 32 crops) a model takes about 17 minutes on one core
+    of a 2-core machine, with the other core busy; validation loss and the note-in-chord of the model's own
     accompaniments flatten by then (the realchords study's budget.png)."""
 
     model: Literal["online", "teacher"] = "online"
@@ -91,7 +91,6 @@ def accompaniment_metrics(model: torch.nn.Module, crops: list[tuple[list[int], l
     return {"valid_note_in_chord": float(np.nanmean([note_in_chord(c, m) for c, (_, m) in zip(generated, crops)])),
             "valid_one_frame_chords": one_frame_share(generated),
             "data_one_frame_chords": one_frame_share([c for c, _ in crops])}
-
 
 
 def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict[str, Any]:

@@ -48,9 +48,9 @@ from scalerl.session import resolve_device
 class RewardConfig(TrainingSettings):
     """A reward model: how well chords go with a melody.
 
-    At the defaults (500 steps of 32 64-frame crops) a contrastive model takes about 3 minutes and a discriminative one about 6 on one core of
-    a 2-core machine with the other busy; the discriminative one's validation loss rises after about 200
-    steps, so longer training buys nothing."""
+    At the defaults (500 steps of 32 64-frame crops) a contrastive model takes about 3 minutes and a
+    discriminative one about 6 on one core of a 2-core machine with the other busy; the discriminative one's
+    validation loss rises after about 200 steps, so longer training buys nothing."""
 
     steps: int = 500
     kind: Literal["contrastive", "discriminative"] = "contrastive"
