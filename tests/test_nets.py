@@ -344,6 +344,24 @@ def test_the_acting_call_chain_computes_the_network(spec, shape):
     assert torch.equal(chained, net(obs))
 
 
+def test_numpy_acting_follows_the_network_through_steps_and_loads_and_declines_other_layers():
+    from scalerl.nets import NumpyForward
+
+    space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+    net = build_q_network(NetConfig(hidden=16), space, 3, dueling=False)
+    forward = NumpyForward.of(net)
+    obs = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.1)
+    for _ in range(2):
+        np.testing.assert_allclose(forward(obs), net(torch.as_tensor(obs)).detach().numpy(), rtol=1e-5, atol=1e-6)
+        net(torch.as_tensor(obs)).pow(2).sum().backward()
+        optimizer.step()
+    net.load_state_dict({name: torch.randn_like(value) for name, value in net.state_dict().items()})
+    np.testing.assert_allclose(forward(obs), net(torch.as_tensor(obs)).detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert NumpyForward.of(build_q_network(NetConfig(norm="layer"), space, 3, dueling=False)) is None
+    assert NumpyForward.of(build_q_network(NetConfig(), space, 3, dueling=True)) is None
+
+
 def test_kron_takes_kron_torch_defaults_where_heavyball_differs():
     pytest.importorskip("heavyball")
     from scalerl.optim import make_optimizer

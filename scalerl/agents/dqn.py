@@ -19,7 +19,7 @@ from torch import nn
 
 from scalerl.agents.base import Agent, AgentSpec, OffPolicyConfig, Optimized, check_optimizers
 from scalerl.checks import in_range, non_negative, positive, require
-from scalerl.nets import build_q_network, call_chain
+from scalerl.nets import NumpyForward, build_q_network, call_chain
 from scalerl.optim import OptimizerConfig, load_optimizer_state, make_optimizer
 from scalerl.replay import Batch, PrioritySettings
 
@@ -177,6 +177,7 @@ class DQN(Agent):
                                  cfg.noisy_sigma0 if cfg.noisy else 0.0).to(self.device)
         self.target = copy.deepcopy(self.q).requires_grad_(False)
         self.q_layers = call_chain(self.q)
+        self.numpy_q = None if cfg.noisy or cfg.atoms > 1 else NumpyForward.of(self.q)
         self.optimizer = make_optimizer(self.q.parameters(), cfg.optim)
         v_min = -cfg.v_max if cfg.v_min is None else cfg.v_min
         self.support = torch.linspace(v_min, cfg.v_max, cfg.atoms, device=self.device) if cfg.atoms > 1 else None
@@ -201,6 +202,8 @@ class DQN(Agent):
 
     def greedy(self, obs: np.ndarray, noise: bool) -> np.ndarray:
         """The best actions; noisy layers draw fresh noise when `noise`, act on their means otherwise."""
+        if self.numpy_q is not None:
+            return self.numpy_q(obs).argmax(axis=1)
         means_only = self.cfg.noisy and not noise
         with torch.no_grad():
             if means_only:

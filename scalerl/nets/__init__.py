@@ -207,12 +207,49 @@ def call_chain(module: nn.Module) -> list:
     return [module.forward if next(module.children(), None) is None else module]
 
 
+class NumpyForward:
+    """`module(x)` computed in numpy, for networks that are a chain of Linear and ReLU layers on the CPU.
+    Acting on one observation through torch costs its dispatch on every layer (about 80 us for a 120-120
+    MLP here, of which the arithmetic is a few); numpy's matmul on the same weights costs about 20. The
+    weights are numpy views of the parameters' memory, so optimizer steps, checkpoint loads and resets,
+    all in place, show at once without copying. `of` returns None for any other network."""
+
+    def __init__(self, layers: list[tuple[np.ndarray, np.ndarray | None] | None]) -> None:
+        self.layers = layers
+
+    @classmethod
+    def of(cls, module: nn.Module) -> NumpyForward | None:
+        layers: list[tuple[np.ndarray, np.ndarray | None] | None] = []
+        for call in call_chain(module):
+            layer = getattr(call, "__self__", None)
+            if type(layer) is nn.Linear and layer.weight.device.type == "cpu" and layer.weight.dtype == torch.float32:
+                bias = None if layer.bias is None else layer.bias.detach().numpy()
+                layers.append((layer.weight.detach().numpy().T, bias))
+            elif type(layer) is nn.ReLU:
+                layers.append(None)
+            elif type(layer) is not FlatInput:
+                return None
+        return cls(layers)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        x = np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
+        for layer in self.layers:
+            if layer is None:
+                x = np.maximum(x, 0.0)
+            else:
+                weight, bias = layer
+                x = x @ weight
+                if bias is not None:
+                    x += bias
+        return x
+
+
 def parameter_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
 __all__ = [
     "MLP", "TOKENIZED", "DrQCNN", "DuelingHead", "ImpalaCNN", "MinAtarCNN", "NatureCNN", "NetConfig", "Network", "NoisyLinear",
-    "ResidualMLP",
+    "NumpyForward", "ResidualMLP",
     "SoftMoE", "build_network", "build_q_network", "build_trunk", "call_chain", "parameter_count",
 ]
