@@ -27,7 +27,9 @@ def records(path: Path) -> list[dict]:
 
 def test_dqn_numbers_are_pinned(tmp_path):
     """A fixed-seed CartPole run's training records, recorded before DQN moved onto the off-policy loop of the
-    run session: the move (and anything after it) must not change what DQN computes."""
+    run session: the move (and anything after it) must not change what DQN computes. Re-recorded once, on
+    2026-11-26, when epsilon-greedy acting began to draw its coin and its random action in one call (the same
+    distribution from a different stream of draws)."""
     train(env="classic:CartPole-v1", steps=4000, seed=7, run_dir=str(tmp_path / "run"), log_every=250, eval_every=0,
           eval_episodes=2, checkpoint_every=0, progress="off",
           algo={"learning_starts": 500, "target_update_every": 100, "batch_size": 32})

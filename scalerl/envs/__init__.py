@@ -56,7 +56,7 @@ class SameStepVectorEnv(SyncVectorEnv):
                 observations[index], env_info = env.reset()
             if env_info:
                 infos = self._add_info(infos, env_info, index)
-        self._observations = np.stack(observations)
+        self._observations = np.array(observations)  # np.stack's checks cost 5 us for one env, this 0.7
         self._autoreset_envs = self._terminations | self._truncations
         return self._observations, self._rewards.copy(), self._terminations.copy(), self._truncations.copy(), infos
 
