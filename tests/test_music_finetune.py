@@ -9,11 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from scalerl.cli import main
-from scalerl.music.finetune import kl_to_teacher, penalties, windowed_reward
+from scalerl.music.finetune import baselined, kl_to_teacher, penalties, windowed_reward
 from scalerl.music.vocab import CHORD_HOLD, CHORD_ON, NOTE_ON, SILENCE, VOCAB_SIZE
 
 pytest.importorskip("music21", reason="pip install 'scalerl[music]'")
@@ -98,6 +99,31 @@ def test_the_fit_reward_adds_the_accompaniments_note_in_chord_to_the_return(pret
             assert record["fit_reward"] == pytest.approx(weight * record["note_in_chord"])
             assert record["return"] == pytest.approx(record["reward_models"] + record["penalties"] + record["fit_reward"])
     assert main([*finetune_args(pretrained, tmp_path / "bad", 2, 1), "--fit-reward", "-1"]) == 2
+
+
+def test_a_samples_baseline_is_the_mean_of_its_melodys_other_samples():
+    returns = np.array([1.0, 2.0, 6.0, 10.0, 10.0, 13.0])
+    np.testing.assert_allclose(baselined(returns, 3), [1 - 4, 2 - 3.5, 6 - 1.5, 10 - 11.5, 10 - 11.5, 13 - 10])
+    np.testing.assert_allclose(baselined(returns, 1), returns - 7.0)
+
+
+def test_several_samples_per_melody_share_its_melody_and_must_divide_the_batch(pretrained, tmp_path, monkeypatch):
+    import scalerl.music.finetune as finetune_module
+
+    melodies = []
+    original = finetune_module.generate
+
+    def keep(policy, melody, *args, **kwargs):
+        melodies.append(melody.clone())
+        return original(policy, melody, *args, **kwargs)
+
+    monkeypatch.setattr(finetune_module, "generate", keep)
+    assert main([*finetune_args(pretrained, tmp_path / "grouped", 2, 1), "--samples-per-melody", "2"]) == 0
+    assert len(melodies) == 2
+    for melody in melodies:  # batch 4: two melodies, each twice in a row
+        assert torch.equal(melody[0], melody[1]) and torch.equal(melody[2], melody[3])
+        assert not torch.equal(melody[1], melody[2])
+    assert main([*finetune_args(pretrained, tmp_path / "bad", 2, 1), "--samples-per-melody", "3"]) == 2
 
 
 def last_step(path: Path) -> int:

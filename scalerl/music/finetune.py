@@ -68,6 +68,11 @@ class FinetuneConfig:
     far an online model can get rather than how well the reward models judge."""
     steps: int = 1000
     batch_size: int = 16
+    samples_per_melody: int = 1
+    """Accompaniments sampled for each melody in a batch (batch_size / this many melodies). Above 1, each
+    sample's baseline is the mean return of the other samples of its melody (leave-one-out) instead of the
+    batch mean: how hard a melody is no longer counts as the chords' merit. The paper removes that part with
+    a learned value model; 1 keeps the batch-mean baseline."""
     crop_frames: int = 64
     lr: float = 1e-4
     temperature: float = 1.0
@@ -89,6 +94,9 @@ class FinetuneConfig:
         require(0 <= self.seed < 2**31, "seed", "in [0, 2**31)", self.seed)
         positive("steps", self.steps)
         positive("batch_size", self.batch_size)
+        positive("samples_per_melody", self.samples_per_melody)
+        require(self.batch_size % self.samples_per_melody == 0, "samples_per_melody",
+                f"a divisor of batch_size ({self.batch_size})", self.samples_per_melody)
         positive("crop_frames", self.crop_frames)
         positive("lr", self.lr)
         positive("temperature", self.temperature)
@@ -153,6 +161,16 @@ class RunningNorm:
         return (values - self.mean) / max(std, 1e-6)
 
 
+def baselined(returns: np.ndarray, group: int) -> np.ndarray:
+    """Returns minus their baseline: the batch mean, or for consecutive groups of `group` samples of one
+    melody, the mean of the other samples in the group (leave-one-out, so a sample's baseline does not
+    depend on its own return)."""
+    if group == 1:
+        return returns - returns.mean()
+    grouped = returns.reshape(-1, group)
+    return ((grouped - grouped.mean(1, keepdims=True)) * group / (group - 1)).reshape(-1)
+
+
 def finetune(cfg: FinetuneConfig, resume: bool = False) -> dict[str, Any]:
     run_dir = Path(cfg.run_dir or f"runs/chords/finetune-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
     cfg = dataclasses.replace(cfg, run_dir=str(run_dir))
@@ -185,7 +203,8 @@ def finetune(cfg: FinetuneConfig, resume: bool = False) -> dict[str, Any]:
     record: dict[str, float] = {}
     bar = progress(total=cfg.steps, initial=step, desc="finetune", unit="step")
     while step < cfg.steps:
-        _, melody, _ = batches.sample(cfg.batch_size, device)
+        _, melody, _ = batches.sample(cfg.batch_size // cfg.samples_per_melody, device)
+        melody = melody.repeat_interleave(cfg.samples_per_melody, 0)
         chords = generate(policy, melody, cfg.temperature, generator=generator)
         with torch.no_grad():
             model_rewards = [windowed_reward(model, chords, melody, window) for model, window in reward_models]
@@ -198,7 +217,7 @@ def finetune(cfg: FinetuneConfig, resume: bool = False) -> dict[str, Any]:
         returns = learned + rule + fit_term
         norm.update(returns)
         normalized = norm.normalize(returns)
-        advantages = torch.tensor(normalized - normalized.mean(), dtype=torch.float32, device=device)
+        advantages = torch.tensor(baselined(normalized, cfg.samples_per_melody), dtype=torch.float32, device=device)
         policy_logits = policy(chords, melody)
         log_probs = F.log_softmax(chord_logits(policy_logits), -1).gather(-1, chords.unsqueeze(-1)).squeeze(-1)
         pg_loss = -(advantages[:, None] * log_probs).sum(1).mean() / chords.shape[1]
