@@ -111,3 +111,34 @@ def test_short_pretraining_beats_the_untrained_model_and_resumes(tmp_path):
     # trained on 32-frame crops: longer windows would test untrained positions
     assert main(["chords", "eval", str(tmp_path / "run"), "--data", str(tmp_path / "data"), "--frames", "64"]) == 2
     assert main(["chords", "pretrain", "--model", "teacher", "--net.dim", "30", "--net.heads", "4"]) == 2
+
+
+def test_the_recent_notes_rule_plays_the_triad_of_what_it_heard_on_each_beat_by_hand():
+    from scalerl.music.models import generate
+    from scalerl.music.rule import RecentNotesRule
+    from scalerl.music.vocab import CHORD_HOLD, NOTE_HOLD, chord_id
+
+    # A beat each of E4, G4 and B4, then a beat of silence.
+    melody = [NOTE_ON + 64] + [NOTE_HOLD + 64] * 3 + [NOTE_ON + 67] + [NOTE_HOLD + 67] * 3
+    melody += [NOTE_ON + 71] + [NOTE_HOLD + 71] * 3 + [SILENCE] * 4
+    chords = generate(RecentNotesRule(), torch.tensor([melody]), temperature=1.0)[0].tolist()
+    c_major, e_minor = chord_id(0, "maj"), chord_id(4, "min")
+    assert chords[:4] == [SILENCE] * 4  # nothing heard yet
+    assert chords[4:8] == [CHORD_ON + c_major] + [CHORD_HOLD + c_major] * 3  # E: C major, the first triad holding it
+    assert chords[8:12] == [CHORD_HOLD + c_major] * 4  # E and G: C major and E minor tie, C major holds
+    assert chords[12:] == [CHORD_ON + e_minor] + [CHORD_HOLD + e_minor] * 3  # E, G and B: E minor
+
+
+def test_eval_puts_the_rule_beside_the_models(tmp_path, capsys):
+    from scalerl.cli import main
+
+    data = tmp_path / "data"
+    assert main(["chords", "data", "--synthetic", "20", "-o", str(data)]) == 0
+    tiny = ["--data", str(data), "--steps", "2", "--eval-every", "2", "--batch-size", "4", "--crop-frames", "16",
+            "--net.dim", "16", "--net.layers", "1", "--net.heads", "2"]
+    assert main(["chords", "pretrain", *tiny, "--run-dir", str(tmp_path / "online")]) == 0
+    assert main(["chords", "eval", str(tmp_path / "online"), "--data", str(data), "--split", "train", "--limit", "8",
+                 "--rule", "-o", str(tmp_path / "eval.json")]) == 0
+    results = json.loads((tmp_path / "eval.json").read_text())
+    assert list(results) == ["online (online)", "rule (recent notes)"]
+    assert 0.0 <= results["rule (recent notes)"]["note_in_chord"] <= 1.0

@@ -95,12 +95,14 @@ def cmd_eval(args: list[str]) -> int:
                         help="window length (default: the shortest crop length the models were trained on)")
     parser.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N songs")
+    parser.add_argument("--rule", action="store_true", help="also accompany with the recent-notes rule (no learning: "
+                        "on each beat the triad holding most of the melody's recent notes), a yardstick for online models")
     parser.add_argument("-o", "--out", type=Path, default=None, help="also write the results as JSON")
     parser.add_argument("--plot", type=Path, default=None, help="also draw the adaptation test (PNG and SVG)")
     parsed = parser.parse_args(args)
     songs = load_songs(parsed.data / f"{parsed.split}.jsonl")[: parsed.limit]
     try:
-        results = compare(parsed.runs, songs, parsed.frames, parsed.temperature)
+        results = compare(parsed.runs, songs, parsed.frames, parsed.temperature, parsed.rule)
     except ValueError as error:
         raise ConfigError(str(error)) from None
     print(markdown_table(results))

@@ -23,6 +23,7 @@ from scalerl.music.metrics import (
 )
 from scalerl.music.models import generate
 from scalerl.music.pretrain import load_chord_model
+from scalerl.music.rule import RecentNotesRule
 from scalerl.music.vocab import NUM_PITCHES
 from scalerl.progress import progress
 
@@ -60,7 +61,7 @@ def crops(songs: list[Song], frames: int) -> list[tuple[list[int], list[int]]]:
     return windows
 
 
-def evaluate_model(model: torch.nn.Module, songs: list[Song], frames: int, temperature: float = 1.0,
+def evaluate_model(model: torch.nn.Module | RecentNotesRule, songs: list[Song], frames: int, temperature: float = 1.0,
                    batch: int = 32, name: str = "eval") -> dict[str, float | list[float]]:
     """Metrics of the model's accompaniments of the songs' melodies (and of the songs' own chords, for
     reference), plus the per-frame harmonic fit of the adaptation test (see adaptation_frames)."""
@@ -129,7 +130,7 @@ def frames_to_recover(fit: list[float], window: int = 8) -> float:
 
 
 def compare(run_dirs: list[Path], songs: list[Song], frames: int | None = None,
-            temperature: float = 1.0) -> dict[str, dict]:
+            temperature: float = 1.0, rule: bool = False) -> dict[str, dict]:
     """Every model on the same windows: `frames` long, by default the shortest crop any was trained on.
     Longer windows than a model's training crops are refused: its positions past them never trained,
     and such a test measures that rather than the model (our first table did)."""
@@ -142,6 +143,8 @@ def compare(run_dirs: list[Path], songs: list[Song], frames: int | None = None,
                               f"untrained: evaluate with --frames <= {cfg.crop_frames}, or pretrain on longer crops")
         name = f"{cfg.model} ({run_dir.name})"
         results[name] = evaluate_model(model, songs, frames, temperature, name=name)
+    if rule:
+        results["rule (recent notes)"] = evaluate_model(RecentNotesRule(), songs, frames, temperature, name="rule")
     return results
 
 
