@@ -14,7 +14,15 @@ import numpy as np
 import torch
 
 from scalerl.music.metrics import chord_value, melody_pitch
-from scalerl.music.vocab import CHORD_HOLD, CHORD_ON, FRAMES_PER_BEAT, SILENCE, VOCAB_SIZE, chord_id, chord_pitch_classes
+from scalerl.music.vocab import (
+    CHORD_HOLD,
+    CHORD_ON,
+    FRAMES_PER_BEAT,
+    SILENCE,
+    VOCAB_SIZE,
+    chord_id,
+    chord_pitch_classes,
+)
 
 TRIADS = [chord_id(root, quality) for root in range(12) for quality in ("maj", "min")]
 TRIAD_TONES = np.array([[pc in chord_pitch_classes(chord) for pc in range(12)] for chord in TRIADS], dtype=float)
