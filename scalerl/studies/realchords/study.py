@@ -25,7 +25,8 @@ history_noise > 0 adds an online model pretrained with history noise (not in the
 random beat read in a wrong key, so it learns to follow the melody against its own guesses; online-hn) and
 RL from it with the same reward models and teacher (rl-hn-s0).
 
-Each model is evaluated once into eval/NAME.json, so adding runs later evaluates only the new ones.
+Each model is evaluated once into eval/NAME.json, so adding runs later evaluates only the new ones. Beside
+them, eval/rule.json: the recent-notes rule (scalerl.music.rule), what following the melody alone is worth.
 """
 
 from __future__ import annotations
@@ -39,8 +40,11 @@ from pathlib import Path
 
 import numpy as np
 
-from scalerl.music.evaluate import plot_adaptation
+from scalerl.music.data import load_songs
+from scalerl.music.evaluate import evaluate_model, plot_adaptation
 from scalerl.music.models import ChordModelConfig
+from scalerl.music.rule import RecentNotesRule
+from scalerl.music.training import TrainingSettings
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,12 @@ def run(out: Path, quick: bool = False) -> Path:
             subprocess.run([sys.executable, "-m", "scalerl", "chords", "eval", str(run), "--data", str(data),
                             "-o", str(path), *limit], check=True, stdout=subprocess.DEVNULL)
         results |= json.loads(path.read_text())
+    rule = out / "eval" / "rule.json"
+    if not rule.exists():  # the yardstick: what following the melody alone is worth on these songs
+        songs = load_songs(data / "test.jsonl")[:settings.eval_limit]
+        frames = TrainingSettings().crop_frames
+        rule.write_text(json.dumps({"rule (recent notes)": evaluate_model(RecentNotesRule(), songs, frames)}, indent=2))
+    results |= json.loads(rule.read_text())
     plot_adaptation(group_curves(results), out / "adaptation.png")
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(lambda size: once(out / f"online-{size[0]}x{size[1]}", "pretrain", "--model", "online",
