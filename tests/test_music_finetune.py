@@ -101,6 +101,21 @@ def test_the_fit_reward_adds_the_accompaniments_note_in_chord_to_the_return(pret
     assert main([*finetune_args(pretrained, tmp_path / "bad", 2, 1), "--fit-reward", "-1"]) == 2
 
 
+def test_the_policy_gradient_raises_a_reward_it_is_given(pretrained, tmp_path, monkeypatch):
+    """A reward any policy can earn (the share of frames that hold a chord rather than start one) must grow
+    under finetuning: the check that the REINFORCE term, not only the KL, moves the policy."""
+    import scalerl.music.finetune as finetune_module
+
+    monkeypatch.setattr(finetune_module, "note_in_chord",
+                        lambda chords, melody: sum(token >= CHORD_HOLD for token in chords) / len(chords))
+    run = tmp_path / "holding"
+    args = finetune_args(pretrained, run, 100, 20)
+    args[args.index("--beta") + 1] = "0.01"
+    assert main([*args, "--fit-reward", "1", "--lr", "1e-2"]) == 0
+    shares = [json.loads(line)["note_in_chord"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert shares[-1] > shares[0] + 0.3, shares
+
+
 def test_a_samples_baseline_is_the_mean_of_its_melodys_other_samples():
     returns = np.array([1.0, 2.0, 6.0, 10.0, 10.0, 13.0])
     np.testing.assert_allclose(baselined(returns, 3), [1 - 4, 2 - 3.5, 6 - 1.5, 10 - 11.5, 10 - 11.5, 13 - 10])
