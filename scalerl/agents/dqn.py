@@ -177,6 +177,7 @@ class DQN(Agent):
                                  cfg.noisy_sigma0 if cfg.noisy else 0.0).to(self.device)
         self.target = copy.deepcopy(self.q).requires_grad_(False)
         self.q_layers = call_chain(self.q)
+        self.target_chain = (self.target, call_chain(self.target))
         self.numpy_q = None if cfg.noisy or cfg.atoms > 1 else NumpyForward.of(self.q)
         self.optimizer = make_optimizer(self.q.parameters(), cfg.optim)
         v_min = -cfg.v_max if cfg.v_min is None else cfg.v_min
@@ -239,15 +240,25 @@ class DQN(Agent):
             return self.q_values(self.q(batch.next_obs)).argmax(dim=1)
         return next_target_q.argmax(dim=1)
 
+    def target_values(self, next_obs: torch.Tensor) -> torch.Tensor:
+        """The target network's outputs through its call chain: no hook watches a target network, and
+        skipping module dispatch saves about 12 us of every update."""
+        if self.target_chain[0] is not self.target:  # the network was replaced since (tests swap in fixed ones)
+            self.target_chain = (self.target, call_chain(self.target))
+        outputs = next_obs
+        for layer in self.target_chain[1]:
+            outputs = layer(outputs)
+        return outputs
+
     def td_target(self, batch: Batch) -> torch.Tensor:
         with torch.no_grad():
-            next_q = self.target(batch.next_obs)
+            next_q = self.target_values(batch.next_obs)
             next_value = next_q.gather(1, self.next_actions(next_q, batch).unsqueeze(1)).squeeze(1)
             return batch.rewards + batch.discounts * next_value
 
     def distribution_target(self, batch: Batch) -> torch.Tensor:
         with torch.no_grad():
-            next_probs = self.distribution(self.target(batch.next_obs)).softmax(-1)
+            next_probs = self.distribution(self.target_values(batch.next_obs)).softmax(-1)
             next_actions = self.next_actions((next_probs * self.support).sum(-1), batch)
             chosen = next_probs[torch.arange(len(next_probs), device=self.device), next_actions]
             return categorical_projection(chosen, batch.rewards, batch.discounts, self.support)
