@@ -31,8 +31,6 @@ TRIAD_TONES = np.array([[pc in chord_pitch_classes(chord) for pc in range(12)] f
 class RecentNotesRule:
     """The rule as a stand-in for a chord model (see the module docstring)."""
 
-    model = "rule"
-
     def __init__(self, decay: float = 0.9) -> None:
         self.decay = decay
 
