@@ -284,6 +284,8 @@ def join_cluster(ray: Any, address: str) -> None:
     failure = None
     with tempfile.TemporaryFile() as said, stderr_to(said):
         try:
+            if token_refused(ray, address):
+                raise ConnectionError("the GCS refused this process's token")
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         except ray.exceptions.AuthenticationError:
             failure = (f"the Ray cluster at {address} wants a token and none was found here: copy the head's "
@@ -304,6 +306,27 @@ def join_cluster(ray: Any, address: str) -> None:
         else:
             failure += "something listens there but does not answer as a Ray head of this Ray version"
     raise ConfigError(failure)
+
+
+def token_refused(ray: Any, address: str) -> bool:
+    """Whether the head at a host:port address refuses the token this process sends (or its lack of one),
+    asked in one handshake: ray.init retries a refused token for 20 seconds before it gives up. Ray itself
+    names a missing token when RAY_AUTH_MODE=token (and aborts the process if a handshake is tried then)."""
+    if address == "auto" or address.startswith("ray://") or (
+            os.environ.get("RAY_AUTH_MODE") == "token" and not has_ray_token()):
+        return False
+    try:
+        from ray._raylet import GcsClient
+    except ImportError:  # another Ray layout: ray.init finds out, slowly
+        return False
+    try:
+        GcsClient(address=address)
+    except ray.exceptions.AuthenticationError as error:
+        sys.stderr.write(f"{error}\n")  # read back below: InvalidAuthToken names the refusal
+        return True
+    except Exception:  # anything else is ray.init's to report
+        return False
+    return False
 
 
 @contextlib.contextmanager
