@@ -99,7 +99,13 @@ def cmd_eval(args: list[str]) -> int:
                         "on each beat the triad holding most of the melody's recent notes), a yardstick for online models")
     parser.add_argument("-o", "--out", type=Path, default=None, help="also write the results as JSON")
     parser.add_argument("--plot", type=Path, default=None, help="also draw the adaptation test (PNG and SVG)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     parsed = parser.parse_args(args)
+    if parsed.threads is not None:
+        import torch
+
+        positive("threads", parsed.threads)
+        torch.set_num_threads(parsed.threads)
     songs = load_songs(parsed.data / f"{parsed.split}.jsonl")[: parsed.limit]
     try:
         results = compare(parsed.runs, songs, parsed.frames, parsed.temperature, parsed.rule)

@@ -2,12 +2,12 @@
 adaptation figure of its report.
 
 Steps, each an ordinary `scalerl chords` run directory under the study's folder (finished ones are reused,
-so an interrupted study continues where it stopped): data, then the online model and the teacher (in
-parallel), then a contrastive and a discriminative reward model (in parallel), then RL finetuning from the
-online model with each seed (two at a time), then `scalerl chords eval` of online MLE, every RL run and the
-teacher on the held-out songs. Last, online models of other sizes pretrained for the same steps: with the
-main one, their validation records (loss, and note-in-chord of their own accompaniments) are the measured
-curve the pretraining budget was chosen from (budget.png).
+so an interrupted study continues where it stopped), two at a time: data, then the online model, the
+teacher, and a contrastive and a discriminative reward model, then RL finetuning from the online model with
+each seed, then `scalerl chords eval` of online MLE, every RL run and the teacher on the held-out songs.
+Last, online models of other sizes pretrained for the same steps: with the main one, their validation
+records (loss, and note-in-chord of their own accompaniments) are the measured curve the pretraining budget
+was chosen from (budget.png).
 
 Two ablations (first seed only) separate the parts of the objective:
   kd-s0  distillation only: KL to the teacher, no reward models
@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,7 +73,7 @@ class Settings:
 
 FULL = Settings()
 """About 2.5 hours on 2 cores: the table in the study's README."""
-QUICK = Settings(synthetic=60, bach=0, pretrain_steps=30, curve_sizes=[(16, 1)], reward_steps=20, finetune_steps=6,
+QUICK = Settings(synthetic=60, bach=0, pretrain_steps=10, curve_sizes=[(16, 1)], reward_steps=10, finetune_steps=4,
                  seeds=[0], ablations=False, multiscale=False, key_change=0.0, eval_limit=4)
 """A couple of minutes: every step of the pipeline, at a size that learns nothing."""
 
@@ -93,6 +93,12 @@ def once(run_dir: Path, *args: str) -> None:
         chords(*args, "--run-dir", str(run_dir))
 
 
+def finish(jobs: list[Future]) -> None:
+    """Wait for every job, raising the first failure."""
+    for job in jobs:
+        job.result()
+
+
 def run(out: Path, quick: bool = False) -> Path:
     """Run (or continue) the pipeline in `out` and write out/report.md; returns its path."""
     settings = QUICK if quick else FULL
@@ -102,18 +108,25 @@ def run(out: Path, quick: bool = False) -> Path:
         chords("data", "--synthetic", str(settings.synthetic), "--synthetic-form", settings.synthetic_form,
                "--bach", str(settings.bach), "-o", str(data))
     common = ["--data", str(data), "--threads", "1"]
+
+    def pretrain(run: Path, *args: str) -> None:
+        once(run, "pretrain", *args, "--steps", str(settings.pretrain_steps), "--eval-every", "250", *common)
+
     with ThreadPoolExecutor(2) as pool:
+        # Every run that needs only the data goes in one queue, so no core waits for the other's last job.
         pretraining = {out / "online": ["--model", "online"], out / "teacher": ["--model", "teacher"]}
         if settings.history_noise:
             pretraining[out / "online-hn"] = ["--model", "online", "--history-noise", str(settings.history_noise)]
-        list(pool.map(lambda run: once(run, "pretrain", *pretraining[run], "--steps", str(settings.pretrain_steps),
-                                       "--eval-every", "250", *common), pretraining))
+        if settings.key_change:
+            key_change = ["--key-change", str(settings.key_change)]
+            pretraining |= {out / f"{model}-kc": ["--model", model, *key_change] for model in ("online", "teacher")}
         reward_runs = {out / f"reward-{kind}": ["--kind", kind] for kind in ("contrastive", "discriminative")}
         if settings.multiscale:
             reward_runs |= {out / f"reward-{kind}-{frames}": ["--kind", kind, "--crop-frames", str(frames)]
                             for frames in (16, 32) for kind in ("contrastive", "discriminative")}
-        list(pool.map(lambda run: once(run, "rewards", *reward_runs[run], "--steps", str(settings.reward_steps),
-                                       "--eval-every", "200", *common), reward_runs))
+        finish([*(pool.submit(pretrain, run, *args) for run, args in pretraining.items()),
+                *(pool.submit(once, run, "rewards", *args, "--steps", str(settings.reward_steps), "--eval-every", "200",
+                              *common) for run, args in reward_runs.items())])
         rewards = ["--rewards", str(out / "reward-contrastive"), str(out / "reward-discriminative")]
         online = ["--policy", str(out / "online")]
 
@@ -133,28 +146,25 @@ def run(out: Path, quick: bool = False) -> Path:
             finetuning[out / f"rlm-s{settings.seeds[0]}"] = [*online, "--rewards", *map(str, reward_runs), "--teacher",
                                                          str(out / "teacher"), "--seed", str(settings.seeds[0])]
         if settings.key_change:
-            key_change = ["--key-change", str(settings.key_change)]
-            list(pool.map(lambda model: once(out / f"{model}-kc", "pretrain", "--model", model, "--steps",
-                                             str(settings.pretrain_steps), "--eval-every", "250", *key_change, *common),
-                          ["online", "teacher"]))
             finetuning[out / f"rl-kc-s{settings.seeds[0]}"] = [
                 "--policy", str(out / "online-kc"), "--rewards", *map(str, reward_runs), "--teacher", str(out / "teacher-kc"),
                 "--seed", str(settings.seeds[0]), *key_change]
-        list(pool.map(lambda run: once(run, "finetune", *finetuning[run], "--beta",
-                                       str(settings.beta), "--steps", str(settings.finetune_steps), "--eval-every", "50", *common),
-                      finetuning))
-    runs = [out / "online", *finetuning, out / "teacher"]
-    if settings.key_change:
-        runs += [out / "online-kc", out / "teacher-kc"]
-    if settings.history_noise:
-        runs.append(out / "online-hn")
+        finish([pool.submit(once, run, "finetune", *args, "--beta", str(settings.beta), "--steps",
+                            str(settings.finetune_steps), "--eval-every", "50", *common) for run, args in finetuning.items()])
+        runs = [out / "online", *finetuning, out / "teacher"]
+        if settings.key_change:
+            runs += [out / "online-kc", out / "teacher-kc"]
+        if settings.history_noise:
+            runs.append(out / "online-hn")
+        # Each model is evaluated once; the pretraining runs of the size curve queue behind the evaluations.
+        limit = ["--limit", str(settings.eval_limit)] if settings.eval_limit else []
+        evaluations = {run: out / "eval" / f"{run.name}.json" for run in runs}
+        finish([*(pool.submit(chords, "eval", str(run), "--data", str(data), "-o", str(path), "--threads", "1", *limit)
+                  for run, path in evaluations.items() if not path.exists()),
+                *(pool.submit(pretrain, out / f"online-{dim}x{layers}", "--model", "online", "--net.dim", str(dim),
+                              "--net.layers", str(layers)) for dim, layers in settings.curve_sizes)])
     results = {}
-    limit = ["--limit", str(settings.eval_limit)] if settings.eval_limit else []
-    for run in runs:
-        path = out / "eval" / f"{run.name}.json"
-        if not path.exists():
-            subprocess.run([sys.executable, "-m", "scalerl", "chords", "eval", str(run), "--data", str(data),
-                            "-o", str(path), *limit], check=True, stdout=subprocess.DEVNULL)
+    for path in evaluations.values():
         results |= json.loads(path.read_text())
     rule = out / "eval" / "rule.json"
     if not rule.exists():  # the yardstick: what following the melody alone is worth on these songs
@@ -163,11 +173,6 @@ def run(out: Path, quick: bool = False) -> Path:
         rule.write_text(json.dumps({"rule (recent notes)": evaluate_model(RecentNotesRule(), songs, frames)}, indent=2))
     results |= json.loads(rule.read_text())
     plot_adaptation(group_curves(results), out / "adaptation.png")
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(lambda size: once(out / f"online-{size[0]}x{size[1]}", "pretrain", "--model", "online",
-                                        "--steps", str(settings.pretrain_steps), "--net.dim", str(size[0]),
-                                        "--net.layers", str(size[1]), "--eval-every", "250", *common),
-                      settings.curve_sizes))
     default = ChordModelConfig()
     curves = {f"online {dim}x{layers}": out / f"online-{dim}x{layers}" for dim, layers in settings.curve_sizes}
     if settings.history_noise:
