@@ -7,6 +7,7 @@ from torch import nn
 from scalerl import train
 from scalerl.agents import AgentSpec
 from scalerl.agents.dqn import DQN, DQNConfig
+from scalerl.checks import ConfigError
 from scalerl.nets import DuelingHead, NetConfig
 from scalerl.replay import Batch
 
@@ -97,6 +98,17 @@ def test_greedy_acting_is_deterministic_and_exploration_covers_all_actions():
     obs = np.zeros((64, 3), np.float32)
     assert len(set(dqn.act(obs, explore=False)[0])) == 1
     assert set(dqn.act(obs, explore=True)[0]) == {0, 1, 2}
+
+
+def test_evaluation_epsilon_replaces_that_share_of_greedy_actions_and_leaves_training_steps_alone():
+    dqn = agent(eval_epsilon=0.3)
+    obs = np.zeros((20_000, 3), np.float32)
+    greedy = dqn.greedy(obs[:1], noise=False)[0]
+    actions = dqn.act(obs, explore=False)[0]
+    assert abs(np.mean(actions != greedy) - 0.3 * 2 / 3) < 0.01  # a random action is the greedy one a third of the time
+    assert set(actions) == {0, 1, 2} and dqn.env_steps == 0
+    with pytest.raises(ConfigError, match=r"algo.eval_epsilon must be in \[0.0, 1.0\]"):
+        DQNConfig(eval_epsilon=1.5)
 
 
 def test_dqn_learns_cartpole_quickly(tmp_path):

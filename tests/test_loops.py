@@ -240,6 +240,7 @@ def test_atari_runs_store_frames_once_and_resume(tmp_path, monkeypatch, crash_af
     monkeypatch.setattr(Loop, "__init__", lambda self, *args: loops.append(self) or original(self, *args))
     settings = {"env": "atari:breakout", "steps": 300, "eval_every": 0, "eval_episodes": 1, "checkpoint_every": 200,
                 "log_every": 100, "progress": "off", "net": {"hidden": 32, "width": 0.25},
+                "env_opts": {"max_episode_frames": 2000},  # the greedy policy may never serve: cap its episode
                 "algo": {"learning_starts": 150, "batch_size": 4, "buffer_size": 1000}}
     with crash_after_checkpoint(200):
         train(run_dir=str(tmp_path / "run"), **settings)
