@@ -89,7 +89,7 @@ for game in ("breakout", "asterix"):
         *RECIPES[f"rainbow-minatar-{game}"]["args"], "--algo.epsilon-start", "1.0", "--algo.epsilon-end", "0.01",
         "--algo.epsilon-decay-steps", "50000"]}
     # Ablation: C51's support narrowed to [-10, 10]. MinAtar's discounted returns at this budget stay under
-    # about 30, so on [-100, 100] (4-unit atoms) nearly all of a return's mass sits on a handful of atoms.
+    # about 10, so on [-100, 100] (4-unit atoms) a return's whole distribution sits on three or four atoms.
     RECIPES[f"rainbow-v10-minatar-{game}"] = {"threshold": 10.0, "args": [
         "--agent", "rainbow", "--env", f"minatar:{game}", *MINATAR_SHARED, "--algo.v-max", "10"]}
 
