@@ -109,7 +109,7 @@ def test_cale_threshold_leaves_most_random_actions_without_movement():
     directions = [(h, v) for h in (-1, 0, 1) for v in (-1, 0, 1)]
     references = np.array([[float(d != (0, 0)), np.arctan2(d[1], d[0]), 0.0] for d in directions], np.float32)
     assert [tuple(d) for d in joystick(references)] == directions
-    num_envs = 40
+    num_envs = 24
     envs = make_env("cale:berzerk", num_envs, 0, sticky_actions=0.0, noop_max=0)
     space = envs.single_action_space
     space.seed(0)
@@ -136,7 +136,7 @@ def test_cale_threshold_leaves_most_random_actions_without_movement():
     assert (matches.sum(1) == 1).all()
     assert [directions[i] for i in matches.argmax(1)] == [tuple(d) for d in joystick(actions)]
     assert np.mean(matches.argmax(1) == directions.index((0, 0))) == pytest.approx(0.561, abs=0.2)
-    many = random_actions(100_000)
+    many = random_actions(20_000)
     assert np.mean((joystick(many) == 0).all(1)) == pytest.approx(event_shares(0.5).centre, abs=0.01)
 
 
