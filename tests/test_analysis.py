@@ -19,6 +19,20 @@ from scalerl.analysis import (
 from scalerl.cli import main
 
 
+def test_numpy_iqm_and_improvement_probability_match_rliable():
+    """scalerl computes both in numpy (a bootstrap calls them thousands of times); they must be rliable's."""
+    from rliable import metrics
+
+    from scalerl.analysis.aggregate import improvement_probability
+
+    rng = np.random.default_rng(0)
+    for _ in range(100):  # small integer scores: many ties, and identical columns now and then
+        x = rng.integers(0, 4, size=(rng.integers(1, 7), 3)).astype(float)
+        y = rng.integers(0, 4, size=(rng.integers(1, 7), 3)).astype(float)
+        assert iqm(x) == pytest.approx(metrics.aggregate_iqm(x), abs=1e-12)
+        assert improvement_probability(x, y) == pytest.approx(metrics.probability_of_improvement(x, y), abs=1e-12)
+
+
 def test_iqm_is_the_mean_of_the_middle_half():
     scores = np.arange(1.0, 9.0).reshape(8, 1)  # 8 runs on 1 task: the middle half is 3, 4, 5, 6
     assert iqm(scores) == pytest.approx(4.5)

@@ -69,17 +69,27 @@ def score_matrix(runs: list[RunRecord], group_by: list[str] | None = None,
 
 
 def iqm(scores: np.ndarray) -> float:
-    """Interquartile mean over all runs and tasks: the mean of the middle 50% of scores."""
-    from rliable import metrics
+    """Interquartile mean over all runs and tasks: the mean of the middle 50% of scores (rliable's
+    aggregate_iqm, scipy's 25% trimmed mean, computed in numpy: a bootstrap calls it thousands of times and
+    scipy's call overhead made it most of a report's time)."""
+    ordered = np.sort(np.ravel(scores))
+    cut = int(0.25 * ordered.size)
+    return float(ordered[cut:ordered.size - cut].mean())
 
-    return float(metrics.aggregate_iqm(scores))
+
+def improvement_probability(scores_x: np.ndarray, scores_y: np.ndarray) -> float:
+    """P(X > Y) on each task, ties counting a half (the Mann-Whitney U over n_x n_y), averaged over tasks:
+    rliable's probability_of_improvement, without a scipy call per task and bootstrap sample."""
+    greater = (scores_x[:, None, :] > scores_y[None, :, :]).mean(axis=(0, 1))
+    ties = (scores_x[:, None, :] == scores_y[None, :, :]).mean(axis=(0, 1))
+    return float(np.mean(greater + 0.5 * ties))
 
 
 def aggregate_functions(optimality_threshold: float) -> dict[str, Callable[[np.ndarray], float]]:
     from rliable import metrics
 
     return {
-        "IQM": metrics.aggregate_iqm,
+        "IQM": iqm,
         "Median": metrics.aggregate_median,
         "Mean": metrics.aggregate_mean,
         "Optimality gap": lambda scores: metrics.aggregate_optimality_gap(scores, optimality_threshold),
@@ -129,7 +139,7 @@ def performance_profiles(matrix: ScoreMatrix, taus: np.ndarray, reps: int = 2000
 def probability_of_improvement(matrix: ScoreMatrix, pairs: list[tuple[str, str]], reps: int = 2000,
                                seed: int = 0) -> dict[tuple[str, str], Estimate]:
     """P(X > Y): the probability that a run of group X beats a run of group Y on a random task."""
-    from rliable import library, metrics
+    from rliable import library
 
     for pair in pairs:
         for group in pair:
@@ -138,7 +148,7 @@ def probability_of_improvement(matrix: ScoreMatrix, pairs: list[tuple[str, str]]
     data = {f"{x} > {y}": (matrix.scores[x], matrix.scores[y]) for x, y in pairs}
     with seeded_bootstrap(seed):
         points, intervals = library.get_interval_estimates(
-            data, metrics.probability_of_improvement, reps=reps, random_state=np.random.RandomState(seed))
+            data, improvement_probability, reps=reps, random_state=np.random.RandomState(seed))
     estimates = {}
     for x, y in pairs:
         low, high = np.ravel(intervals[f"{x} > {y}"])
