@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from scalerl.cli import main
-from scalerl.music.finetune import baselined, kl_to_teacher, penalties, windowed_reward
+from scalerl.music.finetune import baselined, fit_to_go, kl_to_teacher, penalties, windowed_reward
 from scalerl.music.vocab import CHORD_HOLD, CHORD_ON, NOTE_ON, SILENCE, VOCAB_SIZE
 
 pytest.importorskip("music21", reason="pip install 'scalerl[music]'")
@@ -101,17 +101,18 @@ def test_the_fit_reward_adds_the_accompaniments_note_in_chord_to_the_return(pret
     assert main([*finetune_args(pretrained, tmp_path / "bad", 2, 1), "--fit-reward", "-1"]) == 2
 
 
-def test_the_policy_gradient_raises_a_reward_it_is_given(pretrained, tmp_path, monkeypatch):
+@pytest.mark.parametrize("credit", ["sequence", "frame"])
+def test_the_policy_gradient_raises_a_reward_it_is_given(pretrained, tmp_path, monkeypatch, credit):
     """A reward any policy can earn (the share of frames that hold a chord rather than start one) must grow
-    under finetuning: the check that the REINFORCE term, not only the KL, moves the policy."""
+    under finetuning, credited to whole accompaniments or frame by frame: the check that the REINFORCE
+    term, not only the KL, moves the policy."""
     import scalerl.music.finetune as finetune_module
 
-    monkeypatch.setattr(finetune_module, "note_in_chord",
-                        lambda chords, melody: sum(token >= CHORD_HOLD for token in chords) / len(chords))
+    monkeypatch.setattr(finetune_module, "frame_fit", lambda chords, melody: [float(t >= CHORD_HOLD) for t in chords])
     run = tmp_path / "holding"
-    args = finetune_args(pretrained, run, 100, 20)
+    args = finetune_args(pretrained, run, 100, 1)  # the first record is after one update: near the start
     args[args.index("--beta") + 1] = "0.01"
-    assert main([*args, "--fit-reward", "1", "--lr", "1e-2"]) == 0
+    assert main([*args, "--fit-reward", "1", "--lr", "1e-2", "--fit-credit", credit]) == 0
     shares = [json.loads(line)["note_in_chord"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert shares[-1] > shares[0] + 0.3, shares
 
@@ -120,6 +121,14 @@ def test_a_samples_baseline_is_the_mean_of_its_melodys_other_samples():
     returns = np.array([1.0, 2.0, 6.0, 10.0, 10.0, 13.0])
     np.testing.assert_allclose(baselined(returns, 3), [1 - 4, 2 - 3.5, 6 - 1.5, 10 - 11.5, 10 - 11.5, 13 - 10])
     np.testing.assert_allclose(baselined(returns, 1), returns - 7.0)
+    frames = np.stack([returns, 2 * returns], 1)  # per frame: each frame column is baselined on its own
+    np.testing.assert_allclose(baselined(frames, 3), np.stack([baselined(returns, 3), 2 * baselined(returns, 3)], 1))
+
+
+def test_frame_fit_to_go_discounts_the_fits_after_each_frame():
+    fits = np.array([[1.0, np.nan, 0.0, 1.0]])  # silent frames earn nothing
+    np.testing.assert_allclose(fit_to_go(fits, 0.5), [[1 + 0.125, 0.25, 0.5, 1.0]])
+    np.testing.assert_allclose(fit_to_go(fits, 0.0), [[1.0, 0.0, 0.0, 1.0]])
 
 
 def test_several_samples_per_melody_share_its_melody_and_must_divide_the_batch(pretrained, tmp_path, monkeypatch):

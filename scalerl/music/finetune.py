@@ -22,7 +22,7 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from scalerl.checks import ConfigError, in_range, non_negative, positive, require
 from scalerl.music.data import load_songs
-from scalerl.music.metrics import chord_value, melody_pitch, note_in_chord
+from scalerl.music.metrics import chord_value, frame_fit, melody_pitch
 from scalerl.music.models import chord_logits, chord_vocabulary_mask, generate
 from scalerl.music.pretrain import PretrainConfig, load_chord_model
 from scalerl.music.rewards import load_reward_model
@@ -66,6 +66,13 @@ class FinetuneConfig:
     """Weight of a rule reward: the accompaniment's note-in-chord. Not in the paper, where only the reward
     models judge harmony; with it the evaluation's main metric is part of the objective, so its gain says how
     far an online model can get rather than how well the reward models judge."""
+    fit_credit: Literal["sequence", "frame"] = "sequence"
+    """How the fit reward is credited. sequence: one note-in-chord per accompaniment, added to its return,
+    so every chord of it shares one number. frame: each frame's fit (1 if the melody note is in the chord
+    sounding then, 0 if not or silent) discounted over the frames after it (fit_discount), so a chord is
+    credited with the fits it could have changed; not in the paper."""
+    fit_discount: float = 0.9
+    """Discount of the frame-credited fit: 0.9 looks about ten frames (two and a half beats) ahead."""
     steps: int = 1000
     batch_size: int = 16
     samples_per_melody: int = 1
@@ -91,6 +98,8 @@ class FinetuneConfig:
         require(bool(self.rewards) or self.beta > 0, "rewards", "at least one reward model when beta is 0", self.rewards)
         non_negative("beta", self.beta)
         non_negative("fit_reward", self.fit_reward)
+        require(self.fit_credit in ("sequence", "frame"), "fit_credit", "sequence or frame", self.fit_credit)
+        in_range("fit_discount", self.fit_discount, 0.0, 1.0)
         require(0 <= self.seed < 2**31, "seed", "in [0, 2**31)", self.seed)
         positive("steps", self.steps)
         positive("batch_size", self.batch_size)
@@ -162,13 +171,24 @@ class RunningNorm:
 
 
 def baselined(returns: np.ndarray, group: int) -> np.ndarray:
-    """Returns minus their baseline: the batch mean, or for consecutive groups of `group` samples of one
-    melody, the mean of the other samples in the group (leave-one-out, so a sample's baseline does not
-    depend on its own return)."""
+    """Returns (one per sample, or per sample and frame) minus their baseline: the batch mean, or for
+    consecutive groups of `group` samples of one melody, the mean of the other samples in the group
+    (leave-one-out, so a sample's baseline does not depend on its own return); per frame for frame returns."""
     if group == 1:
-        return returns - returns.mean()
-    grouped = returns.reshape(-1, group)
-    return ((grouped - grouped.mean(1, keepdims=True)) * group / (group - 1)).reshape(-1)
+        return returns - returns.mean(0)
+    grouped = returns.reshape(-1, group, *returns.shape[1:])
+    return ((grouped - grouped.mean(1, keepdims=True)) * group / (group - 1)).reshape(returns.shape)
+
+
+def fit_to_go(fits: np.ndarray, discount: float) -> np.ndarray:
+    """Per sample and frame, the discounted sum of the frame fits from that frame on (NaN fits, where the
+    melody or the chord is silent, earn 0)."""
+    rewards = np.nan_to_num(fits)
+    to_go, running = np.zeros_like(rewards), np.zeros(len(rewards))
+    for frame in reversed(range(rewards.shape[1])):
+        running = rewards[:, frame] + discount * running
+        to_go[:, frame] = running
+    return to_go
 
 
 def finetune(cfg: FinetuneConfig, resume: bool = False) -> dict[str, Any]:
@@ -211,16 +231,22 @@ def finetune(cfg: FinetuneConfig, resume: bool = False) -> dict[str, Any]:
             teacher_logits = teacher(chords, melody) if teacher is not None else None
         chord_lists, melody_lists = chords.tolist(), melody.tolist()
         rule = np.array([penalties(c, m, cfg.silence_penalty, cfg.repetition_penalty) for c, m in zip(chord_lists, melody_lists)])
-        fits = np.array([note_in_chord(c, m) for c, m in zip(chord_lists, melody_lists)])
+        frame_fits = np.array([frame_fit(c, m) for c, m in zip(chord_lists, melody_lists)])
+        with np.errstate(invalid="ignore"):  # an accompaniment with no scored frame has NaN fit
+            fits = np.nanmean(frame_fits, 1)
         fit_term = cfg.fit_reward * np.nan_to_num(fits)
         learned = cfg.reward_scale * sum(r.cpu().numpy() for r in model_rewards) if model_rewards else np.zeros(len(rule))
-        returns = learned + rule + fit_term
+        returns = learned + rule + (fit_term if cfg.fit_credit == "sequence" else 0.0)
         norm.update(returns)
         normalized = norm.normalize(returns)
-        advantages = torch.tensor(baselined(normalized, cfg.samples_per_melody), dtype=torch.float32, device=device)
+        advantages = baselined(normalized, cfg.samples_per_melody)[:, None]
+        if cfg.fit_reward and cfg.fit_credit == "frame":
+            frame_advantages = baselined(fit_to_go(frame_fits, cfg.fit_discount), cfg.samples_per_melody)
+            advantages = advantages + cfg.fit_reward * frame_advantages / max(frame_advantages.std(), 1e-6)
+        advantages = torch.tensor(advantages, dtype=torch.float32, device=device)
         policy_logits = policy(chords, melody)
         log_probs = F.log_softmax(chord_logits(policy_logits), -1).gather(-1, chords.unsqueeze(-1)).squeeze(-1)
-        pg_loss = -(advantages[:, None] * log_probs).sum(1).mean() / chords.shape[1]
+        pg_loss = -(advantages * log_probs).sum(1).mean() / chords.shape[1]
         kl = kl_to_teacher(policy_logits, teacher_logits) if teacher_logits is not None else torch.zeros_like(log_probs)
         loss = pg_loss + cfg.beta * kl.mean()
         optimizer.zero_grad(set_to_none=True)
