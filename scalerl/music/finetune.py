@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -232,7 +233,8 @@ def finetune(cfg: FinetuneConfig, resume: bool = False) -> dict[str, Any]:
         chord_lists, melody_lists = chords.tolist(), melody.tolist()
         rule = np.array([penalties(c, m, cfg.silence_penalty, cfg.repetition_penalty) for c, m in zip(chord_lists, melody_lists)])
         frame_fits = np.array([frame_fit(c, m) for c, m in zip(chord_lists, melody_lists)])
-        with np.errstate(invalid="ignore"):  # an accompaniment with no scored frame has NaN fit
+        with warnings.catch_warnings():  # an accompaniment with no scored frame has NaN fit
+            warnings.simplefilter("ignore", RuntimeWarning)
             fits = np.nanmean(frame_fits, 1)
         fit_term = cfg.fit_reward * np.nan_to_num(fits)
         learned = cfg.reward_scale * sum(r.cpu().numpy() for r in model_rewards) if model_rewards else np.zeros(len(rule))
