@@ -36,6 +36,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import threading
 import time
 import tomllib
 from collections.abc import Iterator
@@ -308,6 +309,10 @@ def join_cluster(ray: Any, address: str) -> None:
     raise ConfigError(failure)
 
 
+HANDSHAKE_SECONDS = 30
+"""How long a Ray head may take to answer a first handshake (a live one answers in milliseconds)."""
+
+
 def token_refused(ray: Any, address: str) -> bool:
     """Whether the head at a host:port address refuses the token this process sends (or its lack of one),
     asked in one handshake: ray.init retries a refused token for 20 seconds before it gives up. Ray itself
@@ -319,13 +324,27 @@ def token_refused(ray: Any, address: str) -> bool:
         from ray._raylet import GcsClient
     except ImportError:  # another Ray layout: ray.init finds out, slowly
         return False
-    try:
-        GcsClient(address=address)
-    except ray.exceptions.AuthenticationError as error:
-        sys.stderr.write(f"{error}\n")  # read back below: InvalidAuthToken names the refusal
+    refusal: list[BaseException | None] = []
+
+    def handshake() -> None:
+        try:
+            GcsClient(address=address)
+            refusal.append(None)
+        except ray.exceptions.AuthenticationError as error:
+            refusal.append(error)
+        except Exception:  # anything else is ray.init's to report
+            refusal.append(None)
+
+    # A server that is not a Ray head (a wrong port) holds the handshake, and ray.init after it, forever.
+    thread = threading.Thread(target=handshake, daemon=True)
+    thread.start()
+    thread.join(HANDSHAKE_SECONDS)
+    if not refusal:
+        raise ConfigError(f"cannot join the Ray cluster at {address}: something listens there but does not answer as "
+                          f"a Ray head within {HANDSHAKE_SECONDS} s; `ray status` on the head node prints its address")
+    if refusal[0] is not None:
+        sys.stderr.write(f"{refusal[0]}\n")  # read back below: InvalidAuthToken names the refusal
         return True
-    except Exception:  # anything else is ray.init's to report
-        return False
     return False
 
 

@@ -135,6 +135,27 @@ def test_bad_address_and_missing_or_wrong_token_get_one_line_errors_at_once(clus
     assert time.monotonic() - started < 15  # one handshake, not ray.init's 20 seconds of retries
 
 
+def test_a_port_that_is_not_a_ray_head_gets_a_one_line_error_in_bounded_time(tmp_path):
+    """A server that accepts and never answers (a wrong port) held the handshake forever; the wait is
+    bounded (2 s here, 30 by default)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    address = f"127.0.0.1:{server.getsockname()[1]}"
+    code = ("import sys; import scalerl.sweep; from scalerl.cli import main; scalerl.sweep.HANDSHAKE_SECONDS = 2; "
+            f"sys.exit(main({['sweep', *SWEEP, '--address', address, '-o', str(tmp_path / 'x')]!r}))")
+    try:
+        started = time.monotonic()
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                                env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    finally:
+        server.close()
+    assert result.returncode == 2 and result.stderr.strip() == (
+        f"scalerl: error: cannot join the Ray cluster at {address}: something listens there but does not answer as "
+        "a Ray head within 2 s; `ray status` on the head node prints its address")
+    assert time.monotonic() - started < 60
+
+
 def test_nodes_that_cannot_see_the_sweep_folder_are_named():
     nodes = [{"NodeID": "a" * 56, "NodeManagerAddress": "10.0.0.1"}, {"NodeID": "b" * 56, "NodeManagerAddress": "10.0.0.2"}]
     assert nodes_not_seeing(nodes, ["token", None], "token") == ["10.0.0.2 node bbbbbbbb"]
