@@ -30,7 +30,7 @@ def test_realchords_quick_runs_the_whole_pipeline_to_a_report(tmp_path):
     pytest.importorskip("music21")
     report = run_study("realchords", tmp_path / "rc", quick=True)
     text = report.read_text()
-    for row in ("| online | 1 |", "| rl | 1 |", "| teacher | 1 |", "| recent notes | 1 |"):
+    for row in ("| online | 1 |", "| rl | 1 |", "| rl-frame | 1 |", "| teacher | 1 |", "| recent notes | 1 |"):
         assert row in text
     assert (tmp_path / "rc" / "adaptation.png").stat().st_size > 0
     assert (tmp_path / "rc" / "rl-s0" / "summary.json").is_file()

@@ -25,6 +25,10 @@ history_noise > 0 adds an online model pretrained with history noise (not in the
 random beat read in a wrong key, so it learns to follow the melody against its own guesses; online-hn) and
 RL from it with the same reward models and teacher (rl-hn-s0).
 
+frame_fit > 0 adds RL that is also rewarded for note-in-chord, credited frame by frame at that weight with
+four samples per melody (not in the paper: `chords finetune --fit-credit frame`; rl-frame-s0, from the
+history-noise model when there is one), beside the paper's variant.
+
 Each model is evaluated once into eval/NAME.json, so adding runs later evaluates only the new ones. Beside
 them, eval/rule.json: the recent-notes rule (scalerl.music.rule), what following the melody alone is worth.
 """
@@ -67,6 +71,8 @@ class Settings:
     key_change: float = 0.5
     history_noise: float = 0.5
     """> 0 adds an online model pretrained with history noise and RL from it (rl-hn), beside the paper's."""
+    frame_fit: float = 16.0
+    """> 0 adds RL with the fit reward credited frame by frame at this weight (rl-frame), beside the paper's."""
     eval_limit: int | None = None
     """Evaluate on the first N held-out songs only (None: all)."""
 
@@ -137,6 +143,10 @@ def run(out: Path, quick: bool = False) -> Path:
         finetuning = {out / f"rl-s{settings.seeds[0]}": realchords("online", settings.seeds[0])}
         if settings.history_noise:
             finetuning[out / f"rl-hn-s{settings.seeds[0]}"] = realchords("online-hn", settings.seeds[0])
+        if settings.frame_fit:
+            finetuning[out / f"rl-frame-s{settings.seeds[0]}"] = [
+                *realchords("online-hn" if settings.history_noise else "online", settings.seeds[0]), "--fit-reward",
+                str(settings.frame_fit), "--fit-credit", "frame", "--samples-per-melody", "4"]
         finetuning |= {out / f"rl-s{seed}": realchords("online", seed) for seed in settings.seeds[1:]}
         if settings.ablations:
             finetuning[out / f"kd-s{settings.seeds[0]}"] = [*online, "--teacher", str(out / "teacher"), "--seed", str(settings.seeds[0])]
