@@ -10,6 +10,10 @@ its samples come from is the one whose log-probabilities are differentiated.
 
     loss = -mean_b[(R_b - baseline) * sum_t log pi(y_bt)] / T + beta * mean_{b,t} KL_bt
 
+An optional rule reward for note-in-chord (fit_reward; not in the paper) joins R_b, or with fit_credit
+"frame" enters per frame: A_bt = (R_b - baseline) + W * (G_bt - baseline_t) / std, with G_bt the fit
+discounted from frame t on, replacing R_b - baseline in the sum over t.
+
 A reward model scores fragments as long as those it was trained on (its crop_frames): a longer
 accompaniment is scored on windows of that length with 50% overlap, and the reward is their mean. Reward
 models trained at several lengths together give the multi-scale variant (ReaLchords-M).
