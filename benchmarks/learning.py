@@ -97,7 +97,7 @@ for game in ("breakout", "asterix"):
 # (10-step returns, an update every step from step 1,600, target copied every 2,000 updates, Adam 1e-4), no
 # sticky actions, a lost life ends a training episode, episodes capped at 108k frames, and Dopamine's Rainbow
 # network (the Nature CNN and one hidden layer of 512). 100k agent steps are 400k frames. Thresholds: well
-# above random play (11.5 and -20.7 in the standard table). About 80 ms an update on one CPU core: 2.5 hours.
+# above random play (11.5 and -20.7 in the standard table). About 75 ms an update on one CPU core: 2 hours.
 for game, threshold in (("RoadRunner", 1000.0), ("Pong", -20.0)):
     RECIPES[f"der-atari-{game.lower()}"] = {"threshold": threshold, "args": [
         "--agent", "der", "--env", f"atari:{game}", "--steps", "100000", "--eval-every", "20000",
