@@ -285,16 +285,18 @@ def join_cluster(ray: Any, address: str) -> None:
     failure = None
     with tempfile.TemporaryFile() as said, stderr_to(said):
         try:
-            if token_refused(ray, address):
-                raise ConnectionError("the GCS refused this process's token")
-            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+            refusal = handshake_refusal(ray, address)
+            if refusal is None:
+                ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+            else:
+                failure = f"cannot join the Ray cluster at {address}: "
         except ray.exceptions.AuthenticationError:
             failure = (f"the Ray cluster at {address} wants a token and none was found here: copy the head's "
                        "~/.ray/auth_token to this machine, or set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH)")
         except ConnectionError:
             failure = f"cannot join the Ray cluster at {address}: "
         said.seek(0)
-        ray_output = said.read().decode(errors="replace")
+        ray_output = said.read().decode(errors="replace") + (refusal or "")
     if failure is None:
         sys.stderr.write(ray_output)
         return
@@ -313,39 +315,37 @@ HANDSHAKE_SECONDS = 30
 """How long a Ray head may take to answer a first handshake (a live one answers in milliseconds)."""
 
 
-def token_refused(ray: Any, address: str) -> bool:
-    """Whether the head at a host:port address refuses the token this process sends (or its lack of one),
-    asked in one handshake: ray.init retries a refused token for 20 seconds before it gives up. Ray itself
-    names a missing token when RAY_AUTH_MODE=token (and aborts the process if a handshake is tried then)."""
+def handshake_refusal(ray: Any, address: str) -> str | None:
+    """Why the head at a host:port address refuses the token this process sends (or its lack of one), asked
+    in one handshake (None: not refused): ray.init retries a refused token for 20 seconds before it gives up.
+    Ray itself names a missing token when RAY_AUTH_MODE=token (and aborts the process if a handshake is tried
+    then)."""
     if address == "auto" or address.startswith("ray://") or (
             os.environ.get("RAY_AUTH_MODE") == "token" and not has_ray_token()):
-        return False
+        return None
     try:
         from ray._raylet import GcsClient
     except ImportError:  # another Ray layout: ray.init finds out, slowly
-        return False
-    refusal: list[BaseException | None] = []
+        return None
+    answers: list[str | None] = []
 
     def handshake() -> None:
         try:
             GcsClient(address=address)
-            refusal.append(None)
+            answers.append(None)
         except ray.exceptions.AuthenticationError as error:
-            refusal.append(error)
+            answers.append(str(error))
         except Exception:  # anything else is ray.init's to report
-            refusal.append(None)
+            answers.append(None)
 
     # A server that is not a Ray head (a wrong port) holds the handshake, and ray.init after it, forever.
     thread = threading.Thread(target=handshake, daemon=True)
     thread.start()
     thread.join(HANDSHAKE_SECONDS)
-    if not refusal:
+    if not answers:
         raise ConfigError(f"cannot join the Ray cluster at {address}: something listens there but does not answer as "
                           f"a Ray head within {HANDSHAKE_SECONDS} s; `ray status` on the head node prints its address")
-    if refusal[0] is not None:
-        sys.stderr.write(f"{refusal[0]}\n")  # read back below: InvalidAuthToken names the refusal
-        return True
-    return False
+    return answers[0]
 
 
 @contextlib.contextmanager

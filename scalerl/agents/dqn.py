@@ -225,21 +225,23 @@ class DQN(Agent):
         if not explore:
             if not self.cfg.eval_epsilon:
                 return self.greedy(obs, noise=False), {}
-            draws = self.rng.random((2, len(obs)))
-            actions = (draws[1] * self.num_actions).astype(np.int64)
-            return np.where(draws[0] < self.cfg.eval_epsilon, actions, self.greedy(obs, noise=False)), {}
-        batch = len(obs)
-        # One draw gives both the coin and the random action: Generator.integers costs 9 us a call, as much as
-        # the rest of acting on one observation.
-        draws = self.rng.random((2, batch))
-        explore_mask = draws[0] < self.epsilon()
-        self.env_steps += batch
+            return self.epsilon_greedy(obs, self.cfg.eval_epsilon, noise=False), {}
+        epsilon = self.epsilon()
+        self.env_steps += len(obs)
+        return self.epsilon_greedy(obs, epsilon, noise=True), {}
+
+    def epsilon_greedy(self, obs: np.ndarray, epsilon: float, noise: bool) -> np.ndarray:
+        """A random action with probability epsilon, the best one otherwise. One draw gives both the coin and
+        the random action: Generator.integers costs 9 us a call, as much as the rest of acting on one
+        observation."""
+        draws = self.rng.random((2, len(obs)))
+        explore_mask = draws[0] < epsilon
         actions = (draws[1] * self.num_actions).astype(np.int64)
         if explore_mask.all():
-            return actions, {}
+            return actions
         if not explore_mask.any():
-            return self.greedy(obs, noise=True), {}
-        return np.where(explore_mask, actions, self.greedy(obs, noise=True)), {}
+            return self.greedy(obs, noise)
+        return np.where(explore_mask, actions, self.greedy(obs, noise))
 
     # -- learning ----------------------------------------------------------------------------------
 
