@@ -183,10 +183,12 @@ def test_metrics_on_a_hand_made_example():
         chord_length_entropy,
         chord_length_shares,
         chord_lengths,
+        invalid_holds,
         note_in_chord,
         one_frame_share,
         onset_emd,
         onset_interval_histogram,
+        sounding_chords,
     )
 
     c, g = chord_id(0, "maj"), chord_id(7, "maj")
@@ -202,6 +204,12 @@ def test_metrics_on_a_hand_made_example():
     assert shares == {"1": 0.25, "2-3": 0.25, "4": 0.25, "5-7": 0, "8": 0, "9-15": 0, "16": 0, "17-32": 0, "33+": 0.25}
     assert chord_entropy(chords) == pytest.approx(-(1 / 3) * np.log(1 / 3) - (2 / 3) * np.log(2 / 3))  # onsets C, G, G
     assert distinct_chords([chords, [CHORD_ON + chord_id(9, "min")]]) == 3
+    # A hold naming another chord changes the chord without an onset; a hold after silence starts one too.
+    silent_changes = [CHORD_ON + c, CHORD_HOLD + c, CHORD_HOLD + g, CHORD_HOLD + g, SILENCE, CHORD_HOLD + c, CHORD_ON + c]
+    assert [(e.start, e.end, e.value) for e in sounding_chords(silent_changes)] == [(0, 2, c), (2, 4, g), (5, 6, c), (6, 7, c)]
+    assert chord_lengths(silent_changes) == [2, 2, 1, 1]
+    assert chord_entropy(silent_changes) == pytest.approx(-(3 / 4) * np.log(3 / 4) - (1 / 4) * np.log(1 / 4))
+    assert invalid_holds(silent_changes) == 2 and invalid_holds(chords) == 0 and invalid_holds([CHORD_HOLD + c]) == 1
     histogram = onset_interval_histogram(chords, melody)
     assert histogram[0] == 3 and histogram.sum() == 3  # every chord onset lands on a melody onset
     late = onset_interval_histogram([SILENCE, CHORD_ON + c, CHORD_HOLD + c, CHORD_HOLD + c], [NOTE_ON + 60] * 4)

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from scalerl.cli import main
-from scalerl.music.finetune import baselined, fit_to_go, kl_to_teacher, penalties, windowed_reward
-from scalerl.music.vocab import CHORD_HOLD, CHORD_ON, NOTE_ON, SILENCE, VOCAB_SIZE
+from scalerl.music.finetune import baselined, chance_fits, fit_to_go, kl_to_teacher, penalties, windowed_reward
+from scalerl.music.vocab import CHORD_HOLD, CHORD_ON, NOTE_ON, SILENCE, VOCAB_SIZE, chord_id
 
 pytest.importorskip("music21", reason="pip install 'scalerl[music]'")
 
@@ -37,6 +37,9 @@ def test_rule_penalties_by_hand():
     silent = [SILENCE] * 10  # 10 silent frames under the melody: 4 allowed (4% of 100)
     chords = held + silent + [CHORD_ON + 3] + [CHORD_HOLD + 3] * 49
     assert penalties(chords, melody, silence=2.0, repetition=1.0) == -(2.0 * 6) - (1.0 * 8) - (1.0 * 18)
+    # A hold of another chord changes the chord (no 40-frame run here) without an onset: invalid, into 7 and back.
+    relabelled = [CHORD_ON + 5] + [CHORD_HOLD + 5] * 19 + [CHORD_HOLD + 7] + [CHORD_HOLD + 5] * 19
+    assert penalties(relabelled, melody[:40], silence=0.0, repetition=1.0, invalid=3.0) == -(3.0 * 2)
 
 
 def test_a_reward_model_scores_longer_accompaniments_on_half_overlapping_windows():
@@ -112,7 +115,7 @@ def test_the_policy_gradient_raises_a_reward_it_is_given(pretrained, tmp_path, m
     run = tmp_path / "holding"
     args = finetune_args(pretrained, run, 100, 1)  # the first record is after one update: near the start
     args[args.index("--beta") + 1] = "0.01"
-    assert main([*args, "--fit-reward", "1", "--lr", "1e-2", "--fit-credit", credit]) == 0
+    assert main([*args, "--fit-reward", "1", "--lr", "1e-2", "--fit-credit", credit, "--invalid-penalty", "0"]) == 0
     shares = [json.loads(line)["note_in_chord"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert shares[-1] > shares[0] + 0.3, shares
 
@@ -123,6 +126,12 @@ def test_a_samples_baseline_is_the_mean_of_its_melodys_other_samples():
     np.testing.assert_allclose(baselined(returns, 1), returns - 7.0)
     frames = np.stack([returns, 2 * returns], 1)  # per frame: each frame column is baselined on its own
     np.testing.assert_allclose(baselined(frames, 3), np.stack([baselined(returns, 3), 2 * baselined(returns, 3)], 1))
+
+
+def test_a_random_notes_fit_is_the_share_of_pitch_classes_the_chord_covers():
+    triad, seventh = chord_id(0, "maj"), chord_id(7, "7")
+    chords = [CHORD_ON + triad, CHORD_HOLD + triad, SILENCE, CHORD_ON + seventh]
+    np.testing.assert_allclose(chance_fits([chords]), [[3 / 12, 3 / 12, 0.0, 4 / 12]])
 
 
 def test_frame_fit_to_go_discounts_the_fits_after_each_frame():

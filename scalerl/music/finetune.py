@@ -35,12 +35,12 @@ import torch.nn.functional as F
 
 from scalerl.checks import ConfigError, in_range, non_negative, positive, require
 from scalerl.music.data import load_songs
-from scalerl.music.metrics import chord_value, frame_fit, melody_pitch
+from scalerl.music.metrics import chord_value, frame_fit, invalid_holds, melody_pitch, sounding_chords
 from scalerl.music.models import chord_logits, chord_vocabulary_mask, generate
 from scalerl.music.pretrain import PretrainConfig, load_chord_model
 from scalerl.music.rewards import load_reward_model
 from scalerl.music.training import Batches, read_run
-from scalerl.music.vocab import CHORD_HOLD, CHORD_ON, NUM_CHORDS, SILENCE
+from scalerl.music.vocab import SILENCE, chord_pitch_classes
 from scalerl.progress import progress
 from scalerl.session import Session, read_run_config, resolve_device
 
@@ -67,6 +67,10 @@ class FinetuneConfig:
     """Per chord frame of silence under a sounding melody, once they pass 4% of the frames."""
     repetition_penalty: float = 2.0
     """Per frame of a chord held longer than 32 frames."""
+    invalid_penalty: float = 2.0
+    """Per hold token that does not continue the chord sounding before it (a hold of another chord, or of
+    nothing): such a frame changes the chord without an onset. The official reimplementation penalizes
+    invalid output; 0 leaves such sequences to the reward models."""
     fit_reward: float = 0.0
     """Weight of a rule reward: the accompaniment's note-in-chord. Not in the paper, where only the reward
     models judge harmony; with it the evaluation's main metric is part of the objective, so its gain says how
@@ -78,6 +82,10 @@ class FinetuneConfig:
     credited with the fits it could have changed; not in the paper."""
     fit_discount: float = 0.9
     """Discount of the frame-credited fit: 0.9 looks about ten frames (two and a half beats) ahead."""
+    fit_above_chance: bool = False
+    """Score each frame's fit above what a random melody note would earn: 1 - k/12 when the note is in the
+    k-note chord sounding, -k/12 when it is not. Plain note-in-chord pays a four-note chord more for
+    covering more pitch classes, and the fit-rewarded policy learns to play sevenths; not in the paper."""
     steps: int = 1000
     batch_size: int = 16
     samples_per_melody: int = 1
@@ -103,6 +111,8 @@ class FinetuneConfig:
         require(bool(self.rewards) or self.beta > 0, "rewards", "at least one reward model when beta is 0", self.rewards)
         non_negative("beta", self.beta)
         non_negative("fit_reward", self.fit_reward)
+        for name in ("silence_penalty", "repetition_penalty", "invalid_penalty"):
+            non_negative(name, getattr(self, name))
         require(self.fit_credit in ("sequence", "frame"), "fit_credit", "sequence or frame", self.fit_credit)
         in_range("fit_discount", self.fit_discount, 0.0, 1.0)
         require(0 <= self.seed < 2**31, "seed", "in [0, 2**31)", self.seed)
@@ -139,22 +149,12 @@ def windowed_reward(model: torch.nn.Module, chords: torch.Tensor, melody: torch.
     return torch.stack([model(chords[:, s:s + window], melody[:, s:s + window]) for s in starts]).mean(0)
 
 
-def penalties(chords: list[int], melody: list[int], silence: float, repetition: float) -> float:
+def penalties(chords: list[int], melody: list[int], silence: float, repetition: float, invalid: float = 0.0) -> float:
     """The rule-based penalties of one accompaniment (a negative number or 0)."""
     silent_under_melody = sum(1 for c, m in zip(chords, melody) if c == SILENCE and melody_pitch(m) is not None)
     allowed = int(0.04 * len(chords))
-    total = -silence * max(0, silent_under_melody - allowed)
-    run = 0
-    for token in chords:
-        if CHORD_ON <= token < CHORD_ON + NUM_CHORDS:
-            run = 1
-        elif run and CHORD_HOLD <= token < CHORD_HOLD + NUM_CHORDS:
-            run += 1
-        else:
-            run = 0
-        if run > 32:
-            total -= repetition
-    return total
+    held_too_long = sum(max(0, event.end - event.start - 32) for event in sounding_chords(chords))
+    return -silence * max(0, silent_under_melody - allowed) - repetition * held_too_long - invalid * invalid_holds(chords)
 
 
 class RunningNorm:
@@ -183,6 +183,13 @@ def baselined(returns: np.ndarray, group: int) -> np.ndarray:
         return returns - returns.mean(0)
     grouped = returns.reshape(-1, group, *returns.shape[1:])
     return ((grouped - grouped.mean(1, keepdims=True)) * group / (group - 1)).reshape(returns.shape)
+
+
+def chance_fits(chord_lists: list[list[int]]) -> np.ndarray:
+    """Per sample and frame, the share of the 12 pitch classes the sounding chord covers (0 for silence):
+    the note-in-chord a melody note drawn at random would score."""
+    return np.array([[len(chord_pitch_classes(value)) / 12 if (value := chord_value(token)) is not None else 0.0
+                      for token in chords] for chords in chord_lists])
 
 
 def fit_to_go(fits: np.ndarray, discount: float) -> np.ndarray:
@@ -235,19 +242,21 @@ def finetune(cfg: FinetuneConfig, resume: bool = False) -> dict[str, Any]:
             model_rewards = [windowed_reward(model, chords, melody, window) for model, window in reward_models]
             teacher_logits = teacher(chords, melody) if teacher is not None else None
         chord_lists, melody_lists = chords.tolist(), melody.tolist()
-        rule = np.array([penalties(c, m, cfg.silence_penalty, cfg.repetition_penalty) for c, m in zip(chord_lists, melody_lists)])
+        rule = np.array([penalties(c, m, cfg.silence_penalty, cfg.repetition_penalty, cfg.invalid_penalty)
+                         for c, m in zip(chord_lists, melody_lists)])
         frame_fits = np.array([frame_fit(c, m) for c, m in zip(chord_lists, melody_lists)])
+        fit_rewards = frame_fits - chance_fits(chord_lists) if cfg.fit_above_chance else frame_fits
         with warnings.catch_warnings():  # an accompaniment with no scored frame has NaN fit
             warnings.simplefilter("ignore", RuntimeWarning)
             fits = np.nanmean(frame_fits, 1)
-        fit_term = cfg.fit_reward * np.nan_to_num(fits)
+            fit_term = cfg.fit_reward * np.nan_to_num(np.nanmean(fit_rewards, 1))
         learned = cfg.reward_scale * sum(r.cpu().numpy() for r in model_rewards) if model_rewards else np.zeros(len(rule))
         returns = learned + rule + (fit_term if cfg.fit_credit == "sequence" else 0.0)
         norm.update(returns)
         normalized = norm.normalize(returns)
         advantages = baselined(normalized, cfg.samples_per_melody)[:, None]
         if cfg.fit_reward and cfg.fit_credit == "frame":
-            frame_advantages = baselined(fit_to_go(frame_fits, cfg.fit_discount), cfg.samples_per_melody)
+            frame_advantages = baselined(fit_to_go(fit_rewards, cfg.fit_discount), cfg.samples_per_melody)
             advantages = advantages + cfg.fit_reward * frame_advantages / max(frame_advantages.std(), 1e-6)
         advantages = torch.tensor(advantages, dtype=torch.float32, device=device)
         policy_logits = policy(chords, melody)

@@ -7,6 +7,8 @@
 - chord_length_entropy: entropy (nats) of the distribution of chord durations in frames; one_frame_share:
   the share of chords lasting one frame.
 - chord_entropy: entropy (nats) of chord usage, a diversity measure.
+
+Lengths and usage count chords as they sound (sounding_chords), not only their onset tokens.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections import Counter
 
 import numpy as np
 
+from scalerl.music.data import Event
 from scalerl.music.vocab import (
     CHORD_HOLD,
     CHORD_ON,
@@ -68,7 +71,7 @@ def onset_interval_histogram(chords: list[int], melody: list[int]) -> np.ndarray
     """Counts of |chord onset - nearest melody onset| in frames, 0..MAX_INTERVAL."""
     note_onsets = np.array(onsets(melody, NOTE_ON, NUM_PITCHES))
     histogram = np.zeros(MAX_INTERVAL + 1)
-    for onset in onsets(chords, CHORD_ON, NUM_CHORDS):
+    for onset in (event.start for event in sounding_chords(chords)):
         distance = MAX_INTERVAL if not len(note_onsets) else min(MAX_INTERVAL, int(np.abs(note_onsets - onset).min()))
         histogram[distance] += 1
     return histogram
@@ -89,19 +92,36 @@ def entropy(counts: Counter) -> float:
     return float(-(probabilities * np.log(probabilities)).sum())
 
 
-def chord_lengths(chords: list[int]) -> list[int]:
-    lengths, current = [], 0
+def sounding_chords(chords: list[int]) -> list[Event]:
+    """Each chord as it sounds: a chord starts at its onset token, and also wherever a hold token names a
+    chord other than the one sounding (a change without an onset, as a MIDI rendering plays it); silence
+    ends it. Reading only onset tokens would take such silent changes for one long chord."""
+    events: list[Event] = []
+    previous = None
+    for frame, token in enumerate(chords):
+        value = chord_value(token)
+        if value is not None:
+            if value == previous and not CHORD_ON <= token < CHORD_ON + NUM_CHORDS:
+                events[-1] = Event(events[-1].start, frame + 1, value)
+            else:
+                events.append(Event(frame, frame + 1, value))
+        previous = value
+    return events
+
+
+def invalid_holds(chords: list[int]) -> int:
+    """Hold tokens that do not continue the chord sounding in the frame before: a hold of another chord, or
+    of nothing (after silence, or in the first frame). A well-formed accompaniment has none."""
+    count, previous = 0, None
     for token in chords:
-        if CHORD_ON <= token < CHORD_ON + NUM_CHORDS:
-            if current:
-                lengths.append(current)
-            current = 1
-        elif current and CHORD_HOLD <= token < CHORD_HOLD + NUM_CHORDS:
-            current += 1
-        elif current:
-            lengths.append(current)
-            current = 0
-    return lengths + ([current] if current else [])
+        if CHORD_HOLD <= token < CHORD_HOLD + NUM_CHORDS and token - CHORD_HOLD != previous:
+            count += 1
+        previous = chord_value(token)
+    return count
+
+
+def chord_lengths(chords: list[int]) -> list[int]:
+    return [event.end - event.start for event in sounding_chords(chords)]
 
 
 LENGTH_BUCKETS = {"1": (1, 1), "2-3": (2, 3), "4": (4, 4), "5-7": (5, 7), "8": (8, 8), "9-15": (9, 15),
@@ -127,4 +147,4 @@ def chord_length_entropy(chords: list[int]) -> float:
 
 
 def chord_entropy(chords: list[int]) -> float:
-    return entropy(Counter(token - CHORD_ON for token in chords if CHORD_ON <= token < CHORD_ON + NUM_CHORDS))
+    return entropy(Counter(event.value for event in sounding_chords(chords)))
