@@ -69,8 +69,9 @@ class FinetuneConfig:
     """Per frame of a chord held longer than 32 frames."""
     invalid_penalty: float = 2.0
     """Per hold token that does not continue the chord sounding before it (a hold of another chord, or of
-    nothing): such a frame changes the chord without an onset. The official reimplementation penalizes
-    invalid output; 0 leaves such sequences to the reward models."""
+    nothing): such a frame changes the chord without an onset. The official reimplementation gives -10 to
+    an accompaniment its decoder cannot read; this counts the faults, at the other penalties' weight. 0
+    leaves such sequences to the reward models, which read them as one long chord."""
     fit_reward: float = 0.0
     """Weight of a rule reward: the accompaniment's note-in-chord. Not in the paper, where only the reward
     models judge harmony; with it the evaluation's main metric is part of the objective, so its gain says how
