@@ -92,6 +92,12 @@ for game in ("breakout", "asterix"):
     # about 10, so on [-100, 100] (4-unit atoms) a return's whole distribution sits on three or four atoms.
     RECIPES[f"rainbow-v10-minatar-{game}"] = {"threshold": 10.0, "args": [
         "--agent", "rainbow", "--env", f"minatar:{game}", *MINATAR_SHARED, "--algo.v-max", "10"]}
+    # The same three at five times the budget (500k steps, evaluated every 25k): at 100k the agents are
+    # within seed noise of each other. The later flags override MINATAR_SHARED's.
+    for agent in ("dqn", "rainbow", "rainbow-v10"):
+        RECIPES[f"{agent}-minatar-{game}-500k"] = {"threshold": 10.0, "args": [
+            *RECIPES[f"{agent}-minatar-{game}"]["args"], "--steps", "500000", "--eval-every", "25000",
+            "--checkpoint-every", "25000"]}
 
 # DER on the Atari 100k benchmark (Kaiser et al., 2020) as Dopamine's DER.gin runs it: the agent's preset
 # (10-step returns, an update every step from step 1,600, target copied every 2,000 updates, Adam 1e-4), no
