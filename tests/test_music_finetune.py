@@ -15,7 +15,9 @@ import torch
 
 from scalerl.cli import main
 from scalerl.music.finetune import baselined, chance_fits, fit_to_go, kl_to_teacher, penalties, windowed_reward
-from scalerl.music.vocab import CHORD_HOLD, CHORD_ON, NOTE_ON, SILENCE, VOCAB_SIZE, chord_id
+from scalerl.music.metrics import invalid_holds
+from scalerl.music.models import legal_chord_mask
+from scalerl.music.vocab import CHORD_HOLD, CHORD_ON, NOTE_ON, PAD, SILENCE, VOCAB_SIZE, chord_id
 
 pytest.importorskip("music21", reason="pip install 'scalerl[music]'")
 
@@ -90,6 +92,7 @@ def test_finetuning_runs_end_to_end_and_resumes(pretrained, tmp_path):
     cfg, model = load_chord_model(run)  # the finetuned policy loads like any online model
     assert cfg.model == "online"
     assert main(["chords", "finetune", "--resume", str(run)]) == 0
+    assert not cfg.net.valid_holds
     assert main(["chords", "finetune", "--policy", str(pretrained / "teacher"), "--teacher", str(pretrained / "teacher"),
                  "--data", str(data), "--run-dir", str(tmp_path / "bad")]) == 2  # the policy must be an online model
 
@@ -118,6 +121,24 @@ def test_the_policy_gradient_raises_a_reward_it_is_given(pretrained, tmp_path, m
     assert main([*args, "--fit-reward", "1", "--lr", "1e-2", "--fit-credit", credit, "--invalid-penalty", "0"]) == 0
     shares = [json.loads(line)["note_in_chord"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert shares[-1] > shares[0] + 0.3, shares
+
+
+def test_a_policy_finetuned_with_valid_holds_keeps_them_when_loaded(pretrained, tmp_path):
+    from scalerl.music.models import generate
+    from scalerl.music.pretrain import load_chord_model
+
+    run = tmp_path / "valid"
+    assert main([*finetune_args(pretrained, run, 2, 1), "--valid-holds"]) == 0
+    cfg, model = load_chord_model(run)
+    assert cfg.net.valid_holds and model.cfg.valid_holds
+    melody = torch.randint(NOTE_ON, NOTE_ON + 128, (16, 16))
+    assert sum(map(invalid_holds, generate(model, melody, 1.0).tolist())) == 0
+    policy = torch.randn(2, 3, VOCAB_SIZE, requires_grad=True)
+    legal = legal_chord_mask(torch.tensor([[PAD, CHORD_ON + 4, CHORD_HOLD + 4]] * 2))
+    kl = kl_to_teacher(policy, policy.detach().clone(), legal)
+    assert torch.allclose(kl, torch.zeros(2, 3), atol=1e-6)
+    kl_to_teacher(policy, torch.randn(2, 3, VOCAB_SIZE), legal).sum().backward()
+    assert torch.isfinite(policy.grad).all() and (policy.grad[..., CHORD_HOLD + 5] == 0).all()  # illegal: no gradient
 
 
 def test_a_samples_baseline_is_the_mean_of_its_melodys_other_samples():

@@ -16,6 +16,7 @@ from scalerl.music.metrics import (
     chord_length_shares,
     chord_value,
     frame_fit,
+    invalid_holds,
     melody_pitch,
     note_in_chord,
     onset_emd,
@@ -89,12 +90,14 @@ def evaluate_model(model: torch.nn.Module | RecentNotesRule, songs: list[Song], 
         "chord_length_shares": shares,
         "chord_entropy": float(np.nanmean([chord_entropy(c) for c in generated])),
         "distinct_chords": distinct_chords(generated),
+        "invalid_holds": invalid_hold_share(generated),
         "data_note_in_chord": float(np.nanmean([note_in_chord(c, m) for c, m in windows])),
         "data_chord_length_entropy": float(np.nanmean([chord_length_entropy(c) for c, _ in windows])),
         "data_one_frame_chords": data_shares["1"],
         "data_chord_length_shares": data_shares,
         "data_chord_entropy": float(np.nanmean([chord_entropy(c) for c, _ in windows])),
         "data_distinct_chords": distinct_chords([c for c, _ in windows]),
+        "data_invalid_holds": invalid_hold_share([c for c, _ in windows]),
     }
     if shifted_generated:
         fits = np.array([frame_fit(c, m) for c, m in shifted_generated])
@@ -107,6 +110,12 @@ def evaluate_model(model: torch.nn.Module | RecentNotesRule, songs: list[Song], 
 def distinct_chords(accompaniments: list[list[int]]) -> int:
     """How many different chords (root and quality) all the accompaniments use together: diversity."""
     return len({value for chords in accompaniments for value in map(chord_value, chords) if value is not None})
+
+
+def invalid_hold_share(accompaniments: list[list[int]]) -> float:
+    """The share of frames holding a chord that is not the one sounding before (see metrics.invalid_holds).
+    The held-out data's windows have some: a window that starts inside a chord starts with its hold."""
+    return sum(map(invalid_holds, accompaniments)) / sum(map(len, accompaniments))
 
 
 def fit_kept_after_shift(fit: list[float]) -> float:
@@ -150,17 +159,18 @@ def compare(run_dirs: list[Path], songs: list[Song], frames: int | None = None,
 
 def markdown_table(results: dict[str, dict]) -> str:
     rows = ["| model | note-in-chord | onset EMD | chord-length entropy | one-frame chords | chord entropy "
-            "| distinct chords | frames to recover after a tritone shift | fit kept after the shift |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "| distinct chords | invalid holds | frames to recover after a tritone shift | fit kept after the shift |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     data = next(iter(results.values()))
     for name, r in results.items():
         rows.append(f"| {name} | {r['note_in_chord']:.3f} | {r['onset_emd']:.3f} | {r['chord_length_entropy']:.2f} | "
                     f"{r['one_frame_chords']:.3f} | "
-                    f"{r['chord_entropy']:.2f} | {r['distinct_chords']} | {r.get('frames_to_recover', float('nan')):.0f} | "
+                    f"{r['chord_entropy']:.2f} | {r['distinct_chords']} | {r['invalid_holds']:.3f} | "
+                    f"{r.get('frames_to_recover', float('nan')):.0f} | "
                     f"{r.get('fit_kept_after_shift', float('nan')):.2f} |")
     rows.append(f"| data (held-out chords) | {data['data_note_in_chord']:.3f} | 0 | {data['data_chord_length_entropy']:.2f} | "
                 f"{data['data_one_frame_chords']:.3f} | "
-                f"{data['data_chord_entropy']:.2f} | {data['data_distinct_chords']} | - | - |")
+                f"{data['data_chord_entropy']:.2f} | {data['data_distinct_chords']} | {data['data_invalid_holds']:.3f} | - | - |")
     return "\n".join(rows)
 
 

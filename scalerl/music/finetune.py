@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from scalerl.checks import ConfigError, in_range, non_negative, positive, require
 from scalerl.music.data import load_songs
 from scalerl.music.metrics import chord_value, frame_fit, invalid_holds, melody_pitch, sounding_chords
-from scalerl.music.models import chord_logits, chord_vocabulary_mask, generate
+from scalerl.music.models import chord_logits, chord_vocabulary_mask, generate, legal_chord_mask, previous_chords
 from scalerl.music.pretrain import PretrainConfig, load_chord_model
 from scalerl.music.rewards import load_reward_model
 from scalerl.music.training import Batches, read_run
@@ -83,6 +83,10 @@ class FinetuneConfig:
     credited with the fits it could have changed; not in the paper."""
     fit_discount: float = 0.9
     """Discount of the frame-credited fit: 0.9 looks about ten frames (two and a half beats) ahead."""
+    valid_holds: bool = False
+    """Sample, and score log-probabilities and the KL, over well-formed accompaniments only: a hold may
+    only continue the chord sounding (ChordModelConfig.valid_holds, which the finetuned model keeps for
+    evaluation and jamming). Not in the paper."""
     fit_above_chance: bool = False
     """Score each frame's fit above what a random melody note would earn: 1 - k/12 when the note is in the
     k-note chord sounding, -k/12 when it is not. Plain note-in-chord pays a four-note chord more for
@@ -129,12 +133,19 @@ class FinetuneConfig:
         positive("eval_every", self.eval_every)
 
 
-def kl_to_teacher(policy_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
-    """KL(policy || teacher) per frame over the chord vocabulary: (batch, frames). The non-chord columns
-    are dropped rather than masked to -inf, so no inf - inf reaches the gradient."""
+def kl_to_teacher(policy_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                  legal: torch.Tensor | None = None) -> torch.Tensor:
+    """KL(policy || teacher) per frame over the chord vocabulary: (batch, frames); with a `legal` mask
+    (batch, frames, vocab), between both distributions renormalized over each frame's legal tokens. The
+    non-chord columns are dropped, and illegal ones pushed to a finite -1e9, rather than masked to -inf,
+    so no inf - inf reaches the gradient."""
     columns = chord_vocabulary_mask(policy_logits.device)
-    log_p = F.log_softmax(policy_logits[..., columns], -1)
-    log_q = F.log_softmax(teacher_logits[..., columns], -1)
+    policy_logits, teacher_logits = policy_logits[..., columns], teacher_logits[..., columns]
+    if legal is not None:
+        policy_logits = policy_logits.masked_fill(~legal[..., columns], -1e9)
+        teacher_logits = teacher_logits.masked_fill(~legal[..., columns], -1e9)
+    log_p = F.log_softmax(policy_logits, -1)
+    log_q = F.log_softmax(teacher_logits, -1)
     return (log_p.exp() * (log_p - log_q)).sum(-1)
 
 
@@ -209,11 +220,14 @@ def finetune(cfg: FinetuneConfig, resume: bool = False) -> dict[str, Any]:
     cfg = dataclasses.replace(cfg, run_dir=str(run_dir))
     policy_cfg, _ = read_run(cfg.policy, PretrainConfig)
     require(policy_cfg.model == "online", "policy", "an online model run", policy_cfg.model)
+    if cfg.valid_holds:
+        policy_cfg = dataclasses.replace(policy_cfg, net=dataclasses.replace(policy_cfg.net, valid_holds=True))
     # The finetuned policy loads like a pretrained online model: its config.json carries the model spec.
     config = {**dataclasses.asdict(policy_cfg), "run_dir": str(run_dir), "finetune": dataclasses.asdict(cfg)}
     # Everything the run reads is loaded before its directory is claimed: a bad path leaves nothing behind.
     device = resolve_device(cfg.device)
     policy = load_chord_model(cfg.policy, str(device))[1]
+    policy.cfg = policy_cfg.net
     teacher = load_chord_model(cfg.teacher, str(device))[1] if cfg.teacher else None
     reward_models = [(model, reward_cfg.crop_frames) for reward_cfg, model in
                      (load_reward_model(path, str(device)) for path in cfg.rewards)]
@@ -261,9 +275,14 @@ def finetune(cfg: FinetuneConfig, resume: bool = False) -> dict[str, Any]:
             advantages = advantages + cfg.fit_reward * frame_advantages / max(frame_advantages.std(), 1e-6)
         advantages = torch.tensor(advantages, dtype=torch.float32, device=device)
         policy_logits = policy(chords, melody)
-        log_probs = F.log_softmax(chord_logits(policy_logits), -1).gather(-1, chords.unsqueeze(-1)).squeeze(-1)
+        legal = legal_chord_mask(previous_chords(chords)) if policy.cfg.valid_holds else None
+        sampled_logits = chord_logits(policy_logits)
+        if legal is not None:
+            sampled_logits = sampled_logits.masked_fill(~legal, float("-inf"))
+        log_probs = F.log_softmax(sampled_logits, -1).gather(-1, chords.unsqueeze(-1)).squeeze(-1)
         pg_loss = -(advantages * log_probs).sum(1).mean() / chords.shape[1]
-        kl = kl_to_teacher(policy_logits, teacher_logits) if teacher_logits is not None else torch.zeros_like(log_probs)
+        kl = (kl_to_teacher(policy_logits, teacher_logits, legal) if teacher_logits is not None
+              else torch.zeros_like(log_probs))
         loss = pg_loss + cfg.beta * kl.mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -119,7 +119,8 @@ class JamSession:
         if all(note == SILENCE for note in self.melody[-SILENT_FRAMES_TO_HOLD:]):
             value = chord_value(self.chords[-1])
             return SILENCE if value is None else CHORD_HOLD + value
-        return int(choose_chord(self.decoding.logits, self.temperature, self.generator)[0])
+        previous = torch.tensor(self.chords[-1:]) if self.model.cfg.valid_holds else None
+        return int(choose_chord(self.decoding.logits, self.temperature, self.generator, previous)[0])
 
     def hear(self, note: int) -> int:
         """The current frame's melody: the model moves to the next frame and returns that frame's chord."""

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from scalerl.checks import in_range, positive, require
-from scalerl.music.vocab import BOS, CHORD_ON, PAD, SILENCE, VOCAB_SIZE
+from scalerl.music.vocab import BOS, CHORD_HOLD, CHORD_ON, NUM_CHORDS, PAD, SILENCE, VOCAB_SIZE
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,10 @@ class ChordModelConfig:
     dropout: float = 0.1
     max_frames: int = 256
     """Longest sequence in frames (crops are taken up to this length)."""
+    valid_holds: bool = False
+    """Decode only well-formed accompaniments: a hold token may only continue the chord sounding the frame
+    before. Unconstrained, a hold may name another chord, a change with no onset, which the reward models
+    read as one long chord and the fit-rewarded RL policy learns to exploit. Not in the paper."""
 
     def __post_init__(self) -> None:
         positive("model.dim", self.dim)
@@ -66,6 +70,22 @@ def chord_vocabulary_mask(device: torch.device) -> torch.Tensor:
 def chord_logits(logits: torch.Tensor) -> torch.Tensor:
     """Logits with every non-chord token set to -inf."""
     return logits.masked_fill(~chord_vocabulary_mask(logits.device), float("-inf"))
+
+
+def legal_chord_mask(previous: torch.Tensor) -> torch.Tensor:
+    """(..., vocab), True for the tokens that may follow the chord tokens `previous` (...) in a well-formed
+    accompaniment: silence, any onset, and the hold of the chord sounding (no hold after silence or PAD)."""
+    mask = chord_vocabulary_mask(previous.device).clone()
+    mask[CHORD_HOLD:] = False
+    onset = (previous >= CHORD_ON) & (previous < CHORD_HOLD)
+    sounding = onset | (previous >= CHORD_HOLD)
+    held = torch.where(onset, previous + NUM_CHORDS, previous)
+    return mask | (F.one_hot(held, VOCAB_SIZE).bool() & sounding.unsqueeze(-1))
+
+
+def previous_chords(chords: torch.Tensor) -> torch.Tensor:
+    """Each frame's preceding chord token, PAD before the first: (batch, frames)."""
+    return torch.cat([torch.full_like(chords[:, :1], PAD), chords[:, :-1]], 1)
 
 
 def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -260,18 +280,26 @@ def generate(model: nn.Module, melody: torch.Tensor, temperature: float = 0.0, s
         generator = torch.Generator(device=melody.device).manual_seed(seed)
     chords = torch.full_like(melody, PAD)
     decoding = model.decoding(melody)
+    valid_holds = getattr(model, "cfg", ChordModelConfig()).valid_holds  # the recent-notes rule has no config
     for frame in range(melody.shape[1]):
         if primer is not None and frame < primer.shape[1]:
             chords[:, frame] = primer[:, frame]
         else:
-            chords[:, frame] = choose_chord(decoding.logits, temperature, generator)
+            previous = None
+            if valid_holds:
+                previous = chords[:, frame - 1] if frame else torch.full_like(chords[:, 0], PAD)
+            chords[:, frame] = choose_chord(decoding.logits, temperature, generator, previous)
         decoding.push(chords[:, frame], melody[:, frame])
     return chords
 
 
-def choose_chord(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> torch.Tensor:
-    """A chord token per row of (batch, vocab) logits: greedy at temperature 0, else sampled."""
+def choose_chord(logits: torch.Tensor, temperature: float, generator: torch.Generator,
+                 previous: torch.Tensor | None = None) -> torch.Tensor:
+    """A chord token per row of (batch, vocab) logits: greedy at temperature 0, else sampled; given the
+    `previous` frame's chords, only tokens that may follow them (legal_chord_mask)."""
     logits = chord_logits(logits)
+    if previous is not None:
+        logits = logits.masked_fill(~legal_chord_mask(previous), float("-inf"))
     if temperature > 0:
         return torch.multinomial(torch.softmax(logits / temperature, -1), 1, generator=generator).squeeze(1)
     return logits.argmax(-1)

@@ -170,14 +170,14 @@ def run(out: Path, quick: bool = False) -> Path:
         limit = ["--limit", str(settings.eval_limit)] if settings.eval_limit else []
         evaluations = {run: out / "eval" / f"{run.name}.json" for run in runs}
         finish([*(pool.submit(chords, "eval", str(run), "--data", str(data), "-o", str(path), "--threads", "1", *limit)
-                  for run, path in evaluations.items() if not path.exists()),
+                  for run, path in evaluations.items() if not current_evaluation(path)),
                 *(pool.submit(pretrain, out / f"online-{dim}x{layers}", "--model", "online", "--net.dim", str(dim),
                               "--net.layers", str(layers)) for dim, layers in settings.curve_sizes)])
     results = {}
     for path in evaluations.values():
         results |= json.loads(path.read_text())
     rule = out / "eval" / "rule.json"
-    if not rule.exists():  # the yardstick: what following the melody alone is worth on these songs
+    if not current_evaluation(rule):  # the yardstick: what following the melody alone is worth on these songs
         songs = load_songs(data / "test.jsonl")[:settings.eval_limit]
         frames = TrainingSettings().crop_frames
         rule.write_text(json.dumps({"rule (recent notes)": evaluate_model(RecentNotesRule(), songs, frames)}, indent=2))
@@ -203,6 +203,16 @@ def group_name(run_name: str) -> str:
     return run_name.split(" (")[1].rstrip(")").split("-s")[0]
 
 
+SEED_TABLE_KEYS = ["note_in_chord", "onset_emd", "chord_length_entropy", "one_frame_chords", "chord_entropy",
+                   "distinct_chords", "invalid_holds", "frames_to_recover", "fit_kept_after_shift"]
+
+
+def current_evaluation(path: Path) -> bool:
+    """Whether an evaluation file holds every metric the report reads: one written before a metric was
+    added is redone."""
+    return path.exists() and all(set(SEED_TABLE_KEYS) <= result.keys() for result in json.loads(path.read_text()).values())
+
+
 def group_curves(results: dict[str, dict]) -> dict[str, list[float]]:
     curves: dict[str, list] = {}
     for name, result in results.items():
@@ -212,15 +222,13 @@ def group_curves(results: dict[str, dict]) -> dict[str, list[float]]:
 
 def seed_table(results: dict[str, dict]) -> str:
     """One row per model kind; runs of the same kind (RL seeds) as mean [min, max]."""
-    keys = ["note_in_chord", "onset_emd", "chord_length_entropy", "one_frame_chords", "chord_entropy",
-            "distinct_chords", "frames_to_recover", "fit_kept_after_shift"]
     groups: dict[str, list[dict]] = {}
     for name, result in results.items():
         groups.setdefault(group_name(name), []).append(result)
-    rows = ["| model | runs | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
+    rows = ["| model | runs | " + " | ".join(SEED_TABLE_KEYS) + " |", "|---|---|" + "---|" * len(SEED_TABLE_KEYS)]
     for group, members in groups.items():
         cells = []
-        for key in keys:
+        for key in SEED_TABLE_KEYS:
             values = np.array([member[key] for member in members], dtype=float)
             cell = f"{np.mean(values):.3f}"
             cells.append(cell + (f" [{np.min(values):.3f}, {np.max(values):.3f}]" if len(values) > 1 else ""))
