@@ -92,7 +92,7 @@ def test_finetuning_runs_end_to_end_and_resumes(pretrained, tmp_path):
     cfg, model = load_chord_model(run)  # the finetuned policy loads like any online model
     assert cfg.model == "online"
     assert main(["chords", "finetune", "--resume", str(run)]) == 0
-    assert not cfg.net.valid_holds
+    assert cfg.net.grammar == "free"
     assert main(["chords", "finetune", "--policy", str(pretrained / "teacher"), "--teacher", str(pretrained / "teacher"),
                  "--data", str(data), "--run-dir", str(tmp_path / "bad")]) == 2  # the policy must be an online model
 
@@ -123,14 +123,14 @@ def test_the_policy_gradient_raises_a_reward_it_is_given(pretrained, tmp_path, m
     assert shares[-1] > shares[0] + 0.3, shares
 
 
-def test_a_policy_finetuned_with_valid_holds_keeps_them_when_loaded(pretrained, tmp_path):
+def test_a_policy_finetuned_with_a_grammar_keeps_it_when_loaded(pretrained, tmp_path):
     from scalerl.music.models import generate
     from scalerl.music.pretrain import load_chord_model
 
-    run = tmp_path / "valid"
-    assert main([*finetune_args(pretrained, run, 2, 1), "--valid-holds"]) == 0
+    run = tmp_path / "holds"
+    assert main([*finetune_args(pretrained, run, 2, 1), "--grammar", "holds"]) == 0
     cfg, model = load_chord_model(run)
-    assert cfg.net.valid_holds and model.cfg.valid_holds
+    assert cfg.net.grammar == model.cfg.grammar == "holds"
     melody = torch.randint(NOTE_ON, NOTE_ON + 128, (16, 16))
     assert sum(map(invalid_holds, generate(model, melody, 1.0).tolist())) == 0
     policy = torch.randn(2, 3, VOCAB_SIZE, requires_grad=True)
@@ -139,6 +139,7 @@ def test_a_policy_finetuned_with_valid_holds_keeps_them_when_loaded(pretrained, 
     assert torch.allclose(kl, torch.zeros(2, 3), atol=1e-6)
     kl_to_teacher(policy, torch.randn(2, 3, VOCAB_SIZE), legal).sum().backward()
     assert torch.isfinite(policy.grad).all() and (policy.grad[..., CHORD_HOLD + 5] == 0).all()  # illegal: no gradient
+    assert main([*finetune_args(pretrained, tmp_path / "bad", 2, 1), "--grammar", "bars"]) == 2
 
 
 def test_a_samples_baseline_is_the_mean_of_its_melodys_other_samples():

@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-from scalerl.music.metrics import invalid_holds
-from scalerl.music.models import MODELS, ChordModelConfig, chord_logits, generate, legal_chord_mask
+from scalerl.music.metrics import invalid_holds, sounding_chords
+from scalerl.music.models import MODELS, ChordModelConfig, chord_logits, generate, grammar_mask, legal_chord_mask
 from scalerl.music.vocab import CHORD_HOLD, CHORD_ON, NOTE_ON, NUM_CHORDS, PAD, SILENCE, VOCAB_SIZE
 
 pytest.importorskip("music21", reason="pip install 'scalerl[music]'")
@@ -44,25 +44,34 @@ def test_chords_only_depend_on_earlier_chords():
             assert torch.allclose(model(chords, melody)[:, :5], model(changed, melody)[:, :5]), name
 
 
-def test_a_hold_may_only_continue_the_chord_sounding():
+def test_a_hold_may_only_continue_the_chord_sounding_and_off_the_beat_nothing_else():
     c, g = 0, 7 * 11
-    legal = legal_chord_mask(torch.tensor([PAD, SILENCE, CHORD_ON + c, CHORD_HOLD + g]))
+    previous = torch.tensor([PAD, SILENCE, CHORD_ON + c, CHORD_HOLD + g])
+    legal = legal_chord_mask(previous)
     holds = [set(torch.nonzero(row[CHORD_HOLD:]).flatten().tolist()) for row in legal]
     assert holds == [set(), set(), {c}, {g}]
     assert legal[:, SILENCE].all() and legal[:, CHORD_ON:CHORD_HOLD].all()  # silence and any onset, always
     assert not legal[:, :SILENCE].any() and not legal[:, NOTE_ON:CHORD_ON].any()
     assert legal.sum(-1).tolist() == [1 + NUM_CHORDS, 1 + NUM_CHORDS, 2 + NUM_CHORDS, 2 + NUM_CHORDS]
+    off_beat = legal_chord_mask(previous[1:], torch.tensor(False))
+    assert [torch.nonzero(row).flatten().tolist() for row in off_beat] == [[SILENCE], [CHORD_HOLD + c], [CHORD_HOLD + g]]
+    assert grammar_mask("free", previous, torch.tensor(1)) is None
+    assert torch.equal(grammar_mask("beats", previous, torch.tensor(8)), legal)  # frame 8 starts a beat
 
 
 @pytest.mark.parametrize("name", list(MODELS))
-def test_valid_holds_decoding_never_holds_a_chord_that_is_not_sounding(name):
+def test_a_grammar_decodes_only_the_accompaniments_it_allows(name):
     torch.manual_seed(0)
     melody = torch.randint(NOTE_ON, CHORD_ON, (8, 32))
     free = MODELS[name](ChordModelConfig(dim=32, layers=1, heads=2)).eval()
-    grammar = MODELS[name](ChordModelConfig(dim=32, layers=1, heads=2, valid_holds=True)).eval()
-    grammar.load_state_dict(free.state_dict())
     assert sum(map(invalid_holds, generate(free, melody, 1.0).tolist())) > 20  # untrained: holds at random
-    assert sum(map(invalid_holds, generate(grammar, melody, 1.0).tolist())) == 0
+    for grammar in ("holds", "beats"):
+        model = MODELS[name](ChordModelConfig(dim=32, layers=1, heads=2, grammar=grammar)).eval()
+        model.load_state_dict(free.state_dict())
+        accompaniments = generate(model, melody, 1.0).tolist()
+        assert sum(map(invalid_holds, accompaniments)) == 0
+        starts = {event.start for chords in accompaniments for event in sounding_chords(chords)}
+        assert (starts <= set(range(0, 32, 4))) == (grammar == "beats"), starts
 
 
 @pytest.mark.parametrize("name", list(MODELS))

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from scalerl.checks import ConfigError, in_range, non_negative, positive, require
 from scalerl.music.data import load_songs
 from scalerl.music.metrics import chord_value, frame_fit, invalid_holds, melody_pitch, sounding_chords
-from scalerl.music.models import chord_logits, chord_vocabulary_mask, generate, legal_chord_mask, previous_chords
+from scalerl.music.models import chord_logits, chord_vocabulary_mask, generate, grammar_mask, previous_chords
 from scalerl.music.pretrain import PretrainConfig, load_chord_model
 from scalerl.music.rewards import load_reward_model
 from scalerl.music.training import Batches, read_run
@@ -83,10 +83,10 @@ class FinetuneConfig:
     credited with the fits it could have changed; not in the paper."""
     fit_discount: float = 0.9
     """Discount of the frame-credited fit: 0.9 looks about ten frames (two and a half beats) ahead."""
-    valid_holds: bool = False
-    """Sample, and score log-probabilities and the KL, over well-formed accompaniments only: a hold may
-    only continue the chord sounding (ChordModelConfig.valid_holds, which the finetuned model keeps for
-    evaluation and jamming). Not in the paper."""
+    grammar: Literal["free", "holds", "beats"] = "free"
+    """Which accompaniments the policy may sample (ChordModelConfig.grammar, which the finetuned model keeps
+    for evaluation and jamming); log-probabilities and the KL are taken over the legal tokens. free is the
+    paper's; holds and beats are not in it."""
     fit_above_chance: bool = False
     """Score each frame's fit above what a random melody note would earn: 1 - k/12 when the note is in the
     k-note chord sounding, -k/12 when it is not. Plain note-in-chord pays a four-note chord more for
@@ -119,6 +119,7 @@ class FinetuneConfig:
         for name in ("silence_penalty", "repetition_penalty", "invalid_penalty"):
             non_negative(name, getattr(self, name))
         require(self.fit_credit in ("sequence", "frame"), "fit_credit", "sequence or frame", self.fit_credit)
+        require(self.grammar in ("free", "holds", "beats"), "grammar", "free, holds or beats", self.grammar)
         in_range("fit_discount", self.fit_discount, 0.0, 1.0)
         require(0 <= self.seed < 2**31, "seed", "in [0, 2**31)", self.seed)
         positive("steps", self.steps)
@@ -220,8 +221,8 @@ def finetune(cfg: FinetuneConfig, resume: bool = False) -> dict[str, Any]:
     cfg = dataclasses.replace(cfg, run_dir=str(run_dir))
     policy_cfg, _ = read_run(cfg.policy, PretrainConfig)
     require(policy_cfg.model == "online", "policy", "an online model run", policy_cfg.model)
-    if cfg.valid_holds:
-        policy_cfg = dataclasses.replace(policy_cfg, net=dataclasses.replace(policy_cfg.net, valid_holds=True))
+    if cfg.grammar != "free":
+        policy_cfg = dataclasses.replace(policy_cfg, net=dataclasses.replace(policy_cfg.net, grammar=cfg.grammar))
     # The finetuned policy loads like a pretrained online model: its config.json carries the model spec.
     config = {**dataclasses.asdict(policy_cfg), "run_dir": str(run_dir), "finetune": dataclasses.asdict(cfg)}
     # Everything the run reads is loaded before its directory is claimed: a bad path leaves nothing behind.
@@ -275,7 +276,7 @@ def finetune(cfg: FinetuneConfig, resume: bool = False) -> dict[str, Any]:
             advantages = advantages + cfg.fit_reward * frame_advantages / max(frame_advantages.std(), 1e-6)
         advantages = torch.tensor(advantages, dtype=torch.float32, device=device)
         policy_logits = policy(chords, melody)
-        legal = legal_chord_mask(previous_chords(chords)) if policy.cfg.valid_holds else None
+        legal = grammar_mask(policy.cfg.grammar, previous_chords(chords), torch.arange(chords.shape[1], device=device))
         sampled_logits = chord_logits(policy_logits)
         if legal is not None:
             sampled_logits = sampled_logits.masked_fill(~legal, float("-inf"))

@@ -38,7 +38,7 @@ import torch
 
 from scalerl.checks import ConfigError
 from scalerl.music.metrics import chord_value, frame_fit
-from scalerl.music.models import choose_chord
+from scalerl.music.models import choose_chord, grammar_mask
 from scalerl.music.pretrain import load_chord_model
 from scalerl.music.vocab import (
     CHORD_HOLD,
@@ -119,8 +119,8 @@ class JamSession:
         if all(note == SILENCE for note in self.melody[-SILENT_FRAMES_TO_HOLD:]):
             value = chord_value(self.chords[-1])
             return SILENCE if value is None else CHORD_HOLD + value
-        previous = torch.tensor(self.chords[-1:]) if self.model.cfg.valid_holds else None
-        return int(choose_chord(self.decoding.logits, self.temperature, self.generator, previous)[0])
+        legal = grammar_mask(self.model.cfg.grammar, torch.tensor(self.chords[-1:]), torch.tensor(len(self.melody)))
+        return int(choose_chord(self.decoding.logits, self.temperature, self.generator, legal)[0])
 
     def hear(self, note: int) -> int:
         """The current frame's melody: the model moves to the next frame and returns that frame's chord."""

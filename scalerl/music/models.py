@@ -19,13 +19,14 @@ eval mode (a test checks this).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from scalerl.checks import in_range, positive, require
-from scalerl.music.vocab import BOS, CHORD_HOLD, CHORD_ON, NUM_CHORDS, PAD, SILENCE, VOCAB_SIZE
+from scalerl.music.vocab import BOS, CHORD_HOLD, CHORD_ON, FRAMES_PER_BEAT, NUM_CHORDS, PAD, SILENCE, VOCAB_SIZE
 
 
 @dataclass(frozen=True)
@@ -41,10 +42,12 @@ class ChordModelConfig:
     dropout: float = 0.1
     max_frames: int = 256
     """Longest sequence in frames (crops are taken up to this length)."""
-    valid_holds: bool = False
-    """Decode only well-formed accompaniments: a hold token may only continue the chord sounding the frame
-    before. Unconstrained, a hold may name another chord, a change with no onset, which the reward models
-    read as one long chord and the fit-rewarded RL policy learns to exploit. Not in the paper."""
+    grammar: Literal["free", "holds", "beats"] = "free"
+    """Which accompaniments decoding may produce. free (the paper's): any chord token in any frame, so a
+    hold may name a chord other than the one sounding, a change with no onset, which the reward models read
+    as one long chord and a fit-rewarded policy learns to exploit. holds: a hold only continues the chord
+    sounding. beats: as holds, and the chord changes (or falls silent) only on beats, every FRAMES_PER_BEAT
+    frames from the first, as the data's chords do. holds and beats are not in the paper."""
 
     def __post_init__(self) -> None:
         positive("model.dim", self.dim)
@@ -53,6 +56,7 @@ class ChordModelConfig:
         require(self.dim % self.heads == 0, "model.dim", f"a multiple of model.heads ({self.heads})", self.dim)
         in_range("model.dropout", self.dropout, 0.0, 0.9)
         positive("model.max_frames", self.max_frames)
+        require(self.grammar in ("free", "holds", "beats"), "model.grammar", "free, holds or beats", self.grammar)
 
 
 def causal_mask(length: int, device: torch.device) -> torch.Tensor:
@@ -72,15 +76,27 @@ def chord_logits(logits: torch.Tensor) -> torch.Tensor:
     return logits.masked_fill(~chord_vocabulary_mask(logits.device), float("-inf"))
 
 
-def legal_chord_mask(previous: torch.Tensor) -> torch.Tensor:
+def legal_chord_mask(previous: torch.Tensor, on_beat: torch.Tensor | None = None) -> torch.Tensor:
     """(..., vocab), True for the tokens that may follow the chord tokens `previous` (...) in a well-formed
-    accompaniment: silence, any onset, and the hold of the chord sounding (no hold after silence or PAD)."""
-    mask = chord_vocabulary_mask(previous.device).clone()
-    mask[CHORD_HOLD:] = False
+    accompaniment: silence, any onset, and the hold of the chord sounding (no hold after silence or PAD).
+    Where `on_beat` (broadcast to `previous`) is False, only what continues the frame before: that hold,
+    or silence after silence."""
     onset = (previous >= CHORD_ON) & (previous < CHORD_HOLD)
     sounding = onset | (previous >= CHORD_HOLD)
-    held = torch.where(onset, previous + NUM_CHORDS, previous)
-    return mask | (F.one_hot(held, VOCAB_SIZE).bool() & sounding.unsqueeze(-1))
+    continuation = torch.where(onset, previous + NUM_CHORDS, torch.where(sounding, previous, SILENCE))
+    continues = F.one_hot(continuation, VOCAB_SIZE).bool()
+    changes = chord_vocabulary_mask(previous.device).clone()
+    changes[CHORD_HOLD:] = False
+    legal = changes | continues
+    return legal if on_beat is None else torch.where(on_beat.unsqueeze(-1), legal, continues)
+
+
+def grammar_mask(grammar: str, previous: torch.Tensor, frames: torch.Tensor) -> torch.Tensor | None:
+    """The tokens ChordModelConfig.grammar allows after the chords `previous` at frame indices `frames`
+    (broadcast together); None for the free grammar."""
+    if grammar == "free":
+        return None
+    return legal_chord_mask(previous, frames % FRAMES_PER_BEAT == 0 if grammar == "beats" else None)
 
 
 def previous_chords(chords: torch.Tensor) -> torch.Tensor:
@@ -280,26 +296,25 @@ def generate(model: nn.Module, melody: torch.Tensor, temperature: float = 0.0, s
         generator = torch.Generator(device=melody.device).manual_seed(seed)
     chords = torch.full_like(melody, PAD)
     decoding = model.decoding(melody)
-    valid_holds = getattr(model, "cfg", ChordModelConfig()).valid_holds  # the recent-notes rule has no config
+    grammar = getattr(model, "cfg", ChordModelConfig()).grammar  # the recent-notes rule has no config
     for frame in range(melody.shape[1]):
         if primer is not None and frame < primer.shape[1]:
             chords[:, frame] = primer[:, frame]
         else:
-            previous = None
-            if valid_holds:
-                previous = chords[:, frame - 1] if frame else torch.full_like(chords[:, 0], PAD)
-            chords[:, frame] = choose_chord(decoding.logits, temperature, generator, previous)
+            previous = chords[:, frame - 1] if frame else torch.full_like(chords[:, 0], PAD)
+            legal = grammar_mask(grammar, previous, torch.tensor(frame))
+            chords[:, frame] = choose_chord(decoding.logits, temperature, generator, legal)
         decoding.push(chords[:, frame], melody[:, frame])
     return chords
 
 
 def choose_chord(logits: torch.Tensor, temperature: float, generator: torch.Generator,
-                 previous: torch.Tensor | None = None) -> torch.Tensor:
-    """A chord token per row of (batch, vocab) logits: greedy at temperature 0, else sampled; given the
-    `previous` frame's chords, only tokens that may follow them (legal_chord_mask)."""
+                 legal: torch.Tensor | None = None) -> torch.Tensor:
+    """A chord token per row of (batch, vocab) logits: greedy at temperature 0, else sampled; only among
+    the `legal` tokens (batch, vocab) when given (grammar_mask)."""
     logits = chord_logits(logits)
-    if previous is not None:
-        logits = logits.masked_fill(~legal_chord_mask(previous), float("-inf"))
+    if legal is not None:
+        logits = logits.masked_fill(~legal, float("-inf"))
     if temperature > 0:
         return torch.multinomial(torch.softmax(logits / temperature, -1), 1, generator=generator).squeeze(1)
     return logits.argmax(-1)
