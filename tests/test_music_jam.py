@@ -312,3 +312,17 @@ def test_chords_commands_refuse_an_rl_run_in_one_line(tmp_path, capsys):
                     ["finetune", "--policy", str(run), "--rewards", str(run), "--beta", "0"]):
         assert main(["chords", *command]) == 2
         assert capsys.readouterr().err.strip() == f"scalerl: error: {run} is a scalerl train run (agent dqn), not a chords model run"
+
+
+def test_a_jam_with_the_beats_grammar_changes_chords_only_on_beats():
+    from scalerl.music.jam import JamSession
+    from scalerl.music.metrics import invalid_holds, sounding_chords
+
+    torch.manual_seed(0)
+    model = OnlineChordModel(ChordModelConfig(dim=32, layers=1, heads=2, max_frames=16, grammar="beats")).eval()
+    session = JamSession(model, temperature=1.0, seed=0)
+    for note in torch.randint(NOTE_ON, NOTE_ON + 128, (40,)).tolist():  # past the context: refreshes too
+        session.hear(note)
+    starts = [event.start for event in sounding_chords(session.chords)]
+    assert len(starts) > 3 and all(start % 4 == 0 for start in starts), starts
+    assert invalid_holds(session.chords) == 0
