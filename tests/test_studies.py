@@ -1,5 +1,7 @@
 """`scalerl study`: the list, a pipeline study (ReaLchords) and a sweep study, each run --quick to its report."""
 
+import json
+
 import pytest
 
 import scalerl.studies
@@ -34,6 +36,8 @@ def test_realchords_quick_runs_the_whole_pipeline_to_a_report(tmp_path):
         assert row in text
     assert (tmp_path / "rc" / "adaptation.png").stat().st_size > 0
     assert (tmp_path / "rc" / "rl-s0" / "summary.json").is_file()
+    frame = json.loads((tmp_path / "rc" / "rl-frame-s0" / "config.json").read_text())["finetune"]
+    assert (frame["grammar"], frame["fit_above_chance"], frame["fit_credit"]) == ("beats", True, "frame")
 
 
 def test_a_sweep_study_runs_its_quick_grid_and_puts_the_claim_above_the_report(tmp_path, monkeypatch):
@@ -69,8 +73,6 @@ def test_cale_quick_measures_the_dead_zone_and_compares_sac_with_dqn(tmp_path):
 def test_grama_quick_counts_dormant_and_inactive_neurons_and_runs_the_resets(tmp_path):
     pytest.importorskip("mujoco")
     pytest.importorskip("ray")
-    import json
-
     report = run_study("grama", tmp_path / "grama", quick=True)
     results = json.loads((tmp_path / "grama" / "results.json").read_text())
     for row in results["classification"]["relu_mlp"]:  # tau 0 in a ReLU MLP: dormant implies inactive
