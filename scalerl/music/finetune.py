@@ -14,6 +14,9 @@ An optional rule reward for note-in-chord (fit_reward; not in the paper) joins R
 "frame" enters per frame: A_bt = (R_b - baseline) + W * (G_bt - baseline_t) / std, with G_bt the fit
 discounted from frame t on, replacing R_b - baseline in the sum over t.
 
+With a grammar other than free (not in the paper), the policy samples only legal chord tokens, and its
+log-probabilities and the KL are taken over them, both distributions renormalized.
+
 A reward model scores fragments as long as those it was trained on (its crop_frames): a longer
 accompaniment is scored on windows of that length with 50% overlap, and the reward is their mean. Reward
 models trained at several lengths together give the multi-scale variant (ReaLchords-M).
@@ -228,7 +231,7 @@ def finetune(cfg: FinetuneConfig, resume: bool = False) -> dict[str, Any]:
     # Everything the run reads is loaded before its directory is claimed: a bad path leaves nothing behind.
     device = resolve_device(cfg.device)
     policy = load_chord_model(cfg.policy, str(device))[1]
-    policy.cfg = policy_cfg.net
+    policy.cfg = policy_cfg.net  # generate() and the legal-token mask read the grammar from here
     teacher = load_chord_model(cfg.teacher, str(device))[1] if cfg.teacher else None
     reward_models = [(model, reward_cfg.crop_frames) for reward_cfg, model in
                      (load_reward_model(path, str(device)) for path in cfg.rewards)]
