@@ -17,7 +17,7 @@ from collections import Counter
 
 import numpy as np
 
-from scalerl.music.data import Event
+from scalerl.music.data import Event, frames_to_events
 from scalerl.music.vocab import (
     CHORD_HOLD,
     CHORD_ON,
@@ -26,6 +26,7 @@ from scalerl.music.vocab import (
     NUM_CHORDS,
     NUM_PITCHES,
     chord_pitch_classes,
+    tokens_part,
 )
 
 MAX_INTERVAL = 16
@@ -93,20 +94,10 @@ def entropy(counts: Counter) -> float:
 
 
 def sounding_chords(chords: list[int]) -> list[Event]:
-    """Each chord as it sounds: a chord starts at its onset token, and also wherever a hold token names a
-    chord other than the one sounding (a change without an onset, as a MIDI rendering plays it); silence
+    """Each chord as it sounds, as a MIDI rendering plays it: a chord starts at its onset token, and also
+    wherever a hold token names a chord other than the one sounding (a change without an onset); silence
     ends it. Reading only onset tokens would take such silent changes for one long chord."""
-    events: list[Event] = []
-    previous = None
-    for frame, token in enumerate(chords):
-        value = chord_value(token)
-        if value is not None:
-            if value == previous and not CHORD_ON <= token < CHORD_ON + NUM_CHORDS:
-                events[-1] = Event(events[-1].start, frame + 1, value)
-            else:
-                events.append(Event(frame, frame + 1, value))
-        previous = value
-    return events
+    return list(frames_to_events(tokens_part(chords, CHORD_ON, CHORD_HOLD, NUM_CHORDS)))
 
 
 def invalid_holds(chords: list[int]) -> int:
