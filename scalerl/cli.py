@@ -253,6 +253,9 @@ def cmd_study(args: list[str]) -> int:
     parser.add_argument("-o", "--out", type=Path, default=None, help="folder (default studies/NAME[-quick])")
     parser.add_argument("--workers", type=int, default=None, help="runs in parallel (default: all cores)")
     parser.add_argument("--address", default=None, help="a Ray cluster to run on (see scalerl sweep --address)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
+                        help="run only these seeds of a sweep study (a long study a seed at a time, into the same "
+                        "--out); the report covers every finished run there")
     parsed = parser.parse_args(args)
     if parsed.list or parsed.name is None:
         width = max(map(len, study_names()))
@@ -262,7 +265,7 @@ def cmd_study(args: list[str]) -> int:
     if parsed.readme:
         print((study_folder(parsed.name) / "README.md").read_text())
         return 0
-    print(run_study(parsed.name, parsed.out, parsed.quick, parsed.workers, parsed.address))
+    print(run_study(parsed.name, parsed.out, parsed.quick, parsed.workers, parsed.address, seeds=parsed.seeds))
     return 0
 
 

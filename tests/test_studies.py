@@ -58,6 +58,21 @@ def test_a_sweep_study_runs_its_quick_grid_and_puts_the_claim_above_the_report(t
     assert "# This run (quick)" in text and "net.width=1" in text and "net.width=2" in text
     assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_dir() and "width" in p.name) == \
         ["net.width=1", "net.width=2"]
+    report = run_study("tiny", tmp_path / "out", quick=True, workers=2, log=lambda message: None, seeds=[1])
+    assert sorted(p.name for p in (tmp_path / "out" / "net.width=2").iterdir()) == ["seed0", "seed1"]
+    assert "| net.width=1 | 2 | 0, 1 |" in report.read_text()  # the report counts both seeds
+
+
+def test_seeds_apply_to_sweep_studies_only_and_must_be_seeds(tmp_path):
+    from scalerl.checks import ConfigError
+    from scalerl.studies import quick_spec, study_folder
+
+    spec, _ = quick_spec(study_folder("gap"), False, [2])
+    assert {trial.seed for trial in spec.trials(tmp_path)} == {2}
+    with pytest.raises(ConfigError, match="--seeds"):
+        quick_spec(study_folder("gap"), False, [-1])
+    with pytest.raises(ConfigError, match="--seeds applies to sweep studies"):
+        run_study("realchords", tmp_path / "rc", seeds=[0])
 
 
 def test_cale_quick_measures_the_dead_zone_and_compares_sac_with_dqn(tmp_path):

@@ -12,13 +12,14 @@ them) and either
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from scalerl.checks import ConfigError, unknown_name
+from scalerl.checks import ConfigError, non_negative, unknown_name
 
 FOLDER = Path(__file__).parent
 
@@ -42,8 +43,9 @@ def title(name: str) -> str:
     return name
 
 
-def quick_spec(folder: Path, quick: bool) -> tuple[Any, list[str] | None]:
-    """The sweep of a sweep study, shrunk by its [quick] overrides when quick, and the keys to group by."""
+def quick_spec(folder: Path, quick: bool, seeds: list[int] | None = None) -> tuple[Any, list[str] | None]:
+    """The sweep of a sweep study, shrunk by its [quick] overrides when quick and to `seeds` when given, and the
+    keys to group by."""
     from scalerl.sweep import SweepSpec, load_sweep_file
 
     spec = load_sweep_file(folder / "sweep.toml")
@@ -53,17 +55,24 @@ def quick_spec(folder: Path, quick: bool) -> tuple[Any, list[str] | None]:
         spec = SweepSpec(base={**spec.base, **overrides.get("base", {})},
                          grid={**spec.grid, **overrides.get("grid", {})}, variants=spec.variants,
                          seeds=overrides.get("seeds", spec.seeds), max_retries=spec.max_retries)
+    if seeds is not None:
+        for seed in seeds:
+            non_negative("--seeds", seed)
+        spec = dataclasses.replace(spec, seeds=list(seeds))
     return spec, settings.get("group_by")
 
 
 def run_study(name: str, out: str | Path | None = None, quick: bool = False, workers: int | None = None,
-              address: str | None = None, log=print) -> Path:
+              address: str | None = None, log=print, seeds: list[int] | None = None) -> Path:
     """Run (or continue) a study into `out` (default studies/NAME, or studies/NAME-quick) and return the
     path of its report. Its training runs go to a local Ray with `workers` CPUs, or to the Ray cluster at
-    `address` (see scalerl.sweep)."""
+    `address` (see scalerl.sweep). `seeds` runs a sweep study on those seeds only, so a study longer than
+    one sitting can be taken a seed at a time; the report covers every finished run of the study in `out`."""
     folder = study_folder(name)
     out = Path(out or Path("studies") / (f"{name}-quick" if quick else name))
     if (folder / "study.py").is_file():
+        if seeds is not None:
+            raise ConfigError(f"study {name} is a pipeline that sets its own seeds: --seeds applies to sweep studies")
         module = importlib.import_module(f"scalerl.studies.{folder.name}.study")
         if "address" in inspect.signature(module.run).parameters:
             return module.run(out, quick=quick, workers=workers, address=address)
@@ -75,11 +84,14 @@ def run_study(name: str, out: str | Path | None = None, quick: bool = False, wor
     from scalerl.analysis import write_report
     from scalerl.sweep import run_sweep
 
-    spec, group_by = quick_spec(folder, quick)
+    spec, group_by = quick_spec(folder, quick, seeds)
     result = run_sweep(spec, out, workers=workers, address=address, report=False, log=log)
     if result["failed"]:
         raise ConfigError(f"study {name}: {len(result['failed'])} runs failed, first: {result['failed'][0]['error']}")
-    report = write_report([out / trial for trial in result["finished"]], out / "report.md", group_by)
+    every_seed, _ = quick_spec(folder, quick)
+    every_seed = dataclasses.replace(every_seed, seeds=sorted({*every_seed.seeds, *spec.seeds}))
+    finished = [t.run_dir for t in every_seed.trials(out) if (t.run_dir / "summary.json").is_file()]
+    report = write_report(finished, out / "report.md", group_by)
     claim = (folder / "README.md").read_text()
     report.write_text(claim.rstrip() + "\n\n---\n\n# This run" + (" (quick)" if quick else "") + "\n\n" +
                       report.read_text().replace("\n# ", "\n## ", 1).removeprefix("# "))
