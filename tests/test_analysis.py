@@ -163,3 +163,15 @@ def test_config_differences_of_runs_of_different_agents_mark_absent_keys(tmp_pat
     rows = config_differences(runs, group_runs(runs, ["agent"]))
     assert rows[0] == "| group | agent | algo.alpha | algo.policy_noise |"
     assert rows[2:] == ['| agent=td3 | "td3" | - | 0.2 |', '| agent=sac | "sac" | 0.2 | - |']
+
+
+def test_report_plots_a_diagnostic_logged_only_in_records_between_the_first_and_the_last(tmp_path):
+    """A hook measuring every N updates writes its keys into some log records only (the activity monitor's
+    dormant ratios in the gap study: neither the first record, before learning, nor the last)."""
+    from scalerl.analysis.plots import training_metrics
+    from scalerl.analysis.runs import RunRecord
+
+    metrics = [{"step": 1000, "loss": 1.0}, {"step": 2000, "loss": 0.5, "dormant/q.torso.0": 0.4},
+               {"step": 3000, "loss": 0.2}]
+    run = RunRecord(tmp_path / "run", {"seed": 0, "env": "e"}, metrics, [], None)
+    assert training_metrics([run]) == ["dormant/q.torso.0", "loss"]

@@ -106,10 +106,11 @@ def plot_curves(runs: list[RunRecord], metric: str, path: Path, group_by: list[s
 
 
 def training_metrics(runs: list[RunRecord]) -> list[str]:
-    """Numeric keys of metrics.jsonl records (loss, grad_norm, diagnostics, ...)."""
+    """Numeric keys of metrics.jsonl records (loss, grad_norm, diagnostics, ...), from every record: a hook that
+    measures every N updates writes its keys into some records only, often neither the first nor the last."""
     keys: set[str] = set()
     for run in runs:
-        for record in run.metrics[:1] + run.metrics[-1:]:
+        for record in run.metrics:
             keys |= {k for k, v in record.items() if isinstance(v, int | float) and k not in ("step", "wall_time")}
     return sorted(keys)
 
