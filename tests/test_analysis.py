@@ -1,6 +1,7 @@
 """Aggregates against values computed by hand, normalizers on known scores, and reports from runs."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -167,11 +168,17 @@ def test_config_differences_of_runs_of_different_agents_mark_absent_keys(tmp_pat
 
 def test_report_plots_a_diagnostic_logged_only_in_records_between_the_first_and_the_last(tmp_path):
     """A hook measuring every N updates writes its keys into some log records only (the activity monitor's
-    dormant ratios in the gap study: neither the first record, before learning, nor the last)."""
-    from scalerl.analysis.plots import training_metrics
-    from scalerl.analysis.runs import RunRecord
-
-    metrics = [{"step": 1000, "loss": 1.0}, {"step": 2000, "loss": 0.5, "dormant/q.torso.0": 0.4},
-               {"step": 3000, "loss": 0.2}]
-    run = RunRecord(tmp_path / "run", {"seed": 0, "env": "e"}, metrics, [], None)
-    assert training_metrics([run]) == ["dormant/q.torso.0", "loss"]
+    dormant ratios in the gap study: neither the first record, before learning, nor the last), and metric
+    names hold dots (dormant/q.torso.0) that must not cut a figure's file name."""
+    run_dir = tmp_path / "runs" / "r"
+    train(env="classic:CartPole-v1", steps=600, eval_every=600, eval_episodes=1, log_every=100, progress="off",
+          run_dir=str(run_dir), algo={"learning_starts": 200}, hooks=["activity"],
+          hook_opts={"activity": {"every": 10_000}})
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [bool(any(k.startswith("dormant/") for k in r)) for r in (records[0], records[-1])] == [False, False]
+    assert "dormant/q.torso.0" in {k for r in records for k in r}
+    assert main(["report", str(tmp_path / "runs"), "-o", str(tmp_path / "report.md"), "--reps", "50"]) == 0
+    links = re.findall(r"\]\((report_figures/[^)]+)\)", (tmp_path / "report.md").read_text())
+    assert "report_figures/train_dormant_q.torso.0.png" in links
+    for link in links:
+        assert (tmp_path / link).is_file(), link

@@ -62,10 +62,12 @@ def mean_and_band(curves: list[tuple[np.ndarray, np.ndarray]], points: int = 100
 
 
 def save(figure, path: Path) -> list[Path]:
+    """`path` + .png and + .svg. The suffix is appended, not swapped: metric names such as
+    dormant/q.torso.0 make stems with dots in them."""
     path.parent.mkdir(parents=True, exist_ok=True)
     written = []
     for suffix in (".png", ".svg"):
-        target = path.with_suffix(suffix)
+        target = path.with_name(path.name + suffix)
         figure.savefig(target, dpi=120, bbox_inches="tight")
         written.append(target)
     pyplot().close(figure)
