@@ -55,11 +55,14 @@ def quick_spec(folder: Path, quick: bool, seeds: list[int] | None = None) -> tup
         spec = SweepSpec(base={**spec.base, **overrides.get("base", {})},
                          grid={**spec.grid, **overrides.get("grid", {})}, variants=spec.variants,
                          seeds=overrides.get("seeds", spec.seeds), max_retries=spec.max_retries)
-    if seeds is not None:
-        for seed in seeds:
-            non_negative("--seeds", seed)
-        spec = dataclasses.replace(spec, seeds=list(seeds))
-    return spec, settings.get("group_by")
+    return (spec if seeds is None else only_seeds(spec, seeds)), settings.get("group_by")
+
+
+def only_seeds(spec: Any, seeds: list[int]) -> Any:
+    """The sweep `spec` on `seeds` instead of its own (`scalerl study --seeds`)."""
+    for seed in seeds:
+        non_negative("--seeds", seed)
+    return dataclasses.replace(spec, seeds=list(seeds))
 
 
 def run_study(name: str, out: str | Path | None = None, quick: bool = False, workers: int | None = None,
@@ -84,12 +87,12 @@ def run_study(name: str, out: str | Path | None = None, quick: bool = False, wor
     from scalerl.analysis import write_report
     from scalerl.sweep import run_sweep
 
-    spec, group_by = quick_spec(folder, quick, seeds)
+    study_spec, group_by = quick_spec(folder, quick)
+    spec = study_spec if seeds is None else only_seeds(study_spec, seeds)
     result = run_sweep(spec, out, workers=workers, address=address, report=False, log=log)
     if result["failed"]:
         raise ConfigError(f"study {name}: {len(result['failed'])} runs failed, first: {result['failed'][0]['error']}")
-    every_seed, _ = quick_spec(folder, quick)
-    every_seed = dataclasses.replace(every_seed, seeds=sorted({*every_seed.seeds, *spec.seeds}))
+    every_seed = dataclasses.replace(study_spec, seeds=sorted({*study_spec.seeds, *spec.seeds}))
     finished = [t.run_dir for t in every_seed.trials(out) if (t.run_dir / "summary.json").is_file()]
     report = write_report(finished, out / "report.md", group_by)
     claim = (folder / "README.md").read_text()
