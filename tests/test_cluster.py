@@ -22,7 +22,7 @@ from scalerl.sweep import nodes_not_seeing
 pytest.importorskip("ray", reason="pip install 'scalerl[sweep]'")
 
 HELPER = Path(__file__).with_name("ray_cluster.py")
-SWEEP = ["--set", "env=classic:CartPole-v1", "steps=3000", "eval_every=1500", "eval_episodes=2", "checkpoint_every=500",
+SWEEP = ["--set", "env=classic:CartPole-v1", "steps=2000", "eval_every=1000", "eval_episodes=2", "checkpoint_every=500",
          "log_every=500", "algo.learning_starts=200", "--grid", "net.hidden=16,32", "--seeds", "0", "1", "--no-report"]
 
 
