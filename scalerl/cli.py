@@ -256,6 +256,9 @@ def cmd_study(args: list[str]) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
                         help="run only these seeds of a sweep study (a long study a seed at a time, into the same "
                         "--out); the report covers every finished run there")
+    parser.add_argument("--variants", nargs="+", default=None, metavar="NAME",
+                        help="run only these variants of a sweep study, named as their run folders (e.g. "
+                        "flatten-512); with --seeds, a long study in parts")
     parsed = parser.parse_args(args)
     if parsed.list or parsed.name is None:
         width = max(map(len, study_names()))
@@ -265,7 +268,8 @@ def cmd_study(args: list[str]) -> int:
     if parsed.readme:
         print((study_folder(parsed.name) / "README.md").read_text())
         return 0
-    print(run_study(parsed.name, parsed.out, parsed.quick, parsed.workers, parsed.address, seeds=parsed.seeds))
+    print(run_study(parsed.name, parsed.out, parsed.quick, parsed.workers, parsed.address, seeds=parsed.seeds,
+                    variants=parsed.variants))
     return 0
 
 

@@ -61,11 +61,16 @@ def test_a_sweep_study_runs_its_quick_grid_and_puts_the_claim_above_the_report(t
     report = run_study("tiny", tmp_path / "out", quick=True, workers=2, log=lambda message: None, seeds=[1])
     assert sorted(p.name for p in (tmp_path / "out" / "net.width=2").iterdir()) == ["seed0", "seed1"]
     assert "| net.width=1 | 2 | 0, 1 |" in report.read_text()  # the report counts both seeds
+    report = run_study("tiny", tmp_path / "out", quick=True, workers=2, log=lambda message: None, seeds=[2],
+                       variants=["net.width=2"])
+    assert not (tmp_path / "out" / "net.width=1" / "seed2").exists()
+    assert sorted(p.name for p in (tmp_path / "out" / "net.width=2").iterdir()) == ["seed0", "seed1", "seed2"]
+    assert "| net.width=2 | 3 | 0, 1, 2 |" in report.read_text() and "| net.width=1 | 2 | 0, 1 |" in report.read_text()
 
 
-def test_seeds_apply_to_sweep_studies_only_and_must_be_seeds(tmp_path):
+def test_seeds_and_variants_apply_to_sweep_studies_only_and_must_exist(tmp_path):
     from scalerl.checks import ConfigError
-    from scalerl.studies import quick_spec, study_folder
+    from scalerl.studies import only_variants, quick_spec, study_folder
 
     spec, _ = quick_spec(study_folder("gap"), False, [2])
     assert {trial.seed for trial in spec.trials(tmp_path)} == {2}
@@ -73,6 +78,18 @@ def test_seeds_apply_to_sweep_studies_only_and_must_be_seeds(tmp_path):
         quick_spec(study_folder("gap"), False, [-1])
     with pytest.raises(ConfigError, match="--seeds applies to sweep studies"):
         run_study("realchords", tmp_path / "rc", seeds=[0])
+    with pytest.raises(ConfigError, match="--variants applies to sweep studies"):
+        run_study("realchords", tmp_path / "rc", variants=["rl"])
+
+    tokenize, _ = quick_spec(study_folder("tokenize"), False, [0])
+    part = only_variants(tokenize, ["softmoe4-shuffled", "flatten-512"])
+    whole = {(t.name, t.seed): t.config for t in tokenize.trials(tmp_path)}
+    assert {(t.name, t.seed): t.config for t in part.trials(tmp_path)} == \
+        {key: whole[key] for key in [("softmoe4-shuffled", 0), ("flatten-512", 0)]}  # same folders, same configs
+    grid = only_variants(spec, ["net.bottleneck=gap,net.width=4"])
+    assert [t.run_dir.parent.name for t in grid.trials(tmp_path)] == ["net.bottleneck=gap,net.width=4"]
+    with pytest.raises(ConfigError, match="no variant 'flatten-1024'; this study's are flatten-512, flatten-2048"):
+        only_variants(tokenize, ["flatten-1024"])
 
 
 def test_cale_quick_measures_the_dead_zone_and_compares_sac_with_dqn(tmp_path):

@@ -65,17 +65,30 @@ def only_seeds(spec: Any, seeds: list[int]) -> Any:
     return dataclasses.replace(spec, seeds=list(seeds))
 
 
+def only_variants(spec: Any, names: list[str]) -> Any:
+    """The sweep `spec` reduced to the variants whose run folders are `names` (`scalerl study --variants`),
+    each kept under the folder name it has in the whole study."""
+    available = dict(spec.overrides())
+    unknown = [name for name in names if name not in available]
+    if unknown:
+        raise ConfigError(f"--variants: no variant {unknown[0]!r}; this study's are {', '.join(available)}")
+    return dataclasses.replace(spec, grid={}, variants=[{"name": name, **available[name]} for name in names])
+
+
 def run_study(name: str, out: str | Path | None = None, quick: bool = False, workers: int | None = None,
-              address: str | None = None, log=print, seeds: list[int] | None = None) -> Path:
+              address: str | None = None, log=print, seeds: list[int] | None = None,
+              variants: list[str] | None = None) -> Path:
     """Run (or continue) a study into `out` (default studies/NAME, or studies/NAME-quick) and return the
     path of its report. Its training runs go to a local Ray with `workers` CPUs, or to the Ray cluster at
-    `address` (see scalerl.sweep). `seeds` runs a sweep study on those seeds only, so a study longer than
-    one sitting can be taken a seed at a time; the report covers every finished run of the study in `out`."""
+    `address` (see scalerl.sweep). `seeds` and `variants` (run folder names) run part of a sweep study, so a
+    study longer than one sitting can be taken in parts; the report covers every finished run of the study
+    in `out`."""
     folder = study_folder(name)
     out = Path(out or Path("studies") / (f"{name}-quick" if quick else name))
     if (folder / "study.py").is_file():
-        if seeds is not None:
-            raise ConfigError(f"study {name} is a pipeline that sets its own seeds: --seeds applies to sweep studies")
+        if seeds is not None or variants is not None:
+            option = "--seeds" if seeds is not None else "--variants"
+            raise ConfigError(f"study {name} is a pipeline that sets its own runs: {option} applies to sweep studies")
         module = importlib.import_module(f"scalerl.studies.{folder.name}.study")
         if "address" in inspect.signature(module.run).parameters:
             return module.run(out, quick=quick, workers=workers, address=address)
@@ -89,11 +102,12 @@ def run_study(name: str, out: str | Path | None = None, quick: bool = False, wor
 
     study_spec, group_by = quick_spec(folder, quick)
     spec = study_spec if seeds is None else only_seeds(study_spec, seeds)
+    spec = spec if variants is None else only_variants(spec, variants)
     result = run_sweep(spec, out, workers=workers, address=address, report=False, log=log)
     if result["failed"]:
         raise ConfigError(f"study {name}: {len(result['failed'])} runs failed, first: {result['failed'][0]['error']}")
-    every_seed = dataclasses.replace(study_spec, seeds=sorted({*study_spec.seeds, *spec.seeds}))
-    finished = [t.run_dir for t in every_seed.trials(out) if (t.run_dir / "summary.json").is_file()]
+    finished = [summary.parent for variant, _ in study_spec.overrides()
+                for summary in sorted((out / variant).glob("seed*/summary.json"))]
     report = write_report(finished, out / "report.md", group_by)
     claim = (folder / "README.md").read_text()
     report.write_text(claim.rstrip() + "\n\n---\n\n# This run" + (" (quick)" if quick else "") + "\n\n" +
