@@ -1,6 +1,7 @@
 """Diagnostics against values worked out by hand, and the activity monitor in a training run."""
 
 import json
+import math
 
 import gymnasium as gym
 import numpy as np
@@ -331,3 +332,22 @@ def test_softmoe_expert_units_are_neurons_for_both_scores(tmp_path):
           algo={"learning_starts": 200, "batch_size": 8})
     last = records(tmp_path / "moe" / "metrics.jsonl")[-1]
     assert "grama/q.bottleneck.1.experts" in last and "dormant/q.bottleneck.1.experts" in last
+    for key in ("dispatch_entropy/q.bottleneck.1", "combine_entropy/q.bottleneck.1"):
+        assert 0.0 < last[key] <= 1.0
+
+
+def test_softmoe_routing_entropy_is_one_when_the_layer_averages_everything():
+    """Entropy over its maximum log(n): a slot split 1/2, 1/4, 1/4 over three tokens scores
+    (1.5 log 2) / log 3; weights on one token score 0. With Phi zero every logit is 0, so every slot
+    averages all tokens and every token mixes all slots alike: both entropies are exactly 1."""
+    from scalerl.diagnostics.activity import routing_entropy
+    from scalerl.nets import SoftMoE
+
+    split = torch.tensor([[[0.5], [0.25], [0.25]]])
+    assert routing_entropy(split, dim=1) == pytest.approx(1.5 * math.log(2) / math.log(3))
+    assert routing_entropy(torch.tensor([[[1.0], [0.0], [0.0]]]), dim=1) == 0.0
+    moe = SoftMoE(num_tokens=6, dim=4, experts=2, hidden=8)
+    with torch.no_grad():
+        moe.phi.zero_()
+    dispatch, combine = moe.weights(torch.randn(5, 6, 4))
+    assert routing_entropy(dispatch, dim=1) == pytest.approx(1.0) and routing_entropy(combine, dim=2) == pytest.approx(1.0)

@@ -13,6 +13,9 @@ the update it computes, per network and per layer:
     zero_grad/<net>            share of gradient entries below 1e-8 in magnitude
     srank/<net>, effective_rank/<net>, feature_norm/<net>   of the features entering the output layer
     churn/<net>                mean |change| of the network's output on the same inputs, over the update
+    dispatch_entropy/<net>.<path>, combine_entropy/<net>.<path>
+                               of each SoftMoE's routing weights, over their maximum: near 1, every slot
+                               averages all tokens and every token gets the same mix of slots
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from scalerl.diagnostics.activity import (
     near_zero_share,
     neuron_layers,
     redo_scores,
+    routing_entropy,
     srank,
 )
 from scalerl.hooks.base import MeasuringHook
@@ -65,6 +69,8 @@ class Capture:
         self.post: dict[int, torch.Tensor] = {}
         self.experts: dict[str, torch.Tensor] = {}
         """Expert hidden activations of each SoftMoE, by its path in the network."""
+        self.routing: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        """Dispatch and combine weights of each SoftMoE, by its path."""
         self.features: torch.Tensor | None = None
         self.calls: dict[int, tuple[tuple, torch.Tensor]] = {}
         """The first graph-building call of the network (key 0) and of each direct child (keys 1...): an
@@ -76,6 +82,14 @@ class Capture:
             self.handles.append(layer.layer.register_forward_hook(self.layer_hook(index, layer, index == len(layers) - 1)))
         for path, moe in softmoes(module):
             self.handles.append(moe.activation.register_forward_hook(self.expert_hook(path)))
+            self.handles.append(moe.register_forward_hook(self.routing_hook(path)))
+
+    def routing_hook(self, path: str):
+        def hook(module: SoftMoE, args: tuple, output: torch.Tensor) -> None:
+            if torch.is_grad_enabled() and path not in self.routing:
+                with torch.no_grad():
+                    self.routing[path] = module.weights(args[0].detach())
+        return hook
 
     def expert_hook(self, path: str):
         def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
@@ -183,6 +197,9 @@ class ActivityHook(MeasuringHook):
                 scalars[f"srank/{name}"] = float(srank(features, self.cfg.delta))
                 scalars[f"effective_rank/{name}"] = effective_rank(features)
                 scalars[f"feature_norm/{name}"] = float(features.norm(dim=1).mean())
+            for path, (dispatch, combine) in capture.routing.items():
+                scalars[f"dispatch_entropy/{name}.{path}"] = routing_entropy(dispatch, dim=1)
+                scalars[f"combine_entropy/{name}.{path}"] = routing_entropy(combine, dim=2)
             if (churn := capture.churn()) is not None:
                 scalars[f"churn/{name}"] = churn
         self.captures, self.grama, self.zero_grad = {}, {}, {}
