@@ -151,15 +151,20 @@ def test_a_killed_run_resumes_exactly(tmp_path, crash_after_checkpoint, run_reco
         assert run_records(tmp_path / "killed" / name) == run_records(tmp_path / "whole" / name)
 
 
-def test_every_task_of_a_cheap_set_learns(tmp_path):
-    """One MT-SAC learns both tasks of a set: Pendulum from about -1,200 (random play) past -400, and
-    InvertedPendulum from 5.5 (random play; 26 with no torque) past 75. Seeds 0-2 reached -150 to -200 and
-    110 to 210 here (in 6,000 steps single-task SAC itself holds InvertedPendulum 110 to 120)."""
-    summary = train(env=TASKS, agent="mtsac", steps=12_000, eval_every=3_000, run_dir=str(tmp_path / "run"),
+@pytest.mark.parametrize("steps, pendulum, inverted_pendulum", [
+    (6_000, -800, 60),
+    pytest.param(12_000, -400, 75, marks=pytest.mark.slow),
+])
+def test_every_task_of_a_cheap_set_learns(tmp_path, steps, pendulum, inverted_pendulum):
+    """One MT-SAC learns both tasks of a set: Pendulum from about -1,200 to -1,650 (random play, and the
+    first evaluation) and InvertedPendulum from 5.5 (random play; 26 with no torque). Best evaluations of
+    seeds 0-2 here: within 6,000 steps -500, -390, -740 and 75, 113, 116 (about 50 s); within 12,000
+    (the slow check) -150 to -200 and 110 to 210; single-task SAC holds InvertedPendulum at 110 to 120."""
+    summary = train(env=TASKS, agent="mtsac", steps=steps, eval_every=1_500, run_dir=str(tmp_path / "run"),
                     progress="off", algo=LEARNING_SETTINGS)
     records = [json.loads(line) for line in (tmp_path / "run" / "eval.jsonl").read_text().splitlines()]
     best = {task: max(r["tasks"][task]["return_mean"] for r in records) for task in records[0]["tasks"]}
-    assert best["Pendulum-v1"] >= -400 and best["InvertedPendulum-v5"] >= 75, (best, summary)
+    assert best["Pendulum-v1"] >= pendulum and best["InvertedPendulum-v5"] >= inverted_pendulum, (best, summary)
 
 
 LEARNING_SETTINGS = {"learning_starts": 1_000, "train_every": 1, "batch_size": 64, "actor_hidden": 64, "critic_hidden": 64, "actor_depth": 2,

@@ -37,15 +37,20 @@ them, eval/rule.json: the recent-notes rule (scalerl.music.rule), what following
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from scalerl.music.cli import main as chords_main
 from scalerl.music.data import load_songs
 from scalerl.music.evaluate import evaluate_model, plot_adaptation
 from scalerl.music.models import ChordModelConfig
@@ -78,20 +83,35 @@ class Settings:
     frame_fit_steps: int = 2000
     eval_limit: int | None = None
     """Evaluate on the first N held-out songs only (None: all)."""
+    processes: bool = True
+    """Each step in a process of its own, two at a time; False: one after another in this process, which
+    spares every step the few seconds of importing torch (longer than a quick step itself)."""
 
 
 FULL = Settings()
 """About 2.5 hours on 2 cores: the table in the study's README."""
 QUICK = Settings(synthetic=60, bach=0, pretrain_steps=10, curve_sizes=[(16, 1)], reward_steps=10, finetune_steps=4,
-                 frame_fit_steps=4, seeds=[0], ablations=False, multiscale=False, key_change=0.0, eval_limit=4)
-"""A couple of minutes: every step of the pipeline, at a size that learns nothing."""
+                 frame_fit_steps=4, seeds=[0], ablations=False, multiscale=False, key_change=0.0, eval_limit=4,
+                 processes=False)
+"""Under a minute: every step of the pipeline, at a size that learns nothing."""
 
 
-def chords(*args: str) -> None:
+def chords_in_a_process(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "scalerl", "chords", *args], check=True, stdout=subprocess.DEVNULL)
 
 
-def once(run_dir: Path, *args: str) -> None:
+def chords_here(*args: str) -> None:
+    """`scalerl chords ARGS` in this process, its printed summary dropped and torch's thread count restored
+    (each command sets its own)."""
+    threads = torch.get_num_threads()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            chords_main(list(args))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def once(chords: Callable[..., None], run_dir: Path, *args: str) -> None:
     """Run a chords command unless its run finished; resume it if it started (from the beginning if it was
     killed before its first checkpoint)."""
     if (run_dir / "summary.json").exists():
@@ -111,6 +131,7 @@ def finish(jobs: list[Future]) -> None:
 def run(out: Path, quick: bool = False) -> Path:
     """Run (or continue) the pipeline in `out` and write out/report.md; returns its path."""
     settings = QUICK if quick else FULL
+    chords = chords_in_a_process if settings.processes else chords_here
     out = Path(out)
     data = out / "data"
     if not (data / "test.jsonl").exists():
@@ -119,9 +140,9 @@ def run(out: Path, quick: bool = False) -> Path:
     common = ["--data", str(data), "--threads", "1"]
 
     def pretrain(run: Path, *args: str) -> None:
-        once(run, "pretrain", *args, "--steps", str(settings.pretrain_steps), "--eval-every", "250", *common)
+        once(chords, run, "pretrain", *args, "--steps", str(settings.pretrain_steps), "--eval-every", "250", *common)
 
-    with ThreadPoolExecutor(2) as pool:
+    with ThreadPoolExecutor(2 if settings.processes else 1) as pool:
         # Every run that needs only the data goes in one queue, so no core waits for the other's last job.
         pretraining = {out / "online": ["--model", "online"], out / "teacher": ["--model", "teacher"]}
         if settings.history_noise:
@@ -134,7 +155,7 @@ def run(out: Path, quick: bool = False) -> Path:
             reward_runs |= {out / f"reward-{kind}-{frames}": ["--kind", kind, "--crop-frames", str(frames)]
                             for frames in (16, 32) for kind in ("contrastive", "discriminative")}
         finish([*(pool.submit(pretrain, run, *args) for run, args in pretraining.items()),
-                *(pool.submit(once, run, "rewards", *args, "--steps", str(settings.reward_steps), "--eval-every", "200",
+                *(pool.submit(once, chords, run, "rewards", *args, "--steps", str(settings.reward_steps), "--eval-every", "200",
                               *common) for run, args in reward_runs.items())])
         rewards = ["--rewards", str(out / "reward-contrastive"), str(out / "reward-discriminative")]
         online = ["--policy", str(out / "online")]
@@ -164,7 +185,7 @@ def run(out: Path, quick: bool = False) -> Path:
                 "--policy", str(out / "online-kc"), "--rewards", *map(str, reward_runs), "--teacher", str(out / "teacher-kc"),
                 "--seed", str(settings.seeds[0]), *key_change]
         # A run's own arguments come last, so they override the shared ones (rl-frame's steps).
-        finish([pool.submit(once, run, "finetune", "--beta", str(settings.beta), "--steps", str(settings.finetune_steps),
+        finish([pool.submit(once, chords, run, "finetune", "--beta", str(settings.beta), "--steps", str(settings.finetune_steps),
                             "--eval-every", "50", *common, *args) for run, args in finetuning.items()])
         runs = [out / "online", *finetuning, out / "teacher"]
         if settings.key_change:
