@@ -1,5 +1,11 @@
+import os
+
 import pytest
 import torch
+
+# Ray starts its trial workers at nice 15; beside the other pytest-xdist worker (nice 0) on two cores they would
+# get almost no CPU and the sweep tests would run many times slower. Every Ray a test starts inherits this.
+os.environ.setdefault("RAY_worker_niceness", "0")
 
 
 @pytest.fixture(autouse=True)

@@ -19,6 +19,9 @@ import pytest
 from scalerl.cli import main
 from scalerl.sweep import nodes_not_seeing
 
+# Under pytest-xdist every test that starts Ray runs on one worker, one after another (pyproject.toml: -n 2 --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("ray")
+
 pytest.importorskip("ray", reason="pip install 'scalerl[sweep]'")
 
 HELPER = Path(__file__).with_name("ray_cluster.py")

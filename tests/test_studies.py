@@ -40,6 +40,7 @@ def test_realchords_quick_runs_the_whole_pipeline_to_a_report(tmp_path):
     assert (frame["grammar"], frame["fit_above_chance"], frame["fit_credit"]) == ("beats", True, "frame")
 
 
+@pytest.mark.xdist_group("ray")  # starts Ray
 def test_a_sweep_study_runs_its_quick_grid_and_puts_the_claim_above_the_report(tmp_path, monkeypatch):
     pytest.importorskip("ray")
     folder = tmp_path / "studies" / "tiny"
@@ -92,6 +93,7 @@ def test_seeds_and_variants_apply_to_sweep_studies_only_and_must_exist(tmp_path)
         only_variants(tokenize, ["flatten-1024"])
 
 
+@pytest.mark.xdist_group("ray")  # starts Ray
 def test_cale_quick_measures_the_dead_zone_and_compares_sac_with_dqn(tmp_path):
     pytest.importorskip("ale_py")
     pytest.importorskip("ray")
@@ -102,6 +104,7 @@ def test_cale_quick_measures_the_dead_zone_and_compares_sac_with_dqn(tmp_path):
     assert (tmp_path / "cale" / "report_figures" / "returns.png").stat().st_size > 0
 
 
+@pytest.mark.xdist_group("ray")  # starts Ray
 def test_grama_quick_counts_dormant_and_inactive_neurons_and_runs_the_resets(tmp_path):
     pytest.importorskip("mujoco")
     pytest.importorskip("ray")
@@ -113,6 +116,7 @@ def test_grama_quick_counts_dormant_and_inactive_neurons_and_runs_the_resets(tmp
     assert "## (b) SAC (tanh) on HalfCheetah" in report.read_text()
 
 
+@pytest.mark.xdist_group("ray")  # starts Ray
 def test_stable_gradients_quick_runs_both_parts_and_caches_them(tmp_path):
     pytest.importorskip("sklearn")
     pytest.importorskip("heavyball")
@@ -151,6 +155,7 @@ def test_the_multitask_studies_build_valid_configs_full_and_quick():
     assert {v["name"] for v in scaling.variants(scaling.FULL)} >= {"tasks10-width1024", "tasks4-actor1024-critic64"}
 
 
+@pytest.mark.xdist_group("ray")  # starts Ray
 def test_actor_critic_quick_trains_each_encoder_layout_and_probes_it_on_train_and_test_levels(tmp_path):
     import json
 

@@ -15,6 +15,9 @@ from scalerl import ConfigError
 from scalerl.cli import main
 from scalerl.sweep import SweepSpec, load_sweep_file
 
+# Under pytest-xdist every test that starts Ray runs on one worker, one after another (pyproject.toml: -n 2 --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("ray")
+
 pytest.importorskip("ray", reason="pip install 'scalerl[sweep]'")
 
 TINY = ["env=classic:CartPole-v1", "steps=1200", "eval_every=600", "eval_episodes=2", "checkpoint_every=300",
