@@ -158,10 +158,11 @@ def test_a_killed_run_resumes_exactly(tmp_path, crash_after_checkpoint, run_reco
         assert run_records(tmp_path / "killed" / name) == run_records(tmp_path / "whole" / name)
 
 
-@pytest.mark.parametrize("agent", ["sac", "td3"])
-def test_sac_and_td3_swing_the_pendulum_up(tmp_path, agent):
-    """Random play scores about -1200 to -1500; both agents pass -400 within 8k steps (best of four
-    evaluations; seeds 0-2 reached -146 to -203 here)."""
-    summary = train(env="classic:Pendulum-v1", agent=agent, steps=8000, net={"hidden": 64}, eval_every=2000,
+@pytest.mark.parametrize("agent, steps, eval_every", [("sac", 6000, 1000), ("td3", 8000, 2000)])
+def test_sac_and_td3_swing_the_pendulum_up(tmp_path, agent, steps, eval_every):
+    """Random play scores about -1200 to -1500; both agents pass -400 (best evaluation; seeds 0-2 reached -146
+    to -203 here). SAC gets there by 4k-5k steps (best within 6k: -151, -173, -199), TD3's delayed actor later
+    (within 6k only one seed of three)."""
+    summary = train(env="classic:Pendulum-v1", agent=agent, steps=steps, net={"hidden": 64}, eval_every=eval_every,
                     eval_episodes=5, run_dir=str(tmp_path / "run"), progress="off", algo={"learning_starts": 1000})
     assert summary["best_eval_return"] >= -400, summary
