@@ -1,5 +1,7 @@
 import os
+import random
 
+import numpy as np
 import pytest
 import torch
 
@@ -9,10 +11,15 @@ os.environ.setdefault("RAY_worker_niceness", "0")
 
 
 @pytest.fixture(autouse=True)
-def _single_thread():
-    """Tests compare numbers across runs; one thread keeps CPU kernels' reduction order fixed."""
+def _single_thread_and_seeded():
+    """Tests compare numbers across runs; one thread keeps CPU kernels' reduction order fixed. The global random
+    generators start from the same seed in every test, so a test's draws do not depend on which tests its
+    pytest-xdist worker happened to run before it."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    torch.manual_seed(0)
+    np.random.seed(0)
+    random.seed(0)
     yield
     torch.set_num_threads(threads)
 
