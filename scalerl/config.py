@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
@@ -85,6 +86,9 @@ class TrainConfig(Generic[AgentConfigT]):
     """Options of each hook (--hook-opts.NAME.*)."""
     checkpoint_every: int = 25_000
     """Environment steps between checkpoints (0: only at the end)."""
+    stop_at_return: float | None = None
+    """Stop early once an evaluation's mean return reaches this (None: train for all `steps`). Solved-task
+    checks need not run past the evaluation that solves them; summary.json says whether a run stopped so."""
     progress: Literal["auto", "on", "off"] = "auto"
     """Progress bar: auto shows it only on a terminal."""
 
@@ -130,6 +134,8 @@ class TrainConfig(Generic[AgentConfigT]):
                 else:
                     require(value in (0, count), name, f"{count} for {self.env} (one environment per task)", value)
         non_negative("checkpoint_every", self.checkpoint_every)
+        if self.stop_at_return is not None:
+            require(math.isfinite(self.stop_at_return), "stop_at_return", "a finite return, or None", self.stop_at_return)
         require(0 <= self.seed < 2**31, "seed", "in [0, 2**31)", self.seed)
         if self.run_dir is not None:
             check_run_dir(self.run_dir)

@@ -113,5 +113,5 @@ def test_evaluation_epsilon_replaces_that_share_of_greedy_actions_and_leaves_tra
 
 def test_dqn_learns_cartpole_quickly(tmp_path):
     """Within a minute on 2 CPU cores DQN balances the pole far longer than a random policy (~22 steps)."""
-    summary = train(steps=15_000, run_dir=str(tmp_path / "run"), eval_every=5_000, progress="off")
+    summary = train(steps=15_000, run_dir=str(tmp_path / "run"), eval_every=5_000, stop_at_return=150, progress="off")
     assert summary["best_eval_return"] >= 150, summary

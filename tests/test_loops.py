@@ -249,3 +249,22 @@ def test_atari_runs_store_frames_once_and_resume(tmp_path, monkeypatch, crash_af
     assert isinstance(buffer, FrameReplayBuffer) and summary["steps"] == 300
     assert buffer.truncated[199, 0]  # the episode running at the checkpoint was cut there
     assert buffer.bytes_per_transition < 2 * 84 * 84
+
+
+def test_a_run_stops_at_the_evaluation_that_reaches_stop_at_return(tmp_path):
+    """Stopping early still leaves a finished run: the last log, evaluation and checkpoint at the stopping step,
+    a summary that says why it stopped, and a resume that has nothing left to do."""
+    from scalerl import ConfigError, resume
+
+    settings = {"env": "classic:CartPole-v1", "steps": 3000, "log_every": 300, "eval_every": 500, "eval_episodes": 2,
+                "checkpoint_every": 0, "progress": "off", "algo": {"learning_starts": 200}}
+    summary = train(run_dir=str(tmp_path / "stopped"), stop_at_return=0.0, **settings)
+    assert summary["steps"] == 500 and summary["stopped_at_return"] is True
+    assert [r["step"] for r in records(tmp_path / "stopped" / "eval.jsonl")] == [500]
+    assert [r["step"] for r in records(tmp_path / "stopped" / "metrics.jsonl")] == [300, 500]
+    assert torch.load(tmp_path / "stopped" / "checkpoints" / "latest.pt", weights_only=False)["step"] == 500
+    assert resume(tmp_path / "stopped")["steps"] == 500
+    summary = train(run_dir=str(tmp_path / "whole"), stop_at_return=1e9, **settings)
+    assert summary["steps"] == 3000 and summary["stopped_at_return"] is False
+    with pytest.raises(ConfigError, match="stop_at_return"):
+        train(run_dir=str(tmp_path / "bad"), stop_at_return=float("nan"), **settings)

@@ -58,7 +58,7 @@ def test_bad_settings_are_refused_in_one_line():
 def test_ppo_solves_cartpole(tmp_path):
     """The RL Zoo's CartPole settings (8 envs x 32 steps, 20 epochs, gamma 0.98, lambda 0.8, lr 1e-3)."""
     summary = train(env="classic:CartPole-v1", agent="ppo", steps=100_000, num_envs=8, eval_every=10_000,
-                    run_dir=str(tmp_path / "run"), progress="off",
+                    stop_at_return=475, run_dir=str(tmp_path / "run"), progress="off",
                     algo={"rollout_steps": 32, "minibatches": 1, "epochs": 20, "gamma": 0.98, "gae_lambda": 0.8,
                           "entropy_coef": 0.0, "optim": {"lr": 1e-3}})
     assert summary["best_eval_return"] >= 475

@@ -50,7 +50,7 @@ def test_layer_norm_is_in_the_q_network_and_epsilon_decays_over_a_tenth_of_the_r
 
 def test_pqn_solves_cartpole(tmp_path):
     summary = train(env="classic:CartPole-v1", agent="pqn", steps=100_000, num_envs=16, eval_every=10_000,
-                    run_dir=str(tmp_path / "run"), progress="off",
+                    stop_at_return=475, run_dir=str(tmp_path / "run"), progress="off",
                     algo={"minibatches": 8, "epochs": 4, "q_lambda": 0.9, "epsilon_end": 0.05, "epsilon_fraction": 0.2,
                           "optim": {"lr": 1e-3}})
     assert summary["best_eval_return"] >= 475

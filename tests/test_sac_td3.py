@@ -165,5 +165,6 @@ def test_sac_and_td3_swing_the_pendulum_up(tmp_path, agent, steps, eval_every):
     to -203 here). SAC gets there by 4k-5k steps (best within 6k: -151, -173, -199), TD3's delayed actor later
     (within 6k only one seed of three)."""
     summary = train(env="classic:Pendulum-v1", agent=agent, steps=steps, net={"hidden": 64}, eval_every=eval_every,
-                    eval_episodes=5, run_dir=str(tmp_path / "run"), progress="off", algo={"learning_starts": 1000})
+                    eval_episodes=5, stop_at_return=-400, run_dir=str(tmp_path / "run"), progress="off",
+                    algo={"learning_starts": 1000})
     assert summary["best_eval_return"] >= -400, summary

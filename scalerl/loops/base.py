@@ -38,6 +38,7 @@ class LoopState:
     next_checkpoint: int = 0
     best_eval: float = -float("inf")
     last_eval: float | None = None
+    reached_stop_return: bool = False
     episode_returns: np.ndarray | None = None
     episode_lengths: np.ndarray | None = None
     finished_returns: list[float] = field(default_factory=list)
@@ -176,30 +177,43 @@ class Loop:
             self.loop_seconds += now - self.last_tick
         self.last_tick = now
 
+    @property
+    def finished(self) -> bool:
+        """All steps are taken, or an evaluation reached `stop_at_return`."""
+        return self.state.step >= self.config.steps or self.state.reached_stop_return
+
     def periodic(self) -> None:
         """Log, evaluate and checkpoint when their step comes (and all three at the last step)."""
         config, state = self.config, self.state
-        last = state.step >= config.steps
-        if state.step >= state.next_log or last:
-            self.tick(in_loop=True)
-            sps = (state.step - self.sps_from_step) / max(self.loop_seconds, 1e-9)
-            self.loop_seconds, self.sps_from_step = 0.0, state.step
-            self.log(sps)
-            state.next_log = self.advance(state.next_log, config.log_every)
-            self.bar.update(state.step - self.bar.n)
-            self.bar.set_postfix_str(self.progress_text(sps), refresh=False)
-        if state.step >= state.next_eval or last:
+        logged = state.step >= state.next_log or self.finished
+        if logged:
+            self.log_now()
+        if state.step >= state.next_eval or self.finished:
             self.tick(in_loop=True)
             record = self.session.evaluate(self.agent, config.eval_episodes, state.step, state.wall_time)
             state.last_eval = record["return_mean"]
             state.best_eval = max(state.best_eval, record["return_mean"])
             self.tick(in_loop=False)
             state.next_eval = self.advance(state.next_eval, config.eval_every or config.steps)
-        if state.step >= state.next_checkpoint or last:
+            if config.stop_at_return is not None and state.last_eval >= config.stop_at_return:
+                state.reached_stop_return = True
+                if not logged:
+                    self.log_now()
+        if state.step >= state.next_checkpoint or self.finished:
             self.tick(in_loop=True)
             self.save()
             self.tick(in_loop=False)
             state.next_checkpoint = self.advance(state.next_checkpoint, config.checkpoint_every or config.steps)
+
+    def log_now(self) -> None:
+        config, state = self.config, self.state
+        self.tick(in_loop=True)
+        sps = (state.step - self.sps_from_step) / max(self.loop_seconds, 1e-9)
+        self.loop_seconds, self.sps_from_step = 0.0, state.step
+        self.log(sps)
+        state.next_log = self.advance(state.next_log, config.log_every)
+        self.bar.update(state.step - self.bar.n)
+        self.bar.set_postfix_str(self.progress_text(sps), refresh=False)
 
     def advance(self, due: int, interval: int) -> int:
         """The next due step after the current one (a rollout may step past several intervals at once)."""
@@ -268,6 +282,7 @@ class Loop:
             "parameters": self.parameter_counts(),
             "final_eval_return": state.last_eval,
             "best_eval_return": state.best_eval,
+            "stopped_at_return": state.reached_stop_return,
             "wall_time": round(state.wall_time, 2),
             "sps": round(state.step / max(state.wall_time, 1e-9), 1),
         })

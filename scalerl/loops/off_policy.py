@@ -52,7 +52,7 @@ class OffPolicyLoop(Loop):
     def run(self) -> dict[str, Any]:
         config, state, algo, agent = self.config, self.state, self.config.algo, self.agent
         self.begin()
-        while state.step < config.steps:
+        while not self.finished:
             actions, extras = agent.act(self.obs, explore=True)
             next_obs, rewards, terminated, truncated, infos = self.envs.step(actions)
             stopped = self.hooks.stop_episodes(self.obs, actions, rewards, terminated, truncated) if self.hooks else None

@@ -35,9 +35,9 @@ class Rollout:
 
 class OnPolicyLoop(Loop):
     def run(self) -> dict[str, Any]:
-        config, state, agent = self.config, self.state, self.agent
+        config, agent = self.config, self.agent
         self.begin()
-        while state.step < config.steps:
+        while not self.finished:
             metrics = agent.update(self.collect(config.algo.rollout_steps))
             self.record_update(metrics)
             self.periodic()
