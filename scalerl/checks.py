@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import typing
 from typing import Any
 
 
@@ -65,7 +66,18 @@ def config_from_dict(cls: type, data: Any, prefix: str) -> Any:
         if key not in known:
             name = f"{prefix}.{key}" if prefix else key
             raise ConfigError(f"unknown field {name!r}; valid: {', '.join(sorted(known))}")
+    hints = typing.get_type_hints(cls)
+    # A whole number given for a float field (`--set algo.v_max=100`, JSON's 100) is stored as that float, so
+    # config.json and the report's config differences read the same value one way.
+    data = {key: float(value) if type(value) is int and takes_float(hints[key]) else value
+            for key, value in data.items()}
     return cls(**data)
+
+
+def takes_float(hint: Any) -> bool:
+    """A field typed float, or float | None, and not also int."""
+    options = typing.get_args(hint) or (hint,)
+    return float in options and int not in options
 
 
 def build_nested(config: Any, prefix: str) -> None:

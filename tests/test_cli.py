@@ -57,6 +57,17 @@ def test_python_api_validates_the_same_way():
         TrainConfig(net={"bottleneck": "pool"})
 
 
+def test_whole_numbers_for_float_fields_are_stored_as_floats():
+    """`--set algo.v_max=100` in one sweep and `100.0` in another are the same setting: config.json holds one
+    spelling, so comparing configs (the report's config differences) does not tell them apart."""
+    config = TrainConfig.from_dict({"agent": "rainbow", "steps": 500, "stop_at_return": 5,
+                                    "algo": {"v_max": 100, "double": True, "optim": {"lr": 1}}, "net": {"width": 2}})
+    written = json.loads(config.to_json())
+    assert json.dumps([written["algo"]["v_max"], written["algo"]["optim"]["lr"], written["net"]["width"],
+                       written["stop_at_return"]]) == "[100.0, 1.0, 2.0, 5.0]"
+    assert json.dumps([written["steps"], written["algo"]["double"], written["algo"]["atoms"]]) == "[500, true, 51]"
+
+
 def test_a_network_that_does_not_fit_the_env_is_one_line(tmp_path, capsys):
     code = main(["train", "--env", "classic:CartPole-v1", "--net.bottleneck", "gap", "--steps", "10",
                  "--run-dir", str(tmp_path / "run")])
