@@ -99,6 +99,12 @@ def differing_keys(runs: list[RunRecord]) -> list[str]:
     return [k for k in keys if k not in IGNORED_KEYS and len({json.dumps(f.get(k)) for f in flats}) > 1]
 
 
+def label_value(value: Any) -> Any:
+    """A whole-number float reads as the sweep wrote it (`net.width=2`, not 2.0): configs store it as a float,
+    sweep folders name it as given."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def group_runs(runs: list[RunRecord], group_by: list[str] | None = None) -> dict[str, list[RunRecord]]:
     """Runs grouped by the values of `group_by` keys; by default by every differing key except `env`
     (tasks are the other axis). Group labels read `key=value, key=value`; grouped by `variant` alone, a
@@ -106,7 +112,8 @@ def group_runs(runs: list[RunRecord], group_by: list[str] | None = None) -> dict
     keys = group_by if group_by is not None else [k for k in differing_keys(runs) if k != "env"]
     groups: dict[str, list[RunRecord]] = {}
     for run in runs:
-        label = run.value("variant") if keys == ["variant"] else ", ".join(f"{key}={run.value(key)}" for key in keys)
+        label = run.value("variant") if keys == ["variant"] else ", ".join(f"{key}={label_value(run.value(key))}"
+                                                                          for key in keys)
         label = label or "all runs"
         groups.setdefault(label, []).append(run)
     return groups
