@@ -135,7 +135,8 @@ class TrainConfig(Generic[AgentConfigT]):
                     require(value in (0, count), name, f"{count} for {self.env} (one environment per task)", value)
         non_negative("checkpoint_every", self.checkpoint_every)
         if self.stop_at_return is not None:
-            require(math.isfinite(self.stop_at_return), "stop_at_return", "a finite return, or None", self.stop_at_return)
+            require(math.isfinite(self.stop_at_return), "stop_at_return", "a finite return, or None",
+                    self.stop_at_return)
         require(0 <= self.seed < 2**31, "seed", "in [0, 2**31)", self.seed)
         if self.run_dir is not None:
             check_run_dir(self.run_dir)
