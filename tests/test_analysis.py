@@ -182,3 +182,18 @@ def test_report_plots_a_diagnostic_logged_only_in_records_between_the_first_and_
     assert "report_figures/train_dormant_q.torso.0.png" in links
     for link in links:
         assert (tmp_path / link).is_file(), link
+
+
+def test_curve_mean_goes_on_past_a_run_that_ended_early():
+    """A run stopped at its target return ends before the others: the mean covers the longest run, over
+    the runs that reach each step, and the band is the one run's value once only it is left."""
+    from scalerl.analysis.plots import mean_and_band
+
+    steps = np.asarray([0.0, 50.0, 100.0])
+    short = (steps[:2], np.asarray([0.0, 10.0]))
+    long = (steps, np.asarray([2.0, 4.0, 6.0]))
+    grid, mean, low, high = mean_and_band([short, long], points=3, reps=200)
+    assert grid.tolist() == [0.0, 50.0, 100.0]
+    assert mean.tolist() == [1.0, 7.0, 6.0]
+    assert low[2] == high[2] == 6.0
+    assert low[1] == 4.0 and high[1] == 10.0

@@ -1,7 +1,8 @@
 """Figures from run directories (matplotlib, written as PNG and SVG).
 
 - learning curves: a metric against environment steps or wall time, one line per group with the mean
-  over seeds and a 95% bootstrap band, one panel per task;
+  over seeds and a 95% bootstrap band, one panel per task; a tick marks where a run ended before the
+  group's longest, and past it the line is the mean of the runs still going;
 - diagnostics: the same for any training metric in metrics.jsonl (loss, grad_norm, dormant ratio, ...);
 - aggregate bars: IQM, median, mean and optimality gap per group, with their confidence intervals.
 """
@@ -48,17 +49,21 @@ def series(run: RunRecord, metric: str, x: str) -> tuple[np.ndarray, np.ndarray]
 
 def mean_and_band(curves: list[tuple[np.ndarray, np.ndarray]], points: int = 100, reps: int = 1000,
                   seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Interpolate runs onto a common grid (up to where the shortest run ends); mean over runs and a
-    95% percentile-bootstrap band over runs."""
+    """Interpolate runs onto a common grid that reaches the longest run's end; at each point, the mean over
+    the runs that reach it and a 95% percentile-bootstrap band over those runs. Runs end at different
+    steps when they stop at a target return or are still training: cutting every curve at the shortest
+    would hide the rest, and padding would invent evaluations."""
     start = max(xs[0] for xs, _ in curves)
-    end = min(xs[-1] for xs, _ in curves)
-    grid = np.unique(np.concatenate([xs for xs, _ in curves])) if end <= start else np.linspace(start, end, points)
-    grid = grid[(grid >= start) & (grid <= end)] if end > start else grid[:1]
-    values = np.stack([np.interp(grid, xs, ys) for xs, ys in curves])
+    end = max(xs[-1] for xs, _ in curves)
+    grid = np.linspace(start, end, points) if end > start else np.asarray([start], float)
+    grid = np.unique(np.concatenate([grid, [xs[-1] for xs, _ in curves if xs[-1] >= start]]))
+    values = np.stack([np.where(grid <= xs[-1], np.interp(grid, xs, ys), np.nan) for xs, ys in curves])
     rng = np.random.default_rng(seed)
-    resampled = values[rng.integers(0, len(values), size=(reps, len(values)))].mean(axis=1)
-    low, high = np.percentile(resampled, [2.5, 97.5], axis=0)
-    return grid, values.mean(axis=0), low, high
+    resampled = values[rng.integers(0, len(values), size=(reps, len(values)))]
+    reached = (~np.isnan(resampled)).sum(axis=1)
+    resampled_means = np.where(reached > 0, np.nansum(resampled, axis=1) / np.maximum(reached, 1), np.nan)
+    low, high = np.nanpercentile(resampled_means, [2.5, 97.5], axis=0)
+    return grid, np.nanmean(values, axis=0), low, high
 
 
 def save(figure, path: Path) -> list[Path]:
@@ -92,6 +97,8 @@ def plot_curves(runs: list[RunRecord], metric: str, path: Path, group_by: list[s
                 continue
             grid, mean, low, high = mean_and_band(curves)
             axis.plot(grid, mean, color=f"C{color}", label=f"{label} ({len(curves)})")
+            early_ends = [xs[-1] for xs, _ in curves if xs[-1] < grid[-1]]
+            axis.plot(early_ends, np.interp(early_ends, grid, mean), "|", color=f"C{color}", markersize=10)
             if len(curves) > 1:
                 axis.fill_between(grid, low, high, color=f"C{color}", alpha=0.2)
             plotted = True
