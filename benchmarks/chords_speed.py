@@ -85,8 +85,10 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--players", type=int, nargs="+", default=[1, 8, 32], help="jam sessions playing at once")
-    parser.add_argument("--jam-frames", type=int, default=300, help="frames each jam session plays (past 256: a refresh)")
-    parser.add_argument("--pace-ms", type=float, default=125.0, help="ms between a player's frames (125: 16ths at 120 bpm)")
+    parser.add_argument("--jam-frames", type=int, default=300,
+                        help="frames each jam session plays (past 256: a refresh)")
+    parser.add_argument("--pace-ms", type=float, default=125.0,
+                        help="ms between a player's frames (125: 16ths at 120 bpm)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -107,7 +109,8 @@ def main() -> None:
     for pace in (args.pace_ms, 0.0):
         for players in args.players:
             latencies = jam_latency(OnlineChordModel(ChordModelConfig()).eval(), args.jam_frames, players, pace)
-            print(f"| {players} | {f'a frame every {pace:g} ms' if pace else 'flat out'} | {statistics.median(latencies):.1f} "
+            pacing = f"a frame every {pace:g} ms" if pace else "flat out"
+            print(f"| {players} | {pacing} | {statistics.median(latencies):.1f} "
                   f"| {latencies[int(0.99 * len(latencies))]:.1f} | {latencies[-1]:.1f} |", flush=True)
 
 

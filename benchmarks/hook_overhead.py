@@ -59,7 +59,8 @@ def measure(name: str, rounds: int, updates: int) -> dict[str, float]:
     obs_space, action_space, batch_size = SPACES[name]
     torch.manual_seed(0)
     agent = agent_class(name)(agent_class(name).config_class(batch_size=batch_size, learning_starts=0),
-                              AgentSpec(obs_space, action_space, net=NetConfig(hidden=256) if name == "sac" else NetConfig()))
+                              AgentSpec(obs_space, action_space, net=NetConfig(hidden=256) if name == "sac"
+                                        else NetConfig()))
     batch = make_batch(obs_space, action_space, batch_size)
     every_update = HookOptions(activity={"every": 1}, redo={"every": 1, "start": 0}, regrama={"every": 1, "start": 0})
     cases = {"plain": [], "activity": ["activity"], "redo": ["redo"], "regrama": ["regrama"]}
@@ -86,7 +87,8 @@ def main() -> None:
         plain = result["plain"]
         for case in ("activity", "redo", "regrama"):
             extra = result[case] - plain
-            rows.append({"agent": name, "hook": case, "update_ms": plain * 1e3, "measured_update_ms": result[case] * 1e3,
+            rows.append({"agent": name, "hook": case, "update_ms": plain * 1e3,
+                         "measured_update_ms": result[case] * 1e3,
                          "share_at_default_interval": extra / (args.every * plain)})
     print("| agent | hook | update (ms) | update with the hook acting (ms) | share of update time at every 1,000 |")
     print("|---|---|---|---|---|")

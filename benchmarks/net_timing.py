@@ -28,7 +28,8 @@ from scalerl.nets import NetConfig, build_network, parameter_count
 
 BOTTLENECKS = [
     ("flatten", "-"), ("gap", "-"),
-    *[(kind, mixer) for kind in ("per_conv", "per_patch", "per_feat", "per_sample", "shuffled") for mixer in ("dense", "softmoe")],
+    *[(kind, mixer) for kind in ("per_conv", "per_patch", "per_feat", "per_sample", "shuffled")
+      for mixer in ("dense", "softmoe")],
 ]
 
 
@@ -96,7 +97,8 @@ def main() -> None:
                 sync()
 
             row = {"width": width, "bottleneck": bottleneck, "mixer": mixer, "parameters": parameter_count(net),
-                   "forward_ms": median_ms(forward, args.repeats), "forward_backward_ms": median_ms(forward_backward, args.repeats),
+                   "forward_ms": median_ms(forward, args.repeats),
+                   "forward_backward_ms": median_ms(forward_backward, args.repeats),
                    "after_encoder_ms": median_ms(after_encoder, args.repeats)}
             rows.append(row)
             print(f"width {width:g} {bottleneck:10s} {mixer:7s} {row['parameters']:>12,d} params "
@@ -106,7 +108,8 @@ def main() -> None:
             "device": args.device, "torch": torch.__version__}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    print("\n| width | bottleneck | mixer | parameters | forward (ms) | forward + backward (ms) | of which after the encoder (ms) |")
+    print("\n| width | bottleneck | mixer | parameters | forward (ms) | forward + backward (ms) "
+          "| of which after the encoder (ms) |")
     print("|---|---|---|---|---|---|---|")
     for row in rows:
         print(f"| {row['width']:g} | {row['bottleneck']} | {row['mixer']} | {row['parameters']:,} | "

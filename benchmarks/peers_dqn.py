@@ -68,7 +68,8 @@ def print_ratio_table(results: dict[str, dict[str, list[float]]], label: str, di
     print(f"\n| {label} | scalerl SPS | CleanRL SPS | scalerl / CleanRL |\n|---|---|---|---|")
     for name, rows in results.items():
         ratios = [mine / theirs for mine, theirs in zip(rows["scalerl"], rows["cleanrl"])]
-        print(f"| {name} | {statistics.median(rows['scalerl']):,.{digits}f} | {statistics.median(rows['cleanrl']):,.{digits}f} | "
+        print(f"| {name} | {statistics.median(rows['scalerl']):,.{digits}f} "
+              f"| {statistics.median(rows['cleanrl']):,.{digits}f} | "
               f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) |")
 
 
@@ -79,7 +80,8 @@ def run_scalerl(steps: int, train_every: int, seed: int) -> float:
             sys.executable, "-m", "scalerl", "train", "--env", "classic:CartPole-v1", "--steps", str(steps),
             "--seed", str(seed), "--threads", "1", "--run-dir", str(run_dir), "--progress", "off",
             "--log-every", "1000", "--eval-every", "0", "--eval-episodes", "1", "--checkpoint-every", "0",
-            "--net.hidden", "120", "--algo.optim.lr", "2.5e-4", "--algo.buffer-size", "10000", "--algo.batch-size", "128",
+            "--net.hidden", "120", "--algo.optim.lr", "2.5e-4", "--algo.buffer-size", "10000", "--algo.batch-size",
+            "128",
             "--algo.learning-starts", str(LEARNING_STARTS), "--algo.train-every", str(train_every),
             "--algo.target-update-every", str(500 // train_every), "--algo.n-step", "1", "--algo.no-double",
             "--algo.loss", "mse", "--algo.max-grad-norm", "0", "--algo.epsilon-end", "0.05",
@@ -160,7 +162,8 @@ def main() -> None:
     for path, what in ((args.peers_python, "--peers-python"), (args.cleanrl / "cleanrl" / "dqn.py", "--cleanrl")):
         if not path.exists():
             parser.error(f"{path} is missing ({what}); see the set-up at the top of this file")
-    settings = {"cleanrl": 10, "every1": 1} if args.setting == "both" else {args.setting: 10 if args.setting == "cleanrl" else 1}
+    every = {"cleanrl": 10, "every1": 1}
+    settings = every if args.setting == "both" else {args.setting: every[args.setting]}
     results: dict[str, dict[str, list[float]]] = {}
     for name, train_every in settings.items():
         rows = results[name] = {"scalerl": [], "cleanrl": [], "sb3": [], "floor": []}

@@ -35,7 +35,8 @@ def build(env_name: str, agent_name: str, fill: int, prioritized: bool, net: dic
     algo = config.algo
     args = (algo.buffer_size, 1, space, actions, algo.n_step, algo.gamma, 0, "cpu", algo.replay_priorities(10**6))
     stack = config.frame_stack()
-    buffer = FrameReplayBuffer(*args, frame_stack=stack) if stack and stack > 1 and space.dtype == np.uint8 else ReplayBuffer(*args)
+    frames = stack and stack > 1 and space.dtype == np.uint8
+    buffer = FrameReplayBuffer(*args, frame_stack=stack) if frames else ReplayBuffer(*args)
     agent = agent_class(agent_name)(algo, AgentSpec(space, actions, 1, torch.device("cpu"), 0, config.net, 10**6))
     rng = np.random.default_rng(0)
     obs, _ = envs.reset(seed=0)

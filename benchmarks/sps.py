@@ -30,7 +30,8 @@ CASES = {
     "random": ("dqn", {"learning_starts": 10**9, "epsilon_start": 1.0, "epsilon_end": 1.0}),
     "dqn": ("dqn", {"learning_starts": 1_000, "train_every": 4, "batch_size": 32, "epsilon_decay_steps": 5_000}),
     # CleanRL dqn.py's CartPole setting: train every 10 steps, batch 128.
-    "dqn-every10": ("dqn", {"learning_starts": 1_000, "train_every": 10, "batch_size": 128, "epsilon_decay_steps": 5_000}),
+    "dqn-every10": ("dqn",
+                    {"learning_starts": 1_000, "train_every": 10, "batch_size": 128, "epsilon_decay_steps": 5_000}),
     "pqn": ("pqn", {}),
 }
 """case: (agent, its algo settings)."""
@@ -63,7 +64,8 @@ def main() -> None:
             values = [measure(env, case, args.steps, args.num_envs, seed) for seed in range(args.repeats)]
             rows.append({"env": env, "case": case, "num_envs": args.num_envs, "sps_median": statistics.median(values),
                          "sps_runs": values})
-            print(f"{env:24s} {case:7s} {statistics.median(values):9,.0f} sps  runs: {[round(v) for v in values]}", flush=True)
+            print(f"{env:24s} {case:7s} {statistics.median(values):9,.0f} sps  runs: {[round(v) for v in values]}",
+                  flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "machine": platform.machine(),
             "processor": platform.processor(), "threads": 1, "steps": args.steps}

@@ -68,7 +68,8 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         checksum_path(temporary).unlink(missing_ok=True)
         full = getattr(error, "errno", None) == errno.ENOSPC or "write failed" in str(error)
         reason = "no space left on device" if full else f"{type(error).__name__}: {error}"
-        raise CheckpointError(f"could not write checkpoint {path} ({reason}); the previous checkpoint is kept") from None
+        raise CheckpointError(f"could not write checkpoint {path} ({reason}); "
+                              "the previous checkpoint is kept") from None
     if path.exists():
         os.replace(path, previous_path(path))
         if checksum_path(path).exists():
@@ -130,7 +131,8 @@ def load_unverified(path: Path) -> dict[str, Any]:
         detail = message.split("WeightsUnpickler error:")[-1].strip().splitlines()[0]
         raise CheckpointError(f"checkpoint {path} is corrupted or unreadable ({detail})") from None
     except (EOFError, RuntimeError, zipfile.BadZipFile, OSError) as error:
-        raise CheckpointError(f"checkpoint {path} is corrupted or unreadable ({type(error).__name__}: {error})") from None
+        raise CheckpointError(f"checkpoint {path} is corrupted or unreadable "
+                              f"({type(error).__name__}: {error})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
         raise CheckpointError(f"checkpoint {path} is not a scalerl checkpoint of format {FORMAT_VERSION}")
     return state

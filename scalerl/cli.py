@@ -175,7 +175,8 @@ def analysis_parser(command: str, description: str) -> ArgumentParser:
     parser = ArgumentParser(prog=f"scalerl {command}", description=description)
     parser.add_argument("runs", nargs="+", help="run directories, or folders holding them (e.g. a sweep)")
     parser.add_argument("--group-by", nargs="+", default=None, metavar="KEY",
-                        help="config keys that define the groups, e.g. net.bottleneck (default: every key that differs)")
+                        help="config keys that define the groups, e.g. net.bottleneck "
+                             "(default: every key that differs)")
     return parser
 
 
@@ -184,7 +185,8 @@ def cmd_plot(args: list[str]) -> int:
 
     parser = analysis_parser("plot", "Learning curves or training metrics, mean and 95% band over seeds, per group.")
     parser.add_argument("--metric", default="score",
-                        help="score (normalized), return_mean, success_mean, or any key of metrics.jsonl (loss, grad_norm, ...)")
+                        help="score (normalized), return_mean, success_mean, "
+                             "or any key of metrics.jsonl (loss, grad_norm, ...)")
     parser.add_argument("--x", choices=["step", "wall_time"], default="step")
     parser.add_argument("-o", "--out", type=Path, default=Path("plots"), help="folder for the PNG and SVG")
     parsed = parser.parse_args(args)
@@ -213,11 +215,14 @@ def cmd_sweep(args: list[str]) -> int:
     parser = ArgumentParser(prog="scalerl sweep", description="Run a grid of config overrides x seeds on Ray; "
                             "started again, it skips finished runs and resumes unfinished ones.")
     parser.add_argument("file", nargs="?", type=Path, help="sweep file (.toml or .yaml): base, grid, variants, seeds")
-    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="shared settings, e.g. env=minatar:breakout steps=100000")
-    parser.add_argument("--grid", nargs="+", default=[], metavar="KEY=V1,V2", help="values to sweep, e.g. net.width=1,4")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="shared settings, e.g. env=minatar:breakout steps=100000")
+    parser.add_argument("--grid", nargs="+", default=[], metavar="KEY=V1,V2",
+                        help="values to sweep, e.g. net.width=1,4")
     parser.add_argument("--seeds", nargs="+", type=int, default=None)
     parser.add_argument("--max-retries", type=int, default=None, help="retries of a failed trial (default 1)")
-    parser.add_argument("-o", "--out", type=Path, default=None, help="sweep folder (default sweeps/<file name or time>)")
+    parser.add_argument("-o", "--out", type=Path, default=None,
+                        help="sweep folder (default sweeps/<file name or time>)")
     parser.add_argument("--workers", type=int, default=None, help="local Ray CPUs, one trial each (default: all cores)")
     parser.add_argument("--address", default=None, help="a Ray cluster to run on, e.g. auto or ray://host:10001")
     parser.add_argument("--gpus-per-run", type=float, default=0.0, help="GPU share per trial; > 0 trains on cuda")

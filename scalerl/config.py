@@ -119,10 +119,12 @@ class TrainConfig(Generic[AgentConfigT]):
         check_hook_names(self.hooks)
         positive("steps", self.steps)
         non_negative("num_envs", self.num_envs)
-        require(0 <= self.threads <= MAX_THREADS, "threads", f"in [0, {MAX_THREADS}] (0: torch's default)", self.threads)
+        require(0 <= self.threads <= MAX_THREADS, "threads", f"in [0, {MAX_THREADS}] (0: torch's default)",
+                self.threads)
         positive("log_every", self.log_every)
         non_negative("eval_every", self.eval_every)
-        require(0 <= self.eval_episodes <= MAX_EPISODES, "eval_episodes", f"in [0, {MAX_EPISODES:,}]", self.eval_episodes)
+        require(0 <= self.eval_episodes <= MAX_EPISODES, "eval_episodes", f"in [0, {MAX_EPISODES:,}]",
+                self.eval_episodes)
         require(0 <= self.num_envs <= MAX_ENVS, "num_envs", f"in [0, {MAX_ENVS}]", self.num_envs)
         require(0 <= self.eval_num_envs <= MAX_ENVS, "eval_num_envs", f"in [0, {MAX_ENVS}]", self.eval_num_envs)
         if (task_set := suite.task_set(task)) is not None:

@@ -83,7 +83,8 @@ def run_episodes(agent: Any, envs: Any, episodes: int, seed: int) -> EvalResult:
             succeeded |= active & flags
             reports_success = True
         for index in np.flatnonzero(active & (terminated | truncated)):
-            results[index + count * finished[index]] = (float(returns[index]), int(lengths[index]), bool(succeeded[index]))
+            results[index + count * finished[index]] = (float(returns[index]), int(lengths[index]),
+                                                        bool(succeeded[index]))
             finished[index] += 1
             returns[index], lengths[index], succeeded[index] = 0.0, 0, False
     ordered = [results[k] for k in range(episodes)]

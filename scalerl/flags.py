@@ -38,7 +38,8 @@ def check_value(flag: str, kind: Any, value: str) -> None:
             try:
                 number(value)
             except ValueError:
-                raise ConfigError(f"--{flag} must be {'an integer' if number is int else 'a number'} (got {value!r})") from None
+                kind = "an integer" if number is int else "a number"
+                raise ConfigError(f"--{flag} must be {kind} (got {value!r})") from None
 
 
 def check_flags(args: list[str], flags: dict[str, Any]) -> None:

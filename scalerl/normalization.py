@@ -25,7 +25,8 @@ class RunningMeanStd:
         delta = batch_mean - self.mean
         total = self.count + batch_count
         self.mean = self.mean + delta * batch_count / total
-        self.var = (self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total) / total
+        squared_deviations = self.var * self.count + batch_var * batch_count
+        self.var = (squared_deviations + delta**2 * self.count * batch_count / total) / total
         self.count = total
 
     def normalize(self, values: np.ndarray, clip: float = 10.0) -> np.ndarray:

@@ -7,8 +7,9 @@ differ scalerl sets kron-torch's (`KRON_TORCH_DEFAULTS`): triangular preconditio
 8192 (heavyball: 2048), an initial preconditioner scale of 1 (heavyball: estimated from the first
 gradient), and the update probability held at 1 for 500 steps and then annealed by 0.999 a step to 0.03
 (heavyball: held for 1000). Both use momentum 0.9 and a preconditioner learning rate of 0.1; heavyball's
-own update clipping (a trust-region clip) is kept: kron-torch versions differ there. Measured on this project's 2-core CPU (MLP 64-256-256-8, batch 256): Adam 2.4 ms a step,
-heavyball Kron 39 ms eager, and compiled 30 ms after 140 s of compilation, so scalerl runs it eager.
+own update clipping (a trust-region clip) is kept: kron-torch versions differ there. Measured on this
+project's 2-core CPU (MLP 64-256-256-8, batch 256): Adam 2.4 ms a step, heavyball Kron 39 ms eager, and
+compiled 30 ms after 140 s of compilation, so scalerl runs it eager.
 Following the paper, Kron's learning rate is the configured one divided by `kron_lr_divisor` (3).
 """
 

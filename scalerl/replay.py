@@ -129,7 +129,8 @@ class Priorities:
         self.tree.set(slots, priorities)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"leaves": self.tree.nodes[self.tree.size:].copy(), "max_priority": self.max_priority, "stored": self.stored}
+        return {"leaves": self.tree.nodes[self.tree.size:].copy(), "max_priority": self.max_priority,
+                "stored": self.stored}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.tree.set(np.arange(self.tree.size), state["leaves"])

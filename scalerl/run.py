@@ -29,7 +29,8 @@ def default_run_dir(config: TrainConfig) -> Path:
 
 
 def build_agent(config: TrainConfig, obs_space: Any, action_space: Any, device: Any, tasks: list[str]) -> Agent:
-    spec = AgentSpec(obs_space, action_space, config.num_envs, device, config.seed, config.net, config.steps, tuple(tasks))
+    spec = AgentSpec(obs_space, action_space, config.num_envs, device, config.seed, config.net, config.steps,
+                     tuple(tasks))
     return agent_class(config.agent)(config.algo, spec)
 
 
@@ -39,8 +40,10 @@ def run_session(config: TrainConfig, session: Session) -> dict[str, Any]:
         session.open_envs(config.env, config.num_envs, config.eval_num_envs, config.env_kwargs(training=True),
                           config.env_kwargs(training=False))
         envs = session.envs
-        agent = build_agent(config, envs.single_observation_space, envs.single_action_space, session.device, session.tasks)
-        loop = LOOPS[agent.loop](config, session, agent, make_hooks(config.hooks, config.hook_opts, agent, config.steps))
+        agent = build_agent(config, envs.single_observation_space, envs.single_action_space, session.device,
+                            session.tasks)
+        loop = LOOPS[agent.loop](config, session, agent,
+                                 make_hooks(config.hooks, config.hook_opts, agent, config.steps))
         if session.checkpoint is not None:
             loop.restore()
     except BaseException:
@@ -62,14 +65,16 @@ def train(config: TrainConfig | None = None, **fields: Any) -> dict[str, Any]:
         raise ConfigError("give either a TrainConfig or keyword fields, not both")
     config = config.resolved()
     if config.run_dir:
-        session = Session(config.run_dir, config.to_dict(), seed=config.seed, device=config.device, threads=config.threads)
+        session = Session(config.run_dir, config.to_dict(), seed=config.seed, device=config.device,
+                          threads=config.threads)
         return run_session(config, session)
     base = default_run_dir(config)
     for attempt in range(1, 1000):  # two runs started in the same second: the later one takes a suffix
         run_dir = base if attempt == 1 else base.with_name(f"{base.name}-{attempt}")
         candidate = dataclasses.replace(config, run_dir=str(run_dir))
         try:
-            session = Session(run_dir, candidate.to_dict(), seed=config.seed, device=config.device, threads=config.threads)
+            session = Session(run_dir, candidate.to_dict(), seed=config.seed, device=config.device,
+                              threads=config.threads)
         except RunDirTaken:
             continue
         return run_session(candidate, session)

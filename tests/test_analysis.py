@@ -61,7 +61,8 @@ def test_bootstrap_interval_contains_the_true_mean_for_a_fixed_seed():
 def test_probability_of_improvement_of_a_group_that_always_wins_is_one():
     worse = np.zeros((4, 2))
     better = np.ones((4, 2))
-    estimates = probability_of_improvement(ScoreMatrix(("a", "b"), {"x": better, "y": worse}), [("x", "y"), ("y", "x")], reps=200)
+    estimates = probability_of_improvement(ScoreMatrix(("a", "b"), {"x": better, "y": worse}), [("x", "y"), ("y", "x")],
+                                           reps=200)
     assert estimates[("x", "y")].point == pytest.approx(1.0)
     assert estimates[("y", "x")].point == pytest.approx(0.0)
 
@@ -124,9 +125,11 @@ def test_report_and_plot_from_trained_runs(tmp_path, capsys):
     assert "| group | net.hidden |" in text and "| net.hidden=16 | 16 |" in text
     assert "## Aggregates across tasks" in text and "## Probability of improvement" in text
     figures = tmp_path / "report_figures"
-    for name in ("aggregates", "performance_profiles", "score_vs_step", "score_vs_wall_time", "train_loss", "train_grad_norm"):
+    for name in ("aggregates", "performance_profiles", "score_vs_step", "score_vs_wall_time", "train_loss",
+                 "train_grad_norm"):
         assert (figures / f"{name}.png").stat().st_size > 1000 and (figures / f"{name}.svg").is_file()
-    assert main(["plot", str(tmp_path / "runs"), "--group-by", "net.hidden", "--metric", "loss", "-o", str(tmp_path / "p")]) == 0
+    assert main(["plot", str(tmp_path / "runs"), "--group-by", "net.hidden", "--metric", "loss", "-o",
+                 str(tmp_path / "p")]) == 0
     assert (tmp_path / "p" / "loss_vs_step.png").is_file()
     capsys.readouterr()
     assert main(["plot", str(tmp_path / "runs"), "--metric", "dormant"]) == 2
@@ -140,7 +143,8 @@ def test_performance_profile_counts_runs_above_each_threshold():
     from scalerl.analysis import performance_profiles
 
     scores = np.array([[0.1, 0.5], [0.9, 1.5]])  # 4 scores; above 0: all, above 0.7: 2, above 2: none
-    profiles, intervals = performance_profiles(ScoreMatrix(("a", "b"), {"g": scores}), np.array([0.0, 0.7, 2.0]), reps=100)
+    profiles, intervals = performance_profiles(ScoreMatrix(("a", "b"), {"g": scores}), np.array([0.0, 0.7, 2.0]),
+                                               reps=100)
     assert np.allclose(profiles["g"], [1.0, 0.5, 0.0])
     assert intervals["g"].shape == (2, 3)
 

@@ -73,7 +73,8 @@ def test_a_network_that_does_not_fit_the_env_is_one_line(tmp_path, capsys):
                  "--run-dir", str(tmp_path / "run")])
     assert code == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        "scalerl: error: net.bottleneck must be flatten for vector observations (the MLP input has no feature map) (got 'gap')"]
+        "scalerl: error: net.bottleneck must be flatten for vector observations "
+        "(the MLP input has no feature map) (got 'gap')"]
 
 
 def test_cli_flags_reach_the_config():

@@ -19,7 +19,8 @@ import pytest
 from scalerl.cli import main
 from scalerl.sweep import nodes_not_seeing
 
-# Under pytest-xdist every test that starts Ray runs on one worker, one after another (pyproject.toml: -n 2 --dist loadgroup).
+# Under pytest-xdist every test that starts Ray runs on one worker, one after another
+# (pyproject.toml: -n 2 --dist loadgroup).
 pytestmark = pytest.mark.xdist_group("ray")
 
 pytest.importorskip("ray", reason="pip install 'scalerl[sweep]'")
@@ -128,7 +129,8 @@ def test_bad_address_and_missing_or_wrong_token_get_one_line_errors_at_once(clus
     result = scalerl("sweep", *SWEEP, "--address", cluster.address, "-o", str(tmp_path / "d"), env=no_token)
     assert result.returncode == 2 and result.stderr.strip() == (
         f"scalerl: error: cannot join the Ray cluster at {cluster.address}: it wants a token and none was sent: set "
-        "RAY_AUTH_MODE=token and give it the head's token (copy ~/.ray/auth_token from the head, or set RAY_AUTH_TOKEN)")
+        "RAY_AUTH_MODE=token and give it the head's token "
+        "(copy ~/.ray/auth_token from the head, or set RAY_AUTH_TOKEN)")
     wrong = {**cluster.env, "RAY_AUTH_TOKEN": secrets.token_hex(16)}
     started = time.monotonic()
     result = scalerl("sweep", *SWEEP, "--address", cluster.address, "-o", str(tmp_path / "e"), env=wrong)
@@ -160,7 +162,8 @@ def test_a_port_that_is_not_a_ray_head_gets_a_one_line_error_in_bounded_time(tmp
 
 
 def test_nodes_that_cannot_see_the_sweep_folder_are_named():
-    nodes = [{"NodeID": "a" * 56, "NodeManagerAddress": "10.0.0.1"}, {"NodeID": "b" * 56, "NodeManagerAddress": "10.0.0.2"}]
+    nodes = [{"NodeID": "a" * 56, "NodeManagerAddress": "10.0.0.1"},
+             {"NodeID": "b" * 56, "NodeManagerAddress": "10.0.0.2"}]
     assert nodes_not_seeing(nodes, ["token", None], "token") == ["10.0.0.2 node bbbbbbbb"]
     assert nodes_not_seeing(nodes, ["token", "token"], "token") == []
 
@@ -184,7 +187,8 @@ def test_sweep_on_cluster_survives_a_lost_node_and_matches_local_ray(cluster, tm
     while victim is None and driver.poll() is None and time.monotonic() < deadline:
         for trial, attempts in trial_attempts(sweep).items():
             running = not (sweep / trial / "summary.json").exists()
-            if attempts and attempts[-1]["node"] == doomed and running and (sweep / trial / "checkpoints/latest.pt").exists():
+            checkpointed = (sweep / trial / "checkpoints/latest.pt").exists()
+            if attempts and attempts[-1]["node"] == doomed and running and checkpointed:
                 victim = trial
                 break
         time.sleep(0.1)

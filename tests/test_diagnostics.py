@@ -22,7 +22,8 @@ from scalerl.nets import NetConfig, build_network
 
 
 def records(path):
-    return [{k: v for k, v in json.loads(line).items() if k not in ("wall_time", "sps")} for line in path.read_text().splitlines()]
+    return [{k: v for k, v in json.loads(line).items() if k not in ("wall_time", "sps")}
+            for line in path.read_text().splitlines()]
 
 
 def test_dormant_ratio_of_a_hand_built_layer():
@@ -91,7 +92,8 @@ def test_in_a_relu_mlp_every_dormant_neuron_is_grama_inactive():
 def test_neuron_layers_follow_norms_activations_flattens_and_residual_streams():
     frames = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
     cnn = neuron_layers(build_network(NetConfig(hidden=16, depth=1), frames, 3))
-    assert [layer.name for layer in cnn] == ["encoder.1.layers.0", "encoder.1.layers.2", "encoder.1.layers.4", "torso.0", "head"]
+    assert [layer.name for layer in cnn] == ["encoder.1.layers.0", "encoder.1.layers.2", "encoder.1.layers.4",
+                                             "torso.0", "head"]
     assert [layer.resettable for layer in cnn] == [True, True, True, True, False]
     assert cnn[2].consumers == [cnn[3].layer]  # the last conv's channels reach the dense layer through a flatten
     residual = neuron_layers(build_network(NetConfig(hidden=8, depth=1, torso="residual", norm="layer"),
@@ -130,11 +132,12 @@ def test_the_activity_monitor_logs_every_network_of_dqn_and_sac(tmp_path):
         assert f"dormant/{network}" in last and f"churn/{network}" in last and f"grama/{network}" in last
 
 
-@pytest.mark.parametrize("space", [gym.spaces.Box(-1, 1, (6,), np.float32), gym.spaces.Box(0, 255, (2, 36, 36), np.uint8)])
+@pytest.mark.parametrize("space",
+                         [gym.spaces.Box(-1, 1, (6,), np.float32), gym.spaces.Box(0, 255, (2, 36, 36), np.uint8)])
 def test_a_reset_of_dormant_neurons_leaves_the_outputs_unchanged_and_clears_their_moments(space):
     """Every third neuron of each resettable layer is killed (bias -100: ReLU output 0 on every input); the
-    neurons dormant by their ReDo score (tau 0) are reset. Dead neurons contribute nothing and the fresh ones reach nothing
-    (zero outgoing weights), so the outputs stay the same."""
+    neurons dormant by their ReDo score (tau 0) are reset. Dead neurons contribute nothing and the fresh ones reach
+    nothing (zero outgoing weights), so the outputs stay the same."""
     from scalerl.diagnostics.resets import reset_neurons
 
     torch.manual_seed(2)
@@ -160,7 +163,8 @@ def test_a_reset_of_dormant_neurons_leaves_the_outputs_unchanged_and_clears_thei
         assert mask[::3].all()  # the killed ones (others may be dead on this batch as well)
         old = layer.layer.weight.detach().clone()
         assert reset_neurons(layer, mask, optimizer) == int(mask.sum())
-        assert not torch.equal(layer.layer.weight[mask], old[mask]) and torch.equal(layer.layer.weight[~mask], old[~mask])
+        assert not torch.equal(layer.layer.weight[mask], old[mask])
+        assert torch.equal(layer.layer.weight[~mask], old[~mask])
         assert (layer.layer.bias[mask] == 0).all()
         state = optimizer.state[layer.layer.weight]
         assert (state["exp_avg"][mask] == 0).all() and (state["exp_avg_sq"][mask] == 0).all()
@@ -326,7 +330,8 @@ def test_softmoe_expert_units_are_neurons_for_both_scores(tmp_path):
     assert inactive(expert_redo_scores(hidden["h"]), 0.0).nonzero().tolist() == [[1, 2]]
 
     pytest.importorskip("minatar")
-    train(env="minatar:breakout", steps=300, eval_every=0, eval_episodes=1, run_dir=str(tmp_path / "moe"), progress="off",
+    train(env="minatar:breakout", steps=300, eval_every=0, eval_episodes=1, run_dir=str(tmp_path / "moe"),
+          progress="off",
           log_every=100, hooks=["activity"], hook_opts={"activity": {"every": 50}},
           net={"bottleneck": "per_conv", "mixer": "softmoe", "expert_hidden": 16, "depth": 0},
           algo={"learning_starts": 200, "batch_size": 8})
@@ -350,4 +355,5 @@ def test_softmoe_routing_entropy_is_one_when_the_layer_averages_everything():
     with torch.no_grad():
         moe.phi.zero_()
     dispatch, combine = moe.weights(torch.randn(5, 6, 4))
-    assert routing_entropy(dispatch, dim=1) == pytest.approx(1.0) and routing_entropy(combine, dim=2) == pytest.approx(1.0)
+    assert routing_entropy(dispatch, dim=1) == pytest.approx(1.0)
+    assert routing_entropy(combine, dim=2) == pytest.approx(1.0)

@@ -115,7 +115,8 @@ def test_the_lean_vector_env_steps_exactly_like_gymnasiums(spec):
     suite, task = spec.split(":")
     factory = functools.partial(_make_single, suite, task, {})
     traces = []
-    for envs in (SameStepVectorEnv([factory] * 3), SyncVectorEnv([factory] * 3, autoreset_mode=AutoresetMode.SAME_STEP)):
+    for envs in (SameStepVectorEnv([factory] * 3),
+                 SyncVectorEnv([factory] * 3, autoreset_mode=AutoresetMode.SAME_STEP)):
         envs.reset(seed=3)
         envs.action_space.seed(1)
         trace = [envs.step(envs.action_space.sample()) for _ in range(300)]

@@ -67,7 +67,8 @@ def test_balanced_batches_take_the_same_number_from_every_column():
 
 def spec(tasks=("a", "b", "c")) -> AgentSpec:
     obs = gym.spaces.Box(-np.inf, np.inf, (3 + len(tasks),), np.float32)
-    return AgentSpec(obs, gym.spaces.Box(-1.0, 1.0, (2,), np.float32), num_envs=len(tasks), net=NetConfig(), tasks=tasks)
+    return AgentSpec(obs, gym.spaces.Box(-1.0, 1.0, (2,), np.float32), num_envs=len(tasks), net=NetConfig(),
+                     tasks=tasks)
 
 
 def batch_of_task(task: int, size: int = 16, tasks: int = 3) -> Batch:
@@ -117,7 +118,8 @@ def test_the_reference_initialisation():
 
 
 def test_per_task_results_average_each_tasks_episodes():
-    result = EvalResult(returns=[1.0, 10.0, 3.0, 30.0, 5.0, 50.0], lengths=[1] * 6, successes=[1.0, 0.0, 0.0, 0.0, 1.0, 1.0])
+    result = EvalResult(returns=[1.0, 10.0, 3.0, 30.0, 5.0, 50.0], lengths=[1] * 6,
+                        successes=[1.0, 0.0, 0.0, 0.0, 1.0, 1.0])
     assert result.by_task(["a", "b"]) == {"a": {"return_mean": 3.0, "success_mean": pytest.approx(2 / 3)},
                                           "b": {"return_mean": 30.0, "success_mean": pytest.approx(1 / 3)}}
     assert result.by_task([]) is None
@@ -167,7 +169,8 @@ def test_every_task_of_a_cheap_set_learns(tmp_path, steps, pendulum, inverted_pe
     assert best["Pendulum-v1"] >= pendulum and best["InvertedPendulum-v5"] >= inverted_pendulum, (best, summary)
 
 
-LEARNING_SETTINGS = {"learning_starts": 1_000, "train_every": 1, "batch_size": 64, "actor_hidden": 64, "critic_hidden": 64, "actor_depth": 2,
+LEARNING_SETTINGS = {"learning_starts": 1_000, "train_every": 1, "batch_size": 64, "actor_hidden": 64,
+                     "critic_hidden": 64, "actor_depth": 2,
                      "critic_depth": 2, "alpha": 0.2, "actor_optim": {"lr": 1e-3}, "critic_optim": {"lr": 1e-3},
                      "alpha_optim": {"lr": 1e-3}}
 

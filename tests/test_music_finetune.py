@@ -56,7 +56,8 @@ def test_a_reward_model_scores_longer_accompaniments_on_half_overlapping_windows
     assert windowed_reward(FirstChord(), chords, melody, 10).item() == 10
     assert windowed_reward(FirstChord(), chords, melody, 16).item() == 10
     assert windowed_reward(FirstChord(), chords, melody, 4).item() == (10 + 12 + 14 + 16) / 4  # starts 0, 2, 4, 6
-    assert windowed_reward(FirstChord(), chords, melody, 6).item() == pytest.approx((10 + 13 + 14) / 3)  # 0, 3, flush: 4
+    assert windowed_reward(FirstChord(), chords, melody,
+                           6).item() == pytest.approx((10 + 13 + 14) / 3)  # 0, 3, flush: 4
 
 
 TINY_NET = ["--net.dim", "32", "--net.layers", "1", "--net.heads", "2"]
@@ -93,7 +94,8 @@ def test_finetuning_runs_end_to_end_and_resumes(pretrained, tmp_path):
     assert cfg.model == "online"
     assert main(["chords", "finetune", "--resume", str(run)]) == 0
     assert cfg.net.grammar == "free"
-    assert main(["chords", "finetune", "--policy", str(pretrained / "teacher"), "--teacher", str(pretrained / "teacher"),
+    assert main(["chords", "finetune", "--policy", str(pretrained / "teacher"), "--teacher",
+                 str(pretrained / "teacher"),
                  "--data", str(data), "--run-dir", str(tmp_path / "bad")]) == 2  # the policy must be an online model
 
 
@@ -103,7 +105,8 @@ def test_the_fit_reward_adds_the_accompaniments_note_in_chord_to_the_return(pret
         assert main([*finetune_args(pretrained, run, 2, 1), "--fit-reward", str(weight)]) == 0
         for record in (json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()):
             assert record["fit_reward"] == pytest.approx(weight * record["note_in_chord"])
-            assert record["return"] == pytest.approx(record["reward_models"] + record["penalties"] + record["fit_reward"])
+            parts = record["reward_models"] + record["penalties"] + record["fit_reward"]
+            assert record["return"] == pytest.approx(parts)
     assert main([*finetune_args(pretrained, tmp_path / "bad", 2, 1), "--fit-reward", "-1"]) == 2
 
 
@@ -226,8 +229,8 @@ def test_accompany_writes_a_two_track_midi_file(tmp_path):
     data = tmp_path / "data"
     assert main(["chords", "data", "--synthetic", "20", "-o", str(data)]) == 0
     assert main(["chords", "pretrain", "--data", str(data), "--steps", "5", "--eval-every", "5", "--batch-size", "4",
-                 "--crop-frames", "16", "--net.dim", "32", "--net.layers", "1", "--net.heads", "2", "--net.max-frames", "32",
-                 "--run-dir", str(tmp_path / "online")]) == 0
+                 "--crop-frames", "16", "--net.dim", "32", "--net.layers", "1", "--net.heads", "2",
+                 "--net.max-frames", "32", "--run-dir", str(tmp_path / "online")]) == 0
     melody = tmp_path / "tune.abc"
     melody.write_text("X:1\nT:Tune\nM:4/4\nL:1/4\nK:C\nC E G E|F A G2|E G c B|c4|D F A F|G4|\n")
     out = tmp_path / "tune.mid"
@@ -246,7 +249,8 @@ def test_accompany_refuses_what_it_cannot_do_in_one_line(tmp_path, capsys):
     data, run = tmp_path / "data", tmp_path / "online"
     assert main(["chords", "data", "--synthetic", "20", "-o", str(data)]) == 0
     assert main(["chords", "pretrain", "--data", str(data), "--steps", "1", "--batch-size", "2", "--crop-frames", "16",
-                 "--net.dim", "16", "--net.layers", "1", "--net.heads", "2", "--net.max-frames", "16", "--run-dir", str(run)]) == 0
+                 "--net.dim", "16", "--net.layers", "1", "--net.heads", "2", "--net.max-frames", "16", "--run-dir",
+                 str(run)]) == 0
     tune = tmp_path / "tune.abc"
     tune.write_text("X:1\nT:Tune\nM:4/4\nL:1/4\nK:C\nC E G E|\n")
     stray = stream.Stream([note.Note("C4", quarterLength=1)])
@@ -255,14 +259,17 @@ def test_accompany_refuses_what_it_cannot_do_in_one_line(tmp_path, capsys):
     unwritable = tmp_path / "locked"
     unwritable.mkdir(mode=0o500)
     capsys.readouterr()
-    cases = [([str(tmp_path / "stray.mid"), "-o", str(tmp_path / "x.mid")], "stray.mid lasts 200,002 beats; accompany takes "
+    cases = [([str(tmp_path / "stray.mid"), "-o", str(tmp_path / "x.mid")],
+              "stray.mid lasts 200,002 beats; accompany takes "
               "melodies of up to 5,000 beats (is there a stray note far after the end?)"),
              ([str(tune), "-o", str(tmp_path)], f"-o {tmp_path} is a folder; name the MIDI file to write"),
              ([str(tune), "-o", ""], "-o must name the MIDI file to write"),
              ([str(tune), "--temperature", "-1", "-o", str(tmp_path / "x.mid")], "--temperature must be in [0.0, 5.0]"),
-             ([str(tune), "--temperature", "nan", "-o", str(tmp_path / "x.mid")], "--temperature must be in [0.0, 5.0]")]
+             ([str(tune), "--temperature", "nan", "-o", str(tmp_path / "x.mid")],
+              "--temperature must be in [0.0, 5.0]")]
     if os.geteuid() != 0:  # root writes anywhere
-        cases.append(([str(tune), "-o", str(unwritable / "x.mid")], f"-o {unwritable / 'x.mid'}: cannot write under {unwritable}"))
+        cases.append(([str(tune), "-o", str(unwritable / "x.mid")],
+                      f"-o {unwritable / 'x.mid'}: cannot write under {unwritable}"))
     for args, message in cases:
         assert main(["chords", "accompany", str(run), *args]) == 2
         err = capsys.readouterr().err.strip()
@@ -275,7 +282,8 @@ def test_accompany_keeps_the_tunes_tempo_meter_key_and_pickup(tmp_path):
     data, run = tmp_path / "data", tmp_path / "online"
     assert main(["chords", "data", "--synthetic", "20", "-o", str(data)]) == 0
     assert main(["chords", "pretrain", "--data", str(data), "--steps", "1", "--batch-size", "2", "--crop-frames", "16",
-                 "--net.dim", "16", "--net.layers", "1", "--net.heads", "2", "--net.max-frames", "32", "--run-dir", str(run)]) == 0
+                 "--net.dim", "16", "--net.layers", "1", "--net.heads", "2", "--net.max-frames", "32", "--run-dir",
+                 str(run)]) == 0
     tune = tmp_path / "waltz.abc"  # 3/4 at 100 bpm in G, with a one-beat pickup
     tune.write_text("X:1\nT:Waltz\nM:3/4\nL:1/4\nQ:1/4=100\nK:G\nD|G2 B|A2 G|F2 A|G3|\n")
     out = tmp_path / "waltz.mid"
@@ -285,7 +293,8 @@ def test_accompany_keeps_the_tunes_tempo_meter_key_and_pickup(tmp_path):
     assert {mark.ratioString for mark in parsed.getElementsByClass(meter.TimeSignature)} == {"3/4"}
     assert {mark.sharps for mark in parsed.getElementsByClass(key.KeySignature)} == {1}
     melody = converter.parse(str(out)).parts[0].flatten().notes
-    assert [(n.pitch.name, float(n.offset)) for n in melody][:3] == [("D", 2.0), ("G", 3.0), ("B", 5.0)]  # bar 2 at beat 3
+    # bar 2 at beat 3
+    assert [(n.pitch.name, float(n.offset)) for n in melody][:3] == [("D", 2.0), ("G", 3.0), ("B", 5.0)]
     plain = tmp_path / "plain.mid"  # a MIDI melody keeps its marks too
     converter.parse(str(out)).parts[0].write("midi", fp=str(plain))
     assert main(["chords", "accompany", str(run), str(plain), "-o", str(tmp_path / "again.mid")]) == 0
@@ -305,8 +314,9 @@ def test_long_chords_commands_show_progress_on_a_terminal_or_when_asked(tmp_path
     data = str(tmp_path / "data")
     shown = chords("data", "--bach", "2", "--synthetic", "20", "-o", data, setting="on")
     assert "chorales: 100%" in shown and "2/2" in shown
-    pretrain = ["pretrain", "--data", data, "--steps", "6", "--eval-every", "3", "--batch-size", "2", "--crop-frames", "16",
-                "--net.dim", "16", "--net.layers", "1", "--net.heads", "2", "--net.max-frames", "16"]
+    pretrain = ["pretrain", "--data", data, "--steps", "6", "--eval-every", "3", "--batch-size", "2",
+                "--crop-frames", "16", "--net.dim", "16", "--net.layers", "1", "--net.heads", "2",
+                "--net.max-frames", "16"]
     shown = chords(*pretrain, "--run-dir", str(tmp_path / "a"), setting="on")
     assert "online: 100%" in shown and "6/6" in shown and "step/s" in shown
     assert chords(*pretrain, "--run-dir", str(tmp_path / "b"), setting="auto") == ""  # not a terminal: nothing

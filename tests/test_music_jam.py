@@ -86,7 +86,8 @@ def test_silence_holds_the_chord_and_each_session_draws_its_own_seed(jam):
     values = [chord_value(token) for token in tokens]
     assert tokens[0] == SILENCE and all(is_chord(token) for token in tokens[1:7])
     # the 4th silent frame is the last the model chooses after; the chord then holds through the silence
-    assert len(set(values[10:17])) == 1 and all(CHORD_HOLD <= token < CHORD_HOLD + NUM_CHORDS for token in tokens[11:17])
+    assert len(set(values[10:17])) == 1 and all(CHORD_HOLD <= token < CHORD_HOLD + NUM_CHORDS
+                                                for token in tokens[11:17])
     seeds = {play(notes[:2])[0] for _ in range(4)}
     assert len(seeds) == 4, "each session draws its own seed"
     assert play(notes, seed=seed) == (seed, tokens), "a named seed replays the session"
@@ -101,7 +102,8 @@ def test_jam_serves_the_page_and_rejects_bad_requests_in_one_line(jam):
     session = call(f"{url}/api/session", {"seed": 3})[1]["session"]
     assert call(f"{url}/api/step", {"session": "nobody", "pitch": 60, "onset": True}) == (
         404, {"error": "no session 'nobody'; start one with POST /api/session"})
-    bad = [({"session": session, "pitch": 128, "onset": True}, "pitch must be a MIDI number in [0, 127] or null, got 128"),
+    bad = [({"session": session, "pitch": 128, "onset": True},
+            "pitch must be a MIDI number in [0, 127] or null, got 128"),
            ({"session": session, "pitch": 60, "onset": "yes"}, "onset must be true or false, got 'yes'"),
            ({"session": session, "pitch": None, "temperature": -1}, "temperature must be a number in [0, 5]"),
            ("[1, 2]", "the request body must be a JSON object"),
@@ -121,9 +123,11 @@ def test_the_pages_logic_quantizes_the_keyboard_and_plays_with_the_server(jam):
     # press C; hold it; press E over it; release E (back onto the held C: it sounds anew); release C;
     # a quick G pressed and released within one frame; nothing.
     assert result["sent"] == [{"pitch": 60, "onset": True}, {"pitch": 60, "onset": False}, {"pitch": 64, "onset": True},
-                              {"pitch": 60, "onset": True}, {"pitch": None, "onset": False}, {"pitch": 67, "onset": True},
+                              {"pitch": 60, "onset": True}, {"pitch": None, "onset": False},
+                              {"pitch": 67, "onset": True},
                               {"pitch": None, "onset": False}]
-    melody = [SILENCE if f["pitch"] is None else (NOTE_ON if f["onset"] else NOTE_HOLD) + f["pitch"] for f in result["sent"]]
+    melody = [SILENCE if f["pitch"] is None else (NOTE_ON if f["onset"] else NOTE_HOLD) + f["pitch"]
+              for f in result["sent"]]
     assert result["chords"][:7] == generate(model, torch.tensor([melody]), primer=torch.tensor([[SILENCE]]))[0].tolist()
     assert result["error"] == "pitch must be a MIDI number in [0, 127] or null, got 500"
     assert result["demoFrames"] == 256 and result["demoStart"][:5] == [{"pitch": 64, "onset": True}] + [
@@ -146,17 +150,21 @@ def test_jam_command_needs_an_online_model_and_a_valid_temperature(tmp_path, cap
     assert main(["chords", "jam", str(tmp_path), "--bpm", "1000"]) == 2
     assert main(["chords", "data", "--synthetic", "20", "-o", str(tmp_path / "data")]) == 0
     assert main(["chords", "pretrain", "--model", "teacher", "--data", str(tmp_path / "data"), "--steps", "1",
-                 "--net.dim", "16", "--net.layers", "1", "--net.heads", "2", "--run-dir", str(tmp_path / "teacher")]) == 0
+                 "--net.dim", "16", "--net.layers", "1", "--net.heads", "2", "--run-dir",
+                 str(tmp_path / "teacher")]) == 0
     assert main(["chords", "jam", str(tmp_path / "teacher")]) == 2
     assert main(["chords", "pretrain", "--model", "online", "--data", str(tmp_path / "data"), "--steps", "1",
-                 "--net.dim", "16", "--net.layers", "1", "--net.heads", "2", "--run-dir", str(tmp_path / "online")]) == 0
+                 "--net.dim", "16", "--net.layers", "1", "--net.heads", "2", "--run-dir",
+                 str(tmp_path / "online")]) == 0
     capsys.readouterr()
     assert main(["chords", "jam", str(tmp_path / "online"), "--temperature", "99"]) == 2
-    assert capsys.readouterr().err.strip() == "scalerl: error: --temperature must be a number in [0, 5] (0: greedy), got 99.0"
+    assert capsys.readouterr().err.strip() == ("scalerl: error: --temperature must be a number in [0, 5] "
+                                               "(0: greedy), got 99.0")
     finetune = ["chords", "finetune", "--policy", str(tmp_path / "online"), "--rewards", str(tmp_path / "teacher"),
                 "--beta", "0", "--data", str(tmp_path / "data"), "--steps", "1", "--run-dir", str(tmp_path / "ft")]
     assert main(finetune) == 2  # a teacher given as a reward model: one line, and no run directory left behind
-    assert capsys.readouterr().err.strip() == f"scalerl: error: {tmp_path / 'teacher'} holds a pretrained teacher chord model, not a reward run"
+    assert capsys.readouterr().err.strip() == (f"scalerl: error: {tmp_path / 'teacher'} holds a pretrained teacher "
+                                               "chord model, not a reward run")
     assert not (tmp_path / "ft").exists()
 
 
@@ -311,7 +319,8 @@ def test_chords_commands_refuse_an_rl_run_in_one_line(tmp_path, capsys):
                     ["accompany", str(run), str(tmp_path / "x.abc"), "-o", str(tmp_path / "x.mid")],
                     ["finetune", "--policy", str(run), "--rewards", str(run), "--beta", "0"]):
         assert main(["chords", *command]) == 2
-        assert capsys.readouterr().err.strip() == f"scalerl: error: {run} is a scalerl train run (agent dqn), not a chords model run"
+        assert capsys.readouterr().err.strip() == (f"scalerl: error: {run} is a scalerl train run (agent dqn), "
+                                                   "not a chords model run")
 
 
 def test_a_jam_with_the_beats_grammar_changes_chords_only_on_beats():

@@ -13,7 +13,8 @@ from scalerl.music.vocab import NOTE_ON
 
 playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the browser test's driver)")
 CHROMIUM = os.environ.get("SCALERL_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (apt install chromium, or set SCALERL_CHROMIUM)")
+pytestmark = pytest.mark.skipif(CHROMIUM is None,
+                                reason="no Chromium installed (apt install chromium, or set SCALERL_CHROMIUM)")
 
 
 @pytest.fixture(scope="module")

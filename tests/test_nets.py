@@ -83,14 +83,16 @@ def test_impala_flatten_and_gap_parameter_counts_by_hand(width):
     assert parameter_count(gap) == encoder + linear(last, int(256 * width)) + linear(int(256 * width), 6)
     assert gap.encoder(torch.zeros(3, 4, 84, 84)).shape == (3, last, 11, 11)
     procgen = gym.spaces.Box(0, 255, (3, 64, 64), np.uint8)
-    assert build_network(NetConfig(encoder="impala"), procgen, 15).encoder(torch.zeros(1, 3, 64, 64)).shape[2:] == (8, 8)
+    impala = build_network(NetConfig(encoder="impala"), procgen, 15)
+    assert impala.encoder(torch.zeros(1, 3, 64, 64)).shape[2:] == (8, 8)
 
 
 def test_tokenized_bottlenecks_parameter_counts_by_hand():
     encoder = impala_parameters((16, 32, 32))
     per_conv = build_network(NetConfig(encoder="impala", bottleneck="per_conv", hidden=64, depth=0), FRAMES, 6)
     assert parameter_count(per_conv) == encoder + linear(32, 64) + linear(64, 6)
-    flat = build_network(NetConfig(encoder="impala", bottleneck="per_conv", pool="flatten", hidden=64, depth=0), FRAMES, 6)
+    flat = build_network(NetConfig(encoder="impala", bottleneck="per_conv", pool="flatten", hidden=64, depth=0),
+                         FRAMES, 6)
     assert parameter_count(flat) == encoder + linear(32, 64) + linear(121 * 64, 6)
     per_feat = build_network(NetConfig(encoder="impala", bottleneck="per_feat", hidden=64, depth=0), FRAMES, 6)
     assert parameter_count(per_feat) == encoder + linear(121, 64) + linear(64, 6)
@@ -110,7 +112,8 @@ def test_per_patch_tokens_follow_the_papers_code():
 
     impala = build_network(NetConfig(encoder="impala", bottleneck="per_patch", hidden=8, depth=0, width=2), FRAMES, 6)
     assert impala.bottleneck[0](impala.encoder(torch.zeros(2, 4, 84, 84))).shape == (2, 9, 32)
-    nature = build_network(NetConfig(encoder="nature_cnn", bottleneck="per_patch", hidden=8, depth=0, width=2), FRAMES, 6)
+    nature = build_network(NetConfig(encoder="nature_cnn", bottleneck="per_patch", hidden=8, depth=0, width=2),
+                           FRAMES, 6)
     assert nature.bottleneck[0](nature.encoder(torch.zeros(2, 4, 84, 84))).shape == (2, 4, 64)
     padded = build_network(NetConfig(encoder="impala", bottleneck="per_patch", patch_mode="padded", hidden=8, depth=0),
                            FRAMES, 6)
@@ -186,7 +189,8 @@ def test_shuffled_uses_one_fixed_permutation_for_every_sample_and_step():
     net = build_network(NetConfig(encoder="impala", bottleneck="shuffled", mixer="dense"), FRAMES, 6)
     tokenize = net.bottleneck[0]
     permutation = tokenize.permutation.clone()
-    assert sorted(permutation.tolist()) == list(range(32 * 11 * 11)) and not torch.equal(permutation, torch.arange(32 * 121))
+    assert sorted(permutation.tolist()) == list(range(32 * 11 * 11))
+    assert not torch.equal(permutation, torch.arange(32 * 121))
     maps = torch.randn(2, 32, 11, 11)
     tokens = tokenize(maps)
     assert tokens.shape == (2, 121, 32)
@@ -251,7 +255,8 @@ def test_orthogonal_init_gives_orthogonal_rows_and_zero_biases():
 
 
 def test_norm_sits_before_each_activation():
-    q = build_q_network(NetConfig(hidden=8, depth=2, norm="layer"), gym.spaces.Box(-1, 1, (3,), np.float32), 2, dueling=False)
+    q = build_q_network(NetConfig(hidden=8, depth=2, norm="layer"), gym.spaces.Box(-1, 1, (3,), np.float32), 2,
+                        dueling=False)
     assert [type(m).__name__ for m in q.torso] == ["Linear", "LayerNorm", "ReLU", "Linear", "LayerNorm", "ReLU"]
 
 

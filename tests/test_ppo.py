@@ -19,12 +19,14 @@ def test_gae_bootstraps_a_truncation_from_its_final_observation():
     Step 2: delta = 1 + 0.9 * 3 - 0.5 = 3.2, A = 3.2. Step 1 ends the episode: its reward becomes
     1 + 0.9 * 2 = 2.8, delta = 2.8 - 0.5 = 2.3, A = 2.3. Step 0: delta = 1 + 0.9 * 0.5 - 0.5 = 0.95,
     A = 0.95 + 0.45 * 2.3 = 1.985."""
-    agent = PPO(PPOConfig(gamma=0.9, gae_lambda=0.5, rollout_steps=3, minibatches=1), AgentSpec(VECTOR, gym.spaces.Discrete(2)))
+    agent = PPO(PPOConfig(gamma=0.9, gae_lambda=0.5, rollout_steps=3, minibatches=1),
+                AgentSpec(VECTOR, gym.spaces.Discrete(2)))
     final, following = np.full((1, 4), 0.2, np.float32), np.full((1, 4), 0.3, np.float32)
     agent.values_of = lambda obs: np.where(np.isclose(obs[:, 0], 0.2), 2.0, 3.0)
     rollout = Rollout(obs=np.zeros((3, 1, 4), np.float32), actions=np.zeros((3, 1), np.int64),
                       rewards=np.ones((3, 1), np.float32), terminated=np.zeros((3, 1), bool),
-                      truncated=np.array([[False], [True], [False]]), extras={"value": np.full((3, 1), 0.5, np.float32)},
+                      truncated=np.array([[False], [True], [False]]),
+                      extras={"value": np.full((3, 1), 0.5, np.float32)},
                       next_obs=following, final_obs=final, final_index=np.array([[1, 0]]))
     advantages, returns = agent.advantages(rollout, rollout.rewards)
     assert advantages[:, 0].tolist() == pytest.approx([1.985, 2.3, 3.2])
@@ -37,7 +39,8 @@ def test_gae_bootstraps_a_truncation_from_its_final_observation():
 def test_encoder_options_share_split_or_match_parameters():
     frames = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
     spec = AgentSpec(frames, gym.spaces.Discrete(6), net=NetConfig(hidden=64, depth=1))
-    shared, separate, matched = (PPO(PPOConfig(encoders=kind), spec) for kind in ("shared", "separate", "shared_matched"))
+    shared, separate, matched = (PPO(PPOConfig(encoders=kind), spec)
+                                 for kind in ("shared", "separate", "shared_matched"))
     assert shared.network.critic_trunk is shared.network.actor_trunk
     assert separate.network.critic_trunk is not separate.network.actor_trunk
     assert set(separate.modules()) == {"actor", "critic"} and set(shared.modules()) == {"encoder", "actor", "critic"}
@@ -50,7 +53,8 @@ def test_bad_settings_are_refused_in_one_line():
     with pytest.raises(ConfigError, match="algo.minibatches must be a divisor of rollout_steps x envs = 128"):
         PPO(PPOConfig(minibatches=3), AgentSpec(VECTOR, gym.spaces.Discrete(2)))
     with pytest.raises(ConfigError, match="algo.normalize_obs must be off for pixel observations"):
-        PPO(PPOConfig(normalize_obs=True), AgentSpec(gym.spaces.Box(0, 255, (4, 84, 84), np.uint8), gym.spaces.Discrete(2)))
+        PPO(PPOConfig(normalize_obs=True),
+            AgentSpec(gym.spaces.Box(0, 255, (4, 84, 84), np.uint8), gym.spaces.Discrete(2)))
     with pytest.raises(ConfigError, match="discrete or vector continuous actions for ppo"):
         PPO(PPOConfig(), AgentSpec(VECTOR, gym.spaces.MultiDiscrete([2, 2])))
 
@@ -66,7 +70,8 @@ def test_ppo_solves_cartpole(tmp_path):
 
 def test_continuous_ppo_with_normalization_resumes_exactly(tmp_path, crash_after_checkpoint, run_records):
     settings = {"env": "classic:Pendulum-v1", "agent": "ppo", "steps": 2048, "num_envs": 2, "eval_every": 1024,
-                "eval_episodes": 1, "checkpoint_every": 1024, "log_every": 256, "progress": "off", "net": {"hidden": 16},
+                "eval_episodes": 1, "checkpoint_every": 1024, "log_every": 256, "progress": "off",
+                "net": {"hidden": 16},
                 "algo": {"rollout_steps": 64, "normalize_obs": True, "normalize_rewards": True, "minibatches": 2,
                          "dynamics": "actor"}}
     train(run_dir=str(tmp_path / "whole"), **settings)
@@ -140,7 +145,8 @@ def test_dynamics_prediction_trains_the_chosen_trunk_and_its_models(tmp_path):
                     algo={"encoders": "separate", "dynamics": "actor", "rollout_steps": 128})
     import json
 
-    losses = [json.loads(line)["dynamics_loss"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [json.loads(line)["dynamics_loss"]
+              for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert losses[-1] < losses[0]
     assert "dynamics" in summary["parameters"]
 

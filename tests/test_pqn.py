@@ -19,11 +19,13 @@ def test_q_lambda_targets_by_hand():
     G_0 = 1 + 0.9 (0.5 * 31.15 + 0.5 * 20) = 24.0175. A termination at step 1 makes G_1 = 1 and
     G_0 = 1 + 0.9 (0.5 * 1 + 0.5 * 20) = 10.45; a truncation there bootstraps from the final observation
     (greedy value 5): G_1 = 1 + 0.9 * 5 = 5.5."""
-    agent = PQN(PQNConfig(gamma=0.9, q_lambda=0.5, rollout_steps=3, minibatches=1), AgentSpec(VECTOR, gym.spaces.Discrete(2)))
+    agent = PQN(PQNConfig(gamma=0.9, q_lambda=0.5, rollout_steps=3, minibatches=1),
+                AgentSpec(VECTOR, gym.spaces.Discrete(2)))
     agent.greedy_values = lambda obs: np.where(np.isclose(obs[:, 0], 0.4), 40.0, 5.0)
     rollout = Rollout(obs=np.zeros((3, 1, 4), np.float32), actions=np.zeros((3, 1), np.int64),
                       rewards=np.ones((3, 1), np.float32), terminated=np.zeros((3, 1), bool),
-                      truncated=np.zeros((3, 1), bool), extras={"max_q": np.array([[10.0], [20.0], [30.0]], np.float32)},
+                      truncated=np.zeros((3, 1), bool),
+                      extras={"max_q": np.array([[10.0], [20.0], [30.0]], np.float32)},
                       next_obs=np.full((1, 4), 0.4, np.float32), final_obs=np.zeros((0, 4), np.float32),
                       final_index=np.zeros((0, 2), np.int64))
     assert agent.q_lambda_returns(rollout)[:, 0].tolist() == pytest.approx([24.0175, 31.15, 37.0])

@@ -25,7 +25,8 @@ SUPPORT = torch.linspace(-2.0, 2.0, 5)  # atoms -2, -1, 0, 1, 2: spacing 1
     ([0, 0, 0, 0.5, 0.5], -1.0, 1.0, [0, 0, 0.5, 0.5, 0]),  # whole-atom shift: no splitting
 ])
 def test_c51_projection_matches_the_hand_worked_distribution(probs, reward, discount, expected):
-    target = categorical_projection(torch.tensor([probs], dtype=torch.float32), torch.tensor([reward]), torch.tensor([discount]), SUPPORT)
+    target = categorical_projection(torch.tensor([probs], dtype=torch.float32), torch.tensor([reward]),
+                                    torch.tensor([discount]), SUPPORT)
     torch.testing.assert_close(target, torch.tensor([expected], dtype=torch.float32))
 
 
@@ -71,7 +72,8 @@ def test_beta_moves_linearly_over_the_stored_transitions_and_priorities_use_alph
     priorities.stored = 500
     assert priorities.beta() == 1.0
     priorities.update(np.array([1]), np.array([-8.9999]))  # (|error| + eps)^alpha = 3
-    assert priorities.tree.leaves(np.array([1]))[0] == pytest.approx(3.0) and priorities.max_priority == pytest.approx(3.0)
+    assert priorities.tree.leaves(np.array([1]))[0] == pytest.approx(3.0)
+    assert priorities.max_priority == pytest.approx(3.0)
 
 
 def add_steps(buffer, count, start=0, terminated_at=()):
@@ -143,7 +145,8 @@ def test_noisy_layers_draw_fresh_noise_in_training_and_act_on_their_means_in_eva
 
 
 def test_noisy_agents_explore_by_noise_and_evaluate_deterministically():
-    spec = AgentSpec(gym.spaces.Box(-1, 1, (3,), np.float32), gym.spaces.Discrete(4), net=NetConfig(hidden=16, depth=1), seed=1)
+    spec = AgentSpec(gym.spaces.Box(-1, 1, (3,), np.float32), gym.spaces.Discrete(4), net=NetConfig(hidden=16, depth=1),
+                     seed=1)
     dqn = DQN(DQNConfig(noisy=True, noisy_sigma0=4.0, epsilon_start=0.0, epsilon_end=0.0, atoms=11), spec)
     obs = np.random.default_rng(0).normal(size=(256, 3)).astype(np.float32)
     evaluations = [dqn.act(obs, explore=False)[0] for _ in range(3)]

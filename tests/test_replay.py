@@ -12,7 +12,8 @@ def filled(n_step, rewards, terminated, truncated, gamma=0.5, capacity=100):
     """One env column; obs at step t is t, next_obs is t + 1 (so the bootstrap row is visible)."""
     buffer = ReplayBuffer(capacity, 1, OBS, ACT, n_step=n_step, gamma=gamma, seed=0)
     for t, (r, te, tr) in enumerate(zip(rewards, terminated, truncated)):
-        buffer.add(np.array([[t]]), np.array([t % 2]), np.array([r]), np.array([[t + 1]]), np.array([te]), np.array([tr]))
+        buffer.add(np.array([[t]]), np.array([t % 2]), np.array([r]), np.array([[t + 1]]), np.array([te]),
+                   np.array([tr]))
     return buffer
 
 
@@ -146,7 +147,8 @@ def test_episodes_cut_by_a_resume_end_in_truncation():
     buffer = filled(3, [1.0, 2.0], [False, False], [False, False])
     buffer.cut_episodes()
     for t, r in ((10, 4.0), (11, 8.0)):
-        buffer.add(np.array([[t]]), np.array([0]), np.array([r]), np.array([[t + 1]]), np.array([False]), np.array([False]))
+        buffer.add(np.array([[t]]), np.array([0]), np.array([r]), np.array([[t + 1]]), np.array([False]),
+                   np.array([False]))
     obs, reward, next_obs, discount = sample_row(buffer, 0)
     assert (obs, next_obs) == (0, 2)  # the window stops at the cut, bootstrapping from the old episode's last obs
     assert reward == pytest.approx(1.0 + 0.5 * 2.0) and discount == pytest.approx(0.25)

@@ -58,7 +58,8 @@ def test_killed_and_resumed_run_matches_uninterrupted_run(tmp_path):
     assert records(killed / "metrics.jsonl") == records(whole / "metrics.jsonl")
     assert records(killed / "eval.jsonl") == records(whole / "eval.jsonl")
     final = {k: v for k, v in json.loads(out).items() if k not in TIMING | {"run_dir"}}
-    expected = {k: v for k, v in json.loads((whole / "summary.json").read_text()).items() if k not in TIMING | {"run_dir"}}
+    expected = {k: v for k, v in json.loads((whole / "summary.json").read_text()).items()
+                if k not in TIMING | {"run_dir"}}
     assert final == expected
     assert [r["step"] for r in records(killed / "metrics.jsonl")] == list(range(250, 3001, 250))
 
@@ -127,7 +128,8 @@ def test_environments_that_cannot_be_pickled_restart_their_episodes(tmp_path, mo
 
     monkeypatch.setattr(scalerl.session.pickle, "dumps", refuse_envs)
     run_dir = tmp_path / "run"
-    train(steps=400, run_dir=str(run_dir), eval_episodes=2, log_every=200, progress="off", algo={"learning_starts": 100})
+    train(steps=400, run_dir=str(run_dir), eval_episodes=2, log_every=200, progress="off",
+          algo={"learning_starts": 100})
     assert load_checkpoint(run_dir / "checkpoints" / "latest.pt")["envs"] is None
     summary = resume(run_dir)
     assert summary["steps"] == 400
@@ -292,7 +294,8 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_one(tmp_path, run_recor
     run_dir = tmp_path / "damaged"
     train(run_dir=str(run_dir), **{**settings, "steps": 600})
     latest = run_dir / "checkpoints" / "latest.pt"
-    assert (run_dir / "checkpoints" / "previous.pt").is_file() and (run_dir / "checkpoints" / "latest.pt.sha256").is_file()
+    assert (run_dir / "checkpoints" / "previous.pt").is_file()
+    assert (run_dir / "checkpoints" / "latest.pt.sha256").is_file()
     data = bytearray(latest.read_bytes())
     data[len(data) // 2] ^= 0x10
     latest.write_bytes(bytes(data))
@@ -365,7 +368,8 @@ def test_a_second_process_cannot_train_in_a_run_directory_in_use(tmp_path):
     first.kill()
     first.wait()
     assert second.returncode == 2
-    assert err.strip() == f"scalerl: error: {run_dir} is in use: another process is training there; wait for it to end or stop it"
+    assert err.strip() == (f"scalerl: error: {run_dir} is in use: another process is training there; "
+                           "wait for it to end or stop it")
     reached = last_step(run_dir / "metrics.jsonl")
     third = scalerl("train", "--resume", str(run_dir))  # free once its holder is gone: it trains past where it was
     while last_step(run_dir / "metrics.jsonl") < reached + 500:

@@ -20,7 +20,8 @@ def spec() -> AgentSpec:
 
 
 def batch(size: int = 8) -> Batch:
-    return Batch(obs=torch.randn(size, 3), actions=torch.rand(size, 2) * torch.tensor([4.0, 1.0]) - torch.tensor([2.0, 0.0]),
+    return Batch(obs=torch.randn(size, 3),
+                 actions=torch.rand(size, 2) * torch.tensor([4.0, 1.0]) - torch.tensor([2.0, 0.0]),
                  rewards=torch.randn(size), next_obs=torch.randn(size, 3), discounts=torch.full((size,), 0.9))
 
 
@@ -95,7 +96,8 @@ def test_the_temperature_follows_the_entropy_target():
             agent.update(batch(32))
     assert float(high.alpha) > 0.2 > float(low.alpha)
     assert float(fixed.alpha) == pytest.approx(0.2)
-    assert set(high.optimizers()) == {"actor", "critic", "alpha"} and high.optimizers()["critic"].modules == ("critic1", "critic2")
+    assert set(high.optimizers()) == {"actor", "critic", "alpha"}
+    assert high.optimizers()["critic"].modules == ("critic1", "critic2")
 
 
 def test_pixel_sac_trains_its_encoder_through_the_critic_only():

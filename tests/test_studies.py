@@ -13,7 +13,8 @@ def test_the_list_names_each_study_with_its_claim(capsys):
     assert main(["study", "--list"]) == 0
     assert "realchords" in capsys.readouterr().out
     assert main(["study", "nope"]) == 2
-    assert "unknown study 'nope'; valid: actor-critic, cale, gap, grama, least, metaworld, mtrl-scaling, realchords, stable-gradients, tokenize" in capsys.readouterr().err
+    assert ("unknown study 'nope'; valid: actor-critic, cale, gap, grama, least, metaworld, mtrl-scaling, realchords, "
+            "stable-gradients, tokenize") in capsys.readouterr().err
 
 
 def test_every_sweep_study_is_a_valid_sweep_full_and_quick(tmp_path):
@@ -145,7 +146,8 @@ def test_the_multitask_studies_build_valid_configs_full_and_quick():
         variants = scaling.variants(settings)
         assert len(variants) == len(settings.widths) * len(settings.task_counts) + 2
         for variant in variants:
-            config = TrainConfig.from_dict(nest({"agent": "mtsac", **{k: v for k, v in variant.items() if k != "name"}}))
+            config = TrainConfig.from_dict(nest({"agent": "mtsac",
+                                                 **{k: v for k, v in variant.items() if k != "name"}}))
             assert config.algo.train_every == config.resolved().num_envs  # one update per vector step
     for settings in (metaworld.FULL, metaworld.QUICK):
         for version in metaworld.VERSIONS:

@@ -68,7 +68,8 @@ def test_dmc_states_are_flat_float32():
 
 @needs("dm_control", "dmc")
 def test_dmc_pixels_are_stacked_channel_first():
-    trace = check_deterministic("dmc:cartpole-swingup", steps=4, pixels=True, frame_stack=3, image_size=64, action_repeat=2)
+    trace = check_deterministic("dmc:cartpole-swingup", steps=4, pixels=True, frame_stack=3, image_size=64,
+                                action_repeat=2)
     assert trace.shape[1:] == (2, 9, 64, 64) and trace.dtype == np.uint8
 
 

@@ -21,4 +21,5 @@ def agent_class(name: str) -> type[Agent]:
 
 
 __all__ = ["AGENTS", "DER", "DQN", "MTSAC", "PPO", "PQN", "SAC", "TD3", "Agent", "AgentSpec", "DERConfig", "DQNConfig",
-           "MTSACConfig", "OffPolicyConfig", "OnPolicyConfig", "Optimized", "PPOConfig", "PQNConfig", "Rainbow", "RainbowConfig", "SACConfig", "TD3Config", "agent_class"]
+           "MTSACConfig", "OffPolicyConfig", "OnPolicyConfig", "Optimized", "PPOConfig", "PQNConfig", "Rainbow",
+           "RainbowConfig", "SACConfig", "TD3Config", "agent_class"]

@@ -175,7 +175,8 @@ class DQN(Agent):
     def __init__(self, cfg: DQNConfig, spec: AgentSpec) -> None:
         super().__init__(cfg, spec)
         action_space = spec.action_space
-        require(isinstance(action_space, gym.spaces.Discrete), "env", f"an environment with discrete actions for {self.name}",
+        require(isinstance(action_space, gym.spaces.Discrete), "env",
+                f"an environment with discrete actions for {self.name}",
                 action_space)
         self.num_actions = int(action_space.n)
         self.q = build_q_network(spec.net, spec.obs_space, self.num_actions, cfg.dueling, cfg.atoms,

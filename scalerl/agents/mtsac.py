@@ -158,8 +158,9 @@ class MTSAC(SAC):
         if not self.ids_checked and self.spec.tasks:
             ids = obs[:, -self.task_count:]
             if not (np.isin(ids, (0.0, 1.0)).all() and (ids.sum(1) == 1).all()):
-                raise ConfigError(f"mtsac reads each observation's task from a one-hot id in its last {self.task_count} "
-                                  "entries, and these observations have none (Meta-World: leave --env-opts.one-hot on)")
+                raise ConfigError(f"mtsac reads each observation's task from a one-hot id in its last "
+                                  f"{self.task_count} entries, and these observations have none (Meta-World: leave "
+                                  "--env-opts.one-hot on)")
             self.ids_checked = True
         return super().act(obs, explore=explore)
 

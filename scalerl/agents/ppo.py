@@ -375,7 +375,8 @@ class PPO(Agent):
             self.aux_memory.append((obs, returns_t))
             if len(self.aux_memory) == cfg.aux_every:
                 extra.update(self.auxiliary_phase())
-        return {**extra, "policy_loss": policy_loss.detach(), "value_loss": value_loss.detach(), "entropy": entropy.detach(),
+        return {**extra, "policy_loss": policy_loss.detach(), "value_loss": value_loss.detach(),
+                "entropy": entropy.detach(),
                 "approx_kl": approx_kl, "clip_fraction": torch.stack(clip_fractions).mean(),
                 "explained_variance": torch.tensor(float(explained)),
                 "lr": torch.tensor(self.optimizer.param_groups[0]["lr"])}

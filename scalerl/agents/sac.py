@@ -191,7 +191,8 @@ class SAC(Agent):
         self.scaling = ActionScaling(space, self.device)
         self.encoder, features = build_encoder(spec)
         self.encoder.to(self.device)
-        self.actor, self.critic1, self.critic2 = (network.to(self.device) for network in self.build_networks(spec, features))
+        self.actor, self.critic1, self.critic2 = (network.to(self.device)
+                                                  for network in self.build_networks(spec, features))
         self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.target1 = copy.deepcopy(self.critic1).requires_grad_(False)
         self.target2 = copy.deepcopy(self.critic2).requires_grad_(False)
@@ -295,11 +296,13 @@ class SAC(Agent):
                 "critic2": self.critic2}
 
     def targets(self) -> dict[str, nn.Module]:
-        return {**({"encoder": self.target_encoder} if self.pixels else {}), "critic1": self.target1, "critic2": self.target2}
+        return {**({"encoder": self.target_encoder} if self.pixels else {}), "critic1": self.target1,
+                "critic2": self.target2}
 
     def optimizers(self) -> dict[str, Optimized]:
         critic = ("encoder", "critic1", "critic2") if self.pixels else ("critic1", "critic2")
-        return {"actor": Optimized(self.actor_optimizer, ("actor",)), "critic": Optimized(self.critic_optimizer, critic),
+        return {"actor": Optimized(self.actor_optimizer, ("actor",)),
+                "critic": Optimized(self.critic_optimizer, critic),
                 "alpha": Optimized(self.alpha_optimizer, ())}
 
     def train_scalars(self) -> dict[str, float]:
@@ -308,9 +311,12 @@ class SAC(Agent):
     def state_dict(self) -> dict[str, Any]:
         return {
             "encoder": self.encoder.state_dict(), "target_encoder": self.target_encoder.state_dict(),
-            "actor": self.actor.state_dict(), "critic1": self.critic1.state_dict(), "critic2": self.critic2.state_dict(),
-            "target1": self.target1.state_dict(), "target2": self.target2.state_dict(), "log_alpha": self.log_alpha.detach().clone(),
-            "actor_optimizer": self.actor_optimizer.state_dict(), "critic_optimizer": self.critic_optimizer.state_dict(),
+            "actor": self.actor.state_dict(), "critic1": self.critic1.state_dict(),
+            "critic2": self.critic2.state_dict(),
+            "target1": self.target1.state_dict(), "target2": self.target2.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "actor_optimizer": self.actor_optimizer.state_dict(),
+            "critic_optimizer": self.critic_optimizer.state_dict(),
             "alpha_optimizer": self.alpha_optimizer.state_dict(), "env_steps": self.env_steps,
             "rng": self.rng.bit_generator.state,
         }

@@ -87,7 +87,8 @@ class TD3(Agent):
         self.target1 = copy.deepcopy(self.critic1).requires_grad_(False)
         self.target2 = copy.deepcopy(self.critic2).requires_grad_(False)
         self.actor_optimizer = make_optimizer(self.actor.parameters(), cfg.actor_optim)
-        self.critic_optimizer = make_optimizer([*self.critic1.parameters(), *self.critic2.parameters()], cfg.critic_optim)
+        self.critic_optimizer = make_optimizer([*self.critic1.parameters(), *self.critic2.parameters()],
+                                               cfg.critic_optim)
         self.env_steps = 0
         self.critic_updates = 0
 
@@ -139,7 +140,8 @@ class TD3(Agent):
 
     @torch.no_grad()
     def update_targets(self) -> None:
-        for online, target in ((self.actor, self.target_actor), (self.critic1, self.target1), (self.critic2, self.target2)):
+        for online, target in ((self.actor, self.target_actor), (self.critic1, self.target1),
+                               (self.critic2, self.target2)):
             torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), self.cfg.tau)
 
     def modules(self) -> dict[str, nn.Module]:
@@ -154,7 +156,8 @@ class TD3(Agent):
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "actor": self.actor.state_dict(), "critic1": self.critic1.state_dict(), "critic2": self.critic2.state_dict(),
+            "actor": self.actor.state_dict(), "critic1": self.critic1.state_dict(),
+            "critic2": self.critic2.state_dict(),
             "target_actor": self.target_actor.state_dict(), "target1": self.target1.state_dict(),
             "target2": self.target2.state_dict(), "actor_optimizer": self.actor_optimizer.state_dict(),
             "critic_optimizer": self.critic_optimizer.state_dict(), "env_steps": self.env_steps,

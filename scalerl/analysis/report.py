@@ -78,7 +78,8 @@ def member_task_tables(runs: list[RunRecord], groups: dict[str, list[RunRecord]]
                 cells.append(f"{fmt(float(np.mean(values)))} ({fmt(min(values))}-{fmt(max(values))})" if values else "")
             rows.append([label, *cells])
         what = "success rate" if key == "success_mean" else "mean return"
-        lines += [f"## Per task of {env}", "", f"Each task's {what} at the last evaluation: mean over seeds (range).", "",
+        lines += [f"## Per task of {env}", "",
+                  f"Each task's {what} at the last evaluation: mean over seeds (range).", "",
                   *table(["group", *members], rows), ""]
     return lines
 
@@ -97,7 +98,8 @@ def write_report(paths: list[str | Path], out: str | Path, group_by: list[str] |
              f"Score: {', '.join(scores)} of the last evaluation of each run. Intervals are 95% "
              f"stratified-bootstrap confidence intervals ({reps} resamples, rliable).", "",
              "## Groups and their config differences", "",
-             *table(["group", "runs", "seeds"], [[label, str(len(m)), ", ".join(str(s) for s in sorted({r.seed for r in m}))]
+             *table(["group", "runs", "seeds"],
+                    [[label, str(len(m)), ", ".join(str(s) for s in sorted({r.seed for r in m}))]
                                                  for label, m in groups.items()]), "",
              *config_differences(runs, groups), "", "## Final scores per task", ""]
     per_task_rows = []
@@ -132,14 +134,16 @@ def write_report(paths: list[str | Path], out: str | Path, group_by: list[str] |
     pairs = list(itertools.permutations(groups, 2))
     if comparable and 1 < len(groups) and len(pairs) <= MAX_PAIRS:
         improvement = probability_of_improvement(matrix, pairs, reps=reps, seed=seed)
-        lines += ["## Probability of improvement", "", "P(X > Y): the chance a run of X beats a run of Y on a random task.", "",
+        lines += ["## Probability of improvement", "",
+                  "P(X > Y): the chance a run of X beats a run of Y on a random task.", "",
                   *table(["X", "Y", "P(X > Y)"], [[x, y, interval(e)] for (x, y), e in improvement.items()]), ""]
 
     lines += ["## Learning curves", ""]
     for x in ("step", "wall_time"):
         plot_curves(runs, "score", figures / f"score_vs_{x}", group_by, x)
         lines += [f"![score against {x}]({figures.name}/score_vs_{x}.png)", ""]
-    diagnostics = [m for m in training_metrics(runs) if m not in NOT_DIAGNOSTICS and not m.startswith(PER_TASK_PREFIXES)]
+    diagnostics = [m for m in training_metrics(runs) if m not in NOT_DIAGNOSTICS
+                   and not m.startswith(PER_TASK_PREFIXES)]
     if diagnostics:
         lines += ["## Training metrics and diagnostics", ""]
         for metric in diagnostics:

@@ -61,6 +61,7 @@ def normalized_score(env: str, record: dict[str, Any]) -> float:
         return human_normalized(task, record["return_mean"])
     if suite == "metaworld":
         if "success_mean" not in record:
-            raise ConfigError(f"the evaluation records of {env} have no success_mean (runs from before it was recorded)")
+            raise ConfigError(f"the evaluation records of {env} have no success_mean "
+                              "(runs from before it was recorded)")
         return record["success_mean"]
     return record["return_mean"]

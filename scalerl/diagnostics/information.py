@@ -138,14 +138,17 @@ def probe_run(run_dir, steps: int = 512, num_envs: int = 8, k: int = 3, seed: in
     batch = np.concatenate(seen)
     with torch.no_grad():
         tensor = torch.as_tensor(batch)
-        latents = {"actor": agent.network.actor_trunk(tensor).numpy(), "critic": agent.network.critic_trunk(tensor).numpy()}
+        latents = {"actor": agent.network.actor_trunk(tensor).numpy(),
+                   "critic": agent.network.critic_trunk(tensor).numpy()}
     actions_all, values_all = np.concatenate(actions), np.concatenate(values)
     copies_all = np.tile(np.arange(num_envs), len(seen))
     observations = projected(batch, seed)
     results = {}
     for name, latent in latents.items():
-        action_mi = discrete_mi(latent, actions_all, k, seed) if agent.discrete else ksg_mi(latent, actions_all, k, seed)
-        results[name] = {"observation": ksg_mi(latent, observations, k, seed), "value": ksg_mi(latent, values_all, k, seed),
+        mutual_information = discrete_mi if agent.discrete else ksg_mi
+        action_mi = mutual_information(latent, actions_all, k, seed)
+        results[name] = {"observation": ksg_mi(latent, observations, k, seed),
+                         "value": ksg_mi(latent, values_all, k, seed),
                          "action": action_mi, copy_name: discrete_mi(latent, copies_all, k, seed)}
     return results
 
@@ -212,7 +215,8 @@ class ProbeHook(MeasuringHook):
         with torch.no_grad():
             network = agent.network
             policy, values = network(obs)
-            latents = {"actor": network.actor_trunk(obs).cpu().numpy(), "critic": network.critic_trunk(obs).cpu().numpy()}
+            latents = {"actor": network.actor_trunk(obs).cpu().numpy(),
+                       "critic": network.critic_trunk(obs).cpu().numpy()}
         actions = (policy.argmax(-1) if agent.discrete else policy).cpu().numpy()
         observations = projected(obs.cpu().numpy())
         scalars = {}

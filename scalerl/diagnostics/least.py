@@ -74,7 +74,8 @@ class LEASTHook(Hook):
     def __init__(self, cfg: LEASTConfig, agent: Any) -> None:
         super().__init__(cfg, agent)
         if not callable(getattr(agent, "q_value", None)):
-            raise ConfigError(f"hook least needs an agent with a critic of the action taken (sac, td3), not {agent.name}")
+            raise ConfigError("hook least needs an agent with a critic of the action taken (sac, td3), "
+                              f"not {agent.name}")
         self.gamma = float(agent.cfg.gamma)
         self.summary = np.median if cfg.statistic == "median" else np.mean
         self.kept_q: deque[np.ndarray] = deque(maxlen=cfg.episodes)

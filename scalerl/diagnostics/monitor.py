@@ -79,7 +79,8 @@ class Capture:
         self.handles = [owner.register_forward_hook(self.call_hook(key)) for key, owner in enumerate(owners)]
         self.owners = owners
         for index, layer in enumerate(layers):
-            self.handles.append(layer.layer.register_forward_hook(self.layer_hook(index, layer, index == len(layers) - 1)))
+            is_last = index == len(layers) - 1
+            self.handles.append(layer.layer.register_forward_hook(self.layer_hook(index, layer, is_last)))
         for path, moe in softmoes(module):
             self.handles.append(moe.activation.register_forward_hook(self.expert_hook(path)))
             self.handles.append(moe.register_forward_hook(self.routing_hook(path)))
@@ -162,12 +163,14 @@ class ActivityHook(MeasuringHook):
             if name in self.grama or name not in self.layers:
                 continue
             layers = self.layers[name][:-1]  # the output layer's neurons are the outputs themselves
-            self.grama[name] = [(layer.name, scores) for layer in layers if (scores := grama_scores(layer.layer)) is not None]
+            self.grama[name] = [(layer.name, scores) for layer in layers
+                                if (scores := grama_scores(layer.layer)) is not None]
             self.grama[name] += [(f"{path}.experts", scores) for path, moe in softmoes(module)
                                  if (scores := expert_grama_scores(moe)) is not None]
             grads = [p.grad for p in module.parameters() if p.grad is not None]
             if grads:
-                self.zero_grad[name] = sum(near_zero_share(g) * g.numel() for g in grads) / sum(g.numel() for g in grads)
+                total = sum(g.numel() for g in grads)
+                self.zero_grad[name] = sum(near_zero_share(g) * g.numel() for g in grads) / total
 
     def after_update(self, metrics: dict[str, torch.Tensor]) -> None:
         if self.captures:

@@ -14,7 +14,8 @@ from scalerl.hooks.base import MeasuringHook
 
 def parameter_layers(module: nn.Module) -> list[tuple[str, nn.Module]]:
     """The layers of a network that hold parameters themselves (Linear, Conv, norms, SoftMoE), by name."""
-    return [(name, layer) for name, layer in module.named_modules() if next(layer.parameters(recurse=False), None) is not None]
+    return [(name, layer) for name, layer in module.named_modules()
+            if next(layer.parameters(recurse=False), None) is not None]
 
 
 def layer_norms(module: nn.Module) -> dict[str, tuple[float, float]]:
@@ -24,7 +25,8 @@ def layer_norms(module: nn.Module) -> dict[str, tuple[float, float]]:
     params = [p for _, layer in layers for p in layer.parameters(recurse=False)]
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
     with torch.no_grad():
-        squares = torch.stack([torch.stack(torch._foreach_norm(grads)), torch.stack(torch._foreach_norm(params))]).square()
+        squares = torch.stack([torch.stack(torch._foreach_norm(grads)),
+                               torch.stack(torch._foreach_norm(params))]).square()
     per_param = squares.tolist()
     norms, index = {}, 0
     for name, layer in layers:

@@ -142,7 +142,8 @@ class ResetHook(MeasuringHook):
         for (module, index), scores in self.scores.items():
             layer = self.layers[module][index]
             mask = capped(inactive(scores, self.cfg.tau), scores, self.cfg.max_share)
-            counts[f"{module}.{layer.name}"] = reset_neurons(layer, mask, self.optimizer_of.get(module), self.reset_norm)
+            counts[f"{module}.{layer.name}"] = reset_neurons(layer, mask, self.optimizer_of.get(module),
+                                                             self.reset_norm)
         self.total += sum(counts.values())
         self.pending.update({f"{self.name}_reset/{key}": float(count) for key, count in counts.items()})
         self.pending[f"{self.name}_reset"] = float(sum(counts.values()))

@@ -135,4 +135,5 @@ def _space_text(space: gym.Space) -> str:
     return str(space)
 
 
-__all__ = ["SUITES", "EnvOptions", "Suite", "check_options", "describe_suites", "describe_tasks", "final_observations", "make_env", "parse_spec", "task_members"]
+__all__ = ["SUITES", "EnvOptions", "Suite", "check_options", "describe_suites", "describe_tasks", "final_observations",
+           "make_env", "parse_spec", "task_members"]

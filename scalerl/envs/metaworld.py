@@ -105,7 +105,8 @@ def make_metaworld_vector(task: str, num_envs: int, seed: int, *, reward_functio
     if benchmark in META_LEARNING:
         classes = META_LEARNING[benchmark][0 if rest == "train" else 1]
         if num_envs % classes:
-            raise ConfigError(f"metaworld:{task} has {classes} task classes: num_envs must be a multiple of it (got {num_envs})")
+            raise ConfigError(f"metaworld:{task} has {classes} task classes: "
+                              f"num_envs must be a multiple of it (got {num_envs})")
         envs = gym.make_vec(f"Meta-World/{benchmark}-{rest}", seed=seed, meta_batch_size=num_envs,
                             vector_strategy="sync", **common)
         envs.call("toggle_sample_tasks_on_reset", True)  # each episode draws a task of its class

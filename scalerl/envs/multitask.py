@@ -86,7 +86,8 @@ def check_compatible(names: list[str], envs: list[gym.Env]) -> None:
     first = envs[0].action_space
     for name, env in zip(names[1:], envs[1:]):
         space = env.action_space
-        same = (isinstance(space, gym.spaces.Box) and isinstance(first, gym.spaces.Box) and space.shape == first.shape) or (
+        same = (isinstance(space, gym.spaces.Box) and isinstance(first, gym.spaces.Box)
+                and space.shape == first.shape) or (
             isinstance(space, gym.spaces.Discrete) and isinstance(first, gym.spaces.Discrete) and space.n == first.n)
         if not same:
             raise ConfigError(f"multitask: {name} acts in {space} but {names[0]} in {first}; the tasks need "
@@ -99,12 +100,14 @@ def _task_env(name: str, index: int, count: int, obs_size: int, max_episode_step
     return TaskInSet(make_gym(name, max_episode_steps=max_episode_steps), name, index, count, obs_size)
 
 
-def make_multitask_vector(task: str, num_envs: int, seed: int, *, max_episode_steps: int | None = None) -> gym.vector.VectorEnv:
+def make_multitask_vector(task: str, num_envs: int, seed: int, *,
+                          max_episode_steps: int | None = None) -> gym.vector.VectorEnv:
     from scalerl.envs.registry import make_gym
 
     names = parse_task_list(task)
     if num_envs != len(names):
-        raise ConfigError(f"multitask:{task} runs one environment per task: num_envs must be {len(names)} (got {num_envs})")
+        raise ConfigError(f"multitask:{task} runs one environment per task: "
+                          f"num_envs must be {len(names)} (got {num_envs})")
     probes = [make_gym(name, max_episode_steps=max_episode_steps) for name in names]
     try:
         check_compatible(names, probes)

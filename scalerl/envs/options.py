@@ -68,7 +68,8 @@ class EnvOptions:
     """procgen: levels of the training envs (train); evaluation envs always play the disjoint test levels."""
 
     def __post_init__(self) -> None:
-        for name in ("max_episode_steps", "frame_skip", "frame_stack", "image_size", "max_episode_frames", "action_repeat"):
+        for name in ("max_episode_steps", "frame_skip", "frame_stack", "image_size", "max_episode_frames",
+                     "action_repeat"):
             if getattr(self, name) is not None:
                 positive(f"env_opts.{name}", getattr(self, name))
         if self.sticky_actions is not None:

@@ -160,7 +160,8 @@ def make_dmc(task: str, *, pixels: bool = False, image_size: int = 84, frame_sta
 
     domain = task.split("-")[0]
     camera = camera_id if camera_id is not None else (2 if domain == "quadruped" else 0)
-    kwargs = {"render_mode": "rgb_array", "render_kwargs": {"height": image_size, "width": image_size, "camera_id": camera}} if pixels else {}
+    kwargs = {"render_mode": "rgb_array",
+              "render_kwargs": {"height": image_size, "width": image_size, "camera_id": camera}} if pixels else {}
     env = Float32Actions(gym.make(f"dm_control/{task}-v0", **kwargs))
     if action_repeat > 1:
         env = ActionRepeat(env, action_repeat)

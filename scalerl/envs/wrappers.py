@@ -16,7 +16,8 @@ class Float32Actions(gym.ActionWrapper):
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
         space = env.action_space
-        self.action_space = gym.spaces.Box(space.low.astype(np.float32), space.high.astype(np.float32), dtype=np.float32)
+        self.action_space = gym.spaces.Box(space.low.astype(np.float32), space.high.astype(np.float32),
+                                           dtype=np.float32)
 
     def action(self, action: np.ndarray) -> np.ndarray:
         return np.asarray(action, dtype=np.float64)
@@ -28,7 +29,8 @@ class Float32Observations(gym.ObservationWrapper):
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
         space = env.observation_space
-        self.observation_space = gym.spaces.Box(space.low.astype(np.float32), space.high.astype(np.float32), dtype=np.float32)
+        self.observation_space = gym.spaces.Box(space.low.astype(np.float32), space.high.astype(np.float32),
+                                                dtype=np.float32)
 
     def observation(self, obs: np.ndarray) -> np.ndarray:
         return obs.astype(np.float32)

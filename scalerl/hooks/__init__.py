@@ -13,7 +13,8 @@ from scalerl.diagnostics.norms import NormsConfig, NormsHook
 from scalerl.diagnostics.resets import ReDoConfig, ReDoHook, ReGraMaConfig, ReGraMaHook
 from scalerl.hooks.base import Episode, Hook, HookList, MeasuringHook
 
-HOOKS: dict[str, type[Hook]] = {hook.name: hook for hook in [NormsHook, ActivityHook, ReDoHook, ReGraMaHook, LEASTHook, ProbeHook]}
+HOOKS: dict[str, type[Hook]] = {hook.name: hook
+                                for hook in [NormsHook, ActivityHook, ReDoHook, ReGraMaHook, LEASTHook, ProbeHook]}
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,9 @@ class HookList:
         """The union of the hooks' stops, among environments whose episodes did not end by themselves."""
         stop = None
         for hook in self.hooks:
-            if hook.stops_episodes and (mask := hook.stop_episodes(obs, actions, rewards, terminated, truncated)) is not None:
+            if not hook.stops_episodes:
+                continue
+            if (mask := hook.stop_episodes(obs, actions, rewards, terminated, truncated)) is not None:
                 stop = mask if stop is None else stop | mask
         if stop is None:
             return None

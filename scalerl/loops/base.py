@@ -14,14 +14,14 @@ import torch
 from scalerl.agents.base import Agent
 from scalerl.checkpoint import CheckpointError
 from scalerl.checks import ConfigError
-
-
-class TrainingDiverged(ConfigError):
-    """A loss or a weight became NaN or infinite; the run stops and its last checkpoint is kept."""
 from scalerl.hooks.base import Episode, HookList
 from scalerl.nets import parameter_count
 from scalerl.progress import progress
 from scalerl.session import Session
+
+
+class TrainingDiverged(ConfigError):
+    """A loss or a weight became NaN or infinite; the run stops and its last checkpoint is kept."""
 
 
 @dataclass
@@ -61,7 +61,8 @@ class Loop:
         self.config, self.session, self.agent, self.hooks = config, session, agent, hooks
         stopping = [hook.name for hook in hooks.hooks if hook.stops_episodes]
         if stopping and not self.can_stop_episodes:
-            raise ConfigError(f"hook {stopping[0]} ends episodes, which the {agent.loop} loop of {agent.name} does not allow")
+            raise ConfigError(f"hook {stopping[0]} ends episodes, "
+                              f"which the {agent.loop} loop of {agent.name} does not allow")
         agent.hooks = hooks
         count = config.num_envs
         self.state = LoopState(next_log=config.log_every, next_eval=config.eval_every or config.steps,
@@ -138,14 +139,16 @@ class Loop:
                 state.finished_returns.append(float(state.episode_returns[index]))
                 state.finished_lengths.append(int(state.episode_lengths[index]))
                 if state.episode_steps is not None:
-                    self.hooks.on_episode_end(self.finished_episode(index, bool(terminated[index]), bool(truncated[index])))
+                    episode = self.finished_episode(index, bool(terminated[index]), bool(truncated[index]))
+                    self.hooks.on_episode_end(episode)
             state.episodes += int(done.sum())
             state.episode_returns[done] = 0
             state.episode_lengths[done] = 0
 
     def finished_episode(self, index: int, terminated: bool, truncated: bool) -> Episode:
         steps = self.state.episode_steps[index]
-        extras = {key: np.stack([step[key] for step in steps["extras"]]) for key in (steps["extras"][0] if steps["extras"] else {})}
+        extras = {key: np.stack([step[key] for step in steps["extras"]])
+                  for key in (steps["extras"][0] if steps["extras"] else {})}
         episode = Episode(index, np.array(steps["rewards"]), extras, terminated, truncated)
         self.state.episode_steps[index] = {"rewards": [], "extras": []}
         return episode

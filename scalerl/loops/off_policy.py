@@ -40,7 +40,8 @@ class OffPolicyLoop(Loop):
         super().__init__(config, session, agent, hooks)
         algo, envs = config.algo, session.envs
         space, stack = envs.single_observation_space, config.frame_stack()
-        args = (algo.buffer_size, config.num_envs, space, envs.single_action_space, algo.n_step, algo.gamma, config.seed,
+        args = (algo.buffer_size, config.num_envs, space, envs.single_action_space, algo.n_step, algo.gamma,
+                config.seed,
                 session.device, algo.replay_priorities(config.steps), algo.balance_envs)
         self.batch_size = algo.batch_size * config.num_envs if algo.balance_envs else algo.batch_size
         check_replay_memory(algo.buffer_size, space, envs.single_action_space, stack)
@@ -55,11 +56,13 @@ class OffPolicyLoop(Loop):
         while not self.finished:
             actions, extras = agent.act(self.obs, explore=True)
             next_obs, rewards, terminated, truncated, infos = self.envs.step(actions)
-            stopped = self.hooks.stop_episodes(self.obs, actions, rewards, terminated, truncated) if self.hooks else None
+            stopped = self.hooks.stop_episodes(self.obs, actions, rewards, terminated,
+                                               truncated) if self.hooks else None
             if stopped is not None:
                 truncated = truncated | stopped  # ended by the agent: bootstrapped like a time limit
             done = terminated | truncated
-            self.buffer.add(self.obs, actions, rewards, final_observations(next_obs, done & ~stopped if stopped is not None
+            self.buffer.add(self.obs, actions, rewards,
+                            final_observations(next_obs, done & ~stopped if stopped is not None
                                                                               else done, infos), terminated, truncated)
             if stopped is not None:
                 next_obs = self.reset_stopped(next_obs, stopped)

@@ -56,10 +56,12 @@ def midi_beats(path: Path) -> float:
         file.open(str(path))
         file.read()
     except Exception as error:  # the MIDI reader raises several types for a damaged file; all mean "cannot read"
-        raise ConfigError(f"cannot parse {path.name}: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConfigError(f"cannot parse {path.name}: {reason}") from None
     finally:
         file.close()
-    ticks = max((sum(e.time for e in track.events if isinstance(e, midi.DeltaTime)) for track in file.tracks), default=0)
+    ticks = max((sum(e.time for e in track.events if isinstance(e, midi.DeltaTime)) for track in file.tracks),
+                default=0)
     return ticks / max(file.ticksPerQuarterNote or 1, 1)
 
 

@@ -96,7 +96,8 @@ def cmd_eval(args: list[str]) -> int:
     parser.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N songs")
     parser.add_argument("--rule", action="store_true", help="also accompany with the recent-notes rule (no learning: "
-                        "on each beat the triad holding most of the melody's recent notes), a yardstick for online models")
+                        "on each beat the triad holding most of the melody's recent notes), "
+                        "a yardstick for online models")
     parser.add_argument("-o", "--out", type=Path, default=None, help="also write the results as JSON")
     parser.add_argument("--plot", type=Path, default=None, help="also draw the adaptation test (PNG and SVG)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
@@ -116,7 +117,8 @@ def cmd_eval(args: list[str]) -> int:
         parsed.out.parent.mkdir(parents=True, exist_ok=True)
         parsed.out.write_text(json.dumps(results, indent=2) + "\n")
     if parsed.plot:
-        plot_adaptation({name: r["fit_after_shift"] for name, r in results.items() if "fit_after_shift" in r}, parsed.plot)
+        plot_adaptation({name: r["fit_after_shift"] for name, r in results.items() if "fit_after_shift" in r},
+                        parsed.plot)
     return 0
 
 
@@ -144,7 +146,8 @@ def cmd_accompany(args: list[str]) -> int:
         "Add chords to a melody (MIDI, MusicXML or ABC) with an online model; writes a MIDI file. A few seconds "
         "for a song."))
     parser.add_argument("run", type=Path, nargs="?", default=None,
-                        help="run directory of an online model (pretrained or finetuned); default: the model that ships")
+                        help="run directory of an online model (pretrained or finetuned); "
+                             "default: the model that ships")
     parser.add_argument("melody", type=Path)
     parser.add_argument("-o", "--out", type=Path, required=True, help="MIDI file to write")
     parser.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
@@ -163,7 +166,8 @@ def cmd_jam(args: list[str]) -> int:
     parser = ArgumentParser(prog="scalerl chords jam", description=(
         "Serve the live jam page: play a melody in the browser, the online model answers with chords."))
     parser.add_argument("run", type=Path, nargs="?", default=None,
-                        help="run directory of an online model (pretrained or finetuned); default: the model that ships")
+                        help="run directory of an online model (pretrained or finetuned); "
+                             "default: the model that ships")
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to let other machines join")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--temperature", type=float, default=1.0, help="the page's starting temperature (0: greedy)")

@@ -166,7 +166,8 @@ def chorale_song(score, name: str) -> Song:
         if end <= beat:
             continue
         pitch_classes = {p.pitchClass for p in element.pitches}
-        chords.append(Event(to_frames(beat), to_frames(beat + 1), label_chord(element.root().pitchClass, pitch_classes)))
+        chords.append(Event(to_frames(beat), to_frames(beat + 1),
+                            label_chord(element.root().pitchClass, pitch_classes)))
     return Song(name, to_frames(length), melody_events(parts[0]), merge_repeats(chords), "bach")
 
 
@@ -194,7 +195,8 @@ def parse_score(path: Path):
     try:
         score = m21.converter.parse(str(path))
     except Exception as error:  # music21 raises many types for malformed input; all mean "cannot parse"
-        raise ConfigError(f"cannot parse {path.name}: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConfigError(f"cannot parse {path.name}: {reason}") from None
     return score.scores[0] if hasattr(score, "scores") else score
 
 

@@ -168,9 +168,10 @@ def markdown_table(results: dict[str, dict]) -> str:
                     f"{r['chord_entropy']:.2f} | {r['distinct_chords']} | {r['invalid_holds']:.3f} | "
                     f"{r.get('frames_to_recover', float('nan')):.0f} | "
                     f"{r.get('fit_kept_after_shift', float('nan')):.2f} |")
-    rows.append(f"| data (held-out chords) | {data['data_note_in_chord']:.3f} | 0 | {data['data_chord_length_entropy']:.2f} | "
-                f"{data['data_one_frame_chords']:.3f} | "
-                f"{data['data_chord_entropy']:.2f} | {data['data_distinct_chords']} | {data['data_invalid_holds']:.3f} | - | - |")
+    rows.append(f"| data (held-out chords) | {data['data_note_in_chord']:.3f} | 0 | "
+                f"{data['data_chord_length_entropy']:.2f} | {data['data_one_frame_chords']:.3f} | "
+                f"{data['data_chord_entropy']:.2f} | {data['data_distinct_chords']} | "
+                f"{data['data_invalid_holds']:.3f} | - | - |")
     return "\n".join(rows)
 
 

@@ -116,7 +116,8 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         require(bool(self.policy), "policy", "the run directory of a pretrained online model", self.policy)
         require(bool(self.teacher) or self.beta == 0, "teacher", "a teacher run directory when beta > 0", self.teacher)
-        require(bool(self.rewards) or self.beta > 0, "rewards", "at least one reward model when beta is 0", self.rewards)
+        require(bool(self.rewards) or self.beta > 0, "rewards", "at least one reward model when beta is 0",
+                self.rewards)
         non_negative("beta", self.beta)
         non_negative("fit_reward", self.fit_reward)
         for name in ("silence_penalty", "repetition_penalty", "invalid_penalty"):
@@ -170,7 +171,8 @@ def penalties(chords: list[int], melody: list[int], silence: float, repetition: 
     silent_under_melody = sum(1 for c, m in zip(chords, melody) if c == SILENCE and melody_pitch(m) is not None)
     allowed = int(0.04 * len(chords))
     held_too_long = sum(max(0, event.end - event.start - 32) for event in sounding_chords(chords))
-    return -silence * max(0, silent_under_melody - allowed) - repetition * held_too_long - invalid * invalid_holds(chords)
+    return -silence * max(0,
+                          silent_under_melody - allowed) - repetition * held_too_long - invalid * invalid_holds(chords)
 
 
 class RunningNorm:
@@ -269,7 +271,8 @@ def finetune(cfg: FinetuneConfig, resume: bool = False) -> dict[str, Any]:
             warnings.simplefilter("ignore", RuntimeWarning)
             fits = np.nanmean(frame_fits, 1)
             fit_term = cfg.fit_reward * np.nan_to_num(np.nanmean(fit_rewards, 1))
-        learned = cfg.reward_scale * sum(r.cpu().numpy() for r in model_rewards) if model_rewards else np.zeros(len(rule))
+        learned = cfg.reward_scale * sum(r.cpu().numpy()
+                                         for r in model_rewards) if model_rewards else np.zeros(len(rule))
         returns = learned + rule + (fit_term if cfg.fit_credit == "sequence" else 0.0)
         norm.update(returns)
         normalized = norm.normalize(returns)
@@ -295,7 +298,8 @@ def finetune(cfg: FinetuneConfig, resume: bool = False) -> dict[str, Any]:
         step += 1
         bar.update()
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            record = {"return": float(returns.mean()), "reward_models": float(learned.mean()), "penalties": float(rule.mean()),
+            record = {"return": float(returns.mean()), "reward_models": float(learned.mean()),
+                      "penalties": float(rule.mean()),
                       "fit_reward": float(fit_term.mean()),
                       "kl": kl.mean().item(), "loss": loss.item(),
                       "note_in_chord": float(np.nanmean(fits)),

@@ -92,9 +92,10 @@ def check_temperature(value: Any) -> float:
 
 def describe_chord(token: int, previous: int | None) -> dict[str, Any]:
     value = chord_value(token)
+    onset = CHORD_ON <= token < CHORD_ON + NUM_CHORDS
     return {"token": token, "name": "N.C." if value is None else chord_name(value),
             "pitches": [] if value is None else chord_voicing(value),
-            "change": value != (None if previous is None else chord_value(previous)) or CHORD_ON <= token < CHORD_ON + NUM_CHORDS}
+            "change": value != (None if previous is None else chord_value(previous)) or onset}
 
 
 class JamSession:
@@ -176,7 +177,8 @@ class Jam:
             return
         oldest_id, oldest = next(iter(self.sessions.items()))  # the table is kept in order of last use
         if time.monotonic() - oldest.last_used < IDLE_SECONDS:
-            raise JamError(f"the server is full ({MAX_SESSIONS} players); try again later", HTTPStatus.SERVICE_UNAVAILABLE)
+            raise JamError(f"the server is full ({MAX_SESSIONS} players); try again later",
+                           HTTPStatus.SERVICE_UNAVAILABLE)
         del self.sessions[oldest_id]
 
     def step(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -281,7 +283,8 @@ def serve(run_dir: str | Path | None, host: str, port: int, temperature: float, 
     cfg, model = load_chord_model(run_dir)
     run_dir = run_dir or "the model that ships with scalerl"
     if cfg.model != "online":
-        raise ConfigError(f"{run_dir} holds a {cfg.model} model; jamming needs an online one (it cannot hear the future)")
+        raise ConfigError(f"{run_dir} holds a {cfg.model} model; "
+                          "jamming needs an online one (it cannot hear the future)")
     try:
         check_temperature(temperature)
     except JamError as error:

@@ -11,9 +11,9 @@ Both return logits over the whole vocabulary for the chord of every frame, shape
 
 Generation goes a frame at a time through `model.decoding(melody)`, which caches each layer's attention
 keys and values: a frame costs one pass over the new tokens instead of a pass over the whole sequence, so
-T frames cost O(T) rather than O(T^2) (a batch of 16 64-frame accompaniments: 4.8 s -> 0.38 s on one CPU thread). It reuses the
-trained layers' weights, so it needs no separate checkpoint and gives the same logits as `forward` in
-eval mode (a test checks this).
+T frames cost O(T) rather than O(T^2) (a batch of 16 64-frame accompaniments: 4.8 s -> 0.38 s on one CPU
+thread). It reuses the trained layers' weights, so it needs no separate checkpoint and gives the same logits
+as `forward` in eval mode (a test checks this).
 """
 
 from __future__ import annotations
@@ -133,7 +133,8 @@ class _SelfAttentionCache:
         self.keys: list[torch.Tensor | None] = [None] * layers
         self.values: list[torch.Tensor | None] = [None] * layers
 
-    def extend(self, index: int, attention: nn.MultiheadAttention, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def extend(self, index: int, attention: nn.MultiheadAttention,
+               x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         keys, values = _project(attention, x, 1), _project(attention, x, 2)
         if self.keys[index] is not None:
             keys = torch.cat([self.keys[index], keys], 2)
@@ -236,7 +237,8 @@ class OnlineChordModel(nn.Module):
         self.cfg = cfg
         self.embed = nn.Embedding(VOCAB_SIZE, cfg.dim)
         self.position = nn.Embedding(2 * cfg.max_frames + 1, cfg.dim)
-        layer = nn.TransformerEncoderLayer(cfg.dim, cfg.heads, 4 * cfg.dim, cfg.dropout, batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(cfg.dim, cfg.heads, 4 * cfg.dim, cfg.dropout, batch_first=True,
+                                           norm_first=True)
         self.transformer = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(cfg.dim)
         self.out = nn.Linear(cfg.dim, VOCAB_SIZE)
@@ -263,9 +265,12 @@ class OfflineChordModel(nn.Module):
         self.cfg = cfg
         self.embed = nn.Embedding(VOCAB_SIZE, cfg.dim)
         self.position = nn.Embedding(cfg.max_frames + 1, cfg.dim)
-        encoder_layer = nn.TransformerEncoderLayer(cfg.dim, cfg.heads, 4 * cfg.dim, cfg.dropout, batch_first=True, norm_first=True)
-        decoder_layer = nn.TransformerDecoderLayer(cfg.dim, cfg.heads, 4 * cfg.dim, cfg.dropout, batch_first=True, norm_first=True)
-        self.encoder = nn.TransformerEncoder(encoder_layer, cfg.layers, norm=nn.LayerNorm(cfg.dim), enable_nested_tensor=False)
+        encoder_layer = nn.TransformerEncoderLayer(cfg.dim, cfg.heads, 4 * cfg.dim, cfg.dropout, batch_first=True,
+                                                   norm_first=True)
+        decoder_layer = nn.TransformerDecoderLayer(cfg.dim, cfg.heads, 4 * cfg.dim, cfg.dropout, batch_first=True,
+                                                   norm_first=True)
+        self.encoder = nn.TransformerEncoder(encoder_layer, cfg.layers, norm=nn.LayerNorm(cfg.dim),
+                                             enable_nested_tensor=False)
         self.decoder = nn.TransformerDecoder(decoder_layer, cfg.layers)
         self.norm = nn.LayerNorm(cfg.dim)
         self.out = nn.Linear(cfg.dim, VOCAB_SIZE)

@@ -45,7 +45,8 @@ class PretrainConfig(TrainingSettings):
             object.__setattr__(self, "net", ChordModelConfig(**self.net))
         super().__post_init__()
         check_choices(self, "")
-        require(self.crop_frames <= self.net.max_frames, "crop_frames", f"<= net.max_frames ({self.net.max_frames})", self.crop_frames)
+        require(self.crop_frames <= self.net.max_frames, "crop_frames", f"<= net.max_frames ({self.net.max_frames})",
+                self.crop_frames)
 
 
 def chord_loss(model: torch.nn.Module, chords: torch.Tensor, melody: torch.Tensor,

@@ -69,7 +69,8 @@ class RewardConfig(TrainingSettings):
         positive("layers", self.layers)
         require(self.dim % self.heads == 0, "dim", f"a multiple of heads ({self.heads})", self.dim)
         in_range("dropout", self.dropout, 0.0, 0.9)
-        require(self.crop_frames <= self.max_frames, "crop_frames", f"<= max_frames ({self.max_frames})", self.crop_frames)
+        require(self.crop_frames <= self.max_frames, "crop_frames", f"<= max_frames ({self.max_frames})",
+                self.crop_frames)
         require(self.history_noise == 0, "history_noise", "0 for a reward model (it judges true chord histories)",
                 self.history_noise)
 
@@ -91,8 +92,10 @@ class SequenceEncoder(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(VOCAB_SIZE, cfg.dim)
         self.position = nn.Embedding(length + 1, cfg.dim)
-        layer = nn.TransformerEncoderLayer(cfg.dim, cfg.heads, 4 * cfg.dim, cfg.dropout, batch_first=True, norm_first=True)
-        self.transformer = nn.TransformerEncoder(layer, cfg.layers, norm=nn.LayerNorm(cfg.dim), enable_nested_tensor=False)
+        layer = nn.TransformerEncoderLayer(cfg.dim, cfg.heads, 4 * cfg.dim, cfg.dropout, batch_first=True,
+                                           norm_first=True)
+        self.transformer = nn.TransformerEncoder(layer, cfg.layers, norm=nn.LayerNorm(cfg.dim),
+                                                 enable_nested_tensor=False)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         tokens = torch.cat([torch.full_like(tokens[:, :1], BOS), tokens], 1)

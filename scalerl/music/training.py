@@ -190,7 +190,8 @@ def fit(cfg: TrainingSettings, kind: str, model_fn: Callable[[torch.device], tor
     return session.finish({"kind": kind, "steps": step, **record})
 
 
-def evaluate_mode(model: torch.nn.Module, validate_fn: ValidateFn, songs: list[Song], device: torch.device) -> dict[str, float]:
+def evaluate_mode(model: torch.nn.Module, validate_fn: ValidateFn, songs: list[Song],
+                  device: torch.device) -> dict[str, float]:
     model.eval()
     with torch.no_grad():
         result = validate_fn(model, songs, device)

@@ -35,7 +35,8 @@ class NetConfig:
 
     encoder: Literal["auto", "mlp", "minatar_cnn", "nature_cnn", "impala", "drq"] = "auto"
     """auto: the MinAtar CNN for (10, 10, C) grids, the Nature CNN for (C, H, W) frames, else an MLP input."""
-    bottleneck: Literal["flatten", "gap", "project", "per_conv", "per_patch", "per_feat", "per_sample", "shuffled"] = "flatten"
+    bottleneck: Literal["flatten", "gap", "project", "per_conv", "per_patch", "per_feat", "per_sample",
+                        "shuffled"] = "flatten"
     """From the CNN's feature map to a vector: flatten, global average pooling, a projection (Linear,
     LayerNorm, tanh, as pixel SAC's drq encoder uses), or a tokenization."""
     projection: int = 50
@@ -81,7 +82,8 @@ class NetConfig:
     def __post_init__(self) -> None:
         check_choices(self, "net")
         positive("net.patch_size", self.patch_size)
-        require(self.patch_embedding >= 0, "net.patch_embedding", ">= 0 (0: the encoder's default)", self.patch_embedding)
+        require(self.patch_embedding >= 0, "net.patch_embedding", ">= 0 (0: the encoder's default)",
+                self.patch_embedding)
         positive("net.projection", self.projection)
         positive("net.experts", self.experts)
         positive("net.expert_hidden", self.expert_hidden)
@@ -101,7 +103,8 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "ge
 NORMS: dict[str, type[nn.Module] | None] = {"none": None, "layer": nn.LayerNorm, "rms": nn.RMSNorm}
 PATCH_EMBEDDING = {"impala": 32, "nature_cnn": 64}
 """The per-patch token size of "Don't Flatten, Tokenize!"'s code after each encoder."""
-CNNS: dict[str, type[nn.Module]] = {"minatar_cnn": MinAtarCNN, "nature_cnn": NatureCNN, "impala": ImpalaCNN, "drq": DrQCNN}
+CNNS: dict[str, type[nn.Module]] = {"minatar_cnn": MinAtarCNN, "nature_cnn": NatureCNN, "impala": ImpalaCNN,
+                                    "drq": DrQCNN}
 
 
 def is_grid(space: gym.spaces.Box) -> bool:
@@ -137,19 +140,24 @@ def build_trunk(cfg: NetConfig, obs_space: gym.Space) -> tuple[nn.Module, nn.Mod
     kind = encoder_kind(cfg, obs_space)
     activation, norm = ACTIVATIONS[cfg.activation], NORMS[cfg.norm]
     if kind == "mlp":
-        require(cfg.bottleneck == "flatten", "net.bottleneck", "flatten for vector observations (the MLP input has no feature map)", cfg.bottleneck)
+        require(cfg.bottleneck == "flatten", "net.bottleneck",
+                "flatten for vector observations (the MLP input has no feature map)", cfg.bottleneck)
         encoder, bottleneck, features = FlatInput(), nn.Identity(), int(np.prod(obs_space.shape))
     else:
         require(is_grid(obs_space) or is_frames(obs_space), "net.encoder",
-                "a CNN only for (H, W, C) grids up to 16x16 or (C, H, W) frames from 36x36", f"{kind} for {obs_space.shape}")
+                "a CNN only for (H, W, C) grids up to 16x16 or (C, H, W) frames from 36x36",
+                f"{kind} for {obs_space.shape}")
         channels = obs_space.shape[2] if is_grid(obs_space) else obs_space.shape[0]
-        encoder = nn.Sequential(ImageInput(channel_last=is_grid(obs_space)), CNNS[kind](channels, cfg.width, activation))
+        encoder = nn.Sequential(ImageInput(channel_last=is_grid(obs_space)),
+                                CNNS[kind](channels, cfg.width, activation))
         with torch.no_grad():
             map_shape = tuple(encoder(torch.zeros(1, *obs_space.shape)).shape[1:])
         bottleneck, features = build_bottleneck(
-            cfg.bottleneck, map_shape, mixer=cfg.mixer, pool=cfg.pool, units=cfg.scaled(cfg.hidden), projection=cfg.projection,
+            cfg.bottleneck, map_shape, mixer=cfg.mixer, pool=cfg.pool, units=cfg.scaled(cfg.hidden),
+            projection=cfg.projection,
             patch_size=cfg.patch_size, patch_mode=cfg.patch_mode,
-            patch_embedding=cfg.patch_embedding or PATCH_EMBEDDING.get(kind, map_shape[0]), experts=cfg.experts, expert_hidden=cfg.scaled(cfg.expert_hidden),
+            patch_embedding=cfg.patch_embedding or PATCH_EMBEDDING.get(kind, map_shape[0]), experts=cfg.experts,
+            expert_hidden=cfg.scaled(cfg.expert_hidden),
             capacity=cfg.capacity, moe_normalize=cfg.moe_normalize, norm=norm, activation=activation,
         )
     hidden = cfg.scaled(cfg.hidden)
@@ -249,7 +257,8 @@ def parameter_count(module: nn.Module) -> int:
 
 
 __all__ = [
-    "MLP", "TOKENIZED", "DrQCNN", "DuelingHead", "ImpalaCNN", "MinAtarCNN", "NatureCNN", "NetConfig", "Network", "NoisyLinear",
+    "MLP", "TOKENIZED", "DrQCNN", "DuelingHead", "ImpalaCNN", "MinAtarCNN", "NatureCNN", "NetConfig", "Network",
+    "NoisyLinear",
     "NumpyForward", "ResidualMLP",
     "SoftMoE", "build_network", "build_q_network", "build_trunk", "call_chain", "parameter_count",
 ]

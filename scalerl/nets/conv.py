@@ -40,7 +40,8 @@ class MinAtarCNN(nn.Module):
 
 
 class NatureCNN(nn.Module):
-    """The DQN Nature paper's encoder (Mnih et al., 2015): conv 8x8/4 (32), 4x4/2 (64), 3x3/1 (64); 84x84 frames give a 7x7 map."""
+    """The DQN Nature paper's encoder (Mnih et al., 2015): conv 8x8/4 (32), 4x4/2 (64), 3x3/1 (64); 84x84 frames
+    give a 7x7 map."""
 
     def __init__(self, in_channels: int, width: float = 1.0, activation: type[nn.Module] = nn.ReLU) -> None:
         super().__init__()

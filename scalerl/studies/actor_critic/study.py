@@ -115,7 +115,8 @@ def plot(runs: list, rows: list[dict[str, Any]], path: Path) -> None:
     curves_axis.legend(fontsize=8)
     for axis, target in zip(mi_axes, TARGETS):
         for offset, latent in enumerate(("actor", "critic")):
-            means = [np.mean([r["mi"][latent][target] for r in rows if r["encoders"] == e] or [np.nan]) for e in ENCODERS]
+            means = [np.mean([r["mi"][latent][target] for r in rows if r["encoders"] == e] or [np.nan])
+                     for e in ENCODERS]
             axis.bar(np.arange(len(ENCODERS)) + 0.4 * offset - 0.2, means, 0.4, label=latent)
         axis.set_xticks(range(len(ENCODERS)), [LABELS[e].replace(", ", ",\n") for e in ENCODERS], fontsize=7)
         axis.set_title(f"I(latent; {target}), nats")

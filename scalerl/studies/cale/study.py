@@ -69,7 +69,8 @@ def share_rows(settings: Settings, seed: int = 0) -> list[dict[str, Any]]:
     for threshold in settings.thresholds:
         actions = uniform_actions(rng, settings.share_samples)
         measured = shares_of(recorded_events(settings.game, actions, threshold, seed))
-        rows.append({"threshold": threshold, "exact": event_shares(threshold).as_dict(), "measured": measured.as_dict()})
+        rows.append({"threshold": threshold, "exact": event_shares(threshold).as_dict(),
+                     "measured": measured.as_dict()})
     return rows
 
 
@@ -86,15 +87,17 @@ def run_training(settings: Settings, out: Path, workers: int | None, address: st
     seeds, under out/thresholds."""
     from scalerl.sweep import SweepSpec, run_sweep
 
-    base = {**SHARED, "steps": settings.steps, "eval_every": settings.eval_every, "eval_episodes": settings.eval_episodes}
+    base = {**SHARED, "steps": settings.steps, "eval_every": settings.eval_every,
+            "eval_episodes": settings.eval_episodes}
     default = [v for v in sweep_variants(settings) if v.get("env_opts.continuous_action_threshold", 0.5) == 0.5]
     others = [v for v in sweep_variants(settings) if v not in default]
     finished = []
-    for folder, variants, seeds in (("runs", default, settings.seeds), ("thresholds", others, settings.threshold_seeds)):
+    for folder, variants, seeds in (("runs", default, settings.seeds),
+                                    ("thresholds", others, settings.threshold_seeds)):
         if not variants or not seeds:
             continue
-        result = run_sweep(SweepSpec(base=base, variants=variants, seeds=seeds), out / folder, workers=workers, address=address,
-                           report=False)
+        result = run_sweep(SweepSpec(base=base, variants=variants, seeds=seeds), out / folder, workers=workers,
+                           address=address, report=False)
         if result["failed"]:
             raise RuntimeError(f"{len(result['failed'])} CALE study runs failed, first: {result['failed'][0]['error']}")
         finished += [out / folder / name for name in result["finished"]]
@@ -231,8 +234,10 @@ def write_report(settings: Settings, shares: list[dict], runs: list, random_scor
     if behaviour:
         lines += ["What SAC's own actions did in its last 5,000 training steps (mean over seeds), beside the shares "
                   "of uniformly random actions at the same threshold:", ""]
-        rows = [[name, *[f"{np.mean([b[e] for b in taken]):.3f} / {event_shares(float(name.split('tau ')[1][:-1])).as_dict()[e]:.3f}"
-                         for e in EVENTS]] for name, taken in sorted(behaviour.items())]
+        rows = []
+        for name, taken in sorted(behaviour.items()):
+            random_shares = event_shares(float(name.split("tau ")[1][:-1])).as_dict()
+            rows.append([name, *[f"{np.mean([b[e] for b in taken]):.3f} / {random_shares[e]:.3f}" for e in EVENTS]])
         lines += table(["agent", *[f"{e} (policy / random)" for e in EVENTS]], rows) + [""]
     figures = out / "report_figures"
     if runs:

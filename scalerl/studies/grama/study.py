@@ -64,7 +64,8 @@ def activity_counts(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> d
         handle.remove()
     counts = {}
     for tau in THRESHOLDS:
-        row = {"neurons": 0, "dormant": 0, "inactive": 0, "both": 0, "dormant_not_inactive": 0, "inactive_only_layers": 0}
+        row = {"neurons": 0, "dormant": 0, "inactive": 0, "both": 0, "dormant_not_inactive": 0,
+               "inactive_only_layers": 0}
         for index, layer in enumerate(layers):
             grama = inactive(grama_scores(layer.layer), tau)
             if not layer.activated:  # no activation of its own (it feeds a residual stream): GraMa only
@@ -119,8 +120,8 @@ def run_sac(settings: Settings, out: Path, workers: int | None, address: str | N
             "net.hidden": 256, "eval_every": settings.eval_every, "eval_episodes": 5, "log_every": 1_000,
             "checkpoint_every": 10_000, "hook_opts.activity.every": 1_000}
     variants = [{**v, "hooks": [*v["hooks"], "activity"]} for v in sweep_variants()]
-    result = run_sweep(SweepSpec(base=base, variants=variants, seeds=settings.seeds), out, workers=workers, address=address,
-                       report=False)
+    result = run_sweep(SweepSpec(base=base, variants=variants, seeds=settings.seeds), out, workers=workers,
+                       address=address, report=False)
     if result["failed"]:
         raise RuntimeError(f"{len(result['failed'])} GraMa study runs failed, first: {result['failed'][0]['error']}")
     return [out / name for name in result["finished"]]
@@ -139,7 +140,8 @@ def write_report(settings: Settings, classification: dict, runs: list, out: Path
              "## (a) Continual classification: ReDo-dormant against GraMa-inactive", "",
              f"{settings.phases} phases of {settings.steps_per_phase} Adam steps; labels redrawn each phase; "
              f"counts at the end of each phase on 512 samples, summed over the hidden layers that have an activation "
-             f"of their own (GraMa-only: inactive neurons in layers that feed a residual stream, which ReDo cannot score).", ""]
+             f"of their own (GraMa-only: inactive neurons in layers that feed a residual stream, "
+             "which ReDo cannot score).", ""]
     for name, rows in classification.items():
         lines += [f"**{name}**", ""]
         body = []
@@ -183,7 +185,8 @@ def write_report(settings: Settings, classification: dict, runs: list, out: Path
                   "monitor's), mean and 95% bootstrap band over seeds:", "", "![SAC](report_figures/sac.png)", ""]
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")
-    (out / "results.json").write_text(json.dumps({"classification": classification, "sac_final_returns": finals}, indent=1))
+    (out / "results.json").write_text(json.dumps({"classification": classification, "sac_final_returns": finals},
+                                                 indent=1))
     return report
 
 

@@ -91,7 +91,8 @@ def run_mtsac(settings: Settings, out: Path, workers: int | None, address: str |
     result = run_sweep(SweepSpec(base=base_settings(settings), variants=variants, seeds=settings.seeds), out,
                        workers=workers, address=address, report=False)
     if result["failed"]:
-        raise RuntimeError(f"{len(result['failed'])} Meta-World study runs failed, first: {result['failed'][0]['error']}")
+        raise RuntimeError(f"{len(result['failed'])} Meta-World study runs failed, "
+                           f"first: {result['failed'][0]['error']}")
     return [out / name for name in result["finished"]]
 
 
@@ -105,7 +106,8 @@ def write_report(settings: Settings, scripted: dict[str, Any], runs: list, out: 
               "per version on the same goals: mean return, success rate, and the largest one-step reward seen."), ""]
     rows = [[name, *[fmt(r[v]["return_mean"]) for v in VERSIONS], *[fmt(r[v]["largest_reward"]) for v in VERSIONS],
              " / ".join(f"{r[v]['success_rate']:.0%}" for v in VERSIONS)] for name, r in scripted.items()]
-    lines += table(["task", "return v1", "return v2", "largest reward v1", "largest reward v2", "success v1 / v2"], rows)
+    lines += table(["task", "return v1", "return v2", "largest reward v1", "largest reward v2", "success v1 / v2"],
+                   rows)
     spans = {v: [r[v]["return_mean"] for r in scripted.values()] for v in VERSIONS}
     lines += ["", f"Returns range over {fmt(min(spans['v1']))} .. {fmt(max(spans['v1']))} under v1 and "
               f"{fmt(min(spans['v2']))} .. {fmt(max(spans['v2']))} under v2.", ""]

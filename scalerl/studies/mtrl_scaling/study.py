@@ -42,7 +42,8 @@ class Settings:
 
 FULL = Settings()
 """About 1.5 hours on 2 cores (the MT10 width-1024 run alone takes 40 minutes): the numbers in the study's README."""
-QUICK = Settings(widths=(8, 16), task_counts=(1, 4), steps_per_task=250, batch_size=4, evaluations=1, eval_episodes_per_task=1)
+QUICK = Settings(widths=(8, 16), task_counts=(1, 4), steps_per_task=250, batch_size=4, evaluations=1,
+                 eval_episodes_per_task=1)
 """A few minutes: every part, at a size that learns nothing."""
 
 
@@ -103,7 +104,8 @@ def write_report(settings: Settings, runs: list, out: Path, quick: bool) -> Path
     lines = [f"# Multi-task scaling study{' (quick: every part, nothing learned)' if quick else ''}", "",
              (f"MT-SAC, {settings.steps_per_task:,} environment steps per task, batch {settings.batch_size} per task, "
               "3 hidden layers for actor and critics. Success: mean over tasks at the last evaluation (and the best "
-              "evaluation). Dormant: the share of tau-dormant neurons (tau 0.1) over the last quarter of training."), "",
+              "evaluation). Dormant: the share of tau-dormant neurons (tau 0.1) over the last quarter of "
+              "training."), "",
              *table(["variant", "seed", "tasks", "actor width", "critic width", "parameters", "success (best)",
                      "critic dormant", "actor dormant"],
                     [[r["variant"], str(r["seed"]), str(r["tasks"]), str(r["actor"]), str(r["critic"]),
@@ -116,8 +118,11 @@ def write_report(settings: Settings, runs: list, out: Path, quick: bool) -> Path
         for run in runs:
             groups.setdefault(run.path.parent.name, []).append(run)
         widths = sorted({run.config["algo"]["critic_hidden"] for run in runs})
-        styles = {count: style for count, style in zip(sorted({run.config["num_envs"] for run in runs}), (":", "--", "-"))}
-        for axis, (metric, label) in zip(axes, (("success_mean", "success rate"), ("dormant/critic1", "critic dormant ratio"))):
+        styles = {count: style for count,
+                  style in zip(sorted({run.config["num_envs"] for run in runs}), (":", "--", "-"))}
+        for axis, (metric, label) in zip(axes,
+                                         (("success_mean", "success rate"),
+                                          ("dormant/critic1", "critic dormant ratio"))):
             for name, members in sorted(groups.items()):
                 curves = [c for c in (series(r, metric, "step") for r in members) if len(c[0])]
                 if curves:
@@ -132,8 +137,8 @@ def write_report(settings: Settings, runs: list, out: Path, quick: bool) -> Path
             axis.grid(alpha=0.3)
         axes[1].legend(fontsize=7, ncol=2)
         save(figure, out / "report_figures" / "scaling")
-        lines += [("Colour: the critic's width; line: the task count (dotted 1, dashed 4, solid 10); dots: actor and critic "
-                   "widths apart (grey: the wide actor with narrow critics)."), "",
+        lines += [("Colour: the critic's width; line: the task count (dotted 1, dashed 4, solid 10); "
+                   "dots: actor and critic widths apart (grey: the wide actor with narrow critics)."), "",
                   "![success and dormant ratio](report_figures/scaling.png)", ""]
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")

@@ -155,7 +155,8 @@ def run(out: Path, quick: bool = False) -> Path:
             reward_runs |= {out / f"reward-{kind}-{frames}": ["--kind", kind, "--crop-frames", str(frames)]
                             for frames in (16, 32) for kind in ("contrastive", "discriminative")}
         finish([*(pool.submit(pretrain, run, *args) for run, args in pretraining.items()),
-                *(pool.submit(once, chords, run, "rewards", *args, "--steps", str(settings.reward_steps), "--eval-every", "200",
+                *(pool.submit(once, chords, run, "rewards", *args, "--steps", str(settings.reward_steps),
+                              "--eval-every", "200",
                               *common) for run, args in reward_runs.items())])
         rewards = ["--rewards", str(out / "reward-contrastive"), str(out / "reward-discriminative")]
         online = ["--policy", str(out / "online")]
@@ -174,7 +175,8 @@ def run(out: Path, quick: bool = False) -> Path:
                 "--grammar", "beats", "--steps", str(settings.frame_fit_steps)]
         finetuning |= {out / f"rl-s{seed}": realchords("online", seed) for seed in settings.seeds[1:]}
         if settings.ablations:
-            finetuning[out / f"kd-s{settings.seeds[0]}"] = [*online, "--teacher", str(out / "teacher"), "--seed", str(settings.seeds[0])]
+            finetuning[out / f"kd-s{settings.seeds[0]}"] = [*online, "--teacher", str(out / "teacher"), "--seed",
+                                                            str(settings.seeds[0])]
             finetuning[out / f"rm-s{settings.seeds[0]}"] = [*online, *rewards, "--teacher", str(out / "online"),
                                                         "--seed", str(settings.seeds[0])]
         if settings.multiscale:
@@ -182,10 +184,12 @@ def run(out: Path, quick: bool = False) -> Path:
                                                          str(out / "teacher"), "--seed", str(settings.seeds[0])]
         if settings.key_change:
             finetuning[out / f"rl-kc-s{settings.seeds[0]}"] = [
-                "--policy", str(out / "online-kc"), "--rewards", *map(str, reward_runs), "--teacher", str(out / "teacher-kc"),
+                "--policy", str(out / "online-kc"), "--rewards", *map(str, reward_runs), "--teacher",
+                str(out / "teacher-kc"),
                 "--seed", str(settings.seeds[0]), *key_change]
         # A run's own arguments come last, so they override the shared ones (rl-frame's steps).
-        finish([pool.submit(once, chords, run, "finetune", "--beta", str(settings.beta), "--steps", str(settings.finetune_steps),
+        finish([pool.submit(once, chords, run, "finetune", "--beta", str(settings.beta), "--steps",
+                            str(settings.finetune_steps),
                             "--eval-every", "50", *common, *args) for run, args in finetuning.items()])
         runs = [out / "online", *finetuning, out / "teacher"]
         if settings.key_change:
@@ -220,7 +224,8 @@ def run(out: Path, quick: bool = False) -> Path:
                       f"Settings: {settings}\n\n{seed_table(results)}\n\n![Adaptation test](adaptation.png)\n\n"
                       f"Pretraining budget: validation records against steps, per model size.\n\n"
                       f"![Pretraining curves](budget.png)\n\n"
-                      "The paper's numbers, and how ours compare: the study's README (`scalerl study --readme realchords`).\n")
+                      "The paper's numbers, and how ours compare: the study's README "
+                      "(`scalerl study --readme realchords`).\n")
     return report
 
 
@@ -236,7 +241,8 @@ SEED_TABLE_KEYS = ["note_in_chord", "onset_emd", "chord_length_entropy", "one_fr
 def current_evaluation(path: Path) -> bool:
     """Whether an evaluation file holds every metric the report reads: one written before a metric was
     added is redone."""
-    return path.exists() and all(set(SEED_TABLE_KEYS) <= result.keys() for result in json.loads(path.read_text()).values())
+    return path.exists() and all(set(SEED_TABLE_KEYS) <= result.keys()
+                                 for result in json.loads(path.read_text()).values())
 
 
 def group_curves(results: dict[str, dict]) -> dict[str, list[float]]:

@@ -55,7 +55,8 @@ def digits() -> tuple[torch.Tensor, torch.Tensor]:
     try:
         from sklearn.datasets import load_digits
     except ImportError:
-        raise ConfigError("the stable-gradients study reads scikit-learn's digits: pip install 'scalerl[studies]'") from None
+        raise ConfigError("the stable-gradients study reads scikit-learn's digits: "
+                          "pip install 'scalerl[studies]'") from None
     data = load_digits()
     return torch.tensor(data.data / 16.0, dtype=torch.float32), torch.tensor(data.target)
 
@@ -74,7 +75,8 @@ def network(architecture: str, depth: int, width: int) -> torch.nn.Module:
     return build_network(spec, space, 10)
 
 
-def train_one(name: str, architecture: str, optimizer_kind: str, depth: int, seed: int, settings: Settings) -> dict[str, Any]:
+def train_one(name: str, architecture: str, optimizer_kind: str, depth: int, seed: int,
+              settings: Settings) -> dict[str, Any]:
     from scalerl.optim import OptimizerConfig, make_optimizer
 
     torch.set_num_threads(1)
@@ -117,7 +119,8 @@ def run_all(settings: Settings, out: Path, workers: int | None) -> list[dict[str
 
 def label(result: dict[str, Any]) -> str:
     architecture = "multi-skip + LN" if result["architecture"] == "multiskip" else "plain"
-    return f"{architecture}, {result['optimizer'].replace('radam', 'RAdam').replace('kron', 'Kron')}, {result['depth']} layers"
+    optimizer = result["optimizer"].replace("radam", "RAdam").replace("kron", "Kron")
+    return f"{architecture}, {optimizer}, {result['depth']} layers"
 
 
 def write_report(settings: Settings, results: list[dict[str, Any]], out: Path, quick: bool,
@@ -128,10 +131,13 @@ def write_report(settings: Settings, results: list[dict[str, Any]], out: Path, q
     groups: dict[str, list[dict[str, Any]]] = {}
     for result in results:
         groups.setdefault(label(result), []).append(result)
-    ends = [min(e, settings.epochs) - 1 for e in range(settings.change_every, settings.epochs + 1, settings.change_every)]
-    lines = [f"# Stable-gradients study, (a) non-stationary supervised learning{' (quick: nothing learned)' if quick else ''}",
+    ends = [min(e, settings.epochs) - 1
+            for e in range(settings.change_every, settings.epochs + 1, settings.change_every)]
+    lines = ["# Stable-gradients study, (a) non-stationary supervised learning"
+             + (" (quick: nothing learned)" if quick else ""),
              "", f"Digits (1,797 images), labels reshuffled across the images every {settings.change_every} epochs of "
-             f"{settings.epochs}; width {settings.width}, batch {settings.batch_size}, seeds {settings.seeds}. Training "
+             f"{settings.epochs}; width {settings.width}, batch {settings.batch_size}, "
+             f"seeds {settings.seeds}. Training "
              "accuracy on the current labels at the end of each phase (mean over seeds), and the first layer's "
              "gradient norm in the phase's last epoch.", ""]
     rows = []
