@@ -157,7 +157,8 @@ def load_sweep_file(path: Path) -> SweepSpec:
         raise ConfigError(f"cannot read {path}: {str(error).splitlines()[0]}") from None
     unknown = set(data) - {"base", "grid", "variants", "seeds", "max_retries"}
     if unknown:
-        raise ConfigError(f"unknown sweep file keys {', '.join(sorted(unknown))}; valid: base, grid, variants, seeds, max_retries")
+        raise ConfigError(f"unknown sweep file keys {', '.join(sorted(unknown))}; "
+                          "valid: base, grid, variants, seeds, max_retries")
     return SweepSpec(**data)
 
 
@@ -208,7 +209,8 @@ def run_attempt(config: dict[str, Any], node: str) -> dict[str, Any]:
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / "attempts.jsonl", "a") as attempts:
-        attempts.write(json.dumps({"node": node, "resume": resuming, "time": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
+        attempts.write(json.dumps({"node": node, "resume": resuming,
+                                   "time": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
     return resume(run_dir) if resuming else train(TrainConfig.from_dict(config))
 
 
@@ -241,8 +243,13 @@ def start_ray(address: str | None, workers: int | None) -> None:
         join_cluster(ray, address)
     else:
         with loopback_only(ray):  # a Ray of its own (never one already running here), off the network
-            ray.init(address="local", num_cpus=workers or os.cpu_count(), include_dashboard=False,
-                     log_to_driver=False, object_store_memory=200 * 1024**2, logging_level=logging.WARNING)
+            try:
+                ray.init(address="local", num_cpus=workers or os.cpu_count(), include_dashboard=False,
+                         log_to_driver=False, object_store_memory=200 * 1024**2, logging_level=logging.WARNING)
+            except Exception as error:  # Ray raises bare Exceptions for a start that times out or fails
+                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+                raise ConfigError(f"could not start a local Ray for the sweep ({reason}); runs already finished "
+                                  "are kept: run the same command again to go on") from None
     _ray_address = address
 
 
@@ -437,7 +444,8 @@ def driver_lock(sweep_dir: Path) -> Iterator[None]:
         handle.seek(0)
         holder = handle.read().strip() or "another process"
         handle.close()
-        raise ConfigError(f"another sweep driver ({holder}) is running on {sweep_dir}; wait for it or stop it") from None
+        raise ConfigError(f"another sweep driver ({holder}) is running on {sweep_dir}; "
+                          "wait for it or stop it") from None
     handle.seek(0)
     handle.truncate()
     handle.write(f"pid {os.getpid()}")
@@ -451,13 +459,14 @@ def driver_lock(sweep_dir: Path) -> Iterator[None]:
 
 def drive(spec: SweepSpec, sweep_dir: Path, trials: list[Trial], workers: int | None, address: str | None,
           gpus_per_run: float, report: bool, log) -> dict[str, Any]:
-    (sweep_dir / "sweep.json").write_text(json.dumps(
-        {"base": spec.base, "grid": spec.grid, "variants": spec.variants, "seeds": spec.seeds,
-         "max_retries": spec.max_retries, "trials": [str(t.run_dir.relative_to(sweep_dir)) for t in trials]}, indent=2) + "\n")
+    manifest = {"base": spec.base, "grid": spec.grid, "variants": spec.variants, "seeds": spec.seeds,
+                "max_retries": spec.max_retries, "trials": [str(t.run_dir.relative_to(sweep_dir)) for t in trials]}
+    (sweep_dir / "sweep.json").write_text(json.dumps(manifest, indent=2) + "\n")
     states = {t.run_dir: trial_state(t) for t in trials}
     todo = [t for t in trials if states[t.run_dir] != "finished"]
     log(f"sweep {sweep_dir}: {len(trials)} trials, {len(trials) - len(todo)} finished, "
-        f"{sum(s == 'resumable' for s in states.values())} to resume, {sum(s == 'new' for s in states.values())} to start")
+        f"{sum(s == 'resumable' for s in states.values())} to resume, "
+        f"{sum(s == 'new' for s in states.values())} to start")
     failures: dict[Path, str] = {}
     nodes: dict[str, str] = {}
     if todo:
@@ -491,7 +500,8 @@ def drive(spec: SweepSpec, sweep_dir: Path, trials: list[Trial], workers: int | 
                 failures[trial.run_dir] = message
                 attempts[trial.run_dir] += 1
                 if attempts[trial.run_dir] <= spec.max_retries:
-                    log(f"failed {trial.run_dir.relative_to(sweep_dir)} ({message}); retry {attempts[trial.run_dir]}/{spec.max_retries}")
+                    log(f"failed {trial.run_dir.relative_to(sweep_dir)} ({message}); "
+                        f"retry {attempts[trial.run_dir]}/{spec.max_retries}")
                     pending[submit(trial)] = trial
                 else:
                     log(f"failed {trial.run_dir.relative_to(sweep_dir)} ({message}); no retries left")

@@ -15,7 +15,8 @@ from scalerl import ConfigError
 from scalerl.cli import main
 from scalerl.sweep import SweepSpec, load_sweep_file
 
-# Under pytest-xdist every test that starts Ray runs on one worker, one after another (pyproject.toml: -n 2 --dist loadgroup).
+# Under pytest-xdist every test that starts Ray runs on one worker, one after another
+# (pyproject.toml: -n 2 --dist loadgroup).
 pytestmark = pytest.mark.xdist_group("ray")
 
 pytest.importorskip("ray", reason="pip install 'scalerl[sweep]'")
@@ -95,8 +96,13 @@ def test_killed_sweep_resumed_runs_only_what_was_missing(tmp_path):
     args = [sys.executable, "-m", "scalerl", "sweep", "--set", *TINY, "steps=2000", "--grid", "net.hidden=16,32",
             "--seeds", "0", "1", "-o", str(out), "--workers", "2", "--no-report"]
     sweep = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    summaries = lambda: sorted(out.glob("*/seed*/summary.json"))  # noqa: E731
-    checkpoints = lambda: [p for p in out.glob("*/seed*/checkpoints/latest.pt") if not (p.parent.parent / "summary.json").exists()]  # noqa: E731
+
+    def summaries():
+        return sorted(out.glob("*/seed*/summary.json"))
+
+    def checkpoints():
+        return [p for p in out.glob("*/seed*/checkpoints/latest.pt") if not (p.parent.parent / "summary.json").exists()]
+
     deadline = time.time() + 240
     while not (summaries() and checkpoints()):
         assert sweep.poll() is None, sweep.stderr.read()
@@ -150,3 +156,19 @@ def test_a_second_driver_on_a_running_sweep_says_so_and_leaves(tmp_path):
         except ConfigError:
             assert time.time() < deadline
             time.sleep(0.1)
+
+
+def test_a_local_ray_that_fails_to_start_is_one_line_that_says_to_run_again(tmp_path, monkeypatch, capsys):
+    """Ray raises a bare Exception when its local start times out (an overloaded machine): the sweep says so in
+    one line, and that its finished runs are kept."""
+    import ray
+
+    def timed_out(**_):
+        raise Exception("The current node timed out during startup.\nThis could happen because ...")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", timed_out)
+    assert main(["sweep", "--set", *TINY, "--seeds", "0", "-o", str(tmp_path / "sweep"), "--no-report"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "scalerl: error: could not start a local Ray for the sweep (The current node timed out during startup.); "
+        "runs already finished are kept: run the same command again to go on")

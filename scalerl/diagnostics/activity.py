@@ -219,6 +219,7 @@ def routing_entropy(weights: torch.Tensor, dim: int) -> float:
     """Mean entropy of SoftMoE routing weights that sum to 1 along `dim`, over its maximum log(size): 1 when
     every slot averages all tokens alike (dispatch) or every token mixes all slots alike (combine), which
     makes the layer a global average broadcast to every position."""
+    weights = weights.detach()
     entropy = -(weights * weights.clamp_min(1e-12).log()).sum(dim)
     return float(entropy.mean() / math.log(weights.shape[dim])) if weights.shape[dim] > 1 else 0.0
 
@@ -229,6 +230,7 @@ def near_zero_share(grad: torch.Tensor, threshold: float = 1e-8) -> float:
 
 
 __all__ = [
-    "NeuronLayer", "effective_rank", "expert_grama_scores", "expert_redo_scores", "grama_scores", "inactive", "near_zero_share", "neuron_layers", "normalized",
+    "NeuronLayer", "effective_rank", "expert_grama_scores", "expert_redo_scores", "grama_scores", "inactive",
+    "near_zero_share", "neuron_layers", "normalized",
     "redo_scores", "routing_entropy", "singular_values", "srank",
 ]
