@@ -203,9 +203,12 @@ def cmd_report(args: list[str]) -> int:
     parser = analysis_parser("report", "A markdown report comparing groups of runs, with figures.")
     parser.add_argument("-o", "--out", type=Path, default=Path("report.md"))
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
+    parser.add_argument("--last", type=int, default=1, metavar="N",
+                        help="score each run by the mean of its last N evaluations (default 1: the last one)")
     parsed = parser.parse_args(args)
     positive("--reps", parsed.reps)
-    print(write_report(parsed.runs, parsed.out, parsed.group_by, reps=parsed.reps))
+    positive("--last", parsed.last)
+    print(write_report(parsed.runs, parsed.out, parsed.group_by, reps=parsed.reps, last=parsed.last))
     return 0
 
 

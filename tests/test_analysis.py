@@ -10,6 +10,7 @@ from scalerl import ConfigError, train
 from scalerl.analysis import (
     ScoreMatrix,
     aggregates,
+    final_score,
     find_runs,
     human_normalized,
     iqm,
@@ -201,3 +202,21 @@ def test_curve_mean_goes_on_past_a_run_that_ended_early():
     assert mean.tolist() == [1.0, 7.0, 6.0]
     assert low[2] == high[2] == 6.0
     assert low[1] == 4.0 and high[1] == 10.0
+
+
+def test_a_run_scores_by_the_mean_of_its_last_evaluations_when_asked(tmp_path, capsys):
+    """--last N averages a run's last N evaluations (all of them when it has fewer), and the report says so."""
+    for seed, returns in ((0, [1.0, 2.0, 3.0, 4.0]), (1, [5.0, 6.0, 7.0, 8.0])):
+        fake_run(tmp_path / "runs", f"s{seed}", "classic:CartPole-v1", seed, 1,
+                 [{"step": 100 * (k + 1), "wall_time": 1.0, "return_mean": r} for k, r in enumerate(returns)])
+    first, second = sorted(find_runs([tmp_path / "runs"]), key=lambda run: run.seed)
+    assert final_score(first) == 4.0 and final_score(first, last=3) == 3.0 and final_score(first, last=10) == 2.5
+    with pytest.raises(ConfigError, match="last must be >= 1 evaluation"):
+        final_score(first, last=0)
+    out = tmp_path / "report.md"
+    assert main(["report", str(tmp_path / "runs"), "-o", str(out), "--reps", "50", "--last", "2"]) == 0
+    text = out.read_text()
+    assert "Score: return, the mean of the last 2 evaluations of each run." in text
+    assert "| all runs | 5.5 [3.5, 7.5] |" in text  # the seeds score 3.5 and 7.5
+    assert main(["report", str(tmp_path / "runs"), "--last", "0"]) == 2
+    assert "--last must be > 0 (got 0)" in capsys.readouterr().err

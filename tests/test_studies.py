@@ -94,6 +94,16 @@ def test_seeds_and_variants_apply_to_sweep_studies_only_and_must_exist(tmp_path)
         only_variants(tokenize, ["flatten-1024"])
 
 
+def test_a_study_scores_runs_by_as_many_last_evaluations_as_its_study_toml_says(tmp_path):
+    from scalerl.checks import ConfigError
+    from scalerl.studies import scored_evaluations, study_folder
+
+    assert scored_evaluations(study_folder("tokenize")) == 3 and scored_evaluations(study_folder("least")) == 1
+    (tmp_path / "study.toml").write_text("last_evaluations = 0\n")
+    with pytest.raises(ConfigError, match="last_evaluations must be an integer >= 1 \\(got 0\\)"):
+        scored_evaluations(tmp_path)
+
+
 @pytest.mark.xdist_group("ray")  # starts Ray
 def test_cale_quick_measures_the_dead_zone_and_compares_sac_with_dqn(tmp_path):
     pytest.importorskip("ale_py")

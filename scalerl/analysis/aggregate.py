@@ -46,11 +46,15 @@ def seeded_bootstrap(seed: int) -> Iterator[None]:
         np.random.set_state(saved)
 
 
-def final_score(run: RunRecord) -> float:
-    """The normalized score of a run's last evaluation."""
+def final_score(run: RunRecord, last: int = 1) -> float:
+    """The normalized score of a run's last evaluation, or the mean over its last `last` evaluations: one
+    evaluation of a few episodes swings widely between neighbours, and averaging the end of the curve is the
+    usual remedy. A run with fewer evaluations is scored over all it has."""
+    if last < 1:
+        raise ConfigError(f"last must be >= 1 evaluation (got {last})")
     if not run.evals:
         raise ConfigError(f"{run.path} has no evaluations (eval.jsonl is empty)")
-    return normalized_score(run.env, run.evals[-1])
+    return float(np.mean([normalized_score(run.env, record) for record in run.evals[-last:]]))
 
 
 def score_matrix(runs: list[RunRecord], group_by: list[str] | None = None,

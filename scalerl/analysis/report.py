@@ -8,6 +8,7 @@ time, training diagnostics, aggregate bars), written beside it in `<name>_figure
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import time
@@ -18,6 +19,7 @@ import numpy as np
 from scalerl.analysis.aggregate import (
     ScoreMatrix,
     aggregates,
+    final_score,
     performance_profiles,
     probability_of_improvement,
     score_matrix,
@@ -85,22 +87,24 @@ def member_task_tables(runs: list[RunRecord], groups: dict[str, list[RunRecord]]
 
 
 def write_report(paths: list[str | Path], out: str | Path, group_by: list[str] | None = None,
-                 reps: int = 2000, seed: int = 0) -> Path:
+                 reps: int = 2000, seed: int = 0, last: int = 1) -> Path:
+    """Compare groups of runs; each run is scored by its last evaluation, or the mean of its last `last`."""
     out = Path(out)
     runs = find_runs(paths)
     groups = group_runs(runs, group_by)
-    matrix = score_matrix(runs, group_by)
+    matrix = score_matrix(runs, group_by, score=functools.partial(final_score, last=last))
+    evaluations = "the last evaluation" if last == 1 else f"the mean of the last {last} evaluations"
     tasks = matrix.tasks
     scores = sorted({score_name(task) for task in tasks})
     figures = out.parent / f"{out.stem}_figures"
     lines = [f"# Report: {len(runs)} runs, {len(groups)} groups, {len(tasks)} tasks", "",
              f"Written {time.strftime('%Y-%m-%d %H:%M')} from: {', '.join(map(str, paths))}.",
-             f"Score: {', '.join(scores)} of the last evaluation of each run. Intervals are 95% "
+             f"Score: {', '.join(scores)}, {evaluations} of each run. Intervals are 95% "
              f"stratified-bootstrap confidence intervals ({reps} resamples, rliable).", "",
              "## Groups and their config differences", "",
              *table(["group", "runs", "seeds"],
                     [[label, str(len(m)), ", ".join(str(s) for s in sorted({r.seed for r in m}))]
-                                                 for label, m in groups.items()]), "",
+                     for label, m in groups.items()]), "",
              *config_differences(runs, groups), "", "## Final scores per task", ""]
     per_task_rows = []
     for label in groups:

@@ -2,9 +2,10 @@
 
 A study folder holds a README.md (the paper, its claim and its numbers, with the citation, and ours beside
 them) and either
-- `sweep.toml` (a sweep file, see scalerl.sweep) and `study.toml` (what to compare: `group_by`, and a
-  `[quick]` table of overrides that shrink the sweep to minutes), run through `scalerl sweep` and written up
-  with `scalerl report`; or
+- `sweep.toml` (a sweep file, see scalerl.sweep) and `study.toml` (what to compare: `group_by`;
+  `last_evaluations`, how many of a run's last evaluations its score averages, 1 if unset; and a `[quick]`
+  table of overrides that shrink the sweep to minutes), run through `scalerl sweep` and written up with
+  `scalerl report`; or
 - `study.py` with `run(out, quick) -> report path`, for pipelines that are not a grid of training runs.
 
 `scalerl study NAME [--quick]` runs one and writes out/report.md with its figures; `scalerl study --list`.
@@ -58,6 +59,15 @@ def quick_spec(folder: Path, quick: bool, seeds: list[int] | None = None) -> tup
     return (spec if seeds is None else only_seeds(spec, seeds)), settings.get("group_by")
 
 
+def scored_evaluations(folder: Path) -> int:
+    """How many of a run's last evaluations its report score averages: study.toml's `last_evaluations`, 1 if
+    unset (the last evaluation alone)."""
+    last = tomllib.loads((folder / "study.toml").read_text()).get("last_evaluations", 1)
+    if not isinstance(last, int) or isinstance(last, bool) or last < 1:
+        raise ConfigError(f"{folder / 'study.toml'}: last_evaluations must be an integer >= 1 (got {last!r})")
+    return last
+
+
 def only_seeds(spec: Any, seeds: list[int]) -> Any:
     """The sweep `spec` on `seeds` instead of its own (`scalerl study --seeds`)."""
     for seed in seeds:
@@ -108,7 +118,7 @@ def run_study(name: str, out: str | Path | None = None, quick: bool = False, wor
         raise ConfigError(f"study {name}: {len(result['failed'])} runs failed, first: {result['failed'][0]['error']}")
     finished = [summary.parent for variant, _ in study_spec.overrides()
                 for summary in sorted((out / variant).glob("seed*/summary.json"))]
-    report = write_report(finished, out / "report.md", group_by)
+    report = write_report(finished, out / "report.md", group_by, last=scored_evaluations(folder))
     claim = (folder / "README.md").read_text()
     report.write_text(claim.rstrip() + "\n\n---\n\n# This run" + (" (quick)" if quick else "") + "\n\n" +
                       report.read_text().replace("\n# ", "\n## ", 1).removeprefix("# "))
