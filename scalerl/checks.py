@@ -15,6 +15,13 @@ class ConfigError(Exception):
     """
 
 
+def first_line(error: BaseException) -> str:
+    """An exception's message cut to its first line, or its type's name when it has none: libraries raise
+    many-line messages (or bare types) that a one-line error has to quote."""
+    message = str(error)
+    return message.splitlines()[0] if message else type(error).__name__
+
+
 def require(ok: bool, name: str, expected: str, value: Any) -> None:
     """Raise ConfigError('name must be expected (got value)') unless ok."""
     if not ok:

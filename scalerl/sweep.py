@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scalerl.checks import ConfigError, non_negative, positive, require
+from scalerl.checks import ConfigError, first_line, non_negative, positive, require
 from scalerl.config import TrainConfig
 from scalerl.session import RunDirBusy, lock_run_dir
 
@@ -154,7 +154,7 @@ def load_sweep_file(path: Path) -> SweepSpec:
         else:
             data = tomllib.loads(text)
     except Exception as error:  # the parsers' own error types differ; all mean a malformed file
-        raise ConfigError(f"cannot read {path}: {str(error).splitlines()[0]}") from None
+        raise ConfigError(f"cannot read {path}: {first_line(error)}") from None
     unknown = set(data) - {"base", "grid", "variants", "seeds", "max_retries"}
     if unknown:
         raise ConfigError(f"unknown sweep file keys {', '.join(sorted(unknown))}; "
@@ -247,9 +247,8 @@ def start_ray(address: str | None, workers: int | None) -> None:
                 ray.init(address="local", num_cpus=workers or os.cpu_count(), include_dashboard=False,
                          log_to_driver=False, object_store_memory=200 * 1024**2, logging_level=logging.WARNING)
             except Exception as error:  # Ray raises bare Exceptions for a start that times out or fails
-                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-                raise ConfigError(f"could not start a local Ray for the sweep ({reason}); runs already finished "
-                                  "are kept: run the same command again to go on") from None
+                raise ConfigError(f"could not start a local Ray for the sweep ({first_line(error)}); "
+                                  "runs already finished are kept: run the same command again to go on") from None
     _ray_address = address
 
 

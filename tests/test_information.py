@@ -67,8 +67,8 @@ def test_a_run_on_levels_is_probed_one_level_per_copy(tmp_path):
           algo={"rollout_steps": 64, "minibatches": 2})
     config, _ = load_agent(tmp_path / "ppo", device="cpu")
     envs, name = probe_envs(config, 8)
-    assert name == "level" and [int(env.reset(seed=i)[1]["level"][0]) for i,
-                                env in enumerate(envs)] == list(range(20, 28))
+    assert name == "level"
+    assert [int(env.reset(seed=i)[1]["level"][0]) for i, env in enumerate(envs)] == list(range(20, 28))
     result = probe_run(tmp_path / "ppo", steps=128)
     assert set(result["actor"]) == {"observation", "value", "action", "level"}
     with pytest.raises(ConfigError, match="only 8"):

@@ -123,8 +123,8 @@ def test_updates_hand_priorities_back_to_the_buffer(tmp_path, monkeypatch):
 
     received = []
     monkeypatch.setattr(DQN, "update", with_priorities)
-    monkeypatch.setattr(ReplayBuffer, "update_priorities", lambda self, indices,
-                        priorities: received.append((indices, priorities)))
+    monkeypatch.setattr(ReplayBuffer, "update_priorities",
+                        lambda self, indices, priorities: received.append((indices, priorities)))
     summary = train(env="classic:CartPole-v1", steps=300, eval_every=0, eval_episodes=1, run_dir=str(tmp_path / "run"),
                     progress="off", algo={"learning_starts": 100, "batch_size": 8})
     assert len(received) == summary["updates"] == 201

@@ -56,8 +56,8 @@ def test_a_reward_model_scores_longer_accompaniments_on_half_overlapping_windows
     assert windowed_reward(FirstChord(), chords, melody, 10).item() == 10
     assert windowed_reward(FirstChord(), chords, melody, 16).item() == 10
     assert windowed_reward(FirstChord(), chords, melody, 4).item() == (10 + 12 + 14 + 16) / 4  # starts 0, 2, 4, 6
-    assert windowed_reward(FirstChord(), chords, melody,
-                           6).item() == pytest.approx((10 + 13 + 14) / 3)  # 0, 3, flush: 4
+    # windows start at 0 and 3, and a flush one at 4
+    assert windowed_reward(FirstChord(), chords, melody, 6).item() == pytest.approx((10 + 13 + 14) / 3)
 
 
 TINY_NET = ["--net.dim", "32", "--net.layers", "1", "--net.heads", "2"]

@@ -112,8 +112,10 @@ def group_runs(runs: list[RunRecord], group_by: list[str] | None = None) -> dict
     keys = group_by if group_by is not None else [k for k in differing_keys(runs) if k != "env"]
     groups: dict[str, list[RunRecord]] = {}
     for run in runs:
-        label = run.value("variant") if keys == ["variant"] else ", ".join(f"{key}={label_value(run.value(key))}"
-                                                                          for key in keys)
+        if keys == ["variant"]:
+            label = run.value("variant")
+        else:
+            label = ", ".join(f"{key}={label_value(run.value(key))}" for key in keys)
         label = label or "all runs"
         groups.setdefault(label, []).append(run)
     return groups

@@ -41,8 +41,7 @@ class OffPolicyLoop(Loop):
         algo, envs = config.algo, session.envs
         space, stack = envs.single_observation_space, config.frame_stack()
         args = (algo.buffer_size, config.num_envs, space, envs.single_action_space, algo.n_step, algo.gamma,
-                config.seed,
-                session.device, algo.replay_priorities(config.steps), algo.balance_envs)
+                config.seed, session.device, algo.replay_priorities(config.steps), algo.balance_envs)
         self.batch_size = algo.batch_size * config.num_envs if algo.balance_envs else algo.batch_size
         check_replay_memory(algo.buffer_size, space, envs.single_action_space, stack)
         if stack and stack > 1 and space.dtype == np.uint8 and len(space.shape) == 3 and space.shape[0] % stack == 0:
@@ -56,14 +55,15 @@ class OffPolicyLoop(Loop):
         while not self.finished:
             actions, extras = agent.act(self.obs, explore=True)
             next_obs, rewards, terminated, truncated, infos = self.envs.step(actions)
-            stopped = self.hooks.stop_episodes(self.obs, actions, rewards, terminated,
-                                               truncated) if self.hooks else None
+            stopped = None
+            if self.hooks:
+                stopped = self.hooks.stop_episodes(self.obs, actions, rewards, terminated, truncated)
             if stopped is not None:
                 truncated = truncated | stopped  # ended by the agent: bootstrapped like a time limit
             done = terminated | truncated
-            self.buffer.add(self.obs, actions, rewards,
-                            final_observations(next_obs, done & ~stopped if stopped is not None
-                                                                              else done, infos), terminated, truncated)
+            reset_by_env = done & ~stopped if stopped is not None else done
+            self.buffer.add(self.obs, actions, rewards, final_observations(next_obs, reset_by_env, infos), terminated,
+                            truncated)
             if stopped is not None:
                 next_obs = self.reset_stopped(next_obs, stopped)
             self.obs = next_obs

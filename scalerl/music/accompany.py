@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from scalerl.checks import ConfigError
+from scalerl.checks import ConfigError, first_line
 from scalerl.music.data import (
     Song,
     frames_to_events,
@@ -56,8 +56,7 @@ def midi_beats(path: Path) -> float:
         file.open(str(path))
         file.read()
     except Exception as error:  # the MIDI reader raises several types for a damaged file; all mean "cannot read"
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ConfigError(f"cannot parse {path.name}: {reason}") from None
+        raise ConfigError(f"cannot parse {path.name}: {first_line(error)}") from None
     finally:
         file.close()
     ticks = max((sum(e.time for e in track.events if isinstance(e, midi.DeltaTime)) for track in file.tracks),

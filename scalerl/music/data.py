@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scalerl.checks import ConfigError
+from scalerl.checks import ConfigError, first_line
 from scalerl.music.vocab import (
     CHORD_HOLD,
     CHORD_ON,
@@ -195,8 +195,7 @@ def parse_score(path: Path):
     try:
         score = m21.converter.parse(str(path))
     except Exception as error:  # music21 raises many types for malformed input; all mean "cannot parse"
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ConfigError(f"cannot parse {path.name}: {reason}") from None
+        raise ConfigError(f"cannot parse {path.name}: {first_line(error)}") from None
     return score.scores[0] if hasattr(score, "scores") else score
 
 
