@@ -5,7 +5,9 @@
     python benchmarks/learning.py sac-halfcheetah --seeds 0 1 --workers 2
 
 Each seed is an ordinary `scalerl train` run under --out (default benchmarks/results/<recipe>/); an
-existing finished run is read, not retrained, and an unfinished one is resumed.
+existing finished run is read, not retrained, and an unfinished one is resumed. A finished run with a
+smaller budget (the same recipe at fewer steps, e.g. the -500k recipe's --out given to the -1500k one) is
+trained on to this recipe's budget, its schedules unchanged (`scalerl train --resume RUN_DIR --steps N`).
 """
 
 from __future__ import annotations
@@ -98,6 +100,12 @@ for game in ("breakout", "asterix"):
         RECIPES[f"{agent}-minatar-{game}-500k"] = {"threshold": 10.0, "args": [
             *RECIPES[f"{agent}-minatar-{game}"]["args"], "--steps", "500000", "--eval-every", "25000",
             "--checkpoint-every", "25000"]}
+    # Asterix three times longer again: in the MinAtar paper's curves (Young and Tian, 2019) DQN stays near
+    # random play on Asterix until about 0.7M frames, then climbs to about 13 by 1.2M.
+    if game == "asterix":
+        for agent in ("dqn", "rainbow-v10"):
+            RECIPES[f"{agent}-minatar-{game}-1500k"] = {"threshold": 10.0, "args": [
+                *RECIPES[f"{agent}-minatar-{game}-500k"]["args"], "--steps", "1500000"]}
 
 # DER on the Atari 100k benchmark (Kaiser et al., 2020) as Dopamine's DER.gin runs it: the agent's preset
 # (10-step returns, an update every step from step 1,600, target copied every 2,000 updates, Adam 1e-4), no
@@ -111,12 +119,22 @@ for game, threshold in (("RoadRunner", 1000.0), ("Pong", -20.0)):
         "--net.depth", "1", "--env-opts.sticky-actions", "0", "--env-opts.episodic-life", "True"]}
 
 
+def recipe_steps(recipe: str) -> int:
+    """The recipe's budget: its last --steps (later flags override earlier ones)."""
+    args = RECIPES[recipe]["args"]
+    return int(args[len(args) - args[::-1].index("--steps")])
+
+
 def run_seed(recipe: str, seed: int, out: Path) -> Path:
     run_dir = out / f"seed{seed}"
-    if (run_dir / "summary.json").exists():
-        return run_dir
+    steps = recipe_steps(recipe)
     command = [sys.executable, "-m", "scalerl", "train"]
-    if (run_dir / "checkpoints" / "latest.pt").exists():
+    if (run_dir / "summary.json").exists():
+        summary = json.loads((run_dir / "summary.json").read_text())
+        if summary["steps"] >= steps or summary["stopped_at_return"]:
+            return run_dir
+        command += ["--resume", str(run_dir), "--steps", str(steps)]
+    elif (run_dir / "checkpoints" / "latest.pt").exists():
         command += ["--resume", str(run_dir)]
     else:
         command += [*RECIPES[recipe]["args"], "--seed", str(seed), "--threads", "1", "--progress", "off",

@@ -35,7 +35,8 @@ from scalerl.flags import (
 HELP = """usage: scalerl COMMAND [OPTIONS]
 
 commands:
-  train    train an agent (scalerl train --help); continue a killed run with --resume RUN_DIR
+  train    train an agent (scalerl train --help); continue a killed run with --resume RUN_DIR, or train a
+           run on to a new budget with --resume RUN_DIR --steps N
   eval     evaluate a run's latest checkpoint: scalerl eval RUN_DIR [--episodes N] [--num-envs E] [--seed S]
   probe    mutual information of a PPO run's actor and critic latents: scalerl probe RUN_DIR [STEPS]
   envs     list environment suites and tasks; --suite NAME adds observation and action spaces
@@ -62,10 +63,15 @@ def cmd_train(args: list[str]) -> int:
 
     run_dir = option_value(args, "--resume")
     if run_dir is not None or "--resume" in args:
-        others = [arg for arg in args if arg not in ("--resume", run_dir) and not arg.startswith("--resume=")]
-        if run_dir is None or others:
-            raise ConfigError("--resume RUN_DIR takes no other options: the run's config.json is used as is")
-        summary = resume(run_dir)
+        steps = option_value(args, "--steps")
+        others = [arg for arg in args if arg not in ("--resume", run_dir, "--steps", steps)
+                  and not arg.startswith(("--resume=", "--steps="))]
+        if run_dir is None or others or (steps is None and "--steps" in args):
+            raise ConfigError("--resume RUN_DIR takes one other option, --steps N (train on to a new budget): "
+                              "the run's config.json is used as is")
+        if steps is not None and not steps.isdigit():
+            raise ConfigError(f"--steps must be a whole number of steps; got {steps!r}")
+        summary = resume(run_dir, None if steps is None else int(steps))
     else:
         summary = train(parse_train_config(args))
     print(json.dumps(summary))

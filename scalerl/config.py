@@ -60,6 +60,11 @@ class TrainConfig(Generic[AgentConfigT]):
     """Seeds environments, network initialisation, exploration and replay sampling."""
     steps: int = 100_000
     """Environment steps to train for, summed over the vector environments."""
+    schedule_steps: int | None = None
+    """Steps that the schedules tied to the budget run over (prioritized replay's beta, PPO's and PQN's
+    learning-rate annealing, PQN's epsilon, LEAST's start); None: `steps`. A run continued to a new budget
+    (`scalerl train --resume RUN_DIR --steps N`) keeps its first budget here, so its schedules carry on as
+    they were."""
     num_envs: int = 0
     """Environments stepped together in one vector environment (0: the suite's default, 1 for most, one
     per task for Meta-World's multi-task sets)."""
@@ -118,6 +123,8 @@ class TrainConfig(Generic[AgentConfigT]):
         object.__setattr__(self, "hooks", list(self.hooks))
         check_hook_names(self.hooks)
         positive("steps", self.steps)
+        if self.schedule_steps is not None:
+            positive("schedule_steps", self.schedule_steps)
         non_negative("num_envs", self.num_envs)
         require(0 <= self.threads <= MAX_THREADS, "threads", f"in [0, {MAX_THREADS}] (0: torch's default)",
                 self.threads)
@@ -152,6 +159,11 @@ class TrainConfig(Generic[AgentConfigT]):
         episodes = self.eval_episodes or (5 * count if count else 10)
         return dataclasses.replace(self, num_envs=self.num_envs or count or 1, eval_episodes=episodes,
                                    eval_num_envs=self.eval_num_envs or count or min(episodes, 8))
+
+    @property
+    def schedule_budget(self) -> int:
+        """The steps that budget-tied schedules run over."""
+        return self.schedule_steps or self.steps
 
     def frame_stack(self) -> int | None:
         """How many frames the environment stacks into an observation, for suites with a frame_stack option
@@ -189,7 +201,32 @@ class TrainConfig(Generic[AgentConfigT]):
 def load_config(run_dir: Path) -> TrainConfig:
     from scalerl.session import read_run_config
 
-    data = read_run_config(run_dir)
+    return run_config_from(run_dir, read_run_config(run_dir))
+
+
+def run_config_from(run_dir: Path, data: dict[str, Any]) -> TrainConfig:
+    """The TrainConfig of a run directory's config.json contents."""
     if "agent" not in data or "env" not in data:
         raise ConfigError(f"{run_dir} is not an RL run directory (its config.json names no agent and env)")
     return TrainConfig.from_dict(data)
+
+
+BUDGET_KEYS = ("steps", "schedule_steps")
+
+
+def continued_config(written: dict[str, Any], steps: int) -> dict[str, Any]:
+    """A run's config.json continued to a new budget: it now stops at `steps`, and its schedules keep the
+    budget they were running over."""
+    return {**written, "steps": steps, "schedule_steps": written.get("schedule_steps") or written["steps"]}
+
+
+def same_training(saved: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Whether a checkpoint written under config `saved` continues under `current`: the configs may differ in
+    where the run stops, never in how it trains (schedules included)."""
+    def budget(config: dict[str, Any]) -> Any:
+        return config.get("schedule_steps") or config.get("steps")
+
+    def training(config: dict[str, Any]) -> dict[str, Any]:
+        return {key: value for key, value in config.items() if key not in BUDGET_KEYS}
+
+    return training(saved) == training(current) and budget(saved) == budget(current)

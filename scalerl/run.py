@@ -5,7 +5,6 @@ and the loop the agent names."""
 from __future__ import annotations
 
 import dataclasses
-import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,12 +14,12 @@ import numpy as np
 from scalerl.agents import Agent, AgentSpec, agent_class
 from scalerl.checkpoint import CheckpointError, load_checkpoint
 from scalerl.checks import ConfigError, positive
-from scalerl.config import TrainConfig, load_config
+from scalerl.config import TrainConfig, continued_config, load_config, run_config_from, same_training
 from scalerl.envs import make_env, task_members
 from scalerl.evaluation import run_episodes
 from scalerl.hooks import make_hooks
 from scalerl.loops import LOOPS
-from scalerl.session import EVAL_SEED_OFFSET, RunDirTaken, Session, resolve_device
+from scalerl.session import EVAL_SEED_OFFSET, RunDirTaken, Session, read_run_config, resolve_device
 
 
 def default_run_dir(config: TrainConfig) -> Path:
@@ -29,8 +28,8 @@ def default_run_dir(config: TrainConfig) -> Path:
 
 
 def build_agent(config: TrainConfig, obs_space: Any, action_space: Any, device: Any, tasks: list[str]) -> Agent:
-    spec = AgentSpec(obs_space, action_space, config.num_envs, device, config.seed, config.net, config.steps,
-                     tuple(tasks))
+    spec = AgentSpec(obs_space, action_space, config.num_envs, device, config.seed, config.net,
+                     config.schedule_budget, tuple(tasks))
     return agent_class(config.agent)(config.algo, spec)
 
 
@@ -43,7 +42,7 @@ def run_session(config: TrainConfig, session: Session) -> dict[str, Any]:
         agent = build_agent(config, envs.single_observation_space, envs.single_action_space, session.device,
                             session.tasks)
         loop = LOOPS[agent.loop](config, session, agent,
-                                 make_hooks(config.hooks, config.hook_opts, agent, config.steps))
+                                 make_hooks(config.hooks, config.hook_opts, agent, config.schedule_budget))
         if session.checkpoint is not None:
             loop.restore()
     except BaseException:
@@ -81,14 +80,32 @@ def train(config: TrainConfig | None = None, **fields: Any) -> dict[str, Any]:
     raise ConfigError(f"no free run directory next to {base}")
 
 
-def resume(run_dir: str | Path) -> dict[str, Any]:
+def resume(run_dir: str | Path, steps: int | None = None) -> dict[str, Any]:
     """Continue a run from its latest checkpoint; the result matches an uninterrupted run on CPU. A run
-    killed before its first checkpoint starts again from the beginning."""
-    config = load_config(Path(run_dir))
+    killed before its first checkpoint starts again from the beginning.
+
+    `steps` moves where the run stops (a finished run trains on to a longer budget). Its schedules keep
+    the budget they were running over (config `schedule_steps`), so the result matches a run started with
+    that config."""
     # The identity of a run is its config.json as written: a scalerl that has since gained config fields
     # resolves the same file to more keys, and must still resume it.
-    written = json.loads((Path(run_dir) / "config.json").read_text())
-    session = Session(run_dir, written, seed=config.seed, device=config.device, threads=config.threads, resume=True)
+    written = read_run_config(run_dir)
+    if steps is not None:
+        positive("steps", steps)
+        written = continued_config(written, steps)
+    config = run_config_from(Path(run_dir), written)
+    session = Session(run_dir, written, seed=config.seed, device=config.device, threads=config.threads, resume=True,
+                      continues=same_training)
+    if steps is not None:
+        reached = session.checkpoint["step"] if session.checkpoint else 0
+        if reached > steps:
+            session.close()
+            raise ConfigError(f"steps must be at least {reached:,}, the step of the run's checkpoint; got {steps:,}")
+        if session.checkpoint and session.checkpoint["loop"].reached_stop_return:
+            session.close()
+            raise ConfigError(f"{run_dir} stopped when an evaluation reached its stop_at_return: a new budget "
+                              "would not train it further")
+        session.rewrite_config(written)
     return run_session(config, session)
 
 

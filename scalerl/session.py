@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import fcntl
 import json
+import operator
+import os
 import pickle
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,12 +91,16 @@ class Session:
     `config` is the run's resolved config as plain data: written to config.json for a new run, and
     compared with the checkpoint's on resume. `resume=True` reopens the directory; its checkpoint is
     then in `self.checkpoint` (None if the run was killed before its first one: it starts afresh).
+    `continues(saved, config)` says whether a checkpoint written under config `saved` may go on under
+    `config`; by default only an identical config may.
     """
 
     def __init__(self, run_dir: str | Path, config: dict[str, Any], *, seed: int, device: str = "auto",
-                 threads: int = 1, resume: bool = False) -> None:
+                 threads: int = 1, resume: bool = False,
+                 continues: Callable[[dict[str, Any], dict[str, Any]], bool] = operator.eq) -> None:
         self.run_dir = Path(run_dir)
         self.config = config
+        self.continues = continues
         self.checkpoint: dict[str, Any] | None = None
         self.created: list[Path] = []
         self.device = resolve_device(device)
@@ -142,9 +149,22 @@ class Session:
         if not path.exists():
             return None
         checkpoint = load_checkpoint(path)
-        if checkpoint.get("config") != self.config:
+        if not self.continues(checkpoint.get("config"), self.config):
             raise CheckpointError(f"checkpoint in {self.run_dir} was written by a different config than config.json")
         return checkpoint
+
+    def rewrite_config(self, config: dict[str, Any]) -> None:
+        """Replace the reopened run's config.json (it goes on under a config its checkpoint `continues`
+        under), through the open file that holds the run's lock; a summary.json from the run's earlier end
+        is removed, as the run is not finished under the new config."""
+        assert self._lock_handle is not None and self.continues(self.config, config)
+        self._lock_handle.seek(0)
+        self._lock_handle.truncate()
+        self._lock_handle.write(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        self._lock_handle.flush()
+        os.fsync(self._lock_handle.fileno())
+        (self.run_dir / "summary.json").unlink(missing_ok=True)
+        self.config = config
 
     @property
     def checkpoint_path(self) -> Path:

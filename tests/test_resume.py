@@ -378,3 +378,51 @@ def test_a_second_process_cannot_train_in_a_run_directory_in_use(tmp_path):
         time.sleep(0.01)
     third.kill()
     third.wait()
+
+
+def test_a_run_trained_on_to_a_longer_budget_matches_one_started_with_that_budget(tmp_path, run_records):
+    """Rainbow's prioritized replay anneals beta over the budget: the continued run keeps its first budget for
+    that schedule (schedule_steps), and so ends exactly where a run started with both budgets does."""
+    settings = {"env": "classic:CartPole-v1", "agent": "rainbow", "seed": 5, "eval_every": 500, "eval_episodes": 2,
+                "checkpoint_every": 500, "log_every": 250, "progress": "off",
+                "algo": {"learning_starts": 200, "target_update_every": 100}}
+    first = tmp_path / "first"
+    assert train(run_dir=str(first), steps=1000, **settings)["steps"] == 1000
+    continued = resume(first, steps=2000)
+    whole = train(run_dir=str(tmp_path / "whole"), steps=2000, schedule_steps=1000, **settings)
+
+    assert continued["steps"] == 2000
+    for name in ("metrics.jsonl", "eval.jsonl"):
+        assert run_records(first / name) == run_records(tmp_path / "whole" / name)
+    assert {k: v for k, v in continued.items() if k not in TIMING | {"run_dir"}} == \
+        {k: v for k, v in whole.items() if k not in TIMING | {"run_dir"}}
+    written = json.loads((first / "config.json").read_text())
+    assert (written["steps"], written["schedule_steps"]) == (2000, 1000)
+    assert json.loads((first / "summary.json").read_text())["steps"] == 2000
+
+
+def test_a_new_budget_below_the_checkpoint_is_refused_and_the_run_left_as_it_was(short_run, tmp_path):
+    run_dir = copy_run(short_run, tmp_path / "run")
+    before = (run_dir / "config.json").read_text()
+    with pytest.raises(ConfigError, match="steps must be at least 400"):
+        resume(run_dir, steps=300)
+    assert (run_dir / "config.json").read_text() == before
+    assert (run_dir / "summary.json").exists()
+
+
+def test_editing_the_budget_by_hand_is_refused_because_the_schedules_would_change(short_run, tmp_path):
+    run_dir = copy_run(short_run, tmp_path / "run")
+    config = json.loads((run_dir / "config.json").read_text())
+    config["steps"] = 800
+    (run_dir / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match="different config"):
+        resume(run_dir)
+
+
+def test_a_run_that_stopped_at_its_return_is_not_given_a_new_budget(tmp_path):
+    run_dir = tmp_path / "run"
+    summary = train(run_dir=str(run_dir), steps=600, eval_every=300, eval_episodes=1, stop_at_return=-1.0,
+                    progress="off", algo={"learning_starts": 100})
+    assert summary["stopped_at_return"] and summary["steps"] == 300
+    with pytest.raises(ConfigError, match="stopped when an evaluation reached its stop_at_return"):
+        resume(run_dir, steps=1000)

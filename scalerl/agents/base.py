@@ -38,7 +38,8 @@ class AgentSpec:
     seed: int = 0
     net: NetConfig = field(default_factory=NetConfig)
     run_steps: int = 0
-    """Environment steps the run will take, for schedules such as learning-rate annealing (0: unknown)."""
+    """Environment steps that schedules such as learning-rate annealing run over (0: unknown): the run's
+    budget, or its first budget if it was continued to a longer one."""
     tasks: tuple[str, ...] = ()
     """For a multi-task set (metaworld:MT10, multitask:...), the task of each environment, in the order of
     the one-hot task id that ends every observation; empty otherwise."""

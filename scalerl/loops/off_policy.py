@@ -41,7 +41,7 @@ class OffPolicyLoop(Loop):
         algo, envs = config.algo, session.envs
         space, stack = envs.single_observation_space, config.frame_stack()
         args = (algo.buffer_size, config.num_envs, space, envs.single_action_space, algo.n_step, algo.gamma,
-                config.seed, session.device, algo.replay_priorities(config.steps), algo.balance_envs)
+                config.seed, session.device, algo.replay_priorities(config.schedule_budget), algo.balance_envs)
         self.batch_size = algo.batch_size * config.num_envs if algo.balance_envs else algo.batch_size
         check_replay_memory(algo.buffer_size, space, envs.single_action_space, stack)
         if stack and stack > 1 and space.dtype == np.uint8 and len(space.shape) == 3 and space.shape[0] % stack == 0:
