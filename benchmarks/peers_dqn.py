@@ -80,9 +80,9 @@ def run_scalerl(steps: int, train_every: int, seed: int) -> float:
             sys.executable, "-m", "scalerl", "train", "--env", "classic:CartPole-v1", "--steps", str(steps),
             "--seed", str(seed), "--threads", "1", "--run-dir", str(run_dir), "--progress", "off",
             "--log-every", "1000", "--eval-every", "0", "--eval-episodes", "1", "--checkpoint-every", "0",
-            "--net.hidden", "120", "--algo.optim.lr", "2.5e-4", "--algo.buffer-size", "10000", "--algo.batch-size",
-            "128",
-            "--algo.learning-starts", str(LEARNING_STARTS), "--algo.train-every", str(train_every),
+            "--net.hidden", "120", "--algo.optim.lr", "2.5e-4", "--algo.buffer-size", "10000",
+            "--algo.batch-size", "128", "--algo.learning-starts", str(LEARNING_STARTS),
+            "--algo.train-every", str(train_every),
             "--algo.target-update-every", str(500 // train_every), "--algo.n-step", "1", "--algo.no-double",
             "--algo.loss", "mse", "--algo.max-grad-norm", "0", "--algo.epsilon-end", "0.05",
             "--algo.epsilon-decay-steps", str(steps // 2)], check=True, env=one_thread_env(), stdout=subprocess.DEVNULL)
@@ -106,8 +106,8 @@ def run_cleanrl_script(python: Path, cleanrl: Path, script: str, args: list[str]
 
 def run_cleanrl(python: Path, cleanrl: Path, steps: int, train_every: int, seed: int) -> float:
     return run_cleanrl_script(python, cleanrl, "dqn.py", [
-        "--env-id", "CartPole-v1", "--total-timesteps", str(steps), "--seed", str(seed), "--train-frequency",
-        str(train_every)], LEARNING_STARTS)
+        "--env-id", "CartPole-v1", "--total-timesteps", str(steps), "--seed", str(seed),
+        "--train-frequency", str(train_every)], LEARNING_STARTS)
 
 
 def run_sb3(python: Path, steps: int, train_every: int, seed: int) -> float:

@@ -37,9 +37,9 @@ def run_scalerl(agent: str, steps: int, seed: int) -> float:
         run_dir = Path(folder) / "run"
         subprocess.run([
             sys.executable, "-m", "scalerl", "train", "--agent", agent, "--env", "mujoco:HalfCheetah-v5",
-            "--steps", str(steps), "--seed", str(seed), "--threads", "1", "--run-dir", str(run_dir), "--progress",
-            "off",
-            "--log-every", "500", "--eval-every", "0", "--eval-episodes", "1", "--checkpoint-every", "0",
+            "--steps", str(steps), "--seed", str(seed), "--threads", "1", "--run-dir", str(run_dir),
+            "--progress", "off", "--log-every", "500", "--eval-every", "0", "--eval-episodes", "1",
+            "--checkpoint-every", "0",
             "--net.hidden", "256", "--algo.learning-starts", str(LEARNING_STARTS)],
             check=True, env=one_thread_env(), stdout=subprocess.DEVNULL)
         records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

@@ -94,8 +94,8 @@ def test_finetuning_runs_end_to_end_and_resumes(pretrained, tmp_path):
     assert cfg.model == "online"
     assert main(["chords", "finetune", "--resume", str(run)]) == 0
     assert cfg.net.grammar == "free"
-    assert main(["chords", "finetune", "--policy", str(pretrained / "teacher"), "--teacher",
-                 str(pretrained / "teacher"),
+    assert main(["chords", "finetune", "--policy", str(pretrained / "teacher"),
+                 "--teacher", str(pretrained / "teacher"),
                  "--data", str(data), "--run-dir", str(tmp_path / "bad")]) == 2  # the policy must be an online model
 
 
@@ -199,8 +199,9 @@ def test_a_killed_chords_run_resumes_to_the_uninterrupted_result(pretrained, tmp
     def args(run: Path) -> list[str]:
         if command == "finetune":
             return finetune_args(pretrained, run, steps, every)
-        return ["chords", "pretrain", "--data", str(pretrained / "data"), "--steps", str(steps), "--eval-every",
-                str(every), "--batch-size", "4", "--crop-frames", "16", *TINY_NET, "--run-dir", str(run)]
+        return ["chords", "pretrain", "--data", str(pretrained / "data"), "--steps", str(steps),
+                "--eval-every", str(every), "--batch-size", "4", "--crop-frames", "16", *TINY_NET,
+                "--run-dir", str(run)]
 
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     assert main(args(whole)) == 0
@@ -249,8 +250,8 @@ def test_accompany_refuses_what_it_cannot_do_in_one_line(tmp_path, capsys):
     data, run = tmp_path / "data", tmp_path / "online"
     assert main(["chords", "data", "--synthetic", "20", "-o", str(data)]) == 0
     assert main(["chords", "pretrain", "--data", str(data), "--steps", "1", "--batch-size", "2", "--crop-frames", "16",
-                 "--net.dim", "16", "--net.layers", "1", "--net.heads", "2", "--net.max-frames", "16", "--run-dir",
-                 str(run)]) == 0
+                 "--net.dim", "16", "--net.layers", "1", "--net.heads", "2", "--net.max-frames", "16",
+                 "--run-dir", str(run)]) == 0
     tune = tmp_path / "tune.abc"
     tune.write_text("X:1\nT:Tune\nM:4/4\nL:1/4\nK:C\nC E G E|\n")
     stray = stream.Stream([note.Note("C4", quarterLength=1)])
@@ -282,8 +283,8 @@ def test_accompany_keeps_the_tunes_tempo_meter_key_and_pickup(tmp_path):
     data, run = tmp_path / "data", tmp_path / "online"
     assert main(["chords", "data", "--synthetic", "20", "-o", str(data)]) == 0
     assert main(["chords", "pretrain", "--data", str(data), "--steps", "1", "--batch-size", "2", "--crop-frames", "16",
-                 "--net.dim", "16", "--net.layers", "1", "--net.heads", "2", "--net.max-frames", "32", "--run-dir",
-                 str(run)]) == 0
+                 "--net.dim", "16", "--net.layers", "1", "--net.heads", "2", "--net.max-frames", "32",
+                 "--run-dir", str(run)]) == 0
     tune = tmp_path / "waltz.abc"  # 3/4 at 100 bpm in G, with a one-beat pickup
     tune.write_text("X:1\nT:Waltz\nM:3/4\nL:1/4\nQ:1/4=100\nK:G\nD|G2 B|A2 G|F2 A|G3|\n")
     out = tmp_path / "waltz.mid"

@@ -150,12 +150,12 @@ def test_jam_command_needs_an_online_model_and_a_valid_temperature(tmp_path, cap
     assert main(["chords", "jam", str(tmp_path), "--bpm", "1000"]) == 2
     assert main(["chords", "data", "--synthetic", "20", "-o", str(tmp_path / "data")]) == 0
     assert main(["chords", "pretrain", "--model", "teacher", "--data", str(tmp_path / "data"), "--steps", "1",
-                 "--net.dim", "16", "--net.layers", "1", "--net.heads", "2", "--run-dir",
-                 str(tmp_path / "teacher")]) == 0
+                 "--net.dim", "16", "--net.layers", "1", "--net.heads", "2",
+                 "--run-dir", str(tmp_path / "teacher")]) == 0
     assert main(["chords", "jam", str(tmp_path / "teacher")]) == 2
     assert main(["chords", "pretrain", "--model", "online", "--data", str(tmp_path / "data"), "--steps", "1",
-                 "--net.dim", "16", "--net.layers", "1", "--net.heads", "2", "--run-dir",
-                 str(tmp_path / "online")]) == 0
+                 "--net.dim", "16", "--net.layers", "1", "--net.heads", "2",
+                 "--run-dir", str(tmp_path / "online")]) == 0
     capsys.readouterr()
     assert main(["chords", "jam", str(tmp_path / "online"), "--temperature", "99"]) == 2
     assert capsys.readouterr().err.strip() == ("scalerl: error: --temperature must be a number in [0, 5] "

@@ -170,27 +170,27 @@ def run(out: Path, quick: bool = False) -> Path:
             finetuning[out / f"rl-hn-s{settings.seeds[0]}"] = realchords("online-hn", settings.seeds[0])
         if settings.frame_fit:
             finetuning[out / f"rl-frame-s{settings.seeds[0]}"] = [
-                *realchords("online-hn" if settings.history_noise else "online", settings.seeds[0]), "--fit-reward",
-                str(settings.frame_fit), "--fit-credit", "frame", "--samples-per-melody", "4", "--fit-above-chance",
-                "--grammar", "beats", "--steps", str(settings.frame_fit_steps)]
+                *realchords("online-hn" if settings.history_noise else "online", settings.seeds[0]),
+                "--fit-reward", str(settings.frame_fit), "--fit-credit", "frame", "--samples-per-melody", "4",
+                "--fit-above-chance", "--grammar", "beats", "--steps", str(settings.frame_fit_steps)]
         finetuning |= {out / f"rl-s{seed}": realchords("online", seed) for seed in settings.seeds[1:]}
         if settings.ablations:
-            finetuning[out / f"kd-s{settings.seeds[0]}"] = [*online, "--teacher", str(out / "teacher"), "--seed",
-                                                            str(settings.seeds[0])]
+            finetuning[out / f"kd-s{settings.seeds[0]}"] = [*online, "--teacher", str(out / "teacher"),
+                                                            "--seed", str(settings.seeds[0])]
             finetuning[out / f"rm-s{settings.seeds[0]}"] = [*online, *rewards, "--teacher", str(out / "online"),
                                                         "--seed", str(settings.seeds[0])]
         if settings.multiscale:
-            finetuning[out / f"rlm-s{settings.seeds[0]}"] = [*online, "--rewards", *map(str, reward_runs), "--teacher",
-                                                         str(out / "teacher"), "--seed", str(settings.seeds[0])]
+            finetuning[out / f"rlm-s{settings.seeds[0]}"] = [*online, "--rewards", *map(str, reward_runs),
+                                                         "--teacher", str(out / "teacher"),
+                                                         "--seed", str(settings.seeds[0])]
         if settings.key_change:
             finetuning[out / f"rl-kc-s{settings.seeds[0]}"] = [
-                "--policy", str(out / "online-kc"), "--rewards", *map(str, reward_runs), "--teacher",
-                str(out / "teacher-kc"),
-                "--seed", str(settings.seeds[0]), *key_change]
+                "--policy", str(out / "online-kc"), "--rewards", *map(str, reward_runs),
+                "--teacher", str(out / "teacher-kc"), "--seed", str(settings.seeds[0]), *key_change]
         # A run's own arguments come last, so they override the shared ones (rl-frame's steps).
-        finish([pool.submit(once, chords, run, "finetune", "--beta", str(settings.beta), "--steps",
-                            str(settings.finetune_steps),
-                            "--eval-every", "50", *common, *args) for run, args in finetuning.items()])
+        finish([pool.submit(once, chords, run, "finetune", "--beta", str(settings.beta),
+                            "--steps", str(settings.finetune_steps), "--eval-every", "50", *common, *args)
+                for run, args in finetuning.items()])
         runs = [out / "online", *finetuning, out / "teacher"]
         if settings.key_change:
             runs += [out / "online-kc", out / "teacher-kc"]
