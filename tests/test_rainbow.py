@@ -167,3 +167,13 @@ def test_presets_carry_dopamine_settings_and_every_part_can_be_switched():
         DQNConfig(atoms=2)
     with pytest.raises(ConfigError, match="algo.v_min must be < algo.v_max"):
         DQNConfig(atoms=51, v_min=5.0, v_max=1.0)
+
+
+def test_c51_projection_keeps_the_top_atom_on_the_support_despite_rounding():
+    """On this support float32 puts v_max at position 50.000004 of 50, one atom past the end once rounded up
+    (an IndexError here; on a GPU, Rainbow's device-side index assert, gone with the same clamp)."""
+    support = torch.linspace(-10.1, 15.92, 51)
+    probs = torch.full((2, 51), 1 / 51)
+    target = categorical_projection(probs, torch.tensor([100.0, -100.0]), torch.tensor([0.99, 0.99]), support)
+    assert target[0, -1].item() == pytest.approx(1.0) and target[1, 0].item() == pytest.approx(1.0)
+    assert target.sum(1).tolist() == pytest.approx([1.0, 1.0])

@@ -156,7 +156,8 @@ def categorical_projection(next_probs: torch.Tensor, rewards: torch.Tensor, disc
     v_min, v_max, atoms = support[0], support[-1], len(support)
     delta = (v_max - v_min) / (atoms - 1)
     shifted = (rewards[:, None] + discounts[:, None] * support[None, :]).clamp(v_min, v_max)
-    position = (shifted - v_min) / delta
+    # Rounding can put the top atom a hair past the last index (50.000004 of 50): keep it on the support.
+    position = ((shifted - v_min) / delta).clamp(0, atoms - 1)
     lower, upper = position.floor().long(), position.ceil().long()
     upper_weight = position - lower
     lower_weight = 1.0 - upper_weight  # where lower == upper the whole mass stays on that atom

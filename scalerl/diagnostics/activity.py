@@ -202,7 +202,8 @@ def srank(features: torch.Tensor, delta: float = 0.01) -> int:
     if values.sum() <= 0:
         return 0
     cumulative = torch.cumsum(values, 0) / values.sum()
-    return int(torch.searchsorted(cumulative, torch.tensor(1.0 - delta, dtype=cumulative.dtype)).item()) + 1
+    threshold = torch.tensor(1.0 - delta, dtype=cumulative.dtype, device=cumulative.device)
+    return int(torch.searchsorted(cumulative, threshold).item()) + 1
 
 
 def effective_rank(features: torch.Tensor) -> float:
