@@ -101,11 +101,12 @@ for game in ("breakout", "asterix"):
             *RECIPES[f"{agent}-minatar-{game}"]["args"], "--steps", "500000", "--eval-every", "25000",
             "--checkpoint-every", "25000"]}
     # Asterix three times longer again: in the MinAtar paper's curves (Young and Tian, 2019) DQN stays near
-    # random play on Asterix until about 0.7M frames, then climbs to about 13 by 1.2M.
+    # random play on Asterix until about 0.7M frames, then climbs to about 13 by 1.2M. Schedules keep the
+    # 500k budget, so a run started here equals a -500k run trained on to 1.5M.
     if game == "asterix":
         for agent in ("dqn", "rainbow-v10"):
             RECIPES[f"{agent}-minatar-{game}-1500k"] = {"threshold": 10.0, "args": [
-                *RECIPES[f"{agent}-minatar-{game}-500k"]["args"], "--steps", "1500000"]}
+                *RECIPES[f"{agent}-minatar-{game}-500k"]["args"], "--steps", "1500000", "--schedule-steps", "500000"]}
 
 # DER on the Atari 100k benchmark (Kaiser et al., 2020) as Dopamine's DER.gin runs it: the agent's preset
 # (10-step returns, an update every step from step 1,600, target copied every 2,000 updates, Adam 1e-4), no
@@ -126,20 +127,20 @@ def recipe_steps(recipe: str) -> int:
 
 
 def run_seed(recipe: str, seed: int, out: Path) -> Path:
+    """Train the seed's run to the recipe's budget: from scratch, by resuming it, or by training a finished
+    shorter run on (after resuming it to its own budget if it was cut)."""
     run_dir = out / f"seed{seed}"
     steps = recipe_steps(recipe)
-    command = [sys.executable, "-m", "scalerl", "train"]
-    if (run_dir / "summary.json").exists():
-        summary = json.loads((run_dir / "summary.json").read_text())
-        if summary["steps"] >= steps or summary["stopped_at_return"]:
-            return run_dir
-        command += ["--resume", str(run_dir), "--steps", str(steps)]
-    elif (run_dir / "checkpoints" / "latest.pt").exists():
-        command += ["--resume", str(run_dir)]
-    else:
-        command += [*RECIPES[recipe]["args"], "--seed", str(seed), "--threads", "1", "--progress", "off",
-                    "--run-dir", str(run_dir)]
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    scalerl = [sys.executable, "-m", "scalerl", "train"]
+    if not (run_dir / "config.json").exists():
+        subprocess.run([*scalerl, *RECIPES[recipe]["args"], "--seed", str(seed), "--threads", "1", "--progress",
+                        "off", "--run-dir", str(run_dir)], check=True, stdout=subprocess.DEVNULL)
+    if not (run_dir / "summary.json").exists():
+        subprocess.run([*scalerl, "--resume", str(run_dir)], check=True, stdout=subprocess.DEVNULL)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    if summary["steps"] < steps and not summary["stopped_at_return"]:
+        subprocess.run([*scalerl, "--resume", str(run_dir), "--steps", str(steps)], check=True,
+                       stdout=subprocess.DEVNULL)
     return run_dir
 
 
