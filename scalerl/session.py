@@ -63,6 +63,18 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def differing_keys(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted keys where two configs differ, each with both values, for an error message."""
+    differences = []
+    for key in sorted(set(saved) | set(current)):
+        old, new = saved.get(key), current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            differences += differing_keys(old, new, f"{prefix}{key}.")
+        elif old != new:
+            differences.append(f"{prefix}{key}: {old!r} in the checkpoint, {new!r} in config.json")
+    return differences
+
+
 class RunDirTaken(ConfigError):
     """The run directory already holds a run (or another process claimed it first)."""
 
@@ -150,7 +162,9 @@ class Session:
             return None
         checkpoint = load_checkpoint(path)
         if not self.continues(checkpoint.get("config"), self.config):
-            raise CheckpointError(f"checkpoint in {self.run_dir} was written by a different config than config.json")
+            differences = ", ".join(differing_keys(checkpoint.get("config") or {}, self.config)[:3])
+            raise CheckpointError(f"checkpoint in {self.run_dir} was written by a different config than config.json "
+                                  f"({differences})")
         return checkpoint
 
     def rewrite_config(self, config: dict[str, Any]) -> None:
