@@ -112,3 +112,15 @@ def unknown_name(kind: str, name: str, valid: Any, limit: int = 12) -> ConfigErr
     close = [by_lower[c] for c in difflib.get_close_matches(name.lower(), by_lower, n=5, cutoff=0.5)]
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     return ConfigError(f"unknown {kind} {name!r}{hint} ({len(valid)} choices)")
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"net": {"width": 2}} -> {"net.width": 2}."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat

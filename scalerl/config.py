@@ -214,19 +214,21 @@ def run_config_from(run_dir: Path, data: dict[str, Any]) -> TrainConfig:
 BUDGET_KEYS = ("steps", "schedule_steps")
 
 
+def written_schedule_budget(written: dict[str, Any]) -> Any:
+    """`TrainConfig.schedule_budget` of a config.json's contents."""
+    return written.get("schedule_steps") or written.get("steps")
+
+
 def continued_config(written: dict[str, Any], steps: int) -> dict[str, Any]:
     """A run's config.json continued to a new budget: it now stops at `steps`, and its schedules keep the
     budget they were running over."""
-    return {**written, "steps": steps, "schedule_steps": written.get("schedule_steps") or written["steps"]}
+    return {**written, "steps": steps, "schedule_steps": written_schedule_budget(written)}
 
 
 def same_training(saved: dict[str, Any], current: dict[str, Any]) -> bool:
     """Whether a checkpoint written under config `saved` continues under `current`: the configs may differ in
     where the run stops, never in how it trains (schedules included)."""
-    def budget(config: dict[str, Any]) -> Any:
-        return config.get("schedule_steps") or config.get("steps")
-
     def training(config: dict[str, Any]) -> dict[str, Any]:
         return {key: value for key, value in config.items() if key not in BUDGET_KEYS}
 
-    return training(saved) == training(current) and budget(saved) == budget(current)
+    return training(saved) == training(current) and written_schedule_budget(saved) == written_schedule_budget(current)

@@ -31,7 +31,7 @@ from scalerl.checkpoint import (
     restore_global_rng_state,
     save_checkpoint,
 )
-from scalerl.checks import ConfigError
+from scalerl.checks import ConfigError, flatten
 from scalerl.logger import RunLogger
 
 EVAL_SEED_OFFSET = 1_000_000
@@ -63,16 +63,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def differing_keys(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+def differing_keys(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """The dotted keys where two configs differ, each with both values, for an error message."""
-    differences = []
-    for key in sorted(set(saved) | set(current)):
-        old, new = saved.get(key), current.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            differences += differing_keys(old, new, f"{prefix}{key}.")
-        elif old != new:
-            differences.append(f"{prefix}{key}: {old!r} in the checkpoint, {new!r} in config.json")
-    return differences
+    saved, current = flatten(saved), flatten(current)
+    return [f"{key}: {saved.get(key)!r} in the checkpoint, {current.get(key)!r} in config.json"
+            for key in sorted(saved.keys() | current.keys()) if saved.get(key) != current.get(key)]
 
 
 class RunDirTaken(ConfigError):

@@ -25,8 +25,9 @@ from scalerl.analysis.aggregate import (
     score_matrix,
 )
 from scalerl.analysis.plots import plot_aggregates, plot_curves, plot_profiles, training_metrics
-from scalerl.analysis.runs import RunRecord, differing_keys, find_runs, flatten, group_runs
+from scalerl.analysis.runs import RunRecord, differing_keys, find_runs, group_runs
 from scalerl.analysis.scores import score_name
+from scalerl.checks import flatten
 
 NOT_DIAGNOSTICS = {"sps", "episodes", "updates", "episode_length", "epsilon"}
 MAX_PAIRS = 15

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scalerl.checks import ConfigError
+from scalerl.checks import ConfigError, flatten
 
 IGNORED_KEYS = {"seed", "run_dir", "progress", "device", "threads"}
 """Config keys that do not make two runs different experiments."""
@@ -17,18 +17,6 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     from scalerl.logger import parse_records
 
     return parse_records(path)
-
-
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"net": {"width": 2}} -> {"net.width": 2}."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
 
 
 @dataclass
