@@ -108,6 +108,20 @@ for game in ("breakout", "asterix"):
             RECIPES[f"{agent}-minatar-{game}-1500k"] = {"threshold": 10.0, "args": [
                 *RECIPES[f"{agent}-minatar-{game}-500k"]["args"], "--steps", "1500000", "--schedule-steps", "500000"]}
 
+# The MinAtar paper's own DQN (Young and Tian, 2019; its examples/dqn.py) on Asterix, where its curve leaves
+# random play at about 0.8M steps: all six actions, the MinAtar CNN and one dense layer of 128, 1-step
+# targets without double Q, Huber loss, centered RMSprop (lr 2.5e-4, decay 0.95, eps 0.01), no gradient
+# clipping, batch 32, replay 100k, an update every step from step 5,000, target copied every 1,000 steps,
+# epsilon 1 -> 0.1 (the paper holds 1 for 5,000 steps and decays over the next 100k; here linear over all
+# 105k). Its curves plot training returns, so the metrics' episode returns are the ones to set beside them.
+RECIPES["dqn-paper-minatar-asterix"] = {"threshold": 10.0, "args": [
+    "--agent", "dqn", "--env", "minatar:asterix", "--env-opts.full-action-space", "True", "--steps", "1500000",
+    "--eval-every", "25000", "--eval-episodes", "10", "--checkpoint-every", "25000", "--net.hidden", "128",
+    "--net.depth", "1", "--algo.optim.kind", "rmsprop", "--algo.optim.lr", "2.5e-4", "--algo.n-step", "1",
+    "--algo.no-double", "--algo.loss", "huber", "--algo.max-grad-norm", "0", "--algo.batch-size", "32",
+    "--algo.buffer-size", "100000", "--algo.learning-starts", "5000", "--algo.train-every", "1",
+    "--algo.target-update-every", "1000", "--algo.epsilon-end", "0.1", "--algo.epsilon-decay-steps", "105000"]}
+
 # DER on the Atari 100k benchmark (Kaiser et al., 2020) as Dopamine's DER.gin runs it: the agent's preset
 # (10-step returns, an update every step from step 1,600, target copied every 2,000 updates, Adam 1e-4), no
 # sticky actions, a lost life ends a training episode, episodes capped at 108k frames, and Dopamine's Rainbow

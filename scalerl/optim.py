@@ -1,4 +1,8 @@
-"""Optimizers every agent chooses from by name: Adam, AdamW, RAdam and Kron.
+"""Optimizers every agent chooses from by name: Adam, AdamW, RAdam, RMSprop and Kron.
+
+RMSprop is there for the DQN papers that used it: Nature DQN and the MinAtar paper's DQN (Young and Tian,
+2019: centered, squared-gradient decay 0.95, epsilon 0.01 added to the root, learning rate 2.5e-4), so
+their settings can be run as published.
 
 Kron is PSGD-Kron (Li, 2018; the "Stable Gradients" paper's second-order optimizer) from heavyball,
 a maintained package. The paper used kron-torch; heavyball's PSGDKron implements the same
@@ -21,7 +25,7 @@ from typing import Literal
 
 import torch
 
-from scalerl.checks import ConfigError, check_choices, non_negative, positive
+from scalerl.checks import ConfigError, check_choices, in_range, non_negative, positive
 
 
 @dataclass(frozen=True)
@@ -32,14 +36,20 @@ class OptimizerConfig:
     The owning agent config checks it with `check("algo.<field>")`, so an error names the flag the user
     typed; a config built on its own is checked when `make_optimizer` uses it."""
 
-    kind: Literal["adam", "adamw", "radam", "kron"] = "adam"
-    """adam, adamw (decoupled weight decay), radam, or kron (PSGD-Kron, second order)."""
+    kind: Literal["adam", "adamw", "radam", "rmsprop", "kron"] = "adam"
+    """adam, adamw (decoupled weight decay), radam, rmsprop, or kron (PSGD-Kron, second order)."""
     lr: float = 1e-3
     """Learning rate (Kron divides it by kron_lr_divisor)."""
     adam_eps: float = 1e-8
     """Epsilon of Adam, AdamW and RAdam (Atari agents often use 1.5e-4)."""
+    rmsprop_alpha: float = 0.95
+    """RMSprop's decay of its squared-gradient average (MinAtar's DQN: 0.95)."""
+    rmsprop_eps: float = 0.01
+    """RMSprop's epsilon, added to the root of the squared-gradient average (MinAtar's DQN: 0.01)."""
+    rmsprop_centered: bool = True
+    """RMSprop divides by the gradient's standard deviation rather than its root mean square."""
     weight_decay: float = 0.0
-    """L2 penalty (adam, radam, kron) or decoupled weight decay (adamw)."""
+    """L2 penalty (adam, radam, rmsprop, kron) or decoupled weight decay (adamw)."""
     kron_lr_divisor: float = 3.0
     """Kron's learning rate is lr / this: the stable-gradients paper's practice."""
 
@@ -47,6 +57,8 @@ class OptimizerConfig:
         check_choices(self, prefix)
         positive(f"{prefix}.lr", self.lr)
         positive(f"{prefix}.adam_eps", self.adam_eps)
+        in_range(f"{prefix}.rmsprop_alpha", self.rmsprop_alpha, 0.0, 1.0)
+        positive(f"{prefix}.rmsprop_eps", self.rmsprop_eps)
         non_negative(f"{prefix}.weight_decay", self.weight_decay)
         positive(f"{prefix}.kron_lr_divisor", self.kron_lr_divisor)
 
@@ -75,6 +87,9 @@ def make_optimizer(parameters: Iterable[torch.nn.Parameter], cfg: OptimizerConfi
         return torch.optim.Adam(parameters, lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay, fused=fused)
     if cfg.kind == "adamw":
         return torch.optim.AdamW(parameters, lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay, fused=fused)
+    if cfg.kind == "rmsprop":
+        return torch.optim.RMSprop(parameters, lr=cfg.lr, alpha=cfg.rmsprop_alpha, eps=cfg.rmsprop_eps,
+                                   centered=cfg.rmsprop_centered, weight_decay=cfg.weight_decay, foreach=True)
     return torch.optim.RAdam(parameters, lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay, foreach=True)
 
 

@@ -170,6 +170,16 @@ def play(envs, actions):
     return np.stack(observations)
 
 
+def test_minatar_full_action_space_adds_fire_in_the_papers_order():
+    """The MinAtar paper's agents chose among all six actions (no-op, left, up, right, down, fire); Asterix
+    has no use for fire, so with the full set action 5 plays exactly as the no-op, and the minimal set has 5."""
+    assert make_env("minatar:asterix", 1, 0).single_action_space.n == 5
+    full = make_env("minatar:asterix", 1, 0, full_action_space=True, sticky_actions=0.0)
+    assert full.single_action_space.n == 6
+    assert np.array_equal(play(full, [5] * 40), play(full, [0] * 40))
+    assert not np.array_equal(play(full, [1] * 40), play(full, [0] * 40))
+
+
 def test_a_minatar_level_is_a_seed_and_replays_the_same_episode():
     actions = np.random.default_rng(0).integers(0, 3, 60)
     one_level = play(make_env("minatar:asterix", 2, 0, num_levels=1, start_level=7), actions)

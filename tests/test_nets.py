@@ -265,7 +265,7 @@ def needs_kron(optimizer: str):
         pytest.importorskip("heavyball", reason="pip install 'scalerl[kron]'")
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "adamw", "radam", "kron"])
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "radam", "rmsprop", "kron"])
 def test_optimizers_reduce_a_regression_loss(optimizer):
     needs_kron(optimizer)
     torch.manual_seed(0)
@@ -281,6 +281,17 @@ def test_optimizers_reduce_a_regression_loss(optimizer):
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.01 * losses[0], (losses[0], losses[-1])
+
+
+def test_rmsprop_takes_the_minatar_dqn_step():
+    """Centered RMSprop, decay 0.95, epsilon 0.01 added to the root: from zero averages, one gradient g moves
+    the weight by lr * g / (sqrt(0.05 g^2 - (0.05 g)^2) + 0.01); g = 2 at lr 0.1 gives 0.1 * 2 / 0.4458..."""
+    weight = nn.Parameter(torch.tensor([1.0]))
+    opt = make_optimizer([weight], OptimizerConfig(kind="rmsprop", lr=0.1))
+    (2.0 * weight).sum().backward()  # gradient 2
+    opt.step()
+    denominator = (0.05 * 4 - (0.05 * 2) ** 2) ** 0.5 + 0.01
+    assert weight.item() == pytest.approx(1.0 - 0.1 * 2 / denominator, rel=1e-6)
 
 
 def test_kron_divides_the_learning_rate_by_three():

@@ -39,7 +39,7 @@ class EnvOptions:
     grayscale: bool | None = None
     """atari, cale: grayscale frames (True) or RGB."""
     full_action_space: bool | None = None
-    """atari, cale: all 18 actions instead of the game's minimal set."""
+    """atari, cale, minatar: every action instead of the game's minimal set (Atari 18, MinAtar 6)."""
     fire_reset: bool | None = None
     """atari, cale: press fire at the start of games that need it (True)."""
     max_episode_frames: int | None = None

@@ -110,8 +110,11 @@ evaluation always ends (pass max_episode_steps to change it)."""
 
 
 def make_minatar(task: str, *, max_episode_steps: int | None = None, sticky_actions: float | None = None,
-                 num_levels: int = 0, start_level: int = 0, level_set: Literal["train", "test"] = "train") -> gym.Env:
+                 full_action_space: bool = False, num_levels: int = 0, start_level: int = 0,
+                 level_set: Literal["train", "test"] = "train") -> gym.Env:
     """MinAtar games; observations are (10, 10, channels) booleans. Sticky actions 0.1 by default.
+    The game's minimal action set, or with full_action_space all six (no-op, four moves, fire) as the
+    MinAtar paper's agents had them.
     num_levels > 0 plays Procgen-style levels: every random draw of a MinAtar game (start state, spawns,
     sticky actions) comes from the seed it is reset with, so a level is a seed, and each episode plays one of
     `num_levels` levels from `start_level`; level_set 'test' shifts them to a disjoint range."""
@@ -122,7 +125,8 @@ def make_minatar(task: str, *, max_episode_steps: int | None = None, sticky_acti
     if MINATAR_IDS[task] not in gym.registry:
         minatar.gym.register_envs()
     kwargs = {} if sticky_actions is None else {"sticky_action_prob": sticky_actions}
-    env = gym.make(MINATAR_IDS[task], max_episode_steps=max_episode_steps or MINATAR_MAX_EPISODE_STEPS, **kwargs)
+    env = gym.make(MINATAR_IDS[task], max_episode_steps=max_episode_steps or MINATAR_MAX_EPISODE_STEPS,
+                   use_minimal_action_set=not full_action_space, **kwargs)
     if num_levels == 0:
         return env
     return SeedLevels(env, num_levels, start_level + (TEST_LEVELS_START if level_set == "test" else 0))
