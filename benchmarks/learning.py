@@ -126,6 +126,14 @@ RECIPES["dqn-paper-minatar-asterix"] = {"threshold": 10.0, "args": [
 # with exploration ending at 0.1, as the paper's does, instead of 0.01; nothing else changed.
 RECIPES["dqn-eps10-minatar-asterix-500k"] = {"threshold": 10.0, "args": [
     *RECIPES["dqn-minatar-asterix-500k"]["args"], "--algo.epsilon-end", "0.1"]}
+# The other way round: the paper's DQN with one of the shared recipe's settings at a time, over the span in
+# which the paper's DQN here leaves random play (about 0.3-0.5M steps).
+for variant, change in (("adam", ["--algo.optim.kind", "adam", "--algo.optim.adam-eps", "1.5e-4"]),
+                        ("nstep3", ["--algo.n-step", "3"]),
+                        ("net", ["--net.depth", "2", "--algo.double", "--algo.max-grad-norm", "10",
+                                 "--env-opts.full-action-space", "False"])):
+    RECIPES[f"dqn-paper-{variant}-minatar-asterix-750k"] = {"threshold": 10.0, "args": [
+        *RECIPES["dqn-paper-minatar-asterix"]["args"], *change, "--steps", "750000"]}
 
 # DER on the Atari 100k benchmark (Kaiser et al., 2020) as Dopamine's DER.gin runs it: the agent's preset
 # (10-step returns, an update every step from step 1,600, target copied every 2,000 updates, Adam 1e-4), no
