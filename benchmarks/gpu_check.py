@@ -79,8 +79,8 @@ def gpu_case(case: str, out: Path) -> dict:
     if evaluated.returncode != 0:
         raise RuntimeError(f"eval failed: {evaluated.stderr.strip().splitlines()[-1]}")
     final = json.loads(continued.stdout)
-    hooks = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    diagnostics = sorted({key.split("/")[0] for record in hooks for key in record if "/" in key})
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    diagnostics = sorted({key.split("/")[0] for record in records for key in record if "/" in key})
     row |= {"device": summary["device"], "steps": final["steps"], "updates": final["updates"],
             "final_eval": final["final_eval_return"], "eval_return": json.loads(evaluated.stdout)["return_mean"],
             "diagnostics": diagnostics}

@@ -63,8 +63,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def differing_keys(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """The dotted keys where two configs differ, each with both values, for an error message."""
+def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Each dotted key where two configs differ, with both values, for an error message (the analysis's
+    `differing_keys` compares many runs and leaves bookkeeping keys out; this names every change)."""
     saved, current = flatten(saved), flatten(current)
     return [f"{key}: {saved.get(key)!r} in the checkpoint, {current.get(key)!r} in config.json"
             for key in sorted(saved.keys() | current.keys()) if saved.get(key) != current.get(key)]
@@ -157,7 +158,7 @@ class Session:
             return None
         checkpoint = load_checkpoint(path)
         if not self.continues(checkpoint.get("config"), self.config):
-            differences = ", ".join(differing_keys(checkpoint.get("config") or {}, self.config)[:3])
+            differences = ", ".join(config_differences(checkpoint.get("config") or {}, self.config)[:3])
             raise CheckpointError(f"checkpoint in {self.run_dir} was written by a different config than config.json "
                                   f"({differences})")
         return checkpoint
