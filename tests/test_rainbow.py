@@ -144,6 +144,26 @@ def test_noisy_layers_draw_fresh_noise_in_training_and_act_on_their_means_in_eva
         ("torso.0", True, 1), ("torso.2", True, 2), ("head.advantage", False, 0), ("head.value", False, 0)]
 
 
+def test_noisy_layer_output_and_gradients_match_the_factorised_weight_for_acting_and_batch_inputs():
+    layer = NoisyLinear(12, 5, sigma0=0.5)
+    with torch.no_grad():
+        layer.weight_sigma.uniform_(0.1, 0.9)  # distinct sigmas, so a wrong pairing of noise and sigma shows
+    for rows in (1, NoisyLinear.FACTORED_ROWS - 1, NoisyLinear.FACTORED_ROWS, 40):  # both ways of applying noise
+        x = torch.randn(rows, 12)
+        torch.manual_seed(rows)
+        output = layer(x)
+        grads = torch.autograd.grad(output.square().sum(), [layer.weight, layer.weight_sigma, layer.bias_sigma])
+        torch.manual_seed(rows)
+        noise_in, noise_out = NoisyLinear.scaled_noise(12, x), NoisyLinear.scaled_noise(5, x)
+        weight, weight_sigma, bias_sigma = (p.detach().requires_grad_() for p in
+                                            (layer.weight, layer.weight_sigma, layer.bias_sigma))
+        noisy_weight = weight + weight_sigma * noise_out[:, None] * noise_in[None, :]
+        expected = x @ noisy_weight.T + layer.bias + bias_sigma * noise_out
+        torch.testing.assert_close(output, expected)
+        for got, want in zip(grads, torch.autograd.grad(expected.square().sum(), [weight, weight_sigma, bias_sigma])):
+            torch.testing.assert_close(got, want)
+
+
 def test_noisy_agents_explore_by_noise_and_evaluate_deterministically():
     spec = AgentSpec(gym.spaces.Box(-1, 1, (3,), np.float32), gym.spaces.Discrete(4), net=NetConfig(hidden=16, depth=1),
                      seed=1)

@@ -35,6 +35,11 @@ class NoisyLinear(nn.Linear):
     layer is its means. A subclass of Linear, so diagnostics and resets treat it as one.
     """
 
+    FACTORED_ROWS = 16
+    """Below this many input rows (acting), the noise term is applied as (sigma (x * e_in)) * e_out, two thin
+    matmuls, instead of building the in x out noisy weight matrix: 3-5x faster for one row of a wide layer.
+    A training batch amortises the build, which is then the faster way."""
+
     def __init__(self, in_features: int, out_features: int, sigma0: float = 0.5, bias: bool = True) -> None:
         super().__init__(in_features, out_features, bias)
         scale = sigma0 / math.sqrt(in_features)
@@ -50,8 +55,10 @@ class NoisyLinear(nn.Linear):
         if not self.training:
             return F.linear(x, self.weight, self.bias)
         noise_in, noise_out = self.scaled_noise(self.in_features, x), self.scaled_noise(self.out_features, x)
-        weight = self.weight + self.weight_sigma * torch.outer(noise_out, noise_in)
         bias = self.bias + self.bias_sigma * noise_out if self.bias is not None else None
+        if x.numel() < self.FACTORED_ROWS * self.in_features:
+            return F.linear(x, self.weight, bias) + noise_out * F.linear(x * noise_in, self.weight_sigma)
+        weight = self.weight + self.weight_sigma * torch.outer(noise_out, noise_in)
         return F.linear(x, weight, bias)
 
 
