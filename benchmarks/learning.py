@@ -132,7 +132,9 @@ for variant, change in (("adam", ["--algo.optim.kind", "adam", "--algo.optim.ada
                         ("nstep3", ["--algo.n-step", "3"]),
                         ("explore", ["--algo.epsilon-end", "0.01", "--algo.epsilon-decay-steps", "50000"]),
                         ("net", ["--net.depth", "2", "--algo.double", "--algo.max-grad-norm", "10",
-                                 "--env-opts.full-action-space", "False"])):
+                                 "--env-opts.full-action-space", "False"]),
+                        ("depth2", ["--net.depth", "2"]),
+                        ("double", ["--algo.double"])):
     RECIPES[f"dqn-paper-{variant}-minatar-asterix-750k"] = {"threshold": 10.0, "args": [
         *RECIPES["dqn-paper-minatar-asterix"]["args"], *change, "--steps", "750000"]}
 
