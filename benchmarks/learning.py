@@ -164,6 +164,10 @@ for game in ("breakout", "asterix"):
     # Ablation: the noise at the preset's scale, five times theirs; on a head fed by 1,024 features.
     RECIPES[f"rainbow-rr-sigma05-minatar-{game}"] = {"threshold": 10.0, "args": [
         *RECIPES[f"rainbow-rr-minatar-{game}"]["args"], "--algo.noisy-sigma0", "0.5"]}
+    # Ablation: C51's support narrowed to [-10, 10]. On [-100, 100] an atom is 4 units wide and MinAtar's
+    # discounted returns stay under about 10, so a return's distribution sits on a few atoms near zero.
+    RECIPES[f"rainbow-rr-v10-minatar-{game}"] = {"threshold": 10.0, "args": [
+        *RECIPES[f"rainbow-rr-minatar-{game}"]["args"], "--algo.v-max", "10"]}
 
 # DER on the Atari 100k benchmark (Kaiser et al., 2020) as Dopamine's DER.gin runs it: the agent's preset
 # (10-step returns, an update every step from step 1,600, target copied every 2,000 updates, Adam 1e-4), no
