@@ -139,15 +139,16 @@ for variant, change in (("adam", ["--algo.optim.kind", "adam", "--algo.optim.ada
         *RECIPES["dqn-paper-minatar-asterix"]["args"], *change, "--steps", "750000"]}
 
 # Revisiting Rainbow's MinAtar comparison (Obando-Ceron and Castro, ICML 2021; its Configs/dqn_*.gin and
-# rainbow_*.gin), where Rainbow beats DQN: all six actions, the MinAtar CNN straight into the head (no hidden
-# layer), Adam (eps 3.125e-4), batch 32, replay 100k, learning from step 1,000 with an update every 4 steps,
-# the target copied every 1,000 steps (250 updates), no gradient clipping. DQN: 1-step targets without double
-# Q, Huber loss, Adam 2.5e-4, epsilon 1 -> 0.01 (Dopamine holds 1 for 1,000 steps and decays over 250k; here
-# linear over all 251k), 0.001 in evaluation. Rainbow: the preset's C51 (51 atoms on [-100, 100]),
-# prioritized replay, noisy dueling double Q, 3-step returns, Adam 1e-4, exploration by its noise alone, which
-# starts at their networks_new.py's sigma of 0.1 / sqrt(fan-in) (the preset's, Fortunato et al.'s, is 0.5).
-# Differences kept: the conv is 'VALID' (8x8 map, as the MinAtar paper's) where their Flax conv pads to 10x10,
-# and layers start from torch's default initialisation rather than Glorot uniform.
+# rainbow_*.gin), in which Rainbow came out ahead of DQN: all six actions, the MinAtar CNN straight into the head
+# (no hidden layer), Adam (eps 3.125e-4), batch 32, replay 100k, learning from step 1,000 with an update every 4
+# steps, the target copied every 1,000 steps (250 updates), no gradient clipping. DQN: 1-step targets without double
+# Q, Huber loss, Adam 2.5e-4, epsilon 1 -> 0.01 (Dopamine holds 1 for 1,000 steps and decays over 250k; here linear
+# over all 251k), 0.001 in evaluation. Rainbow: the preset's C51 (51 atoms on [-100, 100]), prioritized replay,
+# noisy dueling double Q, 3-step returns, Adam 1e-4, exploration by its noise alone, which starts at their
+# networks_new.py's sigma of 0.1 / sqrt(fan-in) (the preset's, Fortunato et al.'s, is 0.5). Differences kept: the
+# conv is 'VALID' (8x8 map, as the MinAtar paper's) where their Flax conv pads to 10x10, layers start from torch's
+# default initialisation rather than Glorot uniform, and noisy layers draw fresh noise at every pass, where their
+# NoisyNetwork keeps the random keys of its first call.
 REVISITING_RAINBOW = [
     "--env-opts.full-action-space", "True", "--steps", "1000000", "--eval-every", "25000", "--eval-episodes", "10",
     "--checkpoint-every", "25000", "--net.depth", "0", "--algo.optim.adam-eps", "3.125e-4", "--algo.batch-size",
@@ -161,7 +162,7 @@ for game in ("breakout", "asterix"):
     RECIPES[f"rainbow-rr-minatar-{game}"] = {"threshold": 10.0, "args": [
         "--agent", "rainbow", "--env", f"minatar:{game}", *REVISITING_RAINBOW, "--algo.optim.lr", "1e-4",
         "--algo.v-max", "100", "--algo.noisy-sigma0", "0.1"]}
-    # Ablation: the noise at the preset's scale, five times theirs; on a head fed by 1,024 features.
+    # Ablation: the noise at the preset's scale, five times theirs, on a head fed by all 1,024 conv features.
     RECIPES[f"rainbow-rr-sigma05-minatar-{game}"] = {"threshold": 10.0, "args": [
         *RECIPES[f"rainbow-rr-minatar-{game}"]["args"], "--algo.noisy-sigma0", "0.5"]}
     # Ablation: C51's support narrowed to [-10, 10]. On [-100, 100] an atom is 4 units wide and MinAtar's
