@@ -169,6 +169,24 @@ for game in ("breakout", "asterix"):
     # discounted returns stay under about 10, so a return's distribution sits on a few atoms near zero.
     RECIPES[f"rainbow-rr-v10-minatar-{game}"] = {"threshold": 10.0, "args": [
         *RECIPES[f"rainbow-rr-minatar-{game}"]["args"], "--algo.v-max", "10"]}
+    # Ablation: Rainbow without its distributional head (scalar Q, Huber loss, priorities from |TD error|), the one
+    # component that slows DQN on Asterix when added alone (the dqn-rr-plus-* recipes below).
+    RECIPES[f"rainbow-rr-noc51-minatar-{game}"] = {"threshold": 10.0, "args": [
+        *RECIPES[f"rainbow-rr-minatar-{game}"]["args"], "--algo.atoms", "1", "--algo.loss", "huber"]}
+    # Revisiting Rainbow's own method: DQN on this base with one of Rainbow's components added, each set as their
+    # Rainbow sets it, over the span in which the DQN leaves random play on Asterix (about 0.25-0.35M steps). With
+    # noisy layers their agent swaps the epsilon schedule for Dopamine's identity_epsilon, a constant 0.01.
+    for component, change in (("c51", ["--algo.atoms", "51", "--algo.v-max", "100"]),
+                              ("c51v10", ["--algo.atoms", "51", "--algo.v-max", "10"]),
+                              ("noisy", ["--algo.noisy", "--algo.noisy-sigma0", "0.1", "--algo.epsilon-start",
+                                         "0.01"]),
+                              ("per", ["--algo.prioritized", "--algo.priority-beta-start", "0.5",
+                                       "--algo.priority-beta-end", "0.5"]),
+                              ("nstep3", ["--algo.n-step", "3"]),
+                              ("dueling", ["--algo.dueling"]),
+                              ("double", ["--algo.double"])):
+        RECIPES[f"dqn-rr-plus-{component}-minatar-{game}-500k"] = {"threshold": 10.0, "args": [
+            *RECIPES[f"dqn-rr-minatar-{game}"]["args"], *change, "--steps", "500000"]}
 
 # DER on the Atari 100k benchmark (Kaiser et al., 2020) as Dopamine's DER.gin runs it: the agent's preset
 # (10-step returns, an update every step from step 1,600, target copied every 2,000 updates, Adam 1e-4), no
