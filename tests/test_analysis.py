@@ -160,6 +160,25 @@ def test_runs_group_by_their_sweep_variant_name(tmp_path):
         "softmoe4": [0, 1], "flatten-2048": [0, 1]}
 
 
+def test_group_labels_of_an_ablation_name_only_the_setting_each_group_changes(tmp_path):
+    from scalerl.analysis.runs import RunRecord, group_runs
+
+    def run(name, atoms=1, v_max=10.0, noisy=False, double=False):
+        algo = {"atoms": atoms, "v_max": v_max, "noisy": noisy, "double": double}
+        return RunRecord(tmp_path / name, {"seed": 0, "env": "e", "algo": algo}, [], [], None)
+
+    ablation = [run("base"), run("c51", atoms=51, v_max=100.0), run("c51v10", atoms=51), run("noisy", noisy=True),
+                run("double", double=True)]
+    keys = ["algo.atoms", "algo.v_max", "algo.noisy", "algo.double"]
+    assert list(group_runs(ablation, keys)) == [
+        "the shared settings", "algo.atoms=51, algo.v_max=100", "algo.atoms=51", "algo.noisy=True",
+        "algo.double=True"]
+    grid = [run("a"), run("b", atoms=51), run("c", noisy=True), run("d", atoms=51, noisy=True)]
+    assert list(group_runs(grid, ["algo.atoms", "algo.noisy"])) == [
+        "algo.atoms=1, algo.noisy=False", "algo.atoms=51, algo.noisy=False", "algo.atoms=1, algo.noisy=True",
+        "algo.atoms=51, algo.noisy=True"]
+
+
 def test_config_differences_of_runs_of_different_agents_mark_absent_keys(tmp_path):
     from scalerl.analysis.report import config_differences
     from scalerl.analysis.runs import RunRecord, group_runs

@@ -96,14 +96,19 @@ def label_value(value: Any) -> Any:
 def group_runs(runs: list[RunRecord], group_by: list[str] | None = None) -> dict[str, list[RunRecord]]:
     """Runs grouped by the values of `group_by` keys; by default by every differing key except `env`
     (tasks are the other axis). Group labels read `key=value, key=value`; grouped by `variant` alone, a
-    sweep's variant names."""
+    sweep's variant names. Where most groups share a key's value (an ablation that changes one setting per
+    group), labels leave that pair out and name only what sets the group apart."""
     keys = group_by if group_by is not None else [k for k in differing_keys(runs) if k != "env"]
+    if keys == ["variant"]:
+        parts = {id(run): [run.value("variant")] for run in runs}
+    else:
+        pairs = {id(run): tuple((key, json.dumps(label_value(run.value(key)))) for key in keys) for run in runs}
+        distinct = list(dict.fromkeys(pairs.values()))
+        shared = {pair for pair in {p for group in distinct for p in group}
+                  if len(distinct) > 2 and 2 * sum(pair in group for group in distinct) > len(distinct)}
+        parts = {run: [f"{key}={json.loads(value)}" for key, value in group if (key, value) not in shared]
+                 or (["the shared settings"] if shared else []) for run, group in pairs.items()}
     groups: dict[str, list[RunRecord]] = {}
     for run in runs:
-        if keys == ["variant"]:
-            label = run.value("variant")
-        else:
-            label = ", ".join(f"{key}={label_value(run.value(key))}" for key in keys)
-        label = label or "all runs"
-        groups.setdefault(label, []).append(run)
+        groups.setdefault(", ".join(parts[id(run)]) or "all runs", []).append(run)
     return groups
