@@ -173,6 +173,10 @@ def test_group_labels_of_an_ablation_name_only_the_setting_each_group_changes(tm
     assert list(group_runs(ablation, keys)) == [
         "the shared settings", "algo.atoms=51, algo.v_max=100", "algo.atoms=51", "algo.noisy=True",
         "algo.double=True"]
+    three = [run("dqn"), run("rainbow", atoms=51, v_max=100.0, noisy=True), run("rainbow-v10", atoms=51, noisy=True)]
+    assert list(group_runs(three, keys[:3])) == [
+        "algo.atoms=1, algo.v_max=10, algo.noisy=False", "algo.atoms=51, algo.v_max=100, algo.noisy=True",
+        "algo.atoms=51, algo.v_max=10, algo.noisy=True"]
     grid = [run("a"), run("b", atoms=51), run("c", noisy=True), run("d", atoms=51, noisy=True)]
     assert list(group_runs(grid, ["algo.atoms", "algo.noisy"])) == [
         "algo.atoms=1, algo.noisy=False", "algo.atoms=51, algo.noisy=False", "algo.atoms=1, algo.noisy=True",
