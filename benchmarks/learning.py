@@ -144,8 +144,10 @@ for variant, change in (("adam", ["--algo.optim.kind", "adam", "--algo.optim.ada
 # steps, the target copied every 1,000 steps (250 updates), no gradient clipping. DQN: 1-step targets without double
 # Q, Huber loss, Adam 2.5e-4, epsilon 1 -> 0.01 (Dopamine holds 1 for 1,000 steps and decays over 250k; here linear
 # over all 251k), 0.001 in evaluation. Rainbow: the preset's C51 (51 atoms on [-100, 100]), prioritized replay,
-# noisy dueling double Q, 3-step returns, Adam 1e-4, exploration by its noise alone, which starts at their
-# networks_new.py's sigma of 0.1 / sqrt(fan-in) (the preset's, Fortunato et al.'s, is 0.5). Differences kept: the
+# noisy dueling double Q, 3-step returns, Adam 1e-4, noise starting at their networks_new.py's sigma of
+# 0.1 / sqrt(fan-in) (the preset's, Fortunato et al.'s, is 0.5), and epsilon-greedy at a constant 0.01 beside it:
+# with noisy layers their agent swaps the epsilon schedule for Dopamine's identity_epsilon, which returns
+# epsilon_train, 0.01 unless set (the preset explores by noise alone: the -eps0 ablation). Differences kept: the
 # conv is 'VALID' (8x8 map, as the MinAtar paper's) where their Flax conv pads to 10x10, layers start from torch's
 # default initialisation rather than Glorot uniform, and noisy layers draw fresh noise at every pass, where their
 # NoisyNetwork keeps the random keys of its first call.
@@ -161,7 +163,8 @@ for game in ("breakout", "asterix"):
         "0.01", "--algo.epsilon-decay-steps", "251000", "--algo.eval-epsilon", "0.001"]}
     RECIPES[f"rainbow-rr-minatar-{game}"] = {"threshold": 10.0, "args": [
         "--agent", "rainbow", "--env", f"minatar:{game}", *REVISITING_RAINBOW, "--algo.optim.lr", "1e-4",
-        "--algo.v-max", "100", "--algo.noisy-sigma0", "0.1"]}
+        "--algo.v-max", "100", "--algo.noisy-sigma0", "0.1", "--algo.epsilon-start", "0.01", "--algo.epsilon-end",
+        "0.01"]}
     # Ablation: the noise at the preset's scale, five times theirs, on a head fed by all 1,024 conv features.
     RECIPES[f"rainbow-rr-sigma05-minatar-{game}"] = {"threshold": 10.0, "args": [
         *RECIPES[f"rainbow-rr-minatar-{game}"]["args"], "--algo.noisy-sigma0", "0.5"]}
@@ -169,6 +172,12 @@ for game in ("breakout", "asterix"):
     # discounted returns stay under about 10, so a return's distribution sits on a few atoms near zero.
     RECIPES[f"rainbow-rr-v10-minatar-{game}"] = {"threshold": 10.0, "args": [
         *RECIPES[f"rainbow-rr-minatar-{game}"]["args"], "--algo.v-max", "10"]}
+    # Ablation: exploration by the noise alone, as the rainbow preset has it (runs of 2026-11-27 before the recipe
+    # took their constant epsilon).
+    for support in ("", "v10-"):
+        RECIPES[f"rainbow-rr-{support}eps0-minatar-{game}"] = {"threshold": 10.0, "args": [
+            *RECIPES[f"rainbow-rr-{support}minatar-{game}"]["args"], "--algo.epsilon-start", "0", "--algo.epsilon-end",
+            "0"]}
     # Ablation: Rainbow without its distributional head (scalar Q, Huber loss, priorities from |TD error|), the one
     # component that slows DQN on Asterix when added alone (the dqn-rr-plus-* recipes below).
     RECIPES[f"rainbow-rr-noc51-minatar-{game}"] = {"threshold": 10.0, "args": [
