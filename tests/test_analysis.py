@@ -177,6 +177,13 @@ def test_group_labels_of_an_ablation_name_only_the_setting_each_group_changes(tm
     assert list(group_runs(three, keys[:3])) == [
         "algo.atoms=1, algo.v_max=10, algo.noisy=False", "algo.atoms=51, algo.v_max=100, algo.noisy=True",
         "algo.atoms=51, algo.v_max=10, algo.noisy=True"]
+    no_base = [run("dqn", double=True), run("rainbow", atoms=51, v_max=100.0, noisy=True),
+               run("rainbow-v10", atoms=51, noisy=True), run("rainbow-v10-double", atoms=51, noisy=True, double=True)]
+    assert list(group_runs(no_base, keys)) == [
+        "algo.atoms=1, algo.v_max=10, algo.noisy=False, algo.double=True",
+        "algo.atoms=51, algo.v_max=100, algo.noisy=True, algo.double=False",
+        "algo.atoms=51, algo.v_max=10, algo.noisy=True, algo.double=False",
+        "algo.atoms=51, algo.v_max=10, algo.noisy=True, algo.double=True"]
     grid = [run("a"), run("b", atoms=51), run("c", noisy=True), run("d", atoms=51, noisy=True)]
     assert list(group_runs(grid, ["algo.atoms", "algo.noisy"])) == [
         "algo.atoms=1, algo.noisy=False", "algo.atoms=51, algo.noisy=False", "algo.atoms=1, algo.noisy=True",

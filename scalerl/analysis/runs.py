@@ -96,10 +96,10 @@ def label_value(value: Any) -> Any:
 def group_runs(runs: list[RunRecord], group_by: list[str] | None = None) -> dict[str, list[RunRecord]]:
     """Runs grouped by the values of `group_by` keys; by default by every differing key except `env`
     (tasks are the other axis). Group labels read `key=value, key=value`; grouped by `variant` alone, a
-    sweep's variant names. Where more than three groups are compared and most of them share a key's value
-    (an ablation that changes one setting per group), labels leave that pair out and name only what sets the
-    group apart; three or fewer keep every pair, short enough to read and safe from a key that matters to
-    some groups only (DQN's unused v_max beside two Rainbows)."""
+    sweep's variant names. An ablation of more than three groups, in which a strict majority of the groups
+    share a value of every key (a base that each other group changes in a setting or two), labels each group by
+    what sets it apart from that base; other comparisons keep every pair, since a key that matters to some
+    groups only (DQN's unused v_max beside Rainbows) would otherwise drop out of the labels that need it."""
     keys = group_by if group_by is not None else [k for k in differing_keys(runs) if k != "env"]
     if keys == ["variant"]:
         parts = {id(run): [run.value("variant")] for run in runs}
@@ -107,7 +107,9 @@ def group_runs(runs: list[RunRecord], group_by: list[str] | None = None) -> dict
         pairs = {id(run): tuple((key, json.dumps(label_value(run.value(key)))) for key in keys) for run in runs}
         distinct = list(dict.fromkeys(pairs.values()))
         shared = {pair for pair in {p for group in distinct for p in group}
-                  if len(distinct) > 3 and 2 * sum(pair in group for group in distinct) > len(distinct)}
+                  if 2 * sum(pair in group for group in distinct) > len(distinct)}
+        if len(distinct) <= 3 or len(shared) < len(keys):
+            shared = set()
         parts = {run: [f"{key}={json.loads(value)}" for key, value in group if (key, value) not in shared]
                  or (["the shared settings"] if shared else []) for run, group in pairs.items()}
     groups: dict[str, list[RunRecord]] = {}
