@@ -183,8 +183,8 @@ for game in ("breakout", "asterix"):
     RECIPES[f"rainbow-rr-noc51-minatar-{game}"] = {"threshold": 10.0, "args": [
         *RECIPES[f"rainbow-rr-minatar-{game}"]["args"], "--algo.atoms", "1", "--algo.loss", "huber"]}
     # Revisiting Rainbow's own method: DQN on this base with one of Rainbow's components added, each set as their
-    # Rainbow sets it, over the span in which the DQN leaves random play on Asterix (about 0.25-0.35M steps). With
-    # noisy layers their agent swaps the epsilon schedule for Dopamine's identity_epsilon, a constant 0.01.
+    # Rainbow sets it (noisy layers with their constant epsilon, as above), over the span in which the DQN leaves
+    # random play on Asterix (about 0.25-0.35M steps).
     for component, change in (("c51", ["--algo.atoms", "51", "--algo.v-max", "100"]),
                               ("c51v10", ["--algo.atoms", "51", "--algo.v-max", "10"]),
                               ("noisy", ["--algo.noisy", "--algo.noisy-sigma0", "0.1", "--algo.epsilon-start",

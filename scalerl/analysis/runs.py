@@ -102,17 +102,15 @@ def group_runs(runs: list[RunRecord], group_by: list[str] | None = None) -> dict
     groups only (DQN's unused v_max beside Rainbows) would otherwise drop out of the labels that need it."""
     keys = group_by if group_by is not None else [k for k in differing_keys(runs) if k != "env"]
     if keys == ["variant"]:
-        parts = {id(run): [run.value("variant")] for run in runs}
+        pairs = {id(run): (run.value("variant"),) for run in runs}
     else:
-        pairs = {id(run): tuple((key, json.dumps(label_value(run.value(key)))) for key in keys) for run in runs}
-        distinct = list(dict.fromkeys(pairs.values()))
-        shared = {pair for pair in {p for group in distinct for p in group}
-                  if 2 * sum(pair in group for group in distinct) > len(distinct)}
-        if len(distinct) <= 3 or len(shared) < len(keys):
-            shared = set()
-        parts = {run: [f"{key}={json.loads(value)}" for key, value in group if (key, value) not in shared]
-                 or (["the shared settings"] if shared else []) for run, group in pairs.items()}
+        pairs = {id(run): tuple(f"{key}={label_value(run.value(key))}" for key in keys) for run in runs}
+    distinct = list(dict.fromkeys(pairs.values()))
+    base = {pair for pair in set().union(*distinct) if 2 * sum(pair in group for group in distinct) > len(distinct)}
+    if len(distinct) <= 3 or len(base) < len(keys):
+        base = set()
     groups: dict[str, list[RunRecord]] = {}
     for run in runs:
-        groups.setdefault(", ".join(parts[id(run)]) or "all runs", []).append(run)
+        label = [pair for pair in pairs[id(run)] if pair not in base] or (["the shared settings"] if base else [])
+        groups.setdefault(", ".join(label) or "all runs", []).append(run)
     return groups
