@@ -1,9 +1,11 @@
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 
 from scalerl import ConfigError, TrainConfig
-from scalerl.cli import main
+from scalerl.cli import main, parse_train_config
 
 
 @pytest.mark.parametrize("args, message", [
@@ -136,3 +138,14 @@ def test_a_run_with_learning_starting_at_once_waits_for_a_whole_n_step_window(tm
     summary = train(env="classic:CartPole-v1", steps=50, run_dir=str(tmp_path / "run"), progress="off",
                     eval_episodes=1, algo={"learning_starts": 0, "n_step": 3})
     assert summary["updates"] == 48  # steps 3 to 50: the first update needs 3 written transitions
+
+
+def test_every_learning_recipe_is_a_valid_train_config():
+    """A recipe's flags are read only when its queue reaches it, hours later: a typo should fail here."""
+    path = Path(__file__).parents[1] / "benchmarks" / "learning.py"
+    spec = importlib.util.spec_from_file_location("learning_recipes", path)
+    learning = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(learning)
+    for name, recipe in learning.RECIPES.items():
+        config = parse_train_config(recipe["args"])
+        assert config.steps == learning.recipe_steps(name), name
