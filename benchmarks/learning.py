@@ -183,9 +183,12 @@ for game in ("breakout", "asterix"):
     RECIPES[f"rainbow-rr-noc51-minatar-{game}"] = {"threshold": 10.0, "args": [
         *RECIPES[f"rainbow-rr-minatar-{game}"]["args"], "--algo.atoms", "1", "--algo.loss", "huber"]}
     # Ablation: Rainbow on [-10, 10] at DQN's learning rate (2.5e-4, theirs is 1e-4), the one setting that the
-    # one-component recipes below keep at DQN's, over the span in which DQN leaves random play.
+    # one-component recipes below keep at DQN's. The -500k recipe covers the span in which DQN leaves random play;
+    # given its --out, the full recipe trains those runs on to 1M.
+    RECIPES[f"rainbow-rr-v10-lr25-minatar-{game}"] = {"threshold": 10.0, "args": [
+        *RECIPES[f"rainbow-rr-v10-minatar-{game}"]["args"], "--algo.optim.lr", "2.5e-4"]}
     RECIPES[f"rainbow-rr-v10-lr25-minatar-{game}-500k"] = {"threshold": 10.0, "args": [
-        *RECIPES[f"rainbow-rr-v10-minatar-{game}"]["args"], "--algo.optim.lr", "2.5e-4", "--steps", "500000"]}
+        *RECIPES[f"rainbow-rr-v10-lr25-minatar-{game}"]["args"], "--steps", "500000"]}
     # Revisiting Rainbow's own method: DQN on this base with one of Rainbow's components added, each set as their
     # Rainbow sets it (noisy layers with their constant epsilon, as above), over the span in which the DQN leaves
     # random play on Asterix (about 0.25-0.35M steps).
