@@ -182,9 +182,9 @@ for game in ("breakout", "asterix"):
     # component that slows DQN on Asterix when added alone (the dqn-rr-plus-* recipes below).
     RECIPES[f"rainbow-rr-noc51-minatar-{game}"] = {"threshold": 10.0, "args": [
         *RECIPES[f"rainbow-rr-minatar-{game}"]["args"], "--algo.atoms", "1", "--algo.loss", "huber"]}
-    # Ablation: Rainbow on [-10, 10] at DQN's learning rate (2.5e-4, theirs is 1e-4), the one setting that the
-    # one-component recipes below keep at DQN's. The -500k recipe covers the span in which DQN leaves random play;
-    # given its --out, the full recipe trains those runs on to 1M.
+    # Rainbow on [-10, 10] at DQN's learning rate (2.5e-4, theirs is 1e-4), the one setting that the one-component
+    # recipes below keep at DQN's; the recipe that ends 1M steps ahead of dqn-rr-minatar-* on both games. The -500k
+    # recipe covers the span in which DQN leaves random play; given its --out, the full recipe trains those runs on.
     RECIPES[f"rainbow-rr-v10-lr25-minatar-{game}"] = {"threshold": 10.0, "args": [
         *RECIPES[f"rainbow-rr-v10-minatar-{game}"]["args"], "--algo.optim.lr", "2.5e-4"]}
     RECIPES[f"rainbow-rr-v10-lr25-minatar-{game}-500k"] = {"threshold": 10.0, "args": [
