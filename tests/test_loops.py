@@ -29,11 +29,15 @@ def test_dqn_numbers_are_pinned(tmp_path):
     """A fixed-seed CartPole run's training records, recorded before DQN moved onto the off-policy loop of the
     run session: the move (and anything after it) must not change what DQN computes. Re-recorded once, on
     2026-11-26, when epsilon-greedy acting began to draw its coin and its random action in one call (the same
-    distribution from a different stream of draws)."""
-    train(env="classic:CartPole-v1", steps=4000, seed=7, run_dir=str(tmp_path / "run"), log_every=250, eval_every=0,
+    distribution from a different stream of draws). Floats are compared to 1e-4, not exactly, and only over
+    the first 2,000 steps: CPUs with AVX2 and with AVX-512 kernels round matrix products differently, by about
+    1e-6 after 250 updates, and the gap grows until an action choice differs (2026-12-06: 2e-3 at step 2,250,
+    other episodes by step 3,750). A change to what DQN computes moves these numbers by far more."""
+    train(env="classic:CartPole-v1", steps=2000, seed=7, run_dir=str(tmp_path / "run"), log_every=250, eval_every=0,
           eval_episodes=2, checkpoint_every=0, progress="off",
           algo={"learning_starts": 500, "target_update_every": 100, "batch_size": 32})
-    assert records(tmp_path / "run" / "metrics.jsonl") == records(DATA / "dqn_cartpole_seed7.jsonl")
+    expected = records(DATA / "dqn_cartpole_seed7.jsonl")
+    assert records(tmp_path / "run" / "metrics.jsonl") == [pytest.approx(record, rel=1e-4) for record in expected]
 
 
 class Recorder(Agent):

@@ -161,11 +161,13 @@ def test_a_killed_run_resumes_exactly(tmp_path, crash_after_checkpoint, run_reco
         assert run_records(tmp_path / "killed" / name) == run_records(tmp_path / "whole" / name)
 
 
-@pytest.mark.parametrize("agent, steps, eval_every", [("sac", 6000, 1000), ("td3", 8000, 2000)])
+@pytest.mark.parametrize("agent, steps, eval_every", [("sac", 6000, 1000), ("td3", 12000, 2000)])
 def test_sac_and_td3_swing_the_pendulum_up(tmp_path, agent, steps, eval_every):
     """Random play scores about -1200 to -1500; both agents pass -400 (best evaluation; seeds 0-2 reached -146
-    to -203 here). SAC gets there by 4k-5k steps (best within 6k: -151, -173, -199), TD3's delayed actor later
-    (within 6k only one seed of three)."""
+    to -203 here), and the run stops there. SAC gets there by 4k-5k steps (best within 6k: -151, -173, -199),
+    TD3's delayed actor later (within 6k only one seed of three). TD3 has 12k steps because where it passes
+    depends on the CPU: seed 0 passed by 8k on the machines this was written on, but on one with AVX-512
+    kernels (2026-12-06) its evaluations were -1619, -1298, -496, -852 and then -153 at 10k."""
     summary = train(env="classic:Pendulum-v1", agent=agent, steps=steps, net={"hidden": 64}, eval_every=eval_every,
                     eval_episodes=5, stop_at_return=-400, run_dir=str(tmp_path / "run"), progress="off",
                     algo={"learning_starts": 1000})
