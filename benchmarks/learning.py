@@ -222,21 +222,27 @@ def recipe_steps(recipe: str) -> int:
     return int(args[len(args) - args[::-1].index("--steps")])
 
 
+def scalerl_train(*args: str) -> None:
+    """Run `scalerl train`; if it fails, its own one-line error is already on stderr, so stop with one line too
+    instead of a traceback through the thread pool."""
+    done = subprocess.run([sys.executable, "-m", "scalerl", "train", *args], stdout=subprocess.DEVNULL)
+    if done.returncode:
+        raise SystemExit(f"learning.py: `scalerl train {' '.join(args[:2])} ...` exited with {done.returncode}")
+
+
 def run_seed(recipe: str, seed: int, out: Path) -> Path:
     """Train the seed's run to the recipe's budget: from scratch, by resuming it, or by training a finished
     shorter run on (after resuming it to its own budget if it was cut)."""
     run_dir = out / f"seed{seed}"
     steps = recipe_steps(recipe)
-    scalerl = [sys.executable, "-m", "scalerl", "train"]
     if not (run_dir / "config.json").exists():
-        subprocess.run([*scalerl, *RECIPES[recipe]["args"], "--seed", str(seed), "--threads", "1", "--progress",
-                        "off", "--run-dir", str(run_dir)], check=True, stdout=subprocess.DEVNULL)
+        scalerl_train(*RECIPES[recipe]["args"], "--seed", str(seed), "--threads", "1", "--progress", "off",
+                      "--run-dir", str(run_dir))
     if not (run_dir / "summary.json").exists():
-        subprocess.run([*scalerl, "--resume", str(run_dir)], check=True, stdout=subprocess.DEVNULL)
+        scalerl_train("--resume", str(run_dir))
     summary = json.loads((run_dir / "summary.json").read_text())
     if summary["steps"] < steps and not summary["stopped_at_return"]:
-        subprocess.run([*scalerl, "--resume", str(run_dir), "--steps", str(steps)], check=True,
-                       stdout=subprocess.DEVNULL)
+        scalerl_train("--resume", str(run_dir), "--steps", str(steps))
     return run_dir
 
 
