@@ -5,16 +5,14 @@ crash while writing leaves the previous checkpoint intact.
 
 Opening a run directory must not run code from it: checkpoints are loaded with torch's weights-only
 unpickler, which builds tensors, containers and numbers, plus the few types allowlisted here (numpy
-arrays, dtypes and scalars, the loop's counters). Environments are stored as pickled bytes inside the
-checkpoint and unpickled by `EnvUnpickler`, which admits only classes of the environment packages and
-an explicit list of numpy and standard-library callables.
+arrays, dtypes and scalars, the loop's counters). Environments travel inside the checkpoint as pickled
+bytes, read by `scalerl.envs.snapshot`, which admits only the named classes and callables a snapshot needs.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
-import io
 import os
 import pickle
 import random
@@ -151,39 +149,3 @@ def restore_global_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-ENV_PACKAGES = ("gymnasium", "scalerl", "minatar", "metaworld", "ale_py", "dm_control", "shimmy", "mujoco")
-"""Packages whose classes a pickled environment may be rebuilt from."""
-ENV_CALLABLES = {
-    ("collections", "deque"), ("functools", "partial"),
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    ("numpy._core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
-    ("numpy.random._pickle", "__bit_generator_ctor"), ("numpy.random._pickle", "__generator_ctor"),
-    ("numpy.random._pickle", "__randomstate_ctor"), ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"),
-    ("scalerl.envs", "_make_single"), ("scalerl.envs.metaworld", "_single"), ("scalerl.envs.multitask", "_task_env"),
-}
-"""Callables outside those packages that pickled environments need."""
-
-
-class EnvUnpickler(pickle.Unpickler):
-    """Unpickles environment snapshots, refusing any global that is not an environment package's class, a
-    numpy type or one of ENV_CALLABLES: a planted `os.system` (or any other function) is never loaded."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in ENV_CALLABLES:
-            return super().find_class(module, name)
-        package = module.split(".")[0]
-        if package in ENV_PACKAGES or module.startswith("numpy"):
-            found = super().find_class(module, name)
-            if isinstance(found, type):
-                return found
-        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in an environment snapshot")
-
-
-def load_envs(data: bytes) -> Any:
-    try:
-        return EnvUnpickler(io.BytesIO(data)).load()
-    except (pickle.UnpicklingError, AttributeError, ImportError, EOFError) as error:
-        raise CheckpointError(f"the checkpoint's environments cannot be restored safely ({error})") from None

@@ -27,11 +27,11 @@ from scalerl.checkpoint import (
     CheckpointError,
     global_rng_state,
     load_checkpoint,
-    load_envs,
     restore_global_rng_state,
     save_checkpoint,
 )
 from scalerl.checks import ConfigError, flatten
+from scalerl.envs.snapshot import load_envs
 from scalerl.logger import RunLogger
 
 EVAL_SEED_OFFSET = 1_000_000

@@ -137,7 +137,7 @@ def test_a_mujoco_env_restored_from_a_checkpoint_continues_its_episode_exactly(s
     pytest.importorskip("mujoco", reason="pip install 'scalerl[mujoco]'")
     import pickle
 
-    from scalerl.checkpoint import load_envs
+    from scalerl.envs.snapshot import load_envs
 
     envs = make_env(spec, 2, 0)
     rng = np.random.default_rng(0)
