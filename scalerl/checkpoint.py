@@ -50,11 +50,17 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def temporary_path(path: Path) -> Path:
+    return path.with_name(path.name + ".tmp")
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write `path` atomically with a SHA-256 beside it; the checkpoint it replaces is kept as previous.pt,
-    for when the new one turns out damaged. A full disk leaves the old files as they were."""
+    for when the new one turns out damaged. A full disk leaves the old files as they were. The temporary
+    file's checksum is written only once the file is whole and on disk, so a `.tmp` with its checksum is a
+    complete checkpoint: the newest one, if a kill falls between the renames."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
+    temporary = temporary_path(path)
     try:
         with open(temporary, "wb") as handle:
             torch.save({"format": FORMAT_VERSION, **state}, handle)
@@ -66,8 +72,8 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         checksum_path(temporary).unlink(missing_ok=True)
         full = getattr(error, "errno", None) == errno.ENOSPC or "write failed" in str(error)
         reason = "no space left on device" if full else f"{type(error).__name__}: {error}"
-        raise CheckpointError(f"could not write checkpoint {path} ({reason}); "
-                              "the previous checkpoint is kept") from None
+        kept = "the previous checkpoint is kept" if path.exists() else "no earlier checkpoint exists"
+        raise CheckpointError(f"could not write checkpoint {path} ({reason}); {kept}") from None
     if path.exists():
         os.replace(path, previous_path(path))
         if checksum_path(path).exists():
@@ -76,24 +82,39 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     os.replace(checksum_path(temporary), checksum_path(path))
 
 
+def checkpoint_candidates(path: Path) -> list[Path]:
+    """The checkpoints of `path` that exist, newest first: a whole `.tmp` (a kill between save_checkpoint's
+    renames), `path` itself, then the one before it."""
+    temporary = temporary_path(path)
+    whole_temporary = [temporary] if temporary.is_file() and checksum_path(temporary).is_file() else []
+    return [candidate for candidate in [*whole_temporary, path, previous_path(path)] if candidate.is_file()]
+
+
+def has_checkpoint(path: Path) -> bool:
+    return bool(checkpoint_candidates(path))
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """The checkpoint at `path`, verified against its checksum; a damaged one falls back to the previous
-    checkpoint with a warning."""
-    if not path.is_file():
+    """The newest good checkpoint of `path`, verified against its checksum; where it is not `path` itself (a
+    damaged file, or a kill between the renames of a save), a warning says which one the run goes on from."""
+    candidates = checkpoint_candidates(path)
+    if not candidates:
         raise CheckpointError(f"no checkpoint at {path}")
-    try:
-        return load_verified(path)
-    except CheckpointError as error:
-        previous = previous_path(path)
-        if not previous.is_file():
-            raise
+    problems: list[str] = []
+    for candidate in candidates:
         try:
-            state = load_verified(previous)
-        except CheckpointError:
-            raise error from None
-        warnings.warn(f"{error}; continuing from the previous checkpoint {previous} (step {state.get('step')})",
-                      stacklevel=2)
+            state = load_verified(candidate)
+        except CheckpointError as error:
+            problems.append(str(error))
+            continue
+        if candidate != path:
+            why = "; ".join(problems) or (f"{path.name} is missing" if not path.is_file() else
+                                          f"{candidate.name} is newer than {path.name}")
+            which = "the previous checkpoint" if candidate == previous_path(path) else "the whole temporary checkpoint"
+            warnings.warn(f"{why}; continuing from {which} {candidate} (step {state.get('step')})", stacklevel=2)
         return state
+    raise CheckpointError(problems[0] if len(problems) == 1 else
+                          f"no good checkpoint at {path}: " + "; ".join(problems))
 
 
 def load_verified(path: Path) -> dict[str, Any]:
@@ -128,7 +149,8 @@ def load_unverified(path: Path) -> dict[str, Any]:
                                   f"({refused.group(1) or refused.group(2)}), so it is not loaded") from None
         detail = message.split("WeightsUnpickler error:")[-1].strip().splitlines()[0]
         raise CheckpointError(f"checkpoint {path} is corrupted or unreadable ({detail})") from None
-    except (EOFError, RuntimeError, zipfile.BadZipFile, OSError) as error:
+    except (EOFError, RuntimeError, zipfile.BadZipFile, OSError, UnicodeDecodeError, ValueError, KeyError,
+            TypeError, IndexError, AttributeError) as error:
         raise CheckpointError(f"checkpoint {path} is corrupted or unreadable "
                               f"({type(error).__name__}: {error})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from scalerl.agents import Agent, AgentSpec, agent_class
 from scalerl.checkpoint import CheckpointError, load_checkpoint
@@ -122,6 +123,10 @@ def load_agent(run_dir: str | Path, device: str = "auto") -> tuple[TrainConfig, 
         agent.load_state_dict(checkpoint["agent"])
     except (KeyError, RuntimeError) as error:
         raise CheckpointError(f"checkpoint in {run_dir} does not match its config.json: {error}") from None
+    for name, module in agent.modules().items():
+        if not all(torch.isfinite(parameter).all() for parameter in module.parameters()):
+            raise CheckpointError(f"the checkpoint in {run_dir} holds non-finite weights in {name}: there is no "
+                                  "policy to evaluate (the run diverged, or the file was altered)")
     return config, agent
 
 

@@ -26,6 +26,7 @@ import torch
 from scalerl.checkpoint import (
     CheckpointError,
     global_rng_state,
+    has_checkpoint,
     load_checkpoint,
     restore_global_rng_state,
     save_checkpoint,
@@ -154,7 +155,7 @@ class Session:
 
     def _reopen(self) -> dict[str, Any] | None:
         path = self.checkpoint_path
-        if not path.exists():
+        if not has_checkpoint(path):
             return None
         checkpoint = load_checkpoint(path)
         if not self.continues(checkpoint.get("config"), self.config):

@@ -426,3 +426,78 @@ def test_a_run_that_stopped_at_its_return_is_not_given_a_new_budget(tmp_path):
     assert summary["stopped_at_return"] and summary["steps"] == 300
     with pytest.raises(ConfigError, match="stopped when an evaluation reached its stop_at_return"):
         resume(run_dir, steps=1000)
+
+
+def test_a_kill_between_the_renames_of_a_save_resumes_from_the_newest_checkpoint(tmp_path, monkeypatch,
+                                                                                  run_records):
+    """save_checkpoint moves latest.pt to previous.pt, then the finished .tmp to latest.pt: a kill between the
+    two leaves no latest.pt. Resume goes on from the .tmp (the newest whole checkpoint), says so, and ends
+    where an uninterrupted run ends; it neither restarts from step 0 nor falls back to previous.pt."""
+    import scalerl.checkpoint as checkpoint
+
+    settings = {"env": "classic:CartPole-v1", "steps": 900, "eval_every": 0, "eval_episodes": 1,
+                "checkpoint_every": 300, "log_every": 100, "progress": "off", "algo": {"learning_starts": 100}}
+    train(run_dir=str(tmp_path / "whole"), **settings)
+    replace, moves = os.replace, []
+
+    def killed_before_the_second_rename(source, target):
+        moves.append(Path(source).name)
+        if moves.count("latest.pt.tmp") == 2:  # the save at step 600, after latest.pt became previous.pt
+            raise KeyboardInterrupt
+        replace(source, target)
+
+    monkeypatch.setattr(checkpoint.os, "replace", killed_before_the_second_rename)
+    run_dir = tmp_path / "killed"
+    with pytest.raises(KeyboardInterrupt):
+        train(run_dir=str(run_dir), **settings)
+    monkeypatch.setattr(checkpoint.os, "replace", replace)
+    assert not (run_dir / "checkpoints" / "latest.pt").exists()
+    with pytest.warns(UserWarning, match=r"latest.pt is missing; continuing from .*latest.pt.tmp \(step 600\)"):
+        resume(run_dir)
+    assert run_records(run_dir / "metrics.jsonl") == run_records(tmp_path / "whole" / "metrics.jsonl")
+
+
+def test_damaged_bytes_without_a_checksum_fall_back_or_stop_in_one_line(tmp_path):
+    """Without its .sha256 a damaged latest.pt is caught by the reader itself (a bad zip, a broken pickle, a
+    string that is not UTF-8): each goes on from previous.pt with a warning, never with another exception."""
+    import warnings
+
+    train(env="classic:CartPole-v1", steps=600, eval_every=0, eval_episodes=1, checkpoint_every=300,
+          run_dir=str(tmp_path / "run"), progress="off", algo={"learning_starts": 100})
+    latest = tmp_path / "run" / "checkpoints" / "latest.pt"
+    (tmp_path / "run" / "checkpoints" / "latest.pt.sha256").unlink()
+    honest = latest.read_bytes()
+    for position in range(0, len(honest), max(1, len(honest) // 60)):
+        damaged = bytearray(honest)
+        damaged[position] ^= 0xFF
+        latest.write_bytes(bytes(damaged))
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            state = load_checkpoint(latest)
+        assert state["step"] in (300, 600)
+    latest.write_bytes(honest[: len(honest) // 2])
+    (tmp_path / "run" / "checkpoints" / "previous.pt").unlink()
+    with pytest.raises(ConfigError, match="corrupted or unreadable") as refused:
+        load_checkpoint(latest)
+    assert "\n" not in str(refused.value)
+
+
+def test_a_checkpoint_whose_network_is_not_finite_is_not_evaluated(tmp_path):
+    from scalerl import evaluate
+    from scalerl.checkpoint import file_digest
+
+    train(env="classic:CartPole-v1", steps=300, eval_every=0, eval_episodes=1, run_dir=str(tmp_path / "run"),
+          progress="off", algo={"learning_starts": 100})
+    path = tmp_path / "run" / "checkpoints" / "latest.pt"
+    state = load_checkpoint(path)
+
+    def poisoned(value):
+        if isinstance(value, dict):
+            return {key: poisoned(inner) for key, inner in value.items()}
+        return value.fill_(float("nan")) if torch.is_tensor(value) and value.is_floating_point() else value
+
+    state["agent"] = poisoned(state["agent"])
+    torch.save(state, path)
+    path.with_name("latest.pt.sha256").write_text(file_digest(path))
+    with pytest.raises(ConfigError, match="non-finite weights"):
+        evaluate(tmp_path / "run", episodes=1)
