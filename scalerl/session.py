@@ -34,6 +34,7 @@ from scalerl.checkpoint import (
 from scalerl.checks import ConfigError, flatten
 from scalerl.envs.snapshot import load_envs
 from scalerl.logger import RunLogger
+from scalerl.provenance import provenance
 
 EVAL_SEED_OFFSET = 1_000_000
 """Evaluation environments are seeded apart from training ones, identically at every evaluation."""
@@ -145,6 +146,7 @@ class Session:
         except FileExistsError:
             raise RunDirTaken(f"{self.run_dir} already holds a run; resume it with --resume {self.run_dir} "
                               "or pick another --run-dir") from None
+        self.write_json("provenance.json", provenance())
 
     def _lock(self) -> None:
         """Hold the run directory's lock while the session is open, so two processes never train in it."""
@@ -255,7 +257,7 @@ class Session:
         self.close()
         if self.resumed:
             return
-        for name in ("config.json", "metrics.jsonl", "eval.jsonl", "parameters.json"):
+        for name in ("config.json", "metrics.jsonl", "eval.jsonl", "parameters.json", "provenance.json"):
             (self.run_dir / name).unlink(missing_ok=True)
         shutil.rmtree(self.run_dir / "tb", ignore_errors=True)
         for folder in self.created:

@@ -96,15 +96,20 @@ def run_study(name: str, out: str | Path | None = None, quick: bool = False, wor
     folder = study_folder(name)
     out = Path(out or Path("studies") / (f"{name}-quick" if quick else name))
     if (folder / "study.py").is_file():
-        if seeds is not None or variants is not None:
-            option = "--seeds" if seeds is not None else "--variants"
-            raise ConfigError(f"study {name} is a pipeline that sets its own runs: {option} applies to sweep studies")
         module = importlib.import_module(f"scalerl.studies.{folder.name}.study")
-        if "address" in inspect.signature(module.run).parameters:
-            return module.run(out, quick=quick, workers=workers, address=address)
+        accepts = inspect.signature(module.run).parameters
+        options = {}
+        for option, value in (("seeds", seeds), ("variants", variants)):
+            if value is not None and option not in accepts:
+                raise ConfigError(f"study {name} is a pipeline that sets its own runs: --{option} applies to sweep "
+                                  "studies and to pipelines that take it")
+            if value is not None:
+                options[option] = value
+        if "address" in accepts:
+            return module.run(out, quick=quick, workers=workers, address=address, **options)
         if workers is not None or address is not None:
             raise ConfigError(f"study {name} does not run on Ray: --workers and --address do not apply to it")
-        return module.run(out, quick=quick)
+        return module.run(out, quick=quick, **options)
     if not (folder / "sweep.toml").is_file():
         raise ConfigError(f"study {name} has neither a study.py nor a sweep.toml")
     from scalerl.analysis import write_report

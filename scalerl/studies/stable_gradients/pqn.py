@@ -16,6 +16,7 @@ first layer's (the encoder's convolution, which every gradient must reach throug
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ class RLSettings:
     steps: int = 300_000
     blocks: tuple[int, ...] = (1, 5)
     hidden: int = 256
-    seeds: list[int] = field(default_factory=lambda: [0, 1])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     num_envs: int = 128
     eval_every: int = 25_000
     eval_episodes: int = 10
@@ -66,18 +67,23 @@ def sweep_variants(settings: RLSettings) -> list[dict[str, Any]]:
     return variants
 
 
-def run_training(settings: RLSettings, out: Path, workers: int | None, address: str | None) -> list[Path]:
+def run_training(settings: RLSettings, out: Path, workers: int | None, address: str | None,
+                 variants: Sequence[str] | None = None) -> list[Path]:
+    """Train (or continue) the PQN runs into `out`, only the named `variants` when given; the finished runs'
+    folders, every one in `out` (runs finished earlier included)."""
     from scalerl.sweep import SweepSpec, run_sweep
 
     base = {"agent": "pqn", "env": f"minatar:{settings.game}", "steps": settings.steps, "num_envs": settings.num_envs,
             "net.hidden": settings.hidden, "net.init": "orthogonal", "eval_every": settings.eval_every,
             "eval_episodes": settings.eval_episodes, "checkpoint_every": 50_000, "log_every": 4_096 * 4,
             "hooks": ["norms"], "hook_opts.norms.every": settings.norms_every}
-    spec = SweepSpec(base=base, variants=sweep_variants(settings), seeds=settings.seeds)
-    result = run_sweep(spec, out, workers=workers, address=address, report=False)
-    if result["failed"]:
-        raise RuntimeError(f"{len(result['failed'])} PQN runs failed, first: {result['failed'][0]['error']}")
-    return [out / name for name in result["finished"]]
+    chosen = [variant for variant in sweep_variants(settings) if variants is None or variant["name"] in variants]
+    if chosen:
+        spec = SweepSpec(base=base, variants=chosen, seeds=settings.seeds)
+        result = run_sweep(spec, out, workers=workers, address=address, report=False)
+        if result["failed"]:
+            raise RuntimeError(f"{len(result['failed'])} PQN runs failed, first: {result['failed'][0]['error']}")
+    return sorted(summary.parent for summary in out.glob("*/seed*/summary.json"))
 
 
 def variant_of(run) -> tuple[str, int]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from scalerl.checks import ConfigError
+from scalerl.provenance import provenance
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class Settings:
     width: int = 256
     batch_size: int = 256
     lr: float = 2.5e-4
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
 
 
 FULL = Settings()
@@ -102,12 +103,19 @@ def train_one(name: str, architecture: str, optimizer_kind: str, depth: int, see
             accuracy.append(float((net(x).argmax(1) == y).float().mean()))
         gradient.append(float(np.mean(norms)))
     return {"name": name, "architecture": architecture, "optimizer": optimizer_kind, "depth": depth, "seed": seed,
-            "accuracy": accuracy, "first_layer_grad_norm": gradient}
+            "accuracy": accuracy, "first_layer_grad_norm": gradient, "settings": asdict(settings) | {"seeds": None},
+            "provenance": provenance()}
 
 
-def run_all(settings: Settings, out: Path, workers: int | None) -> list[dict[str, Any]]:
+def network_names(settings: Settings) -> list[str]:
+    """Part (a)'s networks as `--variants` names them, e.g. plain-radam-d4."""
+    return [f"{a}-{o}-d{d}" for d in settings.depths for a in ARCHITECTURES for o in OPTIMIZERS]
+
+
+def run_all(settings: Settings, out: Path, workers: int | None, variants: Sequence[str] | None = None
+            ) -> list[dict[str, Any]]:
     jobs = [(f"{a}-{o}-d{d}-s{s}", a, o, d, s) for d in settings.depths for a in ARCHITECTURES for o in OPTIMIZERS
-            for s in settings.seeds]
+            for s in settings.seeds if variants is None or f"{a}-{o}-d{d}" in variants]
     folder = out / "runs"
     folder.mkdir(parents=True, exist_ok=True)
     todo = [job for job in jobs if not (folder / f"{job[0]}.json").is_file()]
@@ -170,15 +178,26 @@ def write_report(settings: Settings, results: list[dict[str, Any]], out: Path, q
     return report
 
 
-def run(out: Path, quick: bool = False, workers: int | None = None, address: str | None = None) -> Path:
+def run(out: Path, quick: bool = False, workers: int | None = None, address: str | None = None,
+        seeds: Sequence[int] | None = None, variants: Sequence[str] | None = None) -> Path:
     """Run (or continue) both parts in `out` and write out/report.md. Part (a) trains small supervised
-    networks in local processes; part (b)'s PQN runs are a sweep, on a Ray cluster when given its address."""
+    networks in local processes; part (b)'s PQN runs are a sweep, on a Ray cluster when given its address.
+    `seeds` runs those seeds of both parts; `variants` runs only the named networks of part (a) (e.g.
+    plain-radam-d4) or runs of part (b) (e.g. baseline-5blocks), so one run can be made again alone."""
     from scalerl.analysis.runs import find_runs
     from scalerl.studies.stable_gradients import pqn
 
     settings = QUICK if quick else FULL
-    out.mkdir(parents=True, exist_ok=True)
-    results = run_all(settings, out, workers)
     rl_settings = pqn.QUICK if quick else pqn.FULL
-    runs = find_runs(pqn.run_training(rl_settings, out / "pqn", workers, address))
+    if seeds is not None:
+        settings = replace(settings, seeds=list(seeds))
+        rl_settings = replace(rl_settings, seeds=list(seeds))
+    if variants is not None:
+        known = network_names(settings) + [variant["name"] for variant in pqn.sweep_variants(rl_settings)]
+        unknown = [name for name in variants if name not in known]
+        if unknown:
+            raise ConfigError(f"--variants: no variant {unknown[0]!r}; this study's are {', '.join(known)}")
+    out.mkdir(parents=True, exist_ok=True)
+    results = run_all(settings, out, workers, variants)
+    runs = find_runs(pqn.run_training(rl_settings, out / "pqn", workers, address, variants))
     return write_report(settings, results, out, quick, pqn.report_lines(rl_settings, runs, out, quick))
