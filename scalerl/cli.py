@@ -255,7 +255,7 @@ def cmd_sweep(args: list[str]) -> int:
 
 
 def cmd_study(args: list[str]) -> int:
-    from scalerl.studies import run_study, study_folder, study_names, title
+    from scalerl.studies import export_study, report_study, run_study, study_folder, study_names, title, verdict_summary
 
     parser = ArgumentParser(prog="scalerl study", description="Reproduce a paper's headline effect at small scale "
                             "and write a report with figures; started again, a study continues where it stopped.")
@@ -273,14 +273,24 @@ def cmd_study(args: list[str]) -> int:
     parser.add_argument("--variants", nargs="+", default=None, metavar="NAME",
                         help="run only these variants of a sweep study, named as their run folders (e.g. "
                         "flatten-512); with --seeds, a long study in parts")
+    parser.add_argument("--export", action="store_true", help="turn the finished study folder (--out) into the "
+                        "study's shipped results.jsonl, trains nothing")
+    parser.add_argument("--report", action="store_true", help="rewrite the study README's tables, verdicts and "
+                        "figures from its shipped results.jsonl, trains nothing")
     parsed = parser.parse_args(args)
     if parsed.list or parsed.name is None:
         width = max(map(len, study_names()))
         for name in study_names():
-            print(f"{name:{width}s}  {title(name)}")
+            print(f"{name:{width}s}  {title(name)}  [{verdict_summary(name)}]")
         return 0
     if parsed.readme:
         print((study_folder(parsed.name) / "README.md").read_text())
+        return 0
+    if parsed.export:
+        print(export_study(parsed.name, parsed.out))
+        return 0
+    if parsed.report:
+        print(report_study(parsed.name))
         return 0
     print(run_study(parsed.name, parsed.out, parsed.quick, parsed.workers, parsed.address, seeds=parsed.seeds,
                     variants=parsed.variants))

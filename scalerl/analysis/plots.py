@@ -66,12 +66,12 @@ def mean_and_band(curves: list[tuple[np.ndarray, np.ndarray]], points: int = 100
     return grid, np.nanmean(values, axis=0), low, high
 
 
-def save(figure, path: Path) -> list[Path]:
-    """`path` + .png and + .svg. The suffix is appended, not swapped: metric names such as
-    dormant/q.torso.0 make stems with dots in them."""
+def save(figure, path: Path, suffixes: tuple[str, ...] = (".png", ".svg")) -> list[Path]:
+    """`path` + .png and + .svg (or the given `suffixes`). The suffix is appended, not swapped: metric names
+    such as dormant/q.torso.0 make stems with dots in them."""
     path.parent.mkdir(parents=True, exist_ok=True)
     written = []
-    for suffix in (".png", ".svg"):
+    for suffix in suffixes:
         target = path.with_name(path.name + suffix)
         figure.savefig(target, dpi=120, bbox_inches="tight")
         written.append(target)

@@ -9,6 +9,12 @@ them) and either
 - `study.py` with `run(out, quick) -> report path`, for pipelines that are not a grid of training runs.
 
 `scalerl study NAME [--quick]` runs one and writes out/report.md with its figures; `scalerl study --list`.
+
+A study that ships its results also has `results.py` with `export(out) -> [RunResult]` (a finished study
+folder as data) and `blocks(results, figures) -> {name: markdown}` (its README's generated blocks, figures
+drawn into `figures`), and keeps the data in `results.jsonl` beside its README: `scalerl study NAME
+--export` writes that file from a finished folder, `scalerl study NAME --report` rewrites the README's
+blocks and figures from it (see scalerl.analysis.results).
 """
 
 from __future__ import annotations
@@ -83,6 +89,58 @@ def only_variants(spec: Any, names: list[str]) -> Any:
     if unknown:
         raise ConfigError(f"--variants: no variant {unknown[0]!r}; this study's are {', '.join(available)}")
     return dataclasses.replace(spec, grid={}, variants=[{"name": name, **available[name]} for name in names])
+
+
+def results_module(name: str) -> Any:
+    folder = study_folder(name)
+    if not (folder / "results.py").is_file():
+        raise ConfigError(f"study {name} does not ship its results as data yet (no results.py)")
+    return importlib.import_module(f"scalerl.studies.{folder.name}.results")
+
+
+def export_study(name: str, out: str | Path | None = None) -> Path:
+    """The finished runs in the study folder `out` (default studies/NAME) written to the study's shipped
+    results.jsonl."""
+    from scalerl.analysis.results import RESULTS_FILE, write_results
+
+    out = Path(out or Path("studies") / name)
+    if not out.is_dir():
+        raise ConfigError(f"{out} is not a study folder: run scalerl study {name} -o {out} first")
+    results = results_module(name).export(out)
+    if not results:
+        raise ConfigError(f"{out} holds no finished run of study {name}")
+    return write_results(study_folder(name) / RESULTS_FILE, results)
+
+
+def regenerated_readme(name: str, figures: bool = False) -> tuple[str, str]:
+    """The study README as it is and as its shipped results make it (figures redrawn when `figures`)."""
+    from scalerl.analysis.results import RESULTS_FILE, fill_blocks, read_results
+
+    folder = study_folder(name)
+    results = read_results(folder / RESULTS_FILE)
+    text = (folder / "README.md").read_text()
+    blocks = results_module(name).blocks(results, folder / "figures" if figures else None)
+    return text, fill_blocks(text, blocks)
+
+
+def report_study(name: str) -> Path:
+    """Rewrite the study README's generated blocks and its figures from the shipped results."""
+    _, regenerated = regenerated_readme(name, figures=True)
+    path = study_folder(name) / "README.md"
+    path.write_text(regenerated)
+    return path
+
+
+def verdict_summary(name: str) -> str:
+    """`3 REPRODUCED, 1 PARTLY, 2 NOT REPRODUCED` from the README's generated verdict table."""
+    from collections import Counter
+
+    from scalerl.analysis.results import NOT, PARTLY, REPRODUCED, verdicts_in
+
+    counts = Counter(verdicts_in((study_folder(name) / "README.md").read_text()))
+    if not counts:
+        return "no shipped results yet"
+    return ", ".join(f"{counts[word]} {word}" for word in (REPRODUCED, PARTLY, NOT) if counts[word])
 
 
 def run_study(name: str, out: str | Path | None = None, quick: bool = False, workers: int | None = None,

@@ -199,5 +199,6 @@ def run(out: Path, quick: bool = False, workers: int | None = None, address: str
             raise ConfigError(f"--variants: no variant {unknown[0]!r}; this study's are {', '.join(known)}")
     out.mkdir(parents=True, exist_ok=True)
     results = run_all(settings, out, workers, variants)
-    runs = find_runs(pqn.run_training(rl_settings, out / "pqn", workers, address, variants))
+    finished = pqn.run_training(rl_settings, out / "pqn", workers, address, variants)
+    runs = find_runs(finished) if finished else []
     return write_report(settings, results, out, quick, pqn.report_lines(rl_settings, runs, out, quick))
