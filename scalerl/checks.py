@@ -22,6 +22,16 @@ def first_line(error: BaseException) -> str:
     return message.splitlines()[0] if message else type(error).__name__
 
 
+def read_json(path: Any, what: str = "") -> Any:
+    """A JSON file's data; a file that is not JSON (or not UTF-8 text) is one ConfigError naming it."""
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}{' (' + what + ')' if what else ''} is not valid JSON: {first_line(error)}") from None
+
+
 def require(ok: bool, name: str, expected: str, value: Any) -> None:
     """Raise ConfigError('name must be expected (got value)') unless ok."""
     if not ok:
@@ -78,7 +88,46 @@ def config_from_dict(cls: type, data: Any, prefix: str) -> Any:
     # config.json and the report's config differences read the same value one way.
     data = {key: float(value) if type(value) is int and takes_float(hints[key]) else value
             for key, value in data.items()}
+    for key, value in data.items():
+        if not of_type(value, hints[key]):
+            name = f"{prefix}.{key}" if prefix else key
+            raise ConfigError(f"{name} must be {type_name(hints[key])} (got {value!r})")
     return cls(**data)
+
+
+def of_type(value: Any, hint: Any) -> bool:
+    """Whether plain data (from JSON, TOML or a sweep's --set) fits a config field's type hint; nested
+    configs, literals and the values' ranges are checked by the configs themselves."""
+    import dataclasses
+
+    origin = typing.get_origin(hint)
+    if hint is Any or dataclasses.is_dataclass(hint) or origin is typing.Literal:
+        return True
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType")):
+        return any(of_type(value, option) for option in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (list, tuple):
+        return isinstance(value, list | tuple)
+    if origin is dict:
+        return isinstance(value, dict)
+    return True
+
+
+def type_name(hint: Any) -> str:
+    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "None"}
+    options = typing.get_args(hint) if typing.get_origin(hint) is not None and typing.get_origin(hint) not in (
+        list, tuple, dict) else (hint,)
+    return " or ".join(names.get(option, "a list" if typing.get_origin(option) in (list, tuple) else
+                                 getattr(option, "__name__", str(option))) for option in options)
 
 
 def takes_float(hint: Any) -> bool:

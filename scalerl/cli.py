@@ -19,7 +19,7 @@ from typing import Literal
 import tyro
 
 from scalerl.agents import AGENTS, agent_class
-from scalerl.checks import ConfigError, positive
+from scalerl.checks import ConfigError, first_line, positive
 from scalerl.config import TrainConfig
 from scalerl.envs import describe_suites, describe_tasks
 from scalerl.flags import (
@@ -30,6 +30,7 @@ from scalerl.flags import (
     option_value,
     parse_value,
     tyro_cli,
+    writable_path,
 )
 
 HELP = """usage: scalerl COMMAND [OPTIONS]
@@ -194,7 +195,8 @@ def cmd_plot(args: list[str]) -> int:
                         help="score (normalized), return_mean, success_mean, "
                              "or any key of metrics.jsonl (loss, grad_norm, ...)")
     parser.add_argument("--x", choices=["step", "wall_time"], default="step")
-    parser.add_argument("-o", "--out", type=Path, default=Path("plots"), help="folder for the PNG and SVG")
+    parser.add_argument("-o", "--out", type=writable_path("folder"), default=Path("plots"),
+                        help="folder for the PNG and SVG")
     parsed = parser.parse_args(args)
     runs = find_runs(parsed.runs)
     path = parsed.out / f"{parsed.metric.replace('/', '_')}_vs_{parsed.x}"
@@ -207,7 +209,7 @@ def cmd_report(args: list[str]) -> int:
     from scalerl.analysis import write_report
 
     parser = analysis_parser("report", "A markdown report comparing groups of runs, with figures.")
-    parser.add_argument("-o", "--out", type=Path, default=Path("report.md"))
+    parser.add_argument("-o", "--out", type=writable_path("file"), default=Path("report.md"))
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
     parser.add_argument("--last", type=int, default=1, metavar="N",
                         help="score each run by the mean of its last N evaluations (default 1: the last one)")
@@ -331,6 +333,14 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[command](args)
     except ConfigError as error:
         print(f"scalerl: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a path the user gave that cannot be written or read: say which, in one line
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"scalerl: error: {where[:200]}{error.strerror or first_line(error)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("scalerl: error: out of memory: lower the sizes asked for (batch size, buffer size, environments)",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("scalerl: interrupted; continue with scalerl train --resume RUN_DIR", file=sys.stderr)

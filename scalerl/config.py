@@ -24,6 +24,8 @@ AgentConfigT = TypeVar("AgentConfigT")
 MAX_THREADS = 512
 MAX_ENVS = 4096
 MAX_EPISODES = 1_000_000
+MAX_STEPS = 10**12
+"""Far past any budget a study runs; past it a typo (a 30-digit --steps) would run for ever."""
 
 
 def check_run_dir(run_dir: str) -> None:
@@ -122,9 +124,10 @@ class TrainConfig(Generic[AgentConfigT]):
             object.__setattr__(self, "hook_opts", config_from_dict(HookOptions, self.hook_opts, "hook_opts"))
         object.__setattr__(self, "hooks", list(self.hooks))
         check_hook_names(self.hooks)
-        positive("steps", self.steps)
+        require(0 < self.steps <= MAX_STEPS, "steps", f"in [1, {MAX_STEPS:.0e}]", self.steps)
         if self.schedule_steps is not None:
-            positive("schedule_steps", self.schedule_steps)
+            require(0 < self.schedule_steps <= MAX_STEPS, "schedule_steps", f"in [1, {MAX_STEPS:.0e}]",
+                    self.schedule_steps)
         non_negative("num_envs", self.num_envs)
         require(0 <= self.threads <= MAX_THREADS, "threads", f"in [0, {MAX_THREADS}] (0: torch's default)",
                 self.threads)

@@ -91,6 +91,30 @@ class ArgumentParser(argparse.ArgumentParser):
         raise ConfigError(f"{message} (see {self.prog} --help)")
 
 
+def writable_path(kind: str) -> Any:
+    """An argparse type for an output path (`kind` file or folder), checked before any work is done: not
+    empty, of names the file system takes, a file not an existing folder, and under a folder that exists
+    and can be written (or can be made)."""
+    import os
+    from pathlib import Path
+
+    def check(text: str) -> Path:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"an output {kind} path may not be empty")
+        path = Path(text)
+        if len(text) > 4096 or any(len(part.encode()) > 255 for part in path.parts):
+            raise argparse.ArgumentTypeError(f"output path too long: {text[:80]}...")
+        if kind == "file" and path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name")
+        existing = next(parent for parent in [path if kind == "folder" else path.parent, *path.parents]
+                        if parent.exists() or parent == Path(parent.anchor or "."))
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise argparse.ArgumentTypeError(f"cannot write under {existing}")
+        return path
+
+    return check
+
+
 def parse_value(text: str) -> Any:
     """A CLI value as JSON where it parses (numbers, true/false, lists), else as a string."""
     try:

@@ -14,8 +14,16 @@ import torch
 
 from scalerl.agents import Agent, AgentSpec, agent_class
 from scalerl.checkpoint import CheckpointError, load_checkpoint
-from scalerl.checks import ConfigError, positive
-from scalerl.config import TrainConfig, continued_config, load_config, run_config_from, same_training
+from scalerl.checks import ConfigError, positive, require
+from scalerl.config import (
+    MAX_ENVS,
+    MAX_EPISODES,
+    TrainConfig,
+    continued_config,
+    load_config,
+    run_config_from,
+    same_training,
+)
 from scalerl.envs import make_env, task_members
 from scalerl.evaluation import run_episodes
 from scalerl.hooks import make_hooks
@@ -134,10 +142,11 @@ def evaluate(run_dir: str | Path, episodes: int = 10, seed: int | None = None, d
              num_envs: int | None = None) -> dict[str, Any]:
     """Deterministic evaluation of a run's latest checkpoint; by default on the run's own evaluation seed and
     as many environments as its evaluations used."""
-    positive("episodes", episodes)
+    require(0 < episodes <= MAX_EPISODES, "episodes", f"in [1, {MAX_EPISODES:,}]", episodes)
+    require(num_envs is None or 0 < num_envs <= MAX_ENVS, "num_envs", f"in [1, {MAX_ENVS}]", num_envs)
+    require(seed is None or 0 <= seed < 2**31, "seed", "in [0, 2**31)", seed)
     config, agent = load_agent(run_dir, device)
     num_envs = num_envs or config.eval_num_envs
-    positive("num_envs", num_envs)
     eval_seed = config.seed + EVAL_SEED_OFFSET if seed is None else seed
     envs = make_env(config.env, num_envs, eval_seed, **config.env_kwargs(training=False))
     result = run_episodes(agent, envs, episodes, eval_seed)

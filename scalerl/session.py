@@ -31,7 +31,7 @@ from scalerl.checkpoint import (
     restore_global_rng_state,
     save_checkpoint,
 )
-from scalerl.checks import ConfigError, flatten
+from scalerl.checks import ConfigError, flatten, read_json
 from scalerl.envs.snapshot import load_envs
 from scalerl.logger import RunLogger
 from scalerl.provenance import provenance
@@ -53,10 +53,7 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise ConfigError(f"{run_dir} is not a run directory: {path.name} is missing")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"{path} is not valid JSON: {error}") from None
+    return read_json(path)
 
 
 def seed_everything(seed: int) -> None:

@@ -14,7 +14,7 @@ from scalerl.cli import main, parse_train_config
     (["train", "--env", "minatar:pong"], "unknown minatar task 'pong'"),
     (["train", "--algo.optim.lr", "-1"], "algo.optim.lr must be > 0 (got -1.0)"),
     (["train", "--algo.batch-size", "0"], "algo.batch_size must be > 0 (got 0)"),
-    (["train", "--steps", "0"], "steps must be > 0 (got 0)"),
+    (["train", "--steps", "0"], "steps must be in [1, 1e+12] (got 0)"),
     (["train", "--algo.gamma", "1.5"], "algo.gamma must be in [0.0, 1.0]"),
     (["train", "--stepz", "5"], "unknown option --stepz; did you mean --steps?"),
     (["train", "--algo.learning-rate", "3"], "unknown option --algo.learning-rate"),

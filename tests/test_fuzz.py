@@ -63,3 +63,41 @@ def test_the_generated_cases_cover_every_agent_flag():
     flags = set(itertools.chain.from_iterable(train_flags(agent) for agent in AGENTS))
     covered = {args[3] for args in bad_train_invocations() if len(args) == 5}
     assert flags == covered
+
+
+HUGE = "1" + "0" * 29
+
+
+def test_what_the_second_reliability_round_found_exits_with_one_line(capsys, tmp_path, monkeypatch):
+    """The invocations the hostile test of issue 44 found tracebacks or endless runs in: unwritable or odd
+    output paths, a broken config.json, a mixed-type grid, out-of-range seeds and counts. Each exits 2 with
+    one line, and none writes anything."""
+    from scalerl import train
+
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    train(env="classic:CartPole-v1", steps=200, eval_every=0, eval_episodes=1, run_dir=str(run), progress="off",
+          algo={"learning_starts": 100})
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{broken")
+    cases = [
+        ["plot", str(run), "-o", "/proc/x.png"], ["plot", str(run), "-o", str(tmp_path / ("a" * 5000))],
+        ["report", str(run), "-o", ""], ["report", str(run), "-o", "/proc/x.md"],
+        ["plot", str(broken)], ["report", str(broken)],
+        ["sweep", "--grid", "net.width=1,abc"], ["sweep", "--set", "algo.optim.lr=nan"],
+        ["eval", str(run), "--seed", "-1"], ["eval", str(run), "--episodes", HUGE],
+        ["eval", str(run), "--num-envs", "1000000"],
+        ["train", "--run-dir", "/sys/kernel/x", "--steps", "10"], ["train", "--steps", HUGE],
+        ["chords", "data", "--bach", "-7"], ["chords", "data", "--bars", HUGE, "--synthetic", "2"],
+        ["chords", "data", "--synthetic", HUGE],
+    ]
+    before = sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*"))
+    failures = []
+    for args in cases:
+        code = main(list(args))
+        _, err = capsys.readouterr()
+        if code != 2 or len(err.strip().splitlines()) != 1 or "Traceback" in err:
+            failures.append((args[:3], code, err[-300:]))
+    assert not failures, failures
+    assert sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*")) == before

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scalerl.checks import ConfigError, flatten
+from scalerl.checks import ConfigError, flatten, read_json
 
 IGNORED_KEYS = {"seed", "run_dir", "progress", "device", "threads"}
 """Config keys that do not make two runs different experiments."""
@@ -57,10 +57,10 @@ def load_run(path: Path) -> RunRecord:
     summary_path = path / "summary.json"
     return RunRecord(
         path=path,
-        config=json.loads(config_path.read_text()),
+        config=read_json(config_path, "a run's config"),
         metrics=read_jsonl(path / "metrics.jsonl"),
         evals=read_jsonl(path / "eval.jsonl"),
-        summary=json.loads(summary_path.read_text()) if summary_path.is_file() else None,
+        summary=read_json(summary_path) if summary_path.is_file() else None,
     )
 
 

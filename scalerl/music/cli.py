@@ -6,8 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from scalerl.checks import ConfigError, in_range, positive
-from scalerl.flags import ArgumentParser, check_flags, field_types, option_value, tyro_cli
+from scalerl.checks import ConfigError, in_range, positive, require
+from scalerl.flags import ArgumentParser, check_flags, field_types, option_value, tyro_cli, writable_path
 from scalerl.music.data import (
     SYNTHETIC_FORMS,
     bach_chorales,
@@ -18,6 +18,10 @@ from scalerl.music.data import (
     synthetic_songs,
 )
 from scalerl.progress import progress
+
+MAX_BARS = 1_000
+MAX_SONGS = 1_000_000
+"""Past these a typo (a 30-digit --bars or --synthetic) would build data for ever."""
 
 
 def train_or_resume(args: list[str], config_class: type, train, resume, command: str) -> int:
@@ -45,9 +49,12 @@ def cmd_data(args: list[str]) -> int:
                         help="loop: a two-bar progression repeats, as in pop songs; walk: each next chord drawn afresh")
     parser.add_argument("--leadsheets", nargs="+", type=Path, default=[], metavar="PATH", help="files or folders")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("-o", "--out", type=Path, default=Path("data/chords"))
+    parser.add_argument("-o", "--out", type=writable_path("folder"), default=Path("data/chords"))
     parsed = parser.parse_args(args)
-    positive("--bars", parsed.bars)
+    require(0 < parsed.bars <= MAX_BARS, "--bars", f"in [1, {MAX_BARS}]", parsed.bars)
+    require(parsed.bach >= -1, "--bach", "a count of chorales, or -1 for all", parsed.bach)
+    require(0 <= parsed.synthetic <= MAX_SONGS, "--synthetic", f"in [0, {MAX_SONGS:,}]", parsed.synthetic)
+    require(0 <= parsed.seed < 2**31, "--seed", "in [0, 2**31)", parsed.seed)
     songs, problems = [], []
     if parsed.bach:
         available = chorale_count()
@@ -98,7 +105,7 @@ def cmd_eval(args: list[str]) -> int:
     parser.add_argument("--rule", action="store_true", help="also accompany with the recent-notes rule (no learning: "
                         "on each beat the triad holding most of the melody's recent notes), "
                         "a yardstick for online models")
-    parser.add_argument("-o", "--out", type=Path, default=None, help="also write the results as JSON")
+    parser.add_argument("-o", "--out", type=writable_path("file"), default=None, help="also write the results as JSON")
     parser.add_argument("--plot", type=Path, default=None, help="also draw the adaptation test (PNG and SVG)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     parsed = parser.parse_args(args)
@@ -149,7 +156,7 @@ def cmd_accompany(args: list[str]) -> int:
                         help="run directory of an online model (pretrained or finetuned); "
                              "default: the model that ships")
     parser.add_argument("melody", type=Path)
-    parser.add_argument("-o", "--out", type=Path, required=True, help="MIDI file to write")
+    parser.add_argument("-o", "--out", type=writable_path("file"), required=True, help="MIDI file to write")
     parser.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
     parser.add_argument("--seed", type=int, default=0)
     parsed = parser.parse_args(args)
@@ -188,7 +195,7 @@ def cmd_export(args: list[str]) -> int:
         "Write a chord model alone (config.json and weights, no optimizer state) to share it or ship it; "
         "every command that takes a run directory takes the folder too."))
     parser.add_argument("run", type=Path, help="run directory of a chord model (pretrained or finetuned)")
-    parser.add_argument("-o", "--out", type=Path, required=True)
+    parser.add_argument("-o", "--out", type=writable_path("folder"), required=True)
     parsed = parser.parse_args(args)
     out = export_model(parsed.run, parsed.out)
     print(json.dumps({"out": str(out), "bytes": sum(path.stat().st_size for path in out.iterdir())}))
