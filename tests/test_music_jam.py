@@ -335,3 +335,62 @@ def test_a_jam_with_the_beats_grammar_changes_chords_only_on_beats():
     starts = [event.start for event in sounding_chords(session.chords)]
     assert len(starts) > 3 and all(start % 4 == 0 for start in starts), starts
     assert invalid_holds(session.chords) == 0
+
+
+def test_odd_lengths_and_numbers_past_pythons_digit_limit_get_a_json_error(jam):
+    """A Content-Length of a superscript two (str.isdigit says yes, int says no) or of 5,000 digits, and a
+    5,000-digit seed or pitch (past int's 4,300-digit limit), each get a 400 with one JSON line."""
+    _, url = jam
+    for length in ("\u00b2", "9" * 5000):
+        status, reply = raw_request(url, f"POST /api/step HTTP/1.1\r\nHost: x\r\nContent-Length: {length}", b"{}")
+        assert status == 400 and json.loads(reply)["error"].startswith("Content-Length must be a byte count")
+    huge = "9" * 5000
+    for path, body in (("/api/session", f'{{"seed": {huge}}}'), ("/api/step", f'{{"session": "s1", "pitch": {huge}}}')):
+        data = body.encode()
+        status, reply = raw_request(url, f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}", data)
+        assert (status, json.loads(reply)) == (400, {"error": "the request body holds a number too long to read"})
+    assert call(f"{url}/api/info")[0] == 200
+
+
+def test_a_slowloris_holds_neither_a_thread_nor_the_server_for_long():
+    """Twenty clients that send a header byte every 0.2 s (each read arrives well inside the read timeout):
+    at most `max_connections` threads serve them, the rest get a 503 at once, and every connection is closed
+    at the request deadline, after which the server answers again. On 127.0.0.1, bounded in count and time."""
+    import socket
+    import time
+
+    from scalerl.music.jam import make_server
+
+    model = OnlineChordModel(ChordModelConfig(dim=16, layers=1, heads=2, dropout=0.0, max_frames=8)).eval()
+    server = make_server(model, port=0, max_connections=4, request_seconds=1.0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    before = threading.active_count()
+    clients = [socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) for _ in range(20)]
+    closed, most_threads = set(), 0
+    request = b"POST /api/step HTTP/1.1\r\nHost: x\r\n"
+    for index in range(40):  # 8 s at most, 5 times the deadline
+        for number, client in enumerate(clients):
+            if number in closed:
+                continue
+            try:
+                client.sendall(request[index % len(request):][:1])
+                client.setblocking(False)
+                client.recv(4096)  # a 503, or the end of a connection closed at its deadline
+                closed.add(number)
+            except BlockingIOError:
+                client.setblocking(True)
+            except OSError:
+                closed.add(number)
+        most_threads = max(most_threads, threading.active_count() - before)
+        if len(closed) == len(clients):
+            break
+        time.sleep(0.2)
+    for client in clients:
+        client.close()
+    assert len(closed) == len(clients)  # every trickling connection was ended by the server
+    assert server.refused >= len(clients) - 4  # those past the limit were turned away at once
+    assert most_threads <= 4 + 1  # the connection threads and the watchdog
+    assert call(f"{url}/api/info")[0] == 200
+    server.shutdown()
+    server.server_close()

@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from scalerl.checks import ConfigError
+from scalerl.checks import ConfigError, first_line
 from scalerl.music.metrics import chord_value, frame_fit
 from scalerl.music.models import choose_chord, grammar_mask
 from scalerl.music.pretrain import load_chord_model
@@ -60,6 +60,11 @@ MAX_BODY = 16 * 1024
 """Bytes a request body may have: a step is under 100."""
 READ_TIMEOUT = 5.0
 """Seconds a connection may stall mid-request before it is closed (its thread freed)."""
+REQUEST_SECONDS = 10.0
+"""Seconds a whole request may take, however it trickles in: a client sending a byte a second (slowloris)
+never stalls a read long enough for READ_TIMEOUT, so a watchdog closes it at this deadline."""
+MAX_CONNECTIONS = 64
+"""Connections served at once, each on a thread; one more gets a 503 at once, so threads stay bounded."""
 MAX_SEED = 2**63 - 1
 SILENT_FRAMES_TO_HOLD = 4
 """Frames of silence (a beat) after which the chord holds until the melody returns."""
@@ -205,8 +210,8 @@ class Jam:
 def read_json_object(handler: BaseHTTPRequestHandler) -> dict[str, Any]:
     """The request's body as a JSON object, or a JamError that says what is wrong with it."""
     length = handler.headers.get("Content-Length", "0")
-    if not length.isdigit():
-        raise JamError(f"Content-Length must be a byte count, got {length!r}")
+    if not (length.isascii() and length.isdigit() and len(length) <= 9):
+        raise JamError(f"Content-Length must be a byte count, got {length[:20]!r}")
     if int(length) > MAX_BODY:
         raise JamError(f"the request body is {int(length):,} bytes; the limit is {MAX_BODY:,}",
                        HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
@@ -221,6 +226,8 @@ def read_json_object(handler: BaseHTTPRequestHandler) -> dict[str, Any]:
         raise JamError("the request body is not JSON: it is not UTF-8 text") from None
     except RecursionError:
         raise JamError("the request body is nested too deeply") from None
+    except ValueError:  # an integer past Python's 4,300-digit conversion limit
+        raise JamError("the request body holds a number too long to read") from None
     if not isinstance(request, dict):
         raise JamError("the request body must be a JSON object")
     return request
@@ -267,15 +274,91 @@ def make_handler(jam: Jam) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+BUSY_REPLY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
+              b"Connection: close\r\n\r\n{\"error\": \"the server is busy; try again in a moment\"}")
+
+
 class JamServer(ThreadingHTTPServer):
+    """A thread per connection, at most `max_connections` of them, each closed `request_seconds` after it
+    arrived whatever it is doing (one request per connection: HTTP/1.0)."""
+
     request_queue_size = 256  # simultaneous connects wait in the backlog instead of being reset
     daemon_threads = True
 
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], max_connections: int,
+                 request_seconds: float) -> None:
+        super().__init__(address, handler)
+        self.slots = threading.BoundedSemaphore(max_connections)
+        self.request_seconds = request_seconds
+        self.deadlines: dict[Any, float] = {}
+        self.deadlines_lock = threading.Lock()
+        self.closed = threading.Event()
+        self.refused = 0
+        """Connections turned away with a 503 because every slot was taken."""
+        threading.Thread(target=self.close_late_connections, daemon=True, name="jam-watchdog").start()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.refused += 1
+            try:
+                request.sendall(BUSY_REPLY)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        with self.deadlines_lock:
+            self.deadlines[request] = time.monotonic() + self.request_seconds
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.forget(request)
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.forget(request)
+
+    def forget(self, request: Any) -> None:
+        with self.deadlines_lock:
+            if self.deadlines.pop(request, None) is not None:
+                self.slots.release()
+
+    def close_late_connections(self) -> None:
+        import socket
+
+        while not self.closed.wait(0.2):
+            now = time.monotonic()
+            with self.deadlines_lock:
+                late = [request for request, deadline in self.deadlines.items() if deadline < now]
+            for request in late:
+                try:
+                    request.shutdown(socket.SHUT_RDWR)  # the handler's next read or write ends its thread
+                except OSError:
+                    pass
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection that broke (closed by its client, or by the watchdog) is not worth a word; anything
+        else gets one line on stderr, not a traceback."""
+        import sys
+
+        error = sys.exc_info()[1]
+        if error is not None and not isinstance(error, OSError):
+            print(f"jam: error serving {client_address[0]}: {type(error).__name__}: {first_line(error)}",
+                  file=sys.stderr)
+
+    def server_close(self) -> None:
+        self.closed.set()
+        super().server_close()
+
 
 def make_server(model: torch.nn.Module, run_dir: str = "", host: str = "127.0.0.1", port: int = 8765,
-                temperature: float = 1.0, bpm: float = 90.0) -> ThreadingHTTPServer:
+                temperature: float = 1.0, bpm: float = 90.0, max_connections: int = MAX_CONNECTIONS,
+                request_seconds: float = REQUEST_SECONDS) -> ThreadingHTTPServer:
     """The jam server, bound but not yet serving (port 0 picks a free port: see server.server_address)."""
-    return JamServer((host, port), make_handler(Jam(model, run_dir, temperature, bpm)))
+    return JamServer((host, port), make_handler(Jam(model, run_dir, temperature, bpm)), max_connections,
+                     request_seconds)
 
 
 def serve(run_dir: str | Path | None, host: str, port: int, temperature: float, bpm: float, threads: int = 1) -> None:
