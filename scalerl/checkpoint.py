@@ -17,6 +17,7 @@ import os
 import pickle
 import random
 import re
+import shutil
 import warnings
 import zipfile
 from pathlib import Path
@@ -68,9 +69,12 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
             os.fsync(handle.fileno())
         checksum_path(temporary).write_text(file_digest(temporary) + "\n")
     except (OSError, RuntimeError) as error:
+        written = temporary.stat().st_size if temporary.exists() else 0
         temporary.unlink(missing_ok=True)
         checksum_path(temporary).unlink(missing_ok=True)
-        full = getattr(error, "errno", None) == errno.ENOSPC or "write failed" in str(error)
+        # torch's zip writer reports a full disk as "write failed" or "unexpected pos": ask the disk itself
+        full = getattr(error, "errno", None) == errno.ENOSPC or "write failed" in str(error) or \
+            shutil.disk_usage(path.parent).free <= max(written, 1 << 20)
         reason = "no space left on device" if full else f"{type(error).__name__}: {error}"
         kept = "the previous checkpoint is kept" if path.exists() else "no earlier checkpoint exists"
         raise CheckpointError(f"could not write checkpoint {path} ({reason}); {kept}") from None

@@ -4,12 +4,39 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from pathlib import Path
 from typing import Any
 
 from torch.utils.tensorboard import SummaryWriter
 
 from scalerl.checks import ConfigError
+
+
+class RecordsNotWritten(ConfigError):
+    """A run's records could not be written (a full disk, most often): the run stops in one line."""
+
+
+def quiet_tensorboard_thread_errors() -> None:
+    """TensorBoard writes events on a thread of its own; when the disk fills, that thread dies with a
+    traceback on stderr before the run learns of it. Its OSErrors are left to the run, which says them in
+    one line (RunLogger), and every other thread's exceptions go to the hook that was there before."""
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if isinstance(args.exc_value, OSError) and type(args.thread).__module__.startswith("tensorboard."):
+            return
+        previous(args)
+
+    if not getattr(previous, "quiets_tensorboard", False):
+        hook.quiets_tensorboard = True  # type: ignore[attr-defined]
+        threading.excepthook = hook
+
+
+def not_written(path: Path, error: OSError) -> RecordsNotWritten:
+    reason = "no space left on device" if error.errno == 28 else (error.strerror or str(error))
+    return RecordsNotWritten(f"cannot write {path} ({reason}); the run stops here: make room, then resume it "
+                             "with --resume (it goes on from its last checkpoint)")
 
 
 def parse_records(path: Path) -> list[dict[str, Any]]:
@@ -62,13 +89,29 @@ class RunLogger:
         self.metrics_file = open(self.metrics_path, "a")
         self.eval_file = open(self.eval_path, "a")
         purge_step = None if resume_step is None else resume_step + 1
-        self.tensorboard = SummaryWriter(str(run_dir / "tb"), purge_step=purge_step, flush_secs=30)
+        self.tensorboard_path = run_dir / "tb"
+        quiet_tensorboard_thread_errors()
+        self.tensorboard = SummaryWriter(str(self.tensorboard_path), purge_step=purge_step, flush_secs=30)
 
     def log_metrics(self, step: int, scalars: dict[str, float]) -> None:
         self._write(self.metrics_file, {"step": step, **scalars})
-        for key, value in scalars.items():
-            if math.isfinite(value):
-                self.tensorboard.add_scalar(f"train/{key}", value, step)
+        with self.writing_tensorboard():
+            for key, value in scalars.items():
+                if math.isfinite(value):
+                    self.tensorboard.add_scalar(f"train/{key}", value, step)
+
+    def writing_tensorboard(self):
+        """TensorBoard's failures (its thread's, surfacing on the next call) as one RecordsNotWritten."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def guarded():
+            try:
+                yield
+            except OSError as error:
+                raise not_written(self.tensorboard_path, error) from None
+
+        return guarded()
 
     def log_eval(self, step: int, returns: list[float], lengths: list[int], wall_time: float,
                  success_mean: float | None = None, tasks: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
@@ -91,19 +134,26 @@ class RunLogger:
         if tasks:
             record["tasks"] = tasks
         self._write(self.eval_file, record)
-        self.tensorboard.add_scalar("eval/return_mean", mean, step)
-        if success_mean is not None:
-            self.tensorboard.add_scalar("eval/success_mean", success_mean, step)
-        for name, means in (tasks or {}).items():
-            for key, value in means.items():
-                self.tensorboard.add_scalar(f"eval_tasks/{name}/{key}", value, step)
+        with self.writing_tensorboard():
+            self.tensorboard.add_scalar("eval/return_mean", mean, step)
+            if success_mean is not None:
+                self.tensorboard.add_scalar("eval/success_mean", success_mean, step)
+            for name, means in (tasks or {}).items():
+                for key, value in means.items():
+                    self.tensorboard.add_scalar(f"eval_tasks/{name}/{key}", value, step)
         return record
 
     def _write(self, handle, record: dict[str, Any]) -> None:
-        handle.write(json.dumps({key: finite(value) for key, value in record.items()}, allow_nan=False) + "\n")
-        handle.flush()
+        try:
+            handle.write(json.dumps({key: finite(value) for key, value in record.items()}, allow_nan=False) + "\n")
+            handle.flush()
+        except OSError as error:
+            raise not_written(Path(handle.name), error) from None
 
     def close(self) -> None:
-        self.metrics_file.close()
-        self.eval_file.close()
-        self.tensorboard.close()
+        """Close every writer; one that cannot flush (a full disk) loses its last records, not the run's error."""
+        for closing in (self.metrics_file.close, self.eval_file.close, self.tensorboard.close):
+            try:
+                closing()
+            except OSError:
+                pass

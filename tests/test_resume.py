@@ -501,3 +501,22 @@ def test_a_checkpoint_whose_network_is_not_finite_is_not_evaluated(tmp_path):
     path.with_name("latest.pt.sha256").write_text(file_digest(path))
     with pytest.raises(ConfigError, match="non-finite weights"):
         evaluate(tmp_path / "run", episodes=1)
+
+
+@pytest.mark.parametrize("limit_kb, every, written", [(24, "100000", "cannot write"), (200, "500", "checkpoint")])
+def test_a_write_that_fails_mid_run_stops_it_in_one_line(tmp_path, limit_kb, every, written):
+    """A file-size limit (RLIMIT_FSIZE, with SIGXFSZ ignored) makes writes fail as a full disk does, without
+    root: the TensorBoard thread, the JSONL records or the checkpoint fail first. Whichever it is, the run
+    stops with exit 2 and one line naming what was not written, with no thread's traceback on stderr."""
+    import resource
+
+    def limited():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_kb * 1024, limit_kb * 1024))
+
+    args = [sys.executable, "-m", "scalerl", "train", "--steps", "3000", "--run-dir", str(tmp_path / "run"),
+            "--progress", "off", "--algo.learning-starts", "100", "--checkpoint-every", every, "--log-every", "10"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300, preexec_fn=limited)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and written in lines[0], done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
