@@ -205,13 +205,26 @@ def run_attempt(config: dict[str, Any], node: str) -> dict[str, Any]:
     resuming = (run_dir / "checkpoints" / "latest.pt").is_file()
     if run_dir_in_use(run_dir):
         raise RunDirBusy(f"{run_dir} is in use by another attempt")
-    if not resuming and run_dir.exists():
+    attempts = run_dir / "attempts.jsonl"
+    if not resuming and run_dir.exists():  # killed before its first checkpoint: start again, keep its history
+        history = attempts.read_bytes() if attempts.is_file() else b""
         shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True)
+        if history:
+            attempts.write_bytes(history)
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "attempts.jsonl", "a") as attempts:
-        attempts.write(json.dumps({"node": node, "resume": resuming,
-                                   "time": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
+    append_line(attempts, json.dumps({"node": node, "resume": resuming, "time": time.strftime("%Y-%m-%d %H:%M:%S")}))
     return resume(run_dir) if resuming else train(TrainConfig.from_dict(config))
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one line in a single write to a file opened for appending: two attempts writing at once (on
+    a shared folder) never interleave within a line."""
+    handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(handle, (line + "\n").encode())
+    finally:
+        os.close(handle)
 
 
 def run_dir_in_use(run_dir: Path) -> bool:
@@ -393,6 +406,10 @@ def read_probe(path: str) -> str | None:
         return None
 
 
+PROBE_SECONDS = 120.0
+"""How long every node has to answer whether it sees the sweep folder."""
+
+
 def check_shared_folder(ray: Any, sweep_dir: Path, nodes: list[dict[str, Any]]) -> None:
     """Every node that may run a trial must see the sweep folder at the same path, or its trials would
     write run directories the driver never finds. Checked by reading, on each node, a file written here."""
@@ -403,10 +420,20 @@ def check_shared_folder(ray: Any, sweep_dir: Path, nodes: list[dict[str, Any]]) 
     probe.write_text(token)
     try:
         read = ray.remote(read_probe)
-        answers = ray.get([read.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
-            node["NodeID"], soft=False)).remote(str(probe.resolve())) for node in nodes], timeout=120)
+        pending = [read.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
+            node["NodeID"], soft=False)).remote(str(probe.resolve())) for node in nodes]
+        ready, _ = ray.wait(pending, num_returns=len(pending), timeout=PROBE_SECONDS)
+        if len(ready) < len(pending):
+            silent = [f"{node['NodeManagerAddress']} node {node['NodeID'][:8]}" for node, ref in zip(nodes, pending)
+                      if ref not in ready]
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise ConfigError(f"checking that every node sees the sweep folder timed out after {PROBE_SECONDS:.0f} s: "
+                              f"{len(silent)} of {len(nodes)} nodes did not answer ({', '.join(silent[:4])}); "
+                              "check that they are alive and not overloaded (ray status), then run again")
+        answers = ray.get(pending)
     finally:
-        probe.unlink()
+        probe.unlink(missing_ok=True)
     blind = nodes_not_seeing(nodes, answers, token)
     if blind:
         raise ConfigError(f"{len(blind)} of {len(nodes)} nodes cannot see the sweep folder {sweep_dir.resolve()} "

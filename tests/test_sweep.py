@@ -172,3 +172,38 @@ def test_a_local_ray_that_fails_to_start_is_one_line_that_says_to_run_again(tmp_
     assert capsys.readouterr().err.strip() == (
         "scalerl: error: could not start a local Ray for the sweep (The current node timed out during startup.); "
         "runs already finished are kept: run the same command again to go on")
+
+
+def test_nodes_that_do_not_answer_the_folder_check_are_named_in_one_line(tmp_path, monkeypatch):
+    """On a slow cluster the shared-folder check used to die with Ray's GetTimeoutError after 120 s. With
+    no time to answer (a real local Ray, the wait cut to zero) it names the silent node and what to check."""
+    import ray
+
+    from scalerl import sweep
+
+    monkeypatch.setattr(sweep, "PROBE_SECONDS", 0.0)
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        with pytest.raises(ConfigError, match=r"timed out after 0 s: 1 of 1 nodes did not answer .*ray status"):
+            sweep.check_shared_folder(ray, tmp_path, ray.nodes())
+    finally:
+        ray.shutdown()
+    assert not list(tmp_path.glob(".probe-*"))
+
+
+def test_a_trial_started_again_keeps_the_record_of_its_earlier_attempts(tmp_path):
+    """A trial killed before its first checkpoint starts afresh in an emptied folder; its attempts.jsonl
+    (which node tried when) survives, one whole line per attempt."""
+    from scalerl.config import TrainConfig
+    from scalerl.sweep import append_line, run_attempt
+
+    run_dir = tmp_path / "trial"
+    run_dir.mkdir()
+    append_line(run_dir / "attempts.jsonl", json.dumps({"node": "first", "resume": False, "time": "t"}))
+    (run_dir / "metrics.jsonl").write_text('{"step": 100}\n')  # what the killed attempt left
+    config = TrainConfig(env="classic:CartPole-v1", steps=300, eval_every=0, eval_episodes=1, progress="off",
+                         run_dir=str(run_dir), algo={"learning_starts": 100}).to_dict()
+    run_attempt(config, "second")
+    lines = [json.loads(line) for line in (run_dir / "attempts.jsonl").read_text().splitlines()]
+    assert [line["node"] for line in lines] == ["first", "second"]
+    assert (run_dir / "summary.json").is_file()
