@@ -108,6 +108,11 @@ class SweepSpec:
     def __post_init__(self) -> None:
         require(len(self.seeds) > 0, "seeds", "a non-empty list", self.seeds)
         non_negative("max_retries", self.max_retries)
+        for owned in ("run_dir", "seed", "progress"):  # set per trial by the sweep itself
+            if owned in self.base or owned in self.grid or any(owned in variant for variant in self.variants):
+                raise ConfigError(f"{owned} is set by the sweep for each trial; "
+                                  + ("use -o SWEEP_DIR" if owned == "run_dir" else
+                                     "use seeds = [...]" if owned == "seed" else "remove it"))
         for key, values in self.grid.items():
             require(isinstance(values, list) and len(values) > 0, f"grid.{key}", "a non-empty list of values", values)
 
@@ -155,10 +160,15 @@ def load_sweep_file(path: Path) -> SweepSpec:
             data = tomllib.loads(text)
     except Exception as error:  # the parsers' own error types differ; all mean a malformed file
         raise ConfigError(f"cannot read {path}: {first_line(error)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a table of base, grid, variants, seeds, max_retries")
     unknown = set(data) - {"base", "grid", "variants", "seeds", "max_retries"}
     if unknown:
         raise ConfigError(f"unknown sweep file keys {', '.join(sorted(unknown))}; "
                           "valid: base, grid, variants, seeds, max_retries")
+    if not data.get("base") and not data.get("grid") and not data.get("variants"):
+        raise ConfigError(f"{path} sets no base, grid or variants: it would sweep the default run; "
+                          "say what to run")
     return SweepSpec(**data)
 
 
@@ -451,6 +461,12 @@ def run_sweep(spec: SweepSpec, sweep_dir: str | Path, *, workers: int | None = N
     if workers is not None:
         positive("workers", workers)
     non_negative("gpus_per_run", gpus_per_run)
+    if gpus_per_run and address is None:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("--gpus-per-run needs a GPU, and torch sees none on this machine: leave it out, or "
+                              "give --address of a Ray cluster with GPUs")
     sweep_dir = Path(sweep_dir)
     trials = spec.trials(sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)

@@ -78,6 +78,10 @@ def test_what_the_second_reliability_round_found_exits_with_one_line(capsys, tmp
     run = tmp_path / "run"
     train(env="classic:CartPole-v1", steps=200, eval_every=0, eval_episodes=1, run_dir=str(run), progress="off",
           algo={"learning_starts": 100})
+    long_tune = tmp_path / "long.abc"
+    long_tune.write_text("X:1\nT:long\nM:4/4\nL:1/8\nK:C\n" + "C4 D4 | " * 20000 + "\n")  # 80,000 beats
+    (tmp_path / "empty.toml").write_text("")
+    (tmp_path / "text.toml").write_text('[base]\nsteps = "abc"\n')
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "config.json").write_text("{broken")
@@ -91,6 +95,9 @@ def test_what_the_second_reliability_round_found_exits_with_one_line(capsys, tmp
         ["train", "--run-dir", "/sys/kernel/x", "--steps", "10"], ["train", "--steps", HUGE],
         ["chords", "data", "--bach", "-7"], ["chords", "data", "--bars", HUGE, "--synthetic", "2"],
         ["chords", "data", "--synthetic", HUGE],
+        ["chords", "accompany", str(long_tune), "-o", str(tmp_path / "out.mid")],
+        ["sweep", str(tmp_path / "empty.toml")], ["sweep", str(tmp_path / "text.toml")],
+        ["sweep", "--set", f"run_dir={tmp_path / 'x'}"], ["sweep", "--set", "steps=100", "--gpus-per-run", "1"],
     ]
     before = sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*"))
     failures = []

@@ -182,6 +182,8 @@ def test_nodes_that_do_not_answer_the_folder_check_are_named_in_one_line(tmp_pat
     from scalerl import sweep
 
     monkeypatch.setattr(sweep, "PROBE_SECONDS", 0.0)
+    if ray.is_initialized():  # an earlier sweep test's local Ray
+        ray.shutdown()
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     try:
         with pytest.raises(ConfigError, match=r"timed out after 0 s: 1 of 1 nodes did not answer .*ray status"):

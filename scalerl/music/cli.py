@@ -156,7 +156,7 @@ def cmd_accompany(args: list[str]) -> int:
                         help="run directory of an online model (pretrained or finetuned); "
                              "default: the model that ships")
     parser.add_argument("melody", type=Path)
-    parser.add_argument("-o", "--out", type=writable_path("file"), required=True, help="MIDI file to write")
+    parser.add_argument("-o", "--out", type=Path, required=True, help="MIDI file to write")
     parser.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
     parser.add_argument("--seed", type=int, default=0)
     parsed = parser.parse_args(args)
