@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from scalerl.checks import ConfigError
+from scalerl.checks import ConfigError, ScalerlWarning
 
 FORMAT_VERSION = 2
 
@@ -115,7 +115,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             why = "; ".join(problems) or (f"{path.name} is missing" if not path.is_file() else
                                           f"{candidate.name} is newer than {path.name}")
             which = "the previous checkpoint" if candidate == previous_path(path) else "the whole temporary checkpoint"
-            warnings.warn(f"{why}; continuing from {which} {candidate} (step {state.get('step')})", stacklevel=2)
+            warnings.warn(f"{why}; continuing from {which} {candidate} (step {state.get('step')})", ScalerlWarning,
+                          stacklevel=2)
         return state
     raise CheckpointError(problems[0] if len(problems) == 1 else
                           f"no good checkpoint at {path}: " + "; ".join(problems))

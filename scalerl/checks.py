@@ -15,6 +15,16 @@ class ConfigError(Exception):
     """
 
 
+class ScalerlWarning(UserWarning):
+    """Something a user should know about a run that is not an error (a budget rounded up, a run that
+    cannot update); the command line prints it as one `scalerl: warning:` line."""
+
+
+def install_hint(extra: str) -> str:
+    """How to install an optional part, from PyPI and from a checkout (where the editable form is needed)."""
+    return f"pip install 'scalerl[{extra}]' (from a checkout: pip install -e '.[{extra}]')"
+
+
 def first_line(error: BaseException) -> str:
     """An exception's message cut to its first line, or its type's name when it has none: libraries raise
     many-line messages (or bare types) that a one-line error has to quote."""

@@ -19,7 +19,7 @@ from typing import Literal
 import tyro
 
 from scalerl.agents import AGENTS, agent_class
-from scalerl.checks import ConfigError, first_line, positive
+from scalerl.checks import ConfigError, ScalerlWarning, first_line, install_hint, positive
 from scalerl.config import TrainConfig
 from scalerl.envs import describe_suites, describe_tasks
 from scalerl.flags import (
@@ -133,7 +133,7 @@ def cmd_envs(args: list[str]) -> int:
     for row in describe_suites():
         print(f"{row['suite']}: {row['description']}")
         if not row["installed"]:
-            print(f"    not installed: pip install 'scalerl[{row['extra']}]'")
+            print(f"    not installed: {install_hint(row['extra'])}")
         elif row["tasks"]:
             print(textwrap.fill(" ".join(row["tasks"]), width=100, initial_indent="    ", subsequent_indent="    "))
     print("\nscalerl envs --suite NAME lists each task's observation and action spaces.")
@@ -320,12 +320,28 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
 }
 
 
+def show_warnings_as_lines() -> None:
+    """scalerl's own warnings (ScalerlWarning) as one `scalerl: warning:` line each, not Python's two."""
+    import warnings
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, ScalerlWarning):
+            print(f"scalerl: warning: {message}", file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(HELP)
         return 0
     command, *args = argv
+    show_warnings_as_lines()
     if command not in COMMANDS:
         print(f"scalerl: error: unknown command {command!r}; valid: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2

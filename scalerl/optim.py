@@ -25,7 +25,7 @@ from typing import Literal
 
 import torch
 
-from scalerl.checks import ConfigError, check_choices, in_range, non_negative, positive
+from scalerl.checks import ConfigError, check_choices, in_range, install_hint, non_negative, positive
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def make_optimizer(parameters: Iterable[torch.nn.Parameter], cfg: OptimizerConfi
         try:
             import heavyball
         except ImportError:
-            raise ConfigError("optimizer kind kron needs heavyball: pip install 'scalerl[kron]'") from None
+            raise ConfigError(f"optimizer kind kron needs heavyball: {install_hint('kron')}") from None
 
         heavyball.utils.compile_mode = None  # eager: compiling costs minutes on CPU for a small gain
         schedule = heavyball.utils.precond_update_prob_schedule(flat_start=KRON_TORCH_DEFAULTS["flat_start"])

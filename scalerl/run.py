@@ -138,6 +138,37 @@ def load_agent(run_dir: str | Path, device: str = "auto") -> tuple[TrainConfig, 
     return config, agent
 
 
+class Policy:
+    """A trained run's deterministic policy, for inference: `act(obs)` takes what the run's environment
+    gives (one observation, or a batch from a vector env of the same spec) and returns the action(s) the
+    agent would take when evaluated, with no exploration and no learning."""
+
+    def __init__(self, config: TrainConfig, agent: Agent, observation_space: Any, action_space: Any) -> None:
+        self.config, self.agent = config, agent
+        self.observation_space, self.action_space = observation_space, action_space
+
+    def act(self, obs: Any) -> np.ndarray:
+        obs = np.asarray(obs)
+        single = obs.shape == self.observation_space.shape
+        with torch.no_grad():
+            actions, _ = self.agent.act(obs[None] if single else obs, explore=False)
+        actions = np.asarray(actions)
+        return actions[0] if single else actions
+
+    def make_env(self, num_envs: int = 1, seed: int = 0) -> Any:
+        """A vector env of the run's environment (with its evaluation options) to act in."""
+        return make_env(self.config.env, num_envs, seed, **self.config.env_kwargs(training=False))
+
+
+def load_policy(run_dir: str | Path, device: str = "cpu") -> Policy:
+    """The policy of a run's latest checkpoint (the end of its training, as `scalerl eval` scores it)."""
+    config, agent = load_agent(run_dir, device)
+    envs = make_env(config.env, 1, config.seed, **config.env_kwargs(training=False))
+    policy = Policy(config, agent, envs.single_observation_space, envs.single_action_space)
+    envs.close()
+    return policy
+
+
 def evaluate(run_dir: str | Path, episodes: int = 10, seed: int | None = None, device: str = "auto",
              num_envs: int | None = None) -> dict[str, Any]:
     """Deterministic evaluation of a run's latest checkpoint; by default on the run's own evaluation seed and

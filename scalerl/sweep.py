@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scalerl.checks import ConfigError, first_line, non_negative, positive, require
+from scalerl.checks import ConfigError, first_line, install_hint, non_negative, positive, require
 from scalerl.config import TrainConfig
 from scalerl.session import RunDirBusy, lock_run_dir
 
@@ -256,7 +256,7 @@ def start_ray(address: str | None, workers: int | None) -> None:
     try:
         import ray
     except ImportError:
-        raise ConfigError("sweeps run on Ray: pip install 'scalerl[sweep]'") from None
+        raise ConfigError(f"sweeps run on Ray: {install_hint('sweep')}") from None
     global _ray_address
     if ray.is_initialized():
         if _ray_address == address:

@@ -149,3 +149,26 @@ def test_every_learning_recipe_is_a_valid_train_config():
     for name, recipe in learning.RECIPES.items():
         config = parse_train_config(recipe["args"])
         assert config.steps == learning.recipe_steps(name), name
+
+
+def test_a_loaded_policy_acts_as_evaluation_does(tmp_path):
+    """scalerl.load_policy(run_dir).act(obs) plays the same episode as `scalerl eval` does, from one
+    observation at a time."""
+    import numpy as np
+
+    from scalerl import evaluate, load_policy, train
+
+    train(env="classic:CartPole-v1", steps=1500, eval_every=0, eval_episodes=1, run_dir=str(tmp_path / "run"),
+          progress="off", algo={"learning_starts": 200})
+    policy = load_policy(tmp_path / "run")
+    envs = policy.make_env(num_envs=1, seed=7)
+    obs, _ = envs.reset(seed=7)
+    total, done = 0.0, False
+    while not done:
+        action = policy.act(obs[0])
+        assert np.shape(action) == policy.action_space.shape
+        obs, reward, terminated, truncated, _ = envs.step(np.asarray([action]))
+        total += float(reward[0])
+        done = bool(terminated[0] or truncated[0])
+    assert total == evaluate(tmp_path / "run", episodes=1, num_envs=1, seed=7)["return_mean"]
+    assert policy.act(np.zeros((3, 4), np.float32)).shape == (3,)

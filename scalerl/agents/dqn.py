@@ -177,8 +177,8 @@ class DQN(Agent):
         super().__init__(cfg, spec)
         action_space = spec.action_space
         require(isinstance(action_space, gym.spaces.Discrete), "env",
-                f"an environment with discrete actions for {self.name}",
-                action_space)
+                f"an environment with discrete actions for {self.name} (for continuous actions use --agent sac, "
+                "td3 or ppo)", action_space)
         self.num_actions = int(action_space.n)
         self.q = build_q_network(spec.net, spec.obs_space, self.num_actions, cfg.dueling, cfg.atoms,
                                  cfg.noisy_sigma0 if cfg.noisy else 0.0).to(self.device)

@@ -72,8 +72,8 @@ class PQN(Agent):
 
     def __init__(self, cfg: PQNConfig, spec: AgentSpec) -> None:
         super().__init__(cfg, spec)
-        require(isinstance(spec.action_space, gym.spaces.Discrete), "env", "discrete actions for pqn",
-                spec.action_space)
+        require(isinstance(spec.action_space, gym.spaces.Discrete), "env", "an environment with discrete actions for "
+                "pqn (for continuous actions use --agent sac, td3 or ppo)", spec.action_space)
         batch = cfg.rollout_steps * spec.num_envs
         require(batch % cfg.minibatches == 0, "algo.minibatches", f"a divisor of rollout_steps x envs = {batch}",
                 cfg.minibatches)

@@ -154,8 +154,8 @@ def build_actor(net: NetConfig, features: int, action_dim: int) -> GaussianActor
 def check_continuous(spec: AgentSpec, agent: str) -> gym.spaces.Box:
     space = spec.action_space
     require(isinstance(space, gym.spaces.Box) and len(space.shape) == 1 and np.all(np.isfinite(space.low))
-            and np.all(np.isfinite(space.high)), "env", f"an environment with bounded continuous actions for {agent}",
-            space)
+            and np.all(np.isfinite(space.high)), "env", f"an environment with bounded continuous actions for {agent} "
+            "(for discrete actions use --agent dqn, rainbow, pqn or ppo)", space)
     return space
 
 

@@ -19,7 +19,7 @@ from typing import Literal
 import gymnasium as gym
 import numpy as np
 
-from scalerl.checks import ConfigError, unknown_name
+from scalerl.checks import ConfigError, install_hint, unknown_name
 from scalerl.envs.metaworld import (
     check_metaworld_task,
     make_metaworld_vector,
@@ -84,7 +84,7 @@ class Suite:
     def check_installed(self) -> None:
         if not self.available():
             raise ConfigError(
-                f"suite {self.name!r} needs {self.requires!r}: pip install 'scalerl[{self.extra}]'"
+                f"suite {self.name!r} needs {self.requires!r}: {install_hint(self.extra)}"
             )
 
 
@@ -300,6 +300,10 @@ def parse_spec(spec: str) -> tuple[Suite, str]:
     if suite.check_task is not None:
         suite.check_task(task)
         return suite, task
+    if suite_name == "gym" and task.startswith("ALE/"):
+        game = task.removeprefix("ALE/").split("-v")[0]
+        raise ConfigError(f"gym:{task} gives raw 210x160 colour frames, which an MLP cannot learn from: use "
+                          f"atari:{game} (Atari preprocessing, stacked frames, the Nature CNN) or cale:{game}")
     tasks = suite.tasks()
     if task in tasks:
         return suite, task

@@ -4,6 +4,7 @@ schedule, the progress bar, checkpoints of the loop's parts, and the summary at 
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,7 @@ class LoopState:
     next_eval: int = 0
     next_checkpoint: int = 0
     best_eval: float = -float("inf")
+    best_eval_step: int = 0
     last_eval: float | None = None
     reached_stop_return: bool = False
     episode_returns: np.ndarray | None = None
@@ -168,6 +170,8 @@ class Loop:
     def begin(self) -> None:
         config, state = self.config, self.state
         self.bar = progress(total=config.steps, initial=state.step, unit="step", setting=config.progress)
+        # No terminal to draw a bar on (a log file, a job scheduler): a line per evaluation instead of silence.
+        self.eval_lines = config.progress == "auto" and self.bar.disable
         self.last_tick, self.loop_seconds, self.sps_from_step = time.perf_counter(), 0.0, state.step
         self.session.write_json("parameters.json", self.parameter_counts())
 
@@ -195,8 +199,12 @@ class Loop:
             self.tick(in_loop=True)
             record = self.session.evaluate(self.agent, config.eval_episodes, state.step, state.wall_time)
             state.last_eval = record["return_mean"]
-            state.best_eval = max(state.best_eval, record["return_mean"])
+            if record["return_mean"] > state.best_eval:
+                state.best_eval, state.best_eval_step = record["return_mean"], state.step
             self.tick(in_loop=False)
+            if self.eval_lines:
+                print(f"step {state.step:,}/{config.steps:,}: evaluation return {state.last_eval:.1f} (best "
+                      f"{state.best_eval:.1f} at step {state.best_eval_step:,})", file=sys.stderr, flush=True)
             state.next_eval = self.advance(state.next_eval, config.eval_every or config.steps)
             if config.stop_at_return is not None and state.last_eval >= config.stop_at_return:
                 state.reached_stop_return = True
@@ -285,6 +293,7 @@ class Loop:
             "parameters": self.parameter_counts(),
             "final_eval_return": state.last_eval,
             "best_eval_return": state.best_eval,
+            "best_eval_step": state.best_eval_step,
             "stopped_at_return": state.reached_stop_return,
             "wall_time": round(state.wall_time, 2),
             "sps": round(state.step / max(state.wall_time, 1e-9), 1),

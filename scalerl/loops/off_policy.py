@@ -8,11 +8,12 @@ sampled; the buffer takes them.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 
-from scalerl.checks import ConfigError
+from scalerl.checks import ConfigError, ScalerlWarning
 from scalerl.envs import final_observations
 from scalerl.loops.base import Loop
 from scalerl.replay import FrameReplayBuffer, ReplayBuffer
@@ -51,6 +52,9 @@ class OffPolicyLoop(Loop):
 
     def run(self) -> dict[str, Any]:
         config, state, algo, agent = self.config, self.state, self.config.algo, self.agent
+        if config.steps <= algo.learning_starts and state.step == 0:
+            warnings.warn(f"steps {config.steps:,} <= algo.learning_starts {algo.learning_starts:,}: this run makes "
+                          "no update (lower --algo.learning-starts or raise --steps)", ScalerlWarning, stacklevel=2)
         self.begin()
         while not self.finished:
             actions, extras = agent.act(self.obs, explore=True)

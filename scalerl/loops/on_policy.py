@@ -3,11 +3,13 @@ whatever `act` returned besides actions (log-probs, values), then one update ove
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from scalerl.checks import ScalerlWarning
 from scalerl.loops.base import Loop
 
 
@@ -36,6 +38,12 @@ class Rollout:
 class OnPolicyLoop(Loop):
     def run(self) -> dict[str, Any]:
         config, agent = self.config, self.agent
+        rollout = config.num_envs * config.algo.rollout_steps
+        if config.steps % rollout and self.state.step == 0:
+            warnings.warn(f"steps {config.steps:,} is not a whole number of rollouts ({config.num_envs} env"
+                          f"{'s' if config.num_envs > 1 else ''} x "
+                          f"{config.algo.rollout_steps} steps = {rollout:,}): the run takes "
+                          f"{-(-config.steps // rollout) * rollout:,}", ScalerlWarning, stacklevel=2)
         self.begin()
         while not self.finished:
             metrics = agent.update(self.collect(config.algo.rollout_steps))

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scalerl.checks import ConfigError, first_line
+from scalerl.checks import ConfigError, first_line, install_hint
 from scalerl.music.vocab import (
     CHORD_HOLD,
     CHORD_ON,
@@ -117,7 +117,7 @@ def music21():
     try:
         import music21
     except ImportError:
-        raise ConfigError("chords data needs music21: pip install 'scalerl[music]'") from None
+        raise ConfigError(f"chords data needs music21: {install_hint('music')}") from None
     return music21
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from scalerl.checks import ConfigError
+from scalerl.checks import ConfigError, install_hint
 from scalerl.provenance import provenance
 
 
@@ -57,7 +57,7 @@ def digits() -> tuple[torch.Tensor, torch.Tensor]:
         from sklearn.datasets import load_digits
     except ImportError:
         raise ConfigError("the stable-gradients study reads scikit-learn's digits: "
-                          "pip install 'scalerl[studies]'") from None
+                          f"{install_hint('studies')}") from None
     data = load_digits()
     return torch.tensor(data.data / 16.0, dtype=torch.float32), torch.tensor(data.target)
 
