@@ -250,3 +250,37 @@ def test_a_run_scores_by_the_mean_of_its_last_evaluations_when_asked(tmp_path, c
     assert "| all runs | 5.5 [3.5, 7.5] |" in text  # the seeds score 3.5 and 7.5
     assert main(["report", str(tmp_path / "runs"), "--last", "0"]) == 2
     assert "--last must be > 0 (got 0)" in capsys.readouterr().err
+
+
+def test_a_series_of_one_evaluation_is_drawn_visibly(tmp_path):
+    """A quick study's runs evaluate once: a single point drawn as a line shows nothing. It gets a marker."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from scalerl.analysis import find_runs, plot_curves
+
+    for seed in (0, 1):
+        run = tmp_path / f"run{seed}"
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps({"env": "classic:CartPole-v1", "seed": seed, "agent": "dqn"}))
+        (run / "eval.jsonl").write_text(json.dumps({"step": 500, "return_mean": 20.0 + seed, "returns": [20.0]}) + "\n")
+        (run / "metrics.jsonl").write_text("")
+    drawn = []
+    original = plt.Axes.plot
+
+    def recording(axis, *args, **kwargs):
+        lines = original(axis, *args, **kwargs)
+        drawn.extend(lines)
+        return lines
+
+    plt.Axes.plot = recording
+    try:
+        plot_curves(find_runs([tmp_path]), "return_mean", tmp_path / "curve")
+    finally:
+        plt.Axes.plot = original
+    visible = [line for line in drawn if line.get_marker() not in (None, "None", "", " ") and len(line.get_xdata())]
+    assert visible and all(np.isfinite(line.get_ydata()).all() for line in visible)

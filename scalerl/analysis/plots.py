@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -96,7 +97,11 @@ def plot_curves(runs: list[RunRecord], metric: str, path: Path, group_by: list[s
             if not curves:
                 continue
             grid, mean, low, high = mean_and_band(curves)
-            axis.plot(grid, mean, color=f"C{color}", label=f"{label} ({len(curves)})")
+            measured = max(len(xs) for xs, _ in curves)
+            axis.plot(grid, mean, color=f"C{color}", label=f"{label} ({len(curves)})", **few_points_style(measured))
+            if measured < FEW_POINTS:  # the interpolating grid would hide which points were measured
+                xs = np.unique(np.concatenate([xs for xs, _ in curves]))
+                axis.plot(xs, np.interp(xs, grid, mean), "o", color=f"C{color}", markersize=4)
             early_ends = [xs[-1] for xs, _ in curves if xs[-1] < grid[-1]]
             axis.plot(early_ends, np.interp(early_ends, grid, mean), "|", color=f"C{color}", markersize=10)
             if len(curves) > 1:
@@ -112,6 +117,14 @@ def plot_curves(runs: list[RunRecord], metric: str, path: Path, group_by: list[s
                           f"training metrics: {', '.join(training_metrics(runs)) or 'none'}")
     axes[0][0].legend(fontsize=8)
     return save(figure, path)
+
+
+FEW_POINTS = 20
+"""Below this many measurements a series is drawn with markers: one point as a line draws nothing."""
+
+
+def few_points_style(points: int) -> dict[str, Any]:
+    return {"marker": "o", "markersize": 4} if points == 1 else {}
 
 
 def training_metrics(runs: list[RunRecord]) -> list[str]:

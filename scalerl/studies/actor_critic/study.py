@@ -99,7 +99,7 @@ def measure(settings: Settings, run_dirs: list[Path], out: Path) -> list[dict[st
 
 
 def plot(runs: list, rows: list[dict[str, Any]], path: Path) -> None:
-    from scalerl.analysis.plots import mean_and_band, pyplot, save, series
+    from scalerl.analysis.plots import few_points_style, mean_and_band, pyplot, save, series
 
     plt = pyplot()
     figure, (curves_axis, *mi_axes) = plt.subplots(1, 1 + len(TARGETS), figsize=(4 * (1 + len(TARGETS)), 3.6))
@@ -108,7 +108,7 @@ def plot(runs: list, rows: list[dict[str, Any]], path: Path) -> None:
                   if len(c[0])]
         if curves:
             grid, mean, low, high = mean_and_band(curves)
-            curves_axis.plot(grid, mean, color=f"C{color}", label=LABELS[encoders])
+            curves_axis.plot(grid, mean, color=f"C{color}", label=LABELS[encoders], **few_points_style(len(grid)))
             curves_axis.fill_between(grid, low, high, color=f"C{color}", alpha=0.2)
     curves_axis.set_title("return on test levels")
     curves_axis.set_xlabel("environment steps")

@@ -175,7 +175,7 @@ def policy_shares(run, last: int = 5_000) -> dict[str, float] | None:
 
 
 def plot_returns(runs: list, random_scores: dict[str, list[float]], path: Path) -> None:
-    from scalerl.analysis.plots import mean_and_band, pyplot, save, series
+    from scalerl.analysis.plots import few_points_style, mean_and_band, pyplot, save, series
 
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(6, 4))
@@ -187,7 +187,7 @@ def plot_returns(runs: list, random_scores: dict[str, list[float]], path: Path) 
         if not curves:
             continue
         grid, mean, low, high = mean_and_band(curves)
-        axis.plot(grid, mean, color=f"C{color}", label=f"{name} ({len(curves)})")
+        axis.plot(grid, mean, color=f"C{color}", label=f"{name} ({len(curves)})", **few_points_style(len(grid)))
         if len(curves) > 1:
             axis.fill_between(grid, low, high, color=f"C{color}", alpha=0.2)
     for style, (suite, returns) in zip(("--", ":"), random_scores.items()):

@@ -133,7 +133,7 @@ def method(run) -> str:
 
 
 def write_report(settings: Settings, classification: dict, runs: list, out: Path, quick: bool) -> Path:
-    from scalerl.analysis.plots import mean_and_band, pyplot, save, series
+    from scalerl.analysis.plots import few_points_style, mean_and_band, pyplot, save, series
     from scalerl.analysis.report import table
 
     lines = [f"# GraMa study{' (quick: every part, nothing learned)' if quick else ''}", "",
@@ -174,7 +174,7 @@ def write_report(settings: Settings, classification: dict, runs: list, out: Path
                 curves = [c for c in (series(r, metric, "step") for r in members) if len(c[0])]
                 if curves:
                     grid, mean, low, high = mean_and_band(curves)
-                    axis.plot(grid, mean, color=f"C{color}", label=name)
+                    axis.plot(grid, mean, color=f"C{color}", label=name, **few_points_style(len(grid)))
                     axis.fill_between(grid, low, high, color=f"C{color}", alpha=0.2)
             axis.set_title(metric if source == "train" else "evaluation return")
             axis.set_xlabel("environment steps")

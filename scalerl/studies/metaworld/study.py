@@ -97,7 +97,7 @@ def run_mtsac(settings: Settings, out: Path, workers: int | None, address: str |
 
 
 def write_report(settings: Settings, scripted: dict[str, Any], runs: list, out: Path, quick: bool) -> Path:
-    from scalerl.analysis.plots import mean_and_band, pyplot, save, series
+    from scalerl.analysis.plots import few_points_style, mean_and_band, pyplot, save, series
     from scalerl.analysis.report import fmt, table
 
     lines = [f"# Meta-World+ study{' (quick: every part, nothing learned)' if quick else ''}", "",
@@ -136,7 +136,7 @@ def write_report(settings: Settings, scripted: dict[str, Any], runs: list, out: 
                                   if r.config["env_opts"]["reward_function_version"] == version) if len(c[0])]
             if curves:
                 grid, mean, low, high = mean_and_band(curves)
-                axis.plot(grid, mean, color=f"C{color}", label=f"reward {version}")
+                axis.plot(grid, mean, color=f"C{color}", label=f"reward {version}", **few_points_style(len(grid)))
                 axis.fill_between(grid, low, high, color=f"C{color}", alpha=0.2)
         axis.set_xlabel("environment steps")
         axis.set_ylabel("success rate (mean over tasks)")

@@ -131,7 +131,8 @@ def write_report(settings: Settings, runs: list, out: Path, quick: bool) -> Path
                     apart = algo["actor_hidden"] != algo["critic_hidden"]
                     axis.plot(np.asarray(grid) / tasks, mean, label=name, linestyle=styles.get(tasks, "-"),
                               color="C7" if apart and algo["critic_hidden"] == widths[0] else
-                              f"C{widths.index(algo['critic_hidden'])}", marker="o" if apart else None, markersize=3)
+                              f"C{widths.index(algo['critic_hidden'])}",
+                              marker="o" if apart or len(grid) == 1 else None, markersize=3)
             axis.set_xlabel("environment steps per task")
             axis.set_title(label)
             axis.grid(alpha=0.3)

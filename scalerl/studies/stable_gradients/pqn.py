@@ -121,7 +121,7 @@ def summarize(runs: list) -> dict[tuple[str, int], dict[str, list[float]]]:
 
 
 def plot(runs: list, path: Path) -> None:
-    from scalerl.analysis.plots import mean_and_band, pyplot, save, series
+    from scalerl.analysis.plots import few_points_style, mean_and_band, pyplot, save, series
 
     plt = pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(12, 4))
@@ -137,7 +137,7 @@ def plot(runs: list, path: Path) -> None:
             curves = [c for c in curves if len(c[0])]
             if curves:
                 grid, mean, _, _ = mean_and_band(curves)
-                axis.plot(grid, mean, style, color=color, label=label)
+                axis.plot(grid, mean, style, color=color, label=label, **few_points_style(len(grid)))
     axes[0].set_title("evaluation return")
     axes[1].set_title("first layer's gradient norm")
     axes[1].set_yscale("log")
