@@ -284,3 +284,17 @@ def test_a_series_of_one_evaluation_is_drawn_visibly(tmp_path):
         plt.Axes.plot = original
     visible = [line for line in drawn if line.get_marker() not in (None, "None", "", " ") and len(line.get_xdata())]
     assert visible and all(np.isfinite(line.get_ydata()).all() for line in visible)
+
+
+def test_a_report_says_at_the_top_when_no_run_made_an_update(tmp_path):
+    """A quick study whose budget ends before learning starts scores untrained networks: its report says so
+    first, and every report counts each group's updates."""
+    from scalerl import train
+    from scalerl.analysis import write_report
+
+    for seed in (0, 1):
+        train(env="classic:CartPole-v1", steps=200, seed=seed, eval_every=0, eval_episodes=1, progress="off",
+              run_dir=str(tmp_path / "runs" / f"s{seed}"), algo={"learning_starts": 1000})
+    text = write_report([tmp_path / "runs"], tmp_path / "report.md").read_text()
+    assert "**No group made a single gradient update**" in text.split("Written")[0]
+    assert "| updates per run |" in text and "| 0 |" in text

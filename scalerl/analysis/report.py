@@ -87,6 +87,13 @@ def member_task_tables(runs: list[RunRecord], groups: dict[str, list[RunRecord]]
     return lines
 
 
+def run_updates(run: RunRecord) -> int:
+    """Gradient updates a run made: its summary's count, else its last metrics record's."""
+    if run.summary and "updates" in run.summary:
+        return int(run.summary["updates"])
+    return int(run.metrics[-1].get("updates", 0)) if run.metrics else 0
+
+
 def write_report(paths: list[str | Path], out: str | Path, group_by: list[str] | None = None,
                  reps: int = 2000, seed: int = 0, last: int = 1) -> Path:
     """Compare groups of runs; each run is scored by its last evaluation, or the mean of its last `last`."""
@@ -98,14 +105,20 @@ def write_report(paths: list[str | Path], out: str | Path, group_by: list[str] |
     tasks = matrix.tasks
     scores = sorted({score_name(task) for task in tasks})
     figures = out.parent / f"{out.stem}_figures"
-    lines = [f"# Report: {len(runs)} runs, {len(groups)} groups, {len(tasks)} tasks", "",
-             f"Written {time.strftime('%Y-%m-%d %H:%M')} from: {', '.join(map(str, paths))}.",
-             f"Score: {', '.join(scores)}, {evaluations} of each run. Intervals are 95% "
-             f"stratified-bootstrap confidence intervals ({reps} resamples, rliable).", "",
-             "## Groups and their config differences", "",
-             *table(["group", "runs", "seeds"],
-                    [[label, str(len(m)), ", ".join(str(s) for s in sorted({r.seed for r in m}))]
-                     for label, m in groups.items()]), "",
+    updates = {label: [run_updates(run) for run in members] for label, members in groups.items()}
+    idle = [label for label, counts in updates.items() if not any(counts)]
+    lines = [f"# Report: {len(runs)} runs, {len(groups)} groups, {len(tasks)} tasks", ""]
+    if idle:
+        lines += [f"**{'No group' if len(idle) == len(groups) else ', '.join(idle)} made a single gradient update**"
+                  " (the budget ended before learning started): its scores are those of the untrained network.", ""]
+    lines += [f"Written {time.strftime('%Y-%m-%d %H:%M')} from: {', '.join(map(str, paths))}.",
+              f"Score: {', '.join(scores)}, {evaluations} of each run. Intervals are 95% "
+              f"stratified-bootstrap confidence intervals ({reps} resamples, rliable).", "",
+              "## Groups and their config differences", "",
+              *table(["group", "runs", "seeds", "updates per run"],
+                     [[label, str(len(m)), ", ".join(str(s) for s in sorted({r.seed for r in m})),
+                       ", ".join(f"{count:,}" for count in sorted(set(updates[label])))]
+                      for label, m in groups.items()]), "",
              *config_differences(runs, groups), "", "## Final scores per task", ""]
     per_task_rows = []
     for label in groups:

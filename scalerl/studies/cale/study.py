@@ -40,16 +40,18 @@ class Settings:
     random_episodes: int = 10
     eval_every: int = 5_000
     eval_episodes: int = 5
+    learning_starts: int = 1_600
+    """Warm-up steps before the first update (the CALE paper's 1,600)."""
 
 
 FULL = Settings()
 """About 80 minutes on 2 cores: the numbers in the study's README."""
 QUICK = Settings(steps=1_200, seeds=[0], thresholds=[0.5], share_samples=2_000, random_episodes=1,
-                 eval_every=0, eval_episodes=1)
-"""A few minutes: every part of the study, at a size that learns nothing."""
+                 eval_every=0, eval_episodes=1, learning_starts=200)
+"""A few minutes: every part of the study, with a few hundred updates per run, at a size that learns nothing."""
 
 SHARED = {
-    "algo.batch_size": 32, "algo.buffer_size": 100_000, "algo.learning_starts": 1_600, "algo.train_every": 2,
+    "algo.batch_size": 32, "algo.buffer_size": 100_000, "algo.train_every": 2,
     "algo.n_step": 10, "algo.gamma": 0.99, "net.encoder": "nature_cnn", "net.hidden": 512, "net.depth": 1,
     "env_opts.reward_clipping": True, "log_every": 1_000, "checkpoint_every": 10_000,
 }
@@ -88,7 +90,7 @@ def run_training(settings: Settings, out: Path, workers: int | None, address: st
     from scalerl.sweep import SweepSpec, run_sweep
 
     base = {**SHARED, "steps": settings.steps, "eval_every": settings.eval_every,
-            "eval_episodes": settings.eval_episodes}
+            "eval_episodes": settings.eval_episodes, "algo.learning_starts": settings.learning_starts}
     default = [v for v in sweep_variants(settings) if v.get("env_opts.continuous_action_threshold", 0.5) == 0.5]
     others = [v for v in sweep_variants(settings) if v not in default]
     finished = []

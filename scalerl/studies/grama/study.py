@@ -38,12 +38,16 @@ class Settings:
     sac_steps: int = 20_000
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     eval_every: int = 5_000
+    sac_learning_starts: int = 5_000
+    reset_every: int = 1_000
+    """Updates between ReDo's or ReGraMa's resets."""
 
 
 FULL = Settings()
 """About 40 minutes on 2 cores: the numbers in the study's README."""
-QUICK = Settings(phases=2, steps_per_phase=20, samples=256, hidden=32, sac_steps=600, seeds=[0], eval_every=0)
-"""A couple of minutes: every part, at a size that learns nothing."""
+QUICK = Settings(phases=2, steps_per_phase=20, samples=256, hidden=32, sac_steps=600, seeds=[0], eval_every=0,
+                 sac_learning_starts=100, reset_every=100)
+"""A couple of minutes: every part, with 500 SAC updates and five resets a run, at a size that learns nothing."""
 
 NETWORKS = {
     "relu_mlp": NetConfig(depth=4, activation="relu"),
@@ -107,10 +111,10 @@ def continual_classification(settings: Settings, seed: int = 0) -> dict[str, lis
     return results
 
 
-def sweep_variants() -> list[dict[str, Any]]:
+def sweep_variants(every: int = FULL.reset_every) -> list[dict[str, Any]]:
     return [{"hooks": []},
-            {"hooks": ["redo"], "hook_opts.redo.tau": 0.1, "hook_opts.redo.every": 1_000},
-            {"hooks": ["regrama"], "hook_opts.regrama.tau": 0.01, "hook_opts.regrama.every": 1_000}]
+            {"hooks": ["redo"], "hook_opts.redo.tau": 0.1, "hook_opts.redo.every": every},
+            {"hooks": ["regrama"], "hook_opts.regrama.tau": 0.01, "hook_opts.regrama.every": every}]
 
 
 def run_sac(settings: Settings, out: Path, workers: int | None, address: str | None) -> list[Path]:
@@ -118,8 +122,9 @@ def run_sac(settings: Settings, out: Path, workers: int | None, address: str | N
 
     base = {"env": "mujoco:HalfCheetah-v5", "agent": "sac", "steps": settings.sac_steps, "net.activation": "tanh",
             "net.hidden": 256, "eval_every": settings.eval_every, "eval_episodes": 5, "log_every": 1_000,
-            "checkpoint_every": 10_000, "hook_opts.activity.every": 1_000}
-    variants = [{**v, "hooks": [*v["hooks"], "activity"]} for v in sweep_variants()]
+            "checkpoint_every": 10_000, "hook_opts.activity.every": settings.reset_every,
+            "algo.learning_starts": settings.sac_learning_starts}
+    variants = [{**v, "hooks": [*v["hooks"], "activity"]} for v in sweep_variants(settings.reset_every)]
     result = run_sweep(SweepSpec(base=base, variants=variants, seeds=settings.seeds), out, workers=workers,
                        address=address, report=False)
     if result["failed"]:
