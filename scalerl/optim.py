@@ -10,7 +10,9 @@ preconditioner, works with torch 2.13, and does not pull in triton as kron-torch
 differ scalerl sets kron-torch's (`KRON_TORCH_DEFAULTS`): triangular preconditioners for dimensions up to
 8192 (heavyball: 2048), an initial preconditioner scale of 1 (heavyball: estimated from the first
 gradient), and the update probability held at 1 for 500 steps and then annealed by 0.999 a step to 0.03
-(heavyball: held for 1000). Both use momentum 0.9 and a preconditioner learning rate of 0.1; heavyball's
+(heavyball: held for 1000). One difference stays a flag: kron-torch merges a conv kernel's dimensions
+into one matrix before preconditioning it, heavyball (and scalerl by default) does not
+(`kron_merge_dims`). Both use momentum 0.9 and a preconditioner learning rate of 0.1; heavyball's
 own update clipping (a trust-region clip) is kept: kron-torch versions differ there. Measured on this
 project's 2-core CPU (MLP 64-256-256-8, batch 256): Adam 2.4 ms a step, heavyball Kron 39 ms eager, and
 compiled 30 ms after 140 s of compilation, so scalerl runs it eager.
@@ -52,6 +54,11 @@ class OptimizerConfig:
     """L2 penalty (adam, radam, rmsprop, kron) or decoupled weight decay (adamw)."""
     kron_lr_divisor: float = 3.0
     """Kron's learning rate is lr / this: the stable-gradients paper's practice."""
+    kron_merge_dims: bool = False
+    """Kron preconditions a conv kernel (out, in, h, w) as one matrix of merged dimensions (kron-torch's
+    default, which the stable-gradients paper ran) instead of one factor per dimension (heavyball's default,
+    and scalerl's until this flag: kept so earlier runs resume unchanged). Dense layers are the same either
+    way."""
 
     def check(self, prefix: str) -> None:
         check_choices(self, prefix)
@@ -81,7 +88,7 @@ def make_optimizer(parameters: Iterable[torch.nn.Parameter], cfg: OptimizerConfi
         return heavyball.PSGDKron(parameters, lr=cfg.lr / cfg.kron_lr_divisor, weight_decay=cfg.weight_decay,
                                   max_size_triangular=KRON_TORCH_DEFAULTS["max_size_triangular"],
                                   precond_init_scale=KRON_TORCH_DEFAULTS["precond_init_scale"],
-                                  preconditioner_update_probability=schedule)
+                                  preconditioner_update_probability=schedule, merge_dims=cfg.kron_merge_dims)
     fused = all(p.device.type in ("cpu", "cuda") for p in parameters)
     if cfg.kind == "adam":
         return torch.optim.Adam(parameters, lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay, fused=fused)

@@ -121,8 +121,9 @@ def test_the_activity_monitor_logs_every_network_of_dqn_and_sac(tmp_path):
     assert [r["step"] for r in measured] == [200, 300, 400]
     first = measured[0]
     assert {"grama/q", "grama/q.torso.0", "dormant/q.torso.2", "srank/q", "effective_rank/q", "feature_norm/q",
-            "churn/q", "zero_grad/q"} <= set(first)
+            "churn/q", "action_flips/q", "zero_grad/q"} <= set(first)
     assert 0 <= first["dormant/q"] <= 1 and 1 <= first["srank/q"] <= 128 and first["churn/q"] > 0
+    assert 0 <= first["action_flips/q"] <= 1
 
     train(env="classic:Pendulum-v1", agent="sac", steps=300, eval_every=0, eval_episodes=1,
           run_dir=str(tmp_path / "sac"), progress="off", log_every=100, hooks=["activity"],
@@ -357,3 +358,48 @@ def test_softmoe_routing_entropy_is_one_when_the_layer_averages_everything():
     dispatch, combine = moe.weights(torch.randn(5, 6, 4))
     assert routing_entropy(dispatch, dim=1) == pytest.approx(1.0)
     assert routing_entropy(combine, dim=2) == pytest.approx(1.0)
+
+
+def test_a_reset_redraws_from_the_layers_own_initializer():
+    """In an orthogonally initialized network a reset row is drawn orthogonally with the network's gain (each
+    row of a square orthogonal matrix has norm `gain`), not from torch's default (rows 2.5x smaller)."""
+    import math
+
+    from scalerl.diagnostics.resets import reset_neurons
+
+    torch.manual_seed(0)
+    net = build_network(NetConfig(hidden=64, depth=2, init="orthogonal"), gym.spaces.Box(-1, 1, (64,), np.float32), 3)
+    layer = next(layer for layer in neuron_layers(net) if layer.resettable and layer.layer.in_features == 64
+                 and layer.layer.out_features == 64)
+    mask = torch.zeros(64, dtype=torch.bool)
+    mask[::2] = True
+    reset_neurons(layer, mask)
+    norms = layer.layer.weight[mask].norm(dim=1)
+    assert torch.allclose(norms, torch.full_like(norms, math.sqrt(2)), atol=1e-4)
+
+
+def test_a_reset_under_noisy_layers_keeps_the_function_with_the_noise_on():
+    """With noisy layers in training mode the consumer's noise scales (weight_sigma) also reach the reset
+    neurons: zeroing only its means would let noise through them. Same noise before and after: same outputs."""
+    from scalerl.diagnostics.resets import reset_neurons
+    from scalerl.nets.heads import NoisyLinear, make_noisy
+
+    torch.manual_seed(1)
+    net = make_noisy(build_network(NetConfig(hidden=32, depth=2), gym.spaces.Box(-1, 1, (6,), np.float32), 3), 0.5)
+    net.train()
+    x = torch.randn(32, 6)
+    layers = [layer for layer in neuron_layers(net) if layer.resettable]
+    with torch.no_grad():
+        for layer in layers:
+            layer.layer.bias[::3] = -100.0  # dead on every input
+    torch.manual_seed(5)
+    before = net(x).detach()
+    for layer in layers:
+        mask = torch.zeros(layer.neurons, dtype=torch.bool)
+        mask[::3] = True
+        reset_neurons(layer, mask)
+        assert isinstance(layer.consumers[0], NoisyLinear)
+        if isinstance(layer.layer, NoisyLinear):
+            assert (layer.layer.weight_sigma[mask] == layer.layer.sigma_init).all()
+    torch.manual_seed(5)
+    assert torch.allclose(net(x), before, atol=1e-5)

@@ -388,3 +388,29 @@ def test_kron_takes_kron_torch_defaults_where_heavyball_differs():
     schedule = optimizer.precond_schedule
     assert schedule(0) == 1.0 and schedule(500) == 1.0 and schedule(1500) == pytest.approx(0.999**1000)
     assert schedule(10_000) == 0.03
+
+
+def test_kron_merge_dims_preconditions_a_conv_kernel_as_one_matrix():
+    """kron_merge_dims (kron-torch's default, the paper's) folds a conv kernel's (in, h, w) into one
+    dimension before preconditioning; heavyball's default keeps a factor per dimension."""
+    pytest.importorskip("heavyball", reason="pip install -e '.[kron]'")
+    from scalerl.optim import OptimizerConfig, make_optimizer
+
+    def state_shapes(merge: bool) -> set:
+        torch.manual_seed(0)
+        conv = torch.nn.Conv2d(4, 8, 3)
+        optimizer = make_optimizer(conv.parameters(), OptimizerConfig(kind="kron", kron_merge_dims=merge))
+        conv(torch.randn(2, 4, 6, 6)).square().mean().backward()
+        optimizer.step()
+        found, stack = set(), [optimizer.state[conv.weight]]
+        while stack:
+            item = stack.pop()
+            if torch.is_tensor(item):
+                found.add(tuple(item.shape))
+            elif isinstance(item, dict):
+                stack += list(item.values())
+            elif isinstance(item, list | tuple):
+                stack += list(item)
+        return found
+
+    assert (8, 36) in state_shapes(True) and (8, 36) not in state_shapes(False)

@@ -172,3 +172,28 @@ def test_sac_and_td3_swing_the_pendulum_up(tmp_path, agent, steps, eval_every):
                     eval_episodes=5, stop_at_return=-400, run_dir=str(tmp_path / "run"), progress="off",
                     algo={"learning_starts": 1000})
     assert summary["best_eval_return"] >= -400, summary
+
+
+def test_sac_entropy_in_action_units_is_cleanrls_log_probability():
+    """entropy_units=action subtracts the sum of the log half-ranges (CleanRL's log-probability of the
+    environment's action); on Pendulum's [-2, 2] that is log 2 per sample, and on [-1, 1] nothing."""
+    import math
+
+    import gymnasium as gym
+    import numpy as np
+
+    from scalerl.agents import AgentSpec
+    from scalerl.agents.sac import SAC, SACConfig
+    from scalerl.nets import NetConfig
+
+    def log_probs(units: str, high: float) -> torch.Tensor:
+        torch.manual_seed(0)
+        spec = AgentSpec(obs_space=gym.spaces.Box(-1, 1, (3,), np.float32),
+                         action_space=gym.spaces.Box(-high, high, (1,), np.float32), num_envs=1,
+                         device=torch.device("cpu"), seed=0, net=NetConfig(hidden=16))
+        agent = SAC(SACConfig(entropy_units=units), spec)
+        torch.manual_seed(1)
+        return agent.sample(agent.encoder(torch.zeros(4, 3)))[1]
+
+    assert torch.allclose(log_probs("squashed", 2.0) - log_probs("action", 2.0), torch.full((4,), math.log(2.0)))
+    assert torch.equal(log_probs("squashed", 1.0), log_probs("action", 1.0))

@@ -20,7 +20,7 @@ import copy
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from scalerl.agents.base import Agent, AgentSpec, OffPolicyConfig, Optimized, check_optimizers, frozen
-from scalerl.checks import in_range, non_negative, positive, require
+from scalerl.checks import check_choices, in_range, non_negative, positive, require
 from scalerl.nets import NetConfig, build_network, build_trunk, call_chain
 from scalerl.optim import OptimizerConfig, load_optimizer_state, make_optimizer
 from scalerl.replay import Batch
@@ -72,9 +72,15 @@ class SACConfig(ActorCriticConfig):
     """The temperature when not tuned, and its starting value when tuned."""
     target_entropy_scale: float = 1.0
     """Target entropy = -scale * action dimensions."""
+    entropy_units: Literal["squashed", "action"] = "squashed"
+    """Whose log-probabilities the temperature is tuned on (and the critic's entropy bonus uses): the squashed
+    action in [-1, 1] (scalerl's and SB3's), or the environment's action, as CleanRL computes them (minus the
+    sum of the log half-ranges of the action bounds). The same where the bounds are [-1, 1]; elsewhere (e.g.
+    Pendulum's [-2, 2]) "action" asks for that much more spread in the environment's units."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_choices(self, "algo")
         positive("algo.alpha", self.alpha)
         in_range("algo.target_entropy_scale", self.target_entropy_scale, -10.0, 10.0)
 
@@ -189,6 +195,7 @@ class SAC(Agent):
         space = check_continuous(spec, self.name)
         self.action_dim = space.shape[0]
         self.scaling = ActionScaling(space, self.device)
+        self.log_prob_offset = float(torch.log(self.scaling.scale).sum()) if cfg.entropy_units == "action" else 0.0
         self.encoder, features = build_encoder(spec)
         self.encoder.to(self.device)
         self.actor, self.critic1, self.critic2 = (network.to(self.device)
@@ -243,10 +250,15 @@ class SAC(Agent):
         """log alpha for a batch of observations: the one temperature (MT-SAC: each observation's task's)."""
         return self.log_alpha
 
+    def sample(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A policy sample in [-1, 1] and its log-probability in the configured `entropy_units`."""
+        action, log_prob = self.actor.sample(features)
+        return action, log_prob - self.log_prob_offset
+
     def critic_target(self, batch: Batch, alpha: torch.Tensor) -> torch.Tensor:
         """r + discount * (min of the target critics at a fresh next action - alpha * its log-probability)."""
         with torch.no_grad():
-            next_action, next_log_prob = self.actor.sample(self.encoder(batch.next_obs))
+            next_action, next_log_prob = self.sample(self.encoder(batch.next_obs))
             next_features = self.target_encoder(batch.next_obs)
             next_q = torch.min(self.target1(next_features, next_action), self.target2(next_features, next_action))
             return batch.rewards + batch.discounts * (next_q - alpha * next_log_prob)
@@ -264,7 +276,7 @@ class SAC(Agent):
 
         features = features.detach()
         with frozen(self.critic1, self.critic2):
-            action, log_prob = self.actor.sample(features)
+            action, log_prob = self.sample(features)
             q_policy = torch.min(self.critic1(features, action), self.critic2(features, action))
             actor_loss = (alpha * log_prob - q_policy).mean()
             self.step_optimizer("actor", actor_loss, cfg.max_grad_norm)

@@ -13,6 +13,8 @@ the update it computes, per network and per layer:
     zero_grad/<net>            share of gradient entries below 1e-8 in magnitude
     srank/<net>, effective_rank/<net>, feature_norm/<net>   of the features entering the output layer
     churn/<net>                mean |change| of the network's output on the same inputs, over the update
+    action_flips/q             share of those inputs whose greedy action changed over the update (what the
+                               stable-gradients code calls churn), for Q-networks of one value per action
     dispatch_entropy/<net>.<path>, combine_entropy/<net>.<path>
                                of each SoftMoE's routing weights, over their maximum: near 1, every slot
                                averages all tokens and every token gets the same mix of slots
@@ -105,15 +107,20 @@ class Capture:
                                    output.detach().clone())
         return hook
 
-    def churn(self) -> float | None:
-        """Mean |output change| on the captured inputs, of the network or else of its first called child."""
+    def churn(self) -> tuple[float, float | None] | None:
+        """Mean |output change| on the captured inputs, of the network or else of its first called child; and,
+        where that output is one value per discrete action (batch x actions), the share of inputs whose
+        greedy action changed."""
         if not self.calls:
             return None
         key = min(self.calls)
         args, before = self.calls[key]
         with torch.no_grad():
             after = self.owners[key](*args)
-        return float((after - before).abs().mean())
+        flips = None
+        if before.dim() == 2 and before.shape[1] > 1:
+            flips = float((after.argmax(1) != before.argmax(1)).float().mean())
+        return float((after - before).abs().mean()), flips
 
     def layer_hook(self, index: int, layer: NeuronLayer, last: bool):
         def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
@@ -204,7 +211,9 @@ class ActivityHook(MeasuringHook):
                 scalars[f"dispatch_entropy/{name}.{path}"] = routing_entropy(dispatch, dim=1)
                 scalars[f"combine_entropy/{name}.{path}"] = routing_entropy(combine, dim=2)
             if (churn := capture.churn()) is not None:
-                scalars[f"churn/{name}"] = churn
+                scalars[f"churn/{name}"] = churn[0]
+                if name == "q" and churn[1] is not None:
+                    scalars[f"action_flips/{name}"] = churn[1]
         self.captures, self.grama, self.zero_grad = {}, {}, {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -2,11 +2,13 @@
 (Liu et al., NeurIPS 2025) by their gradients (`scalerl.diagnostics.activity`).
 
 Every N updates, on that update's own batch, each resettable layer's inactive neurons get:
-- their incoming weights re-drawn from the layer's initializer (a fresh layer of the same shape) and their
-  bias set to zero;
-- their outgoing weights (the consuming layers' columns; for a conv feeding a dense layer through a
-  flatten, every position of the channel) set to zero, so the network computes the same function
-  right after the reset (unless a norm follows the layer: its statistics change);
+- their incoming weights re-drawn from the layer's own initializer (a fresh layer of the same shape,
+  orthogonal with the network's gain where the network was built so, as Dopamine re-draws from the layer's
+  initializer) and their bias set to zero; a noisy layer's noise scales back to their initial value;
+- their outgoing weights (the consuming layers' columns, a noisy consumer's noise scales too; for a conv
+  feeding a dense layer through a flatten, every position of the channel) set to zero, so the network
+  computes the same function right after the reset, noise included (unless a norm follows the layer: its
+  statistics change);
 - the optimizer's per-weight state for those weights (Adam's moments, momentum) set to zero, so no old
   momentum pushes the fresh weights;
 - with ReGraMa, the norm that follows the layer gets its scale back to 1 and its shift to 0 for them.
@@ -27,6 +29,7 @@ from torch import nn
 from scalerl.checks import in_range, positive
 from scalerl.diagnostics.activity import NeuronLayer, grama_scores, inactive, neuron_layers, redo_scores
 from scalerl.hooks.base import MeasuringHook
+from scalerl.nets import redraw
 
 
 def outgoing_columns(layer: NeuronLayer, consumer: nn.Module, mask: torch.Tensor) -> torch.Tensor:
@@ -52,17 +55,23 @@ def reset_neurons(layer: NeuronLayer, mask: torch.Tensor, optimizer: torch.optim
     if count == 0:
         return 0
     fresh = copy.deepcopy(layer.layer)
-    fresh.reset_parameters()
+    redraw(fresh)
     weight = layer.layer.weight
     weight[mask] = fresh.weight[mask].to(weight.dtype)
     zero_state(optimizer, weight, (mask,))
     if layer.layer.bias is not None:
         layer.layer.bias[mask] = 0.0
         zero_state(optimizer, layer.layer.bias, (mask,))
+    for name in ("weight_sigma", "bias_sigma"):  # a noisy layer's noise scales start where they started
+        if (sigma := getattr(layer.layer, name, None)) is not None:
+            sigma[mask] = layer.layer.sigma_init
+            zero_state(optimizer, sigma, (mask,))
     for consumer in layer.consumers:
         columns = outgoing_columns(layer, consumer, mask)
-        consumer.weight[:, columns] = 0.0
-        zero_state(optimizer, consumer.weight, (slice(None), columns))
+        for name in ("weight", "weight_sigma"):  # a noisy consumer's noise reaches the fresh neurons too
+            if (incoming := getattr(consumer, name, None)) is not None:
+                incoming[:, columns] = 0.0
+                zero_state(optimizer, incoming, (slice(None), columns))
     if reset_norm and layer.norm is not None:
         if getattr(layer.norm, "weight", None) is not None:
             layer.norm.weight[mask] = 1.0

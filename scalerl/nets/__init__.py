@@ -173,12 +173,22 @@ def build_trunk(cfg: NetConfig, obs_space: gym.Space) -> tuple[nn.Module, nn.Mod
 
 
 def orthogonal_init(module: nn.Module, gain: float = math.sqrt(2)) -> None:
-    """Orthogonal weights with `gain` and zero biases for every Linear and Conv2d layer of `module`."""
+    """Orthogonal weights with `gain` and zero biases for every Linear and Conv2d layer of `module`. Each
+    layer remembers its gain (`orthogonal_gain`), so a neuron reset re-draws from the same initializer."""
     for layer in module.modules():
         if isinstance(layer, nn.Linear | nn.Conv2d):
             nn.init.orthogonal_(layer.weight, gain)
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)
+            layer.orthogonal_gain = gain
+
+
+def redraw(layer: nn.Linear | nn.Conv2d) -> None:
+    """Initialize `layer` afresh as the network built it: orthogonal where orthogonal_init drew it, torch's
+    default (or the layer's own reset_parameters) otherwise."""
+    layer.reset_parameters()
+    if (gain := getattr(layer, "orthogonal_gain", None)) is not None:
+        nn.init.orthogonal_(layer.weight, gain)
 
 
 def build_network(cfg: NetConfig, obs_space: gym.Space, out_dim: int, head: nn.Module | None = None) -> Network:

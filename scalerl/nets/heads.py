@@ -43,6 +43,7 @@ class NoisyLinear(nn.Linear):
     def __init__(self, in_features: int, out_features: int, sigma0: float = 0.5, bias: bool = True) -> None:
         super().__init__(in_features, out_features, bias)
         scale = sigma0 / math.sqrt(in_features)
+        self.sigma_init = scale
         self.weight_sigma = nn.Parameter(torch.full((out_features, in_features), scale))
         self.bias_sigma = nn.Parameter(torch.full((out_features,), scale)) if bias else None
 
