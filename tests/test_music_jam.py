@@ -209,8 +209,6 @@ def test_hostile_requests_get_a_400_with_one_line_and_the_server_keeps_answering
 
 def test_a_stalled_request_is_cut_after_the_read_timeout(monkeypatch):
     """A client that promises a body and sends two bytes holds its thread only READ_TIMEOUT seconds."""
-    import time
-
     from scalerl.music import jam as jam_module
 
     monkeypatch.setattr(jam_module, "READ_TIMEOUT", 1.0)
@@ -218,10 +216,8 @@ def test_a_stalled_request_is_cut_after_the_read_timeout(monkeypatch):
     server = jam_module.make_server(model, port=0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
-    started = time.monotonic()
     status, _ = raw_request(url, "POST /api/step HTTP/1.1\r\nHost: x\r\nContent-Length: 1000", b"{}")
-    waited = time.monotonic() - started
-    assert status is None and 0.9 < waited < 5.0  # closed without an answer, once the read timed out
+    assert status is None  # closed without an answer (a server that waited for ever would time raw_request out)
     assert call(f"{url}/api/info")[0] == 200
     server.shutdown()
     server.server_close()
@@ -281,32 +277,33 @@ def test_jam_server_fuzz_every_malformed_request_gets_a_json_error(jam):
     assert call(f"{url}/api/step", {"session": session, "pitch": 62, "onset": True})[0] == 200
 
 
-def test_one_players_context_refresh_does_not_hold_up_the_others():
-    """Eight players at once through a refresh of the default-sized model's context: the refresh is one
-    pass (not one per token), and sessions do not wait for each other's model steps."""
-    import time
-
+def test_one_players_model_step_does_not_hold_up_the_others():
+    """Each session has its own lock and the shared one guards only the table: while one player's session is
+    busy (its lock held, as during a context refresh), other players' frames, through refreshes of their own,
+    are answered; the busy one's frame waits for its own session only. (How fast a refresh is belongs to
+    benchmarks/chords_speed.py.)"""
     from scalerl.music.jam import Jam
 
     torch.manual_seed(0)
-    model = OnlineChordModel(ChordModelConfig(max_frames=32)).eval()
-    jam = Jam(model, "default size", 1.0, 90.0)
-    sessions = [jam.start({"seed": k})["session"] for k in range(8)]
-    slowest: list[float] = []
+    model = OnlineChordModel(ChordModelConfig(dim=32, layers=2, heads=4, dropout=0.0, max_frames=16)).eval()
+    jam = Jam(model, "tiny", 1.0, 90.0)
+    busy, free = (jam.start({"seed": k})["session"] for k in range(2))
+    answered: dict[str, int] = {}
 
-    def play(session: str) -> None:
-        for frame in range(60):  # refreshes at frames 32 and 48
-            started = time.perf_counter()
+    def play(session: str, frames: int) -> None:
+        for frame in range(frames):  # past max_frames: refreshes of the context
             jam.step({"session": session, "pitch": 60 + frame % 5, "onset": True})
-            slowest.append(time.perf_counter() - started)
+        answered[session] = frames
 
-    threads = [threading.Thread(target=play, args=(session,)) for session in sessions]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(slowest) == 480 and max(slowest) < 0.5, f"slowest frame {max(slowest):.3f} s"
-
+    with jam.sessions[busy].lock:
+        waiting = threading.Thread(target=play, args=(busy, 1))
+        waiting.start()
+        other = threading.Thread(target=play, args=(free, 40))
+        other.start()
+        other.join(timeout=120)
+        assert answered.get(free) == 40 and busy not in answered
+    waiting.join(timeout=120)
+    assert answered.get(busy) == 1
 
 def test_chords_commands_refuse_an_rl_run_in_one_line(tmp_path, capsys):
     from scalerl import train
