@@ -32,6 +32,7 @@ from scalerl.flags import (
     tyro_cli,
     writable_path,
 )
+from scalerl.plugins import load_plugins, take_plugins_option
 
 HELP = """usage: scalerl COMMAND [OPTIONS]
 
@@ -48,6 +49,9 @@ commands:
   chords   ReaLchords: scalerl chords data (melody + chord datasets)
   sweep    config overrides x seeds on Ray: scalerl sweep FILE.toml, or --set K=V --grid K=V1,V2 --seeds 0 1
   study    reproduce a paper's effect at small scale, with a report: scalerl study --list, scalerl study NAME [--quick]
+
+Every command takes --plugins FILE.py|MODULE ... to load your own agents and hooks first (@register_agent,
+@register_hook; see scalerl.plugins): they then appear in `agents`, `hooks`, --agent and --hooks.
 """
 
 
@@ -342,6 +346,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, *args = argv
     show_warnings_as_lines()
+    try:
+        plugins, args = take_plugins_option(args)
+        load_plugins(plugins)
+    except ConfigError as error:
+        print(f"scalerl: error: {error}", file=sys.stderr)
+        return 2
     if command not in COMMANDS:
         print(f"scalerl: error: unknown command {command!r}; valid: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2

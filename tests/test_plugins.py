@@ -1,0 +1,89 @@
+"""A researcher's agent and hook in a file outside the package: registered by decorator, listed by the CLI,
+trained by name, and carried into the processes a run starts."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from scalerl import ConfigError, register_agent, register_hook
+
+PLUGIN = textwrap.dedent('''
+    from scalerl import register_agent, register_hook
+    from scalerl.agents import DQN
+    from scalerl.hooks import Hook
+    from scalerl.diagnostics.norms import NormsConfig
+
+
+    @register_agent
+    class HalfStepDQN(DQN):
+        """DQN that reports how many updates it made, under a name of its own."""
+
+        name = "half-step-dqn"
+        description = "a researcher's DQN variant, from a file of their own"
+
+        def update(self, batch):
+            metrics = super().update(batch)
+            self.made = getattr(self, "made", 0) + 1
+            return metrics
+
+
+    @register_hook
+    class UpdateCounter(Hook):
+        name = "update-counter"
+        config_class = NormsConfig
+        description = "counts updates (a researcher's hook)"
+
+        def __init__(self, cfg, agent):
+            super().__init__(cfg, agent)
+            self.updates = 0
+
+        def after_update(self, metrics):
+            self.updates += 1
+
+        def on_log(self):
+            return {"counted_updates": float(self.updates)}
+''')
+
+
+def scalerl(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "scalerl", *args], capture_output=True, text=True, timeout=300,
+                          cwd=cwd, env={**os.environ, "SCALERL_PLUGINS": ""})
+
+
+def test_an_agent_and_a_hook_from_a_file_of_ones_own_train_by_name(tmp_path):
+    plugin = tmp_path / "my_agent.py"
+    plugin.write_text(PLUGIN)
+    listed = scalerl("agents", "--plugins", str(plugin), cwd=tmp_path)
+    assert listed.returncode == 0 and "half-step-dqn" in listed.stdout and "a researcher's DQN variant" in listed.stdout
+    hooks = scalerl("hooks", "--plugins", str(plugin), cwd=tmp_path)
+    assert "update-counter" in hooks.stdout
+    run = tmp_path / "run"
+    done = scalerl("train", "--plugins", str(plugin), "--agent", "half-step-dqn", "--hooks", "update-counter",
+                   "--steps", "600", "--algo.learning-starts", "200", "--eval-every", "0", "--eval-episodes", "1",
+                   "--log-every", "300", "--progress", "off", "--run-dir", str(run), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.splitlines()[-1])
+    assert summary["agent"] == "half-step-dqn" and summary["updates"] > 0
+    last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["counted_updates"] == summary["updates"]
+    unknown = scalerl("train", "--agent", "half-step-dqn", "--steps", "10", cwd=tmp_path)  # without the plug-in
+    assert unknown.returncode == 2 and "unknown agent 'half-step-dqn'" in unknown.stderr
+
+
+def test_registration_refuses_what_is_not_an_agent_or_hook_and_names_taken():
+    from scalerl.agents import DQN
+
+    with pytest.raises(ConfigError, match="subclass of scalerl.agents.Agent"):
+        register_agent(object)
+    with pytest.raises(ConfigError, match="subclass of scalerl.hooks.Hook"):
+        register_hook(DQN)
+
+    class Impostor(DQN):
+        name = "dqn"
+
+    with pytest.raises(ConfigError, match="agent name 'dqn' is taken"):
+        register_agent(Impostor)
