@@ -5,8 +5,9 @@ from scalerl.checks import ConfigError
 from scalerl.config import TrainConfig
 from scalerl.envs import make_env
 from scalerl.hooks import register_hook
+from scalerl.provenance import VERSION
 from scalerl.run import Policy, evaluate, load_policy, resume, train
 
 __all__ = ["ConfigError", "Policy", "TrainConfig", "evaluate", "load_policy", "make_env", "register_agent",
            "register_hook", "resume", "train"]
-__version__ = "0.1.0"
+__version__ = VERSION

@@ -20,6 +20,7 @@ import re
 import shutil
 import warnings
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,16 +99,17 @@ def has_checkpoint(path: Path) -> bool:
     return bool(checkpoint_candidates(path))
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
+def load_checkpoint(path: Path, types: Sequence[type] = ()) -> dict[str, Any]:
     """The newest good checkpoint of `path`, verified against its checksum; where it is not `path` itself (a
-    damaged file, or a kill between the renames of a save), a warning says which one the run goes on from."""
+    damaged file, or a kill between the renames of a save), a warning says which one the run goes on from.
+    `types`: the classes besides numpy's the checkpoint may hold (e.g. the loop's LoopState)."""
     candidates = checkpoint_candidates(path)
     if not candidates:
         raise CheckpointError(f"no checkpoint at {path}")
     problems: list[str] = []
     for candidate in candidates:
         try:
-            state = load_verified(candidate)
+            state = load_verified(candidate, types)
         except CheckpointError as error:
             problems.append(str(error))
             continue
@@ -122,29 +124,28 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
                           f"no good checkpoint at {path}: " + "; ".join(problems))
 
 
-def load_verified(path: Path) -> dict[str, Any]:
+def load_verified(path: Path, types: Sequence[type] = ()) -> dict[str, Any]:
     expected = checksum_path(path)
     if expected.is_file() and expected.read_text().strip() != file_digest(path):
         raise CheckpointError(f"checkpoint {path} is corrupted (its SHA-256 does not match {expected.name})")
-    return load_unverified(path)
+    return load_unverified(path, types)
 
 
 def numpy_core() -> Any:
     return getattr(np, "_core", None) or np.core
 
 
-def safe_globals() -> list[Any]:
-    """The types a checkpoint may hold besides tensors and containers."""
-    from scalerl.loops.base import LoopState
-
+def safe_globals(types: Sequence[type] = ()) -> list[Any]:
+    """The types a checkpoint may hold besides tensors and containers: numpy's, and the `types` its caller
+    hands in (the loop's counters: the caller knows what it saved)."""
     dtypes = [value for value in vars(np.dtypes).values() if isinstance(value, type)]
     return [numpy_core().multiarray._reconstruct, numpy_core().multiarray.scalar, np.ndarray, np.dtype, *dtypes,
-            LoopState]
+            *types]
 
 
-def load_unverified(path: Path) -> dict[str, Any]:
+def load_unverified(path: Path, types: Sequence[type] = ()) -> dict[str, Any]:
     try:
-        with torch.serialization.safe_globals(safe_globals()):
+        with torch.serialization.safe_globals(safe_globals(types)):
             state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         message = str(error)

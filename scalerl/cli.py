@@ -114,7 +114,7 @@ def cmd_eval(args: list[str]) -> int:
 
 def cmd_probe(args: list[str]) -> int:
     """Mutual information of a PPO run's actor and critic latents (see scalerl.diagnostics.information)."""
-    from scalerl.diagnostics.information import probe_run
+    from scalerl.probe import probe_run
 
     if args and args[0] in ("-h", "--help"):
         print("usage: scalerl probe RUN_DIR [STEPS]: mutual information (nats, KSG k=3) of a PPO run's actor and "

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
+from scalerl.agents import agent_class
 from scalerl.checks import ConfigError, config_from_dict, non_negative, positive, require
+from scalerl.envs import check_options, parse_spec
 from scalerl.envs.options import EnvOptions
 from scalerl.hooks import HookOptions, check_hook_names
 from scalerl.nets import NetConfig
@@ -100,8 +102,6 @@ class TrainConfig(Generic[AgentConfigT]):
     """Progress bar: auto shows it only on a terminal."""
 
     def __post_init__(self) -> None:
-        from scalerl.agents import agent_class
-        from scalerl.envs import check_options, parse_spec
 
         if isinstance(self.env_opts, dict):
             object.__setattr__(self, "env_opts", config_from_dict(EnvOptions, self.env_opts, "env_opts"))
@@ -155,7 +155,6 @@ class TrainConfig(Generic[AgentConfigT]):
 
     def resolved(self) -> TrainConfig:
         """This config with its automatic values made explicit (what config.json records)."""
-        from scalerl.envs import parse_spec
 
         suite, task = parse_spec(self.env)
         count = task_set[0] if (task_set := suite.task_set(task)) is not None else None
@@ -173,7 +172,6 @@ class TrainConfig(Generic[AgentConfigT]):
         (Atari, CALE, DMC pixels); None for the others."""
         import inspect
 
-        from scalerl.envs import parse_spec
 
         suite, _ = parse_spec(self.env)
         if "frame_stack" not in suite.options():
@@ -185,7 +183,6 @@ class TrainConfig(Generic[AgentConfigT]):
 
     def env_kwargs(self, training: bool) -> dict[str, Any]:
         """Suite options for make_env: training envs get all of them, evaluation envs are the plain game."""
-        from scalerl.envs import parse_spec
 
         suite, _ = parse_spec(self.env)
         return self.env_opts.for_env(training, suite.options())
@@ -199,12 +196,6 @@ class TrainConfig(Generic[AgentConfigT]):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         return config_from_dict(cls, data, "")
-
-
-def load_config(run_dir: Path) -> TrainConfig:
-    from scalerl.session import read_run_config
-
-    return run_config_from(run_dir, read_run_config(run_dir))
 
 
 def run_config_from(run_dir: Path, data: dict[str, Any]) -> TrainConfig:

@@ -10,6 +10,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+VERSION = "0.1.0"
+"""scalerl's version (`scalerl.__version__`); pyproject.toml reads the same number."""
 PACKAGE = Path(__file__).resolve().parent
 
 
@@ -33,7 +35,5 @@ def provenance() -> dict[str, Any]:
     import numpy
     import torch
 
-    from scalerl import __version__
-
-    return {"scalerl": __version__, "commit": source_commit(), "python": platform.python_version(),
+    return {"scalerl": VERSION, "commit": source_commit(), "python": platform.python_version(),
             "torch": torch.__version__, "numpy": numpy.__version__}

@@ -9,6 +9,8 @@ stacks when sampling: about one frame per transition instead of two stacks of k.
 
 Either buffer samples uniformly, or in proportion to priorities (`Priorities`, a sum tree over the
 buffer's slots) that the agent hands back after each update, with importance weights in the batch.
+
+What the loops hand agents lives here too, below both: a `Batch` (off-policy) and a `Rollout` (on-policy).
 """
 
 from __future__ import annotations
@@ -38,6 +40,28 @@ class Batch:
     """(rows, columns) of the sampled transitions in the buffer, for priorities handed back."""
     weights: torch.Tensor | None = None
     """Importance-sampling weights of a prioritized sample (None: uniform, every weight 1)."""
+
+
+@dataclass
+class Rollout:
+    """T steps of N environments, arrays shaped (T, N, ...). `next_obs` is what the environments show after
+    the last step (to bootstrap from). Where an episode ended at step t in environment n, the observation
+    it really ended in is `final_obs[k]` with `final_index[k] == (t, n)`: a truncated episode bootstraps
+    from it, since obs[t + 1] is already the next episode's first observation."""
+
+    obs: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    extras: dict[str, np.ndarray]
+    next_obs: np.ndarray
+    final_obs: np.ndarray
+    final_index: np.ndarray
+
+    @property
+    def steps(self) -> int:
+        return self.rewards.shape[0]
 
 
 class SumTree:

@@ -20,14 +20,13 @@ from scalerl.config import (
     MAX_EPISODES,
     TrainConfig,
     continued_config,
-    load_config,
     run_config_from,
     same_training,
 )
 from scalerl.envs import make_env, task_members
 from scalerl.evaluation import run_episodes
 from scalerl.hooks import make_hooks
-from scalerl.loops import LOOPS
+from scalerl.loops import LOOPS, LoopState
 from scalerl.session import EVAL_SEED_OFFSET, RunDirTaken, Session, read_run_config, resolve_device
 
 
@@ -104,7 +103,7 @@ def resume(run_dir: str | Path, steps: int | None = None) -> dict[str, Any]:
         written = continued_config(written, steps)
     config = run_config_from(Path(run_dir), written)
     session = Session(run_dir, written, seed=config.seed, device=config.device, threads=config.threads, resume=True,
-                      continues=same_training)
+                      continues=same_training, checkpoint_types=CHECKPOINT_TYPES)
     if steps is not None:
         reached = session.checkpoint["step"] if session.checkpoint else 0
         if reached > steps:
@@ -118,11 +117,20 @@ def resume(run_dir: str | Path, steps: int | None = None) -> dict[str, Any]:
     return run_session(config, session)
 
 
+def load_config(run_dir: Path) -> TrainConfig:
+    """The TrainConfig of an RL run directory."""
+    return run_config_from(run_dir, read_run_config(run_dir))
+
+
+CHECKPOINT_TYPES = (LoopState,)
+"""What an RL run's checkpoint holds besides tensors, containers and numpy: the loop's counters."""
+
+
 def load_agent(run_dir: str | Path, device: str = "auto") -> tuple[TrainConfig, Agent]:
     """The agent of a run, as its latest checkpoint left it."""
     run_dir = Path(run_dir)
     config = load_config(run_dir)
-    checkpoint = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
+    checkpoint = load_checkpoint(run_dir / "checkpoints" / "latest.pt", CHECKPOINT_TYPES)
     envs = make_env(config.env, config.num_envs, config.seed, **config.env_kwargs(training=False))
     agent = build_agent(config, envs.single_observation_space, envs.single_action_space, resolve_device(device),
                         task_members(config.env, envs))

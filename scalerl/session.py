@@ -16,7 +16,7 @@ import os
 import pickle
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,9 @@ from scalerl.checkpoint import (
     save_checkpoint,
 )
 from scalerl.checks import ConfigError, flatten, read_json
+from scalerl.envs import make_env, task_members
 from scalerl.envs.snapshot import load_envs
+from scalerl.evaluation import run_episodes
 from scalerl.logger import RunLogger
 from scalerl.provenance import provenance
 
@@ -104,10 +106,12 @@ class Session:
 
     def __init__(self, run_dir: str | Path, config: dict[str, Any], *, seed: int, device: str = "auto",
                  threads: int = 1, resume: bool = False,
-                 continues: Callable[[dict[str, Any], dict[str, Any]], bool] = operator.eq) -> None:
+                 continues: Callable[[dict[str, Any], dict[str, Any]], bool] = operator.eq,
+                 checkpoint_types: Sequence[type] = ()) -> None:
         self.run_dir = Path(run_dir)
         self.config = config
         self.continues = continues
+        self.checkpoint_types = tuple(checkpoint_types)
         self.checkpoint: dict[str, Any] | None = None
         self.created: list[Path] = []
         self.device = resolve_device(device)
@@ -156,7 +160,7 @@ class Session:
         path = self.checkpoint_path
         if not has_checkpoint(path):
             return None
-        checkpoint = load_checkpoint(path)
+        checkpoint = load_checkpoint(path, self.checkpoint_types)
         if not self.continues(checkpoint.get("config"), self.config):
             differences = ", ".join(config_differences(checkpoint.get("config") or {}, self.config)[:3])
             raise CheckpointError(f"checkpoint in {self.run_dir} was written by a different config than config.json "
@@ -186,8 +190,6 @@ class Session:
                   eval_options: dict[str, Any]) -> None:
         """Training envs seeded with the run's seed; evaluation envs seeded apart, re-seeded identically at
         every evaluation, so two evaluations differ only by the policy."""
-        from scalerl.envs import make_env, task_members
-
         self.envs = make_env(env, num_envs, self.seed, **train_options)
         self.eval_envs = make_env(env, eval_num_envs, self.seed + EVAL_SEED_OFFSET, **eval_options)
         self.tasks = task_members(env, self.eval_envs)
@@ -195,8 +197,6 @@ class Session:
     def evaluate(self, agent: Any, episodes: int, step: int, wall_time: float) -> dict[str, Any]:
         """`episodes` deterministic episodes on the evaluation envs, logged to eval.jsonl (per task too, for a
         multi-task set)."""
-        from scalerl.evaluation import run_episodes
-
         result = run_episodes(agent, self.eval_envs, episodes, self.seed + EVAL_SEED_OFFSET)
         return self.logger.log_eval(step, result.returns, result.lengths, round(wall_time, 3),
                                     result.success_rate(self.tasks), result.by_task(self.tasks))

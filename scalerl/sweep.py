@@ -44,8 +44,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scalerl.analysis import write_report
 from scalerl.checks import ConfigError, first_line, install_hint, non_negative, positive, require
 from scalerl.config import TrainConfig
+from scalerl.run import resume, train
 from scalerl.session import RunDirBusy, lock_run_dir
 
 
@@ -209,8 +211,6 @@ def execute_trial(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_attempt(config: dict[str, Any], node: str) -> dict[str, Any]:
-    from scalerl.run import resume, train
-
     run_dir = Path(config["run_dir"])
     resuming = (run_dir / "checkpoints" / "latest.pt").is_file()
     if run_dir_in_use(run_dir):
@@ -553,8 +553,6 @@ def drive(spec: SweepSpec, sweep_dir: Path, trials: list[Trial], workers: int | 
               "time": time.strftime("%Y-%m-%d %H:%M:%S")}
     (sweep_dir / "sweep_status.json").write_text(json.dumps(result, indent=2) + "\n")
     if report and finished:
-        from scalerl.analysis import write_report
-
         finished_dirs = [sweep_dir / name for name in finished]
         try:
             result["report"] = str(write_report(finished_dirs, sweep_dir / "report.md"))

@@ -43,7 +43,7 @@ def test_bad_samples_are_refused_in_one_line():
 def test_probing_a_ppo_run_measures_both_latents(tmp_path):
     from scalerl import train
     from scalerl.cli import main
-    from scalerl.diagnostics.information import probe_run
+    from scalerl.probe import probe_run
 
     train(env="classic:CartPole-v1", agent="ppo", steps=2048, num_envs=4, eval_every=0, eval_episodes=1,
           run_dir=str(tmp_path / "ppo"), progress="off", algo={"encoders": "separate"})
@@ -59,7 +59,7 @@ def test_probing_a_ppo_run_measures_both_latents(tmp_path):
 
 def test_a_run_on_levels_is_probed_one_level_per_copy(tmp_path):
     from scalerl import train
-    from scalerl.diagnostics.information import probe_envs, probe_run
+    from scalerl.probe import probe_envs, probe_run
     from scalerl.run import load_agent
 
     train(env="minatar:breakout", agent="ppo", steps=512, num_envs=4, eval_every=0, eval_episodes=1,

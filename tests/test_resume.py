@@ -13,6 +13,7 @@ import torch
 
 from scalerl import ConfigError, resume, train
 from scalerl.checkpoint import load_checkpoint, save_checkpoint
+from scalerl.run import CHECKPOINT_TYPES
 
 SETTINGS = ["--seed", "3", "--threads", "1", "--log-every", "250", "--eval-every", "1000", "--eval-episodes", "3",
             "--checkpoint-every", "1000", "--algo.learning-starts", "500", "--algo.n-step", "3",
@@ -47,7 +48,7 @@ def test_killed_and_resumed_run_matches_uninterrupted_run(tmp_path):
         time.sleep(0.01)
     victim.send_signal(signal.SIGKILL)
     assert victim.wait() == -signal.SIGKILL
-    assert load_checkpoint(killed / "checkpoints" / "latest.pt")["loop"].step == 1000
+    assert load_checkpoint(killed / "checkpoints" / "latest.pt", CHECKPOINT_TYPES)["loop"].step == 1000
     assert last_step(killed / "metrics.jsonl") < 2000
 
     resumed = scalerl("train", "--resume", str(killed))
@@ -110,7 +111,7 @@ def test_crash_while_writing_keeps_the_previous_checkpoint(tmp_path, monkeypatch
     with pytest.raises(ConfigError, match="could not write checkpoint .* previous checkpoint is kept"):
         save_checkpoint(path, {"step": 2})
     monkeypatch.undo()
-    assert load_checkpoint(path)["step"] == 1
+    assert load_checkpoint(path, CHECKPOINT_TYPES)["step"] == 1
     assert not path.with_name("latest.pt.tmp").exists()  # the partial file is removed
 
 
@@ -130,7 +131,7 @@ def test_environments_that_cannot_be_pickled_restart_their_episodes(tmp_path, mo
     run_dir = tmp_path / "run"
     train(steps=400, run_dir=str(run_dir), eval_episodes=2, log_every=200, progress="off",
           algo={"learning_starts": 100})
-    assert load_checkpoint(run_dir / "checkpoints" / "latest.pt")["envs"] is None
+    assert load_checkpoint(run_dir / "checkpoints" / "latest.pt", CHECKPOINT_TYPES)["envs"] is None
     summary = resume(run_dir)
     assert summary["steps"] == 400
 
@@ -266,7 +267,7 @@ def test_a_planted_payload_in_a_checkpoint_does_not_run(tmp_path):
     train(env="classic:CartPole-v1", steps=300, eval_every=0, eval_episodes=1, run_dir=str(tmp_path / "run"),
           progress="off", algo={"learning_starts": 100})
     path = tmp_path / "run" / "checkpoints" / "latest.pt"
-    honest = load_checkpoint(path)
+    honest = load_checkpoint(path, CHECKPOINT_TYPES)
     marker = tmp_path / "pwned"
 
     def plant(state):  # an attacker rewrites the checksum too: it guards against damage, not malice
@@ -300,7 +301,7 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_one(tmp_path, run_recor
     data[len(data) // 2] ^= 0x10
     latest.write_bytes(bytes(data))
     with pytest.warns(UserWarning, match=r"SHA-256 does not match.*previous checkpoint .* \(step 300\)"):
-        assert load_checkpoint(latest)["step"] == 300
+        assert load_checkpoint(latest, CHECKPOINT_TYPES)["step"] == 300
     import json
 
     config = json.loads((run_dir / "config.json").read_text())
@@ -338,7 +339,7 @@ def test_a_full_disk_keeps_the_old_checkpoint_and_says_so(tmp_path, monkeypatch)
         save_checkpoint(path, {"step": 2})
     assert sorted(p.name for p in path.parent.iterdir()) == ["latest.pt", "latest.pt.sha256"]
     monkeypatch.undo()
-    assert load_checkpoint(path)["step"] == 1
+    assert load_checkpoint(path, CHECKPOINT_TYPES)["step"] == 1
 
 
 def test_a_run_killed_before_its_first_checkpoint_resumes_afresh(tmp_path, run_records):
@@ -473,12 +474,12 @@ def test_damaged_bytes_without_a_checksum_fall_back_or_stop_in_one_line(tmp_path
         latest.write_bytes(bytes(damaged))
         with warnings.catch_warnings(record=True):
             warnings.simplefilter("always")
-            state = load_checkpoint(latest)
+            state = load_checkpoint(latest, CHECKPOINT_TYPES)
         assert state["step"] in (300, 600)
     latest.write_bytes(honest[: len(honest) // 2])
     (tmp_path / "run" / "checkpoints" / "previous.pt").unlink()
     with pytest.raises(ConfigError, match="corrupted or unreadable") as refused:
-        load_checkpoint(latest)
+        load_checkpoint(latest, CHECKPOINT_TYPES)
     assert "\n" not in str(refused.value)
 
 
@@ -489,7 +490,7 @@ def test_a_checkpoint_whose_network_is_not_finite_is_not_evaluated(tmp_path):
     train(env="classic:CartPole-v1", steps=300, eval_every=0, eval_episodes=1, run_dir=str(tmp_path / "run"),
           progress="off", algo={"learning_starts": 100})
     path = tmp_path / "run" / "checkpoints" / "latest.pt"
-    state = load_checkpoint(path)
+    state = load_checkpoint(path, CHECKPOINT_TYPES)
 
     def poisoned(value):
         if isinstance(value, dict):

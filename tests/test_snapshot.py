@@ -17,6 +17,7 @@ import pytest
 from scalerl.envs import _make_single, make_env
 from scalerl.envs.snapshot import SnapshotError, load_envs
 from scalerl.envs.wrappers import SeedLevels
+from scalerl.run import CHECKPOINT_TYPES
 
 
 class Planted:
@@ -121,7 +122,7 @@ def test_a_resumed_run_with_a_planted_snapshot_stops_with_one_line(tmp_path):
     target = tmp_path / "planted"
     for name in ("latest.pt", "previous.pt"):  # the fallback checkpoint carries it too
         path = run / "checkpoints" / name
-        state = load_checkpoint(path)
+        state = load_checkpoint(path, CHECKPOINT_TYPES)
         envs = pickle.loads(state["envs"])
         envs.envs[0].planted = Planted(np.memmap, str(target), np.uint8, "w+", 0, (16,))
         torch.save({**state, "envs": pickle.dumps(envs)}, path)

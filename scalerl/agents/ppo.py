@@ -32,10 +32,10 @@ from torch import nn
 
 from scalerl.agents.base import Agent, AgentSpec, OnPolicyConfig, Optimized, check_optimizers
 from scalerl.checks import in_range, non_negative, positive, require
-from scalerl.loops.on_policy import Rollout
 from scalerl.nets import NetConfig, build_trunk, call_chain, parameter_count
 from scalerl.normalization import RewardScaler, RunningMeanStd
 from scalerl.optim import OptimizerConfig, load_optimizer_state, make_optimizer
+from scalerl.replay import Rollout
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 

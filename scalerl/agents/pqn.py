@@ -26,9 +26,9 @@ from torch import nn
 
 from scalerl.agents.base import Agent, AgentSpec, OnPolicyConfig, Optimized, check_optimizers
 from scalerl.checks import in_range, non_negative, positive, require
-from scalerl.loops.on_policy import Rollout
 from scalerl.nets import build_q_network, call_chain
 from scalerl.optim import OptimizerConfig, load_optimizer_state, make_optimizer
+from scalerl.replay import Rollout
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from scalerl.checks import ConfigError, flatten, read_json
+from scalerl.logger import parse_records
 
 IGNORED_KEYS = {"seed", "run_dir", "progress", "device", "threads"}
 """Config keys that do not make two runs different experiments."""
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    from scalerl.logger import parse_records
-
     return parse_records(path)
 
 

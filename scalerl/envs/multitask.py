@@ -18,6 +18,8 @@ import gymnasium as gym
 import numpy as np
 
 from scalerl.checks import ConfigError
+from scalerl.envs.gym_ids import make_gym, registered_gym_ids
+from scalerl.envs.vector import SameStepVectorEnv
 
 
 def parse_task_list(task: str) -> list[str]:
@@ -31,8 +33,6 @@ def parse_task_list(task: str) -> list[str]:
 
 
 def check_multitask_task(task: str) -> None:
-    from scalerl.envs.registry import registered_gym_ids
-
     known = set(registered_gym_ids())
     for name in parse_task_list(task):
         if name not in known:
@@ -95,15 +95,11 @@ def check_compatible(names: list[str], envs: list[gym.Env]) -> None:
 
 
 def _task_env(name: str, index: int, count: int, obs_size: int, max_episode_steps: int | None) -> gym.Env:
-    from scalerl.envs.registry import make_gym
-
     return TaskInSet(make_gym(name, max_episode_steps=max_episode_steps), name, index, count, obs_size)
 
 
 def make_multitask_vector(task: str, num_envs: int, seed: int, *,
                           max_episode_steps: int | None = None) -> gym.vector.VectorEnv:
-    from scalerl.envs.registry import make_gym
-
     names = parse_task_list(task)
     if num_envs != len(names):
         raise ConfigError(f"multitask:{task} runs one environment per task: "
@@ -117,8 +113,6 @@ def make_multitask_vector(task: str, num_envs: int, seed: int, *,
             env.close()
     factories = [functools.partial(_task_env, name, index, len(names), obs_size, max_episode_steps)
                  for index, name in enumerate(names)]
-    from scalerl.envs import SameStepVectorEnv
-
     return SameStepVectorEnv(factories)
 
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import gymnasium as gym
-import numpy as np
 
 from scalerl.checks import ConfigError, install_hint, unknown_name
+from scalerl.envs.gym_ids import make_gym, registered_gym_ids
 from scalerl.envs.metaworld import (
     check_metaworld_task,
     make_metaworld_vector,
@@ -30,6 +30,14 @@ from scalerl.envs.metaworld import (
 from scalerl.envs.multitask import check_multitask_task, make_multitask_vector, multitask_members, multitask_task_count
 from scalerl.envs.procgen import GAMES as PROCGEN_GAMES
 from scalerl.envs.procgen import TEST_LEVELS_START, make_procgen_vector
+from scalerl.envs.wrappers import (
+    ActionRepeat,
+    ChannelFirstFrameStack,
+    Float32Actions,
+    Float32Observations,
+    SeedLevels,
+    with_physics_snapshot,
+)
 
 # Headless rendering for MuJoCo and dm_control pixels. It must be set before either is first imported,
 # so it is set when scalerl.envs is; an explicit MUJOCO_GL in the environment wins.
@@ -120,7 +128,6 @@ def make_minatar(task: str, *, max_episode_steps: int | None = None, sticky_acti
     `num_levels` levels from `start_level`; level_set 'test' shifts them to a disjoint range."""
     import minatar.gym
 
-    from scalerl.envs.wrappers import SeedLevels
 
     if MINATAR_IDS[task] not in gym.registry:
         minatar.gym.register_envs()
@@ -141,7 +148,6 @@ def mujoco_tasks() -> list[str]:
 
 def make_mujoco(task: str, *, max_episode_steps: int | None = None) -> gym.Env:
     """Gymnasium MuJoCo v5 tasks, observations cast to float32."""
-    from scalerl.envs.wrappers import Float32Observations, with_physics_snapshot
 
     return Float32Observations(with_physics_snapshot(gym.make(task, max_episode_steps=max_episode_steps)))
 
@@ -160,7 +166,6 @@ def make_dmc(task: str, *, pixels: bool = False, image_size: int = 84, frame_sta
     import shimmy  # noqa: F401  (registers the dm_control/* ids)
     from gymnasium.wrappers import FlattenObservation
 
-    from scalerl.envs.wrappers import ActionRepeat, ChannelFirstFrameStack, Float32Actions, Float32Observations
 
     domain = task.split("-")[0]
     camera = camera_id if camera_id is not None else (2 if domain == "quadruped" else 0)
@@ -223,40 +228,6 @@ def make_atari_vector(
         img_width=image_size, grayscale=grayscale, full_action_space=full_action_space, use_fire_reset=fire_reset,
         max_num_frames_per_episode=max_episode_frames,
     )
-
-
-GYM_REGISTRANTS = {"ale_py": "ALE/*", "metaworld": "Meta-World/*", "shimmy": "dm_control/*"}
-"""Installed suites whose import registers Gymnasium ids (MinAtar registers through minatar.gym)."""
-
-
-def registered_gym_ids() -> list[str]:
-    """Every Gymnasium id, with those of the installed suites registered first (so gym:ALE/Pong-v5 works)."""
-    for module in GYM_REGISTRANTS:
-        try:
-            imported = importlib.import_module(module)
-        except ImportError:
-            continue
-        if module == "ale_py":
-            gym.register_envs(imported)
-    try:
-        import minatar.gym
-
-        if "MinAtar/Breakout-v1" not in gym.registry:
-            minatar.gym.register_envs()
-    except ImportError:
-        pass
-    return sorted(gym.registry)
-
-
-def make_gym(task: str, *, max_episode_steps: int | None = None) -> gym.Env:
-    """Any registered id; float64 Box observations (MuJoCo v4, say) are cast to float32 as the other suites do."""
-    from scalerl.envs.wrappers import Float32Observations, with_physics_snapshot
-
-    env = with_physics_snapshot(gym.make(task, max_episode_steps=max_episode_steps))
-    space = env.observation_space
-    if isinstance(space, gym.spaces.Box) and space.dtype == np.float64:
-        env = Float32Observations(env)
-    return env
 
 
 SUITES: dict[str, Suite] = {

@@ -11,7 +11,7 @@ from typing import Any
 import gymnasium as gym
 
 from scalerl.checks import ConfigError
-from scalerl.envs.registry import registered_gym_ids
+from scalerl.envs.gym_ids import registered_gym_ids
 
 
 class SnapshotError(ConfigError):
@@ -40,7 +40,8 @@ SNAPSHOT_CLASSES = frozenset({
     ("mujoco._structs", "MjData"), ("mujoco._structs", "MjModel"),
     ("numpy.random._mt19937", "MT19937"), ("numpy.random._pcg64", "PCG64"),
     ("numpy.random.bit_generator", "SeedSequence"),
-    ("scalerl.envs", "SameStepVectorEnv"), ("scalerl.envs.metaworld", "SeedOnReset"),
+    ("scalerl.envs", "SameStepVectorEnv"), ("scalerl.envs.vector", "SameStepVectorEnv"),
+    ("scalerl.envs.metaworld", "SeedOnReset"),
     ("scalerl.envs.multitask", "TaskInSet"), ("scalerl.envs.wrappers", "Float32Observations"),
     ("scalerl.envs.wrappers", "Float32Actions"), ("scalerl.envs.wrappers", "PhysicsSnapshot"),
     ("scalerl.envs.wrappers", "SeedLevels"), ("scalerl.envs.wrappers", "ActionRepeat"),

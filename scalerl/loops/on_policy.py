@@ -4,35 +4,13 @@ whatever `act` returned besides actions (log-probs, values), then one update ove
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from scalerl.checks import ScalerlWarning
 from scalerl.loops.base import Loop
-
-
-@dataclass
-class Rollout:
-    """T steps of N environments, arrays shaped (T, N, ...). `next_obs` is what the environments show after
-    the last step (to bootstrap from). Where an episode ended at step t in environment n, the observation
-    it really ended in is `final_obs[k]` with `final_index[k] == (t, n)`: a truncated episode bootstraps
-    from it, since obs[t + 1] is already the next episode's first observation."""
-
-    obs: np.ndarray
-    actions: np.ndarray
-    rewards: np.ndarray
-    terminated: np.ndarray
-    truncated: np.ndarray
-    extras: dict[str, np.ndarray]
-    next_obs: np.ndarray
-    final_obs: np.ndarray
-    final_index: np.ndarray
-
-    @property
-    def steps(self) -> int:
-        return self.rewards.shape[0]
+from scalerl.replay import Rollout
 
 
 class OnPolicyLoop(Loop):

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from scalerl.analysis.plots import pyplot
 from scalerl.checks import ConfigError
 from scalerl.music.data import Song, song_tokens
 from scalerl.music.metrics import (
@@ -178,8 +179,6 @@ def markdown_table(results: dict[str, dict]) -> str:
 def plot_adaptation(curves: dict[str, list[float]], path: Path, smoothing: int = 8) -> None:
     """The adaptation test as a figure: per model, the harmonic fit per frame (mean over `smoothing`
     frames), with the primer and the tritone jump marked. Written as PNG and SVG."""
-    from scalerl.analysis.plots import pyplot
-
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(8.5, 3.6))
     for label, curve in curves.items():

@@ -26,7 +26,19 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from scalerl.analysis import write_report
+from scalerl.analysis.results import (
+    NOT,
+    PARTLY,
+    REPRODUCED,
+    RESULTS_FILE,
+    fill_blocks,
+    read_results,
+    verdicts_in,
+    write_results,
+)
 from scalerl.checks import ConfigError, non_negative, unknown_name
+from scalerl.sweep import SweepSpec, load_sweep_file, run_sweep
 
 FOLDER = Path(__file__).parent
 
@@ -53,8 +65,6 @@ def title(name: str) -> str:
 def quick_spec(folder: Path, quick: bool, seeds: list[int] | None = None) -> tuple[Any, list[str] | None]:
     """The sweep of a sweep study, shrunk by its [quick] overrides when quick and to `seeds` when given, and the
     keys to group by."""
-    from scalerl.sweep import SweepSpec, load_sweep_file
-
     spec = load_sweep_file(folder / "sweep.toml")
     settings = tomllib.loads((folder / "study.toml").read_text())
     if quick:
@@ -101,8 +111,6 @@ def results_module(name: str) -> Any:
 def export_study(name: str, out: str | Path | None = None) -> Path:
     """The finished runs in the study folder `out` (default studies/NAME) written to the study's shipped
     results.jsonl."""
-    from scalerl.analysis.results import RESULTS_FILE, write_results
-
     out = Path(out or Path("studies") / name)
     if not out.is_dir():
         raise ConfigError(f"{out} is not a study folder: run scalerl study {name} -o {out} first")
@@ -114,8 +122,6 @@ def export_study(name: str, out: str | Path | None = None) -> Path:
 
 def regenerated_readme(name: str, figures: bool = False) -> tuple[str, str]:
     """The study README as it is and as its shipped results make it (figures redrawn when `figures`)."""
-    from scalerl.analysis.results import RESULTS_FILE, fill_blocks, read_results
-
     folder = study_folder(name)
     results = read_results(folder / RESULTS_FILE)
     text = (folder / "README.md").read_text()
@@ -134,8 +140,6 @@ def report_study(name: str) -> Path:
 def verdict_summary(name: str) -> str:
     """`3 REPRODUCED, 1 PARTLY, 2 NOT REPRODUCED` from the README's generated verdict table."""
     from collections import Counter
-
-    from scalerl.analysis.results import NOT, PARTLY, REPRODUCED, verdicts_in
 
     counts = Counter(verdicts_in((study_folder(name) / "README.md").read_text()))
     if not counts:
@@ -170,9 +174,6 @@ def run_study(name: str, out: str | Path | None = None, quick: bool = False, wor
         return module.run(out, quick=quick, **options)
     if not (folder / "sweep.toml").is_file():
         raise ConfigError(f"study {name} has neither a study.py nor a sweep.toml")
-    from scalerl.analysis import write_report
-    from scalerl.sweep import run_sweep
-
     study_spec, group_by = quick_spec(folder, quick)
     spec = study_spec if seeds is None else only_seeds(study_spec, seeds)
     spec = spec if variants is None else only_variants(spec, variants)

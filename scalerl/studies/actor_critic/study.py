@@ -79,7 +79,7 @@ def level_returns(run_dir: Path, level_set: str, episodes: int) -> list[float]:
 
 def measure(settings: Settings, run_dirs: list[Path], out: Path) -> list[dict[str, Any]]:
     """Train/test returns and probes of every run, cached in out/measurements/ by run."""
-    from scalerl.diagnostics.information import probe_run
+    from scalerl.probe import probe_run
 
     folder = out / "measurements"
     folder.mkdir(parents=True, exist_ok=True)

@@ -165,11 +165,12 @@ def policy_shares(run, last: int = 5_000) -> dict[str, float] | None:
     """Event shares of the actions SAC took in its last `last` training steps, read from the replay buffer
     of its final checkpoint."""
     from scalerl.checkpoint import load_checkpoint
+    from scalerl.run import CHECKPOINT_TYPES
 
     path = run.path / "checkpoints" / "latest.pt"
     if run.config["agent"] != "sac" or not path.is_file():
         return None
-    buffer = load_checkpoint(path)["buffer"]
+    buffer = load_checkpoint(path, CHECKPOINT_TYPES)["buffer"]
     actions = np.asarray(buffer["data"]["actions"]).reshape(-1, 3)
     end = buffer["position"] * buffer["num_envs"] if not buffer["full"] else len(actions)
     taken = actions[max(0, end - last):end]
