@@ -153,6 +153,7 @@ def categorical_projection(next_probs: torch.Tensor, rewards: torch.Tensor, disc
     """C51's target: the distribution r + discount * Z(s', a*) (atoms `support`, probabilities `next_probs`,
     shaped (batch, atoms)) put back on the fixed support, each shifted atom split between its two
     neighbours in proportion to closeness, after clipping to [v_min, v_max]."""
+    next_probs = next_probs.float()  # under bf16 autocast the probabilities come in bf16: project in fp32
     v_min, v_max, atoms = support[0], support[-1], len(support)
     delta = (v_max - v_min) / (atoms - 1)
     shifted = (rewards[:, None] + discounts[:, None] * support[None, :]).clamp(v_min, v_max)

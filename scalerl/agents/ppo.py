@@ -291,7 +291,7 @@ class PPO(Agent):
     @torch.no_grad()
     def values_of(self, obs: np.ndarray) -> np.ndarray:
         seen = self.obs_stats.normalize(obs) if self.obs_stats is not None else obs
-        return self.network(torch.as_tensor(seen, device=self.device))[1].cpu().numpy()
+        return self.network(torch.as_tensor(seen, device=self.device))[1].float().cpu().numpy()
 
     def advantages(self, rollout: Rollout, rewards: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """GAE over the rollout, with truncations bootstrapped from their real final observations."""

@@ -107,7 +107,7 @@ class PQN(Agent):
 
     @torch.no_grad()
     def greedy_values(self, obs: np.ndarray) -> np.ndarray:
-        return self.q(torch.as_tensor(obs, device=self.device)).max(-1).values.cpu().numpy()
+        return self.q(torch.as_tensor(obs, device=self.device)).max(-1).values.float().cpu().numpy()
 
     def q_lambda_returns(self, rollout: Rollout) -> np.ndarray:
         cfg = self.cfg

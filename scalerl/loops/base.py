@@ -155,6 +155,13 @@ class Loop:
         self.state.episode_steps[index] = {"rewards": [], "extras": []}
         return episode
 
+    def update(self, batch: Any) -> dict[str, torch.Tensor]:
+        """One agent update, in the run's precision (bf16 autocast where asked)."""
+        if self.config.precision == "bf16":
+            with torch.autocast(self.session.device.type, dtype=torch.bfloat16):
+                return self.agent.update(batch)
+        return self.agent.update(batch)
+
     def record_update(self, metrics: dict[str, torch.Tensor]) -> None:
         self.state.updates += 1
         self.state.update_metrics = metrics

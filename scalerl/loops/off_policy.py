@@ -79,7 +79,7 @@ class OffPolicyLoop(Loop):
                     state.steps_since_train -= algo.train_every
                     for _ in range(algo.gradient_steps):
                         batch = self.buffer.sample(self.batch_size)
-                        metrics = agent.update(batch)
+                        metrics = self.update(batch)
                         if (priorities := metrics.pop("priorities", None)) is not None:
                             self.buffer.update_priorities(batch.indices, priorities)
                         self.record_update(metrics)

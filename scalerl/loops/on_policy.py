@@ -15,7 +15,7 @@ from scalerl.replay import Rollout
 
 class OnPolicyLoop(Loop):
     def run(self) -> dict[str, Any]:
-        config, agent = self.config, self.agent
+        config = self.config
         rollout = config.num_envs * config.algo.rollout_steps
         if config.steps % rollout and self.state.step == 0:
             warnings.warn(f"steps {config.steps:,} is not a whole number of rollouts ({config.num_envs} env"
@@ -24,7 +24,7 @@ class OnPolicyLoop(Loop):
                           f"{-(-config.steps // rollout) * rollout:,}", ScalerlWarning, stacklevel=2)
         self.begin()
         while not self.finished:
-            metrics = agent.update(self.collect(config.algo.rollout_steps))
+            metrics = self.update(self.collect(config.algo.rollout_steps))
             self.record_update(metrics)
             self.periodic()
         return self.end()
