@@ -252,6 +252,10 @@ _ray_address: str | None = None
 """The cluster address this process joined (None: a local Ray), so a later sweep elsewhere reconnects."""
 
 
+LOCAL_START_ATTEMPTS = 3
+"""Tries at starting a local Ray: on a loaded machine its processes can miss their start-up deadline."""
+
+
 def start_ray(address: str | None, workers: int | None) -> None:
     try:
         import ray
@@ -265,13 +269,22 @@ def start_ray(address: str | None, workers: int | None) -> None:
     if address:
         join_cluster(ray, address)
     else:
-        with loopback_only(ray):  # a Ray of its own (never one already running here), off the network
-            try:
-                ray.init(address="local", num_cpus=workers or os.cpu_count(), include_dashboard=False,
-                         log_to_driver=False, object_store_memory=200 * 1024**2, logging_level=logging.WARNING)
-            except Exception as error:  # Ray raises bare Exceptions for a start that times out or fails
-                raise ConfigError(f"could not start a local Ray for the sweep ({first_line(error)}); "
-                                  "runs already finished are kept: run the same command again to go on") from None
+        for attempt in range(1, LOCAL_START_ATTEMPTS + 1):
+            with loopback_only(ray):  # a Ray of its own (never one already running here), off the network
+                try:
+                    ray.init(address="local", num_cpus=workers or os.cpu_count(), include_dashboard=False,
+                             log_to_driver=False, object_store_memory=200 * 1024**2, logging_level=logging.WARNING)
+                    break
+                except Exception as error:  # Ray raises bare Exceptions for a start that times out or fails
+                    with contextlib.suppress(Exception):
+                        ray.shutdown()
+                    if attempt == LOCAL_START_ATTEMPTS:
+                        raise ConfigError(f"could not start a local Ray for the sweep ({first_line(error)}) in "
+                                          f"{attempt} tries; runs already finished are kept: run the same command "
+                                          "again to go on") from None
+                    print(f"scalerl: the local Ray did not start ({first_line(error)}); a busy machine is slow "
+                          f"to start one: trying again ({attempt + 1} of {LOCAL_START_ATTEMPTS})", file=sys.stderr)
+                    time.sleep(5.0 * attempt)
     _ray_address = address
 
 

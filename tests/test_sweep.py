@@ -158,20 +158,39 @@ def test_a_second_driver_on_a_running_sweep_says_so_and_leaves(tmp_path):
             time.sleep(0.1)
 
 
-def test_a_local_ray_that_fails_to_start_is_one_line_that_says_to_run_again(tmp_path, monkeypatch, capsys):
-    """Ray raises a bare Exception when its local start times out (an overloaded machine): the sweep says so in
-    one line, and that its finished runs are kept."""
+def test_a_local_ray_slow_to_start_is_tried_again_and_then_said_in_one_line(tmp_path, monkeypatch, capsys):
+    """Ray raises a bare Exception when its local start times out (an overloaded machine): the sweep waits and
+    tries again, saying so; a start that fails every time ends in one error line that says the finished runs
+    are kept; one that succeeds on a later try runs the sweep."""
     import ray
 
-    def timed_out(**_):
-        raise Exception("The current node timed out during startup.\nThis could happen because ...")
+    from scalerl import sweep
 
-    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    real_init, calls = ray.init, []
+
+    def timed_out(**kwargs):
+        calls.append(kwargs)
+        if len(calls) < failures:
+            raise Exception("The current node timed out during startup.\nThis could happen because ...")
+        return real_init(**kwargs)
+
+    monkeypatch.setattr(sweep.time, "sleep", lambda seconds: None)
     monkeypatch.setattr(ray, "init", timed_out)
-    assert main(["sweep", "--set", *TINY, "--seeds", "0", "-o", str(tmp_path / "sweep"), "--no-report"]) == 2
-    assert capsys.readouterr().err.strip() == (
-        "scalerl: error: could not start a local Ray for the sweep (The current node timed out during startup.); "
-        "runs already finished are kept: run the same command again to go on")
+    if ray.is_initialized():
+        ray.shutdown()
+    monkeypatch.setattr(sweep, "_ray_address", "not started")
+    failures = 99
+    assert main(["sweep", "--set", *TINY, "--seeds", "0", "-o", str(tmp_path / "a"), "--no-report"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert [line for line in lines if line.startswith("scalerl: error:")] == [
+        "scalerl: error: could not start a local Ray for the sweep (The current node timed out during startup.) "
+        f"in {sweep.LOCAL_START_ATTEMPTS} tries; runs already finished are kept: run the same command again to go on"]
+    assert sum("trying again" in line for line in lines) == sweep.LOCAL_START_ATTEMPTS - 1
+    calls.clear()
+    failures = 2  # the first start times out, the second comes up
+    assert main(["sweep", "--set", *TINY, "--seeds", "0", "-o", str(tmp_path / "b"), "--no-report"]) == 0
+    assert len(calls) == 2 and (tmp_path / "b" / "base" / "seed0" / "summary.json").is_file()
+    ray.shutdown()
 
 
 def test_nodes_that_do_not_answer_the_folder_check_are_named_in_one_line(tmp_path, monkeypatch):

@@ -69,15 +69,16 @@ def sweep_variants(settings: RLSettings) -> list[dict[str, Any]]:
 
 def run_training(settings: RLSettings, out: Path, workers: int | None, address: str | None,
                  variants: Sequence[str] | None = None) -> list[Path]:
-    """Train (or continue) the PQN runs into `out`, only the named `variants` when given; the finished runs'
-    folders, every one in `out` (runs finished earlier included)."""
+    """Train (or continue) the PQN runs into `out`, only the named `variants` when given, in the order given;
+    the finished runs' folders, every one in `out` (runs finished earlier included)."""
     from scalerl.sweep import SweepSpec, run_sweep
 
     base = {"agent": "pqn", "env": f"minatar:{settings.game}", "steps": settings.steps, "num_envs": settings.num_envs,
             "net.hidden": settings.hidden, "net.init": "orthogonal", "eval_every": settings.eval_every,
             "eval_episodes": settings.eval_episodes, "checkpoint_every": 50_000, "log_every": 4_096 * 4,
             "hooks": ["norms"], "hook_opts.norms.every": settings.norms_every}
-    chosen = [variant for variant in sweep_variants(settings) if variants is None or variant["name"] in variants]
+    every = {variant["name"]: variant for variant in sweep_variants(settings)}
+    chosen = list(every.values()) if variants is None else [every[name] for name in variants if name in every]
     if chosen:
         spec = SweepSpec(base=base, variants=chosen, seeds=settings.seeds)
         result = run_sweep(spec, out, workers=workers, address=address, report=False)
