@@ -298,3 +298,18 @@ def test_a_report_says_at_the_top_when_no_run_made_an_update(tmp_path):
     text = write_report([tmp_path / "runs"], tmp_path / "report.md").read_text()
     assert "**No group made a single gradient update**" in text.split("Written")[0]
     assert "| updates per run |" in text and "| 0 |" in text
+
+
+def test_a_config_table_with_many_differing_settings_turns_on_its_side():
+    from types import SimpleNamespace
+
+    from scalerl.analysis.report import WIDE_TABLE_KEYS, config_differences
+
+    keys = [f"algo.k{index}" for index in range(WIDE_TABLE_KEYS + 2)]
+    runs = [SimpleNamespace(config={"env": "classic:CartPole-v1", "seed": 0, "algo": {k[5:]: arm for k in keys}})
+            for arm in (1, 2)]
+    groups = {"first": [runs[0]], "second": [runs[1]]}
+    lines = config_differences(runs, groups)
+    assert lines[:2] == ["- group 1: first", "- group 2: second"]
+    assert "| setting | group 1 | group 2 |" in lines
+    assert sum(line.startswith("| algo.k") for line in lines) == len(keys)

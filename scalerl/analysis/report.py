@@ -48,6 +48,10 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
+WIDE_TABLE_KEYS = 6
+"""Past this many differing settings the config table turns: settings as rows, groups as columns."""
+
+
 def config_differences(runs: list[RunRecord], groups: dict[str, list[RunRecord]]) -> list[str]:
     keys = [k for k in differing_keys(runs) if k != "env"]
     if not keys:
@@ -58,6 +62,11 @@ def config_differences(runs: list[RunRecord], groups: dict[str, list[RunRecord]]
         # a key only some agents have (SAC's algo.alpha beside TD3) reads "-" where it is absent
         values = [sorted({json.dumps(flat[key]) if key in flat else "-" for flat in flats}) for key in keys]
         rows.append([label, *[" / ".join(v) for v in values]])
+    if len(keys) > WIDE_TABLE_KEYS:  # a row per setting reads better than twenty columns
+        names = [f"group {index + 1}" for index in range(len(rows))]
+        legend = [f"- group {index + 1}: {row[0]}" for index, row in enumerate(rows)]
+        return legend + [""] + table(["setting", *names], [[key, *[row[1 + k] for row in rows]]
+                                                         for k, key in enumerate(keys)])
     return table(["group", *keys], rows)
 
 
