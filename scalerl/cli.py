@@ -63,9 +63,54 @@ def parse_train_config(args: list[str]) -> TrainConfig:
     return tyro_cli(TrainConfig[config_class], args, "scalerl train", default=default)
 
 
+SHORT_TRAIN_OPTIONS = ("env", "agent", "steps", "seed", "num_envs", "run_dir", "device", "threads", "precision",
+                       "eval_every", "eval_episodes", "checkpoint_every", "hooks", "stop_at_return", "progress")
+"""What `scalerl train --help` shows; `--help-all` shows every option of the agent's config too."""
+
+
+def short_train_help(agent: str) -> str:
+    """The options most runs set, each with its default and meaning, read from TrainConfig itself."""
+    defaults = TrainConfig(agent=agent)
+    meanings = field_docstrings(TrainConfig)
+    lines = ["usage: scalerl train [OPTIONS]   (every option: scalerl train --help-all)", "",
+             "Train an agent; the run writes a folder (config, metrics, TensorBoard, checkpoints).", "",
+             "options (default, meaning):"]
+    for name in SHORT_TRAIN_OPTIONS:
+        meaning = " ".join(meanings.get(name, "").split())
+        lines.append(f"  --{name.replace('_', '-'):18s} {getattr(defaults, name)!r:>24}   {meaning[:90]}")
+    lines += ["", f"  --algo.NAME VALUE     the agent's settings ({agent}'s: scalerl agents, or --agent X --help-all)",
+              "  --net.NAME VALUE      the network (encoder, width, depth, bottleneck, ...: --help-all)",
+              "  --env-opts.NAME VALUE the suite's options (scalerl envs --suite NAME)",
+              "  --hook-opts.NAME.X V  a hook's options (scalerl hooks)",
+              "  --resume RUN_DIR [--steps N]   continue a killed run, or train a finished one on to N steps",
+              "  --plugins FILE.py|MODULE ...   load your own agents and hooks first"]
+    return "\n".join(lines)
+
+
+def field_docstrings(cls: type) -> dict[str, str]:
+    """A dataclass's field docstrings (the string right after each field), as tyro reads them for --help."""
+    import ast
+    import inspect
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body
+    found = {}
+    for node, following in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(following, ast.Expr) \
+                and isinstance(following.value, ast.Constant) and isinstance(following.value.value, str):
+            found[node.target.id] = following.value.value
+    return found
+
+
 def cmd_train(args: list[str]) -> int:
     from scalerl.run import resume, train
 
+    if "--help-all" in args:
+        args = [("--help" if arg == "--help-all" else arg) for arg in args]
+    elif "-h" in args or "--help" in args:
+        print(short_train_help(option_value(args, "--agent") or TrainConfig.agent))
+        return 0
     run_dir = option_value(args, "--resume")
     if run_dir is not None or "--resume" in args:
         steps = option_value(args, "--steps")

@@ -172,3 +172,18 @@ def test_a_loaded_policy_acts_as_evaluation_does(tmp_path):
         done = bool(terminated[0] or truncated[0])
     assert total == evaluate(tmp_path / "run", episodes=1, num_envs=1, seed=7)["return_mean"]
     assert policy.act(np.zeros((3, 4), np.float32)).shape == (3,)
+
+
+def test_train_help_is_short_and_points_to_every_option(capsys):
+    """`scalerl train --help` shows the options most runs set with their defaults and meanings in one screen;
+    `--help-all` shows every option, the agent's included."""
+    from scalerl.cli import main
+
+    assert main(["train", "--help"]) == 0
+    short = capsys.readouterr().out
+    assert len(short.splitlines()) < 40 and "--help-all" in short
+    assert "--steps" in short and "100000" in short and "Environment steps to train for" in short
+    with pytest.raises(SystemExit):
+        main(["train", "--agent", "sac", "--help-all"])
+    full = capsys.readouterr().out
+    assert "algo.critic-optim.lr" in full and len(full.splitlines()) > 100
