@@ -391,3 +391,30 @@ def test_a_slowloris_holds_neither_a_thread_nor_the_server_for_long():
     assert call(f"{url}/api/info")[0] == 200
     server.shutdown()
     server.server_close()
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_accompany_plays_a_song_as_the_page_does_past_the_context(temperature):
+    """`chords accompany` goes frame by frame through the page's own session: for the same melody and seed it
+    gives the chords the server answers, past the model's context (no cold restart where it fills), and no
+    chord before the melody's first note."""
+    from scalerl.music.accompany import accompany_song
+    from scalerl.music.data import Event, Song, frames_to_events, song_tokens
+    from scalerl.music.jam import Jam
+    from scalerl.music.vocab import CHORD_ON, tokens_part
+
+    torch.manual_seed(0)
+    model = OnlineChordModel(ChordModelConfig(dim=32, layers=2, heads=4, dropout=0.0, max_frames=16)).eval()
+    notes = tuple(Event(start, start + 2, 60 + (start // 2) % 7) for start in range(4, 60, 2))  # past 16 frames
+    song = Song("walk", 64, notes, ())
+    accompanied = accompany_song(model, song, temperature, seed=11)
+    jam = Jam(model, "tiny", temperature, 90.0)
+    session = jam.start({"seed": 11, "temperature": temperature})["session"]
+    _, melody = song_tokens(song)
+    answered = [jam.sessions[session].chords[0]]
+    for token in melody[:-1]:
+        onset = NOTE_ON <= token < NOTE_HOLD
+        pitch = None if token == SILENCE else token - (NOTE_ON if onset else NOTE_HOLD)
+        answered.append(jam.step({"session": session, "pitch": pitch, "onset": onset})["chord"]["token"])
+    assert accompanied.chords == frames_to_events(tokens_part(answered, CHORD_ON, CHORD_HOLD, NUM_CHORDS))
+    assert accompanied.chords and accompanied.chords[0].start >= notes[0].start

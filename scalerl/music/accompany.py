@@ -1,8 +1,9 @@
 """Accompany a melody file (MIDI, MusicXML or ABC) with an online chord model and write MIDI.
 
 The melody is read with music21 (its first part with notes), put on the 16th-note grid, and the model
-chooses each frame's chord from the past only, as it would live. Melodies longer than the model's
-`max_frames` are accompanied window by window. The output keeps the tune's tempo, meter and key marks, and
+chooses each frame's chord from the past only, as it would live: the melody goes through the jam page's own
+session, whose context is refreshed from the last half of the song when it fills. The output keeps the
+tune's tempo, meter and key marks, and
 a pickup stays a pickup: the first bar is completed with a rest, so the bar lines fall where they did.
 """
 
@@ -25,7 +26,7 @@ from scalerl.music.data import (
     parse_score,
     song_tokens,
 )
-from scalerl.music.models import generate
+from scalerl.music.jam import JamSession
 from scalerl.music.pretrain import load_chord_model
 from scalerl.music.vocab import (
     CHORD_HOLD,
@@ -129,12 +130,15 @@ def check_output(path: Path) -> None:
         raise ConfigError(f"-o {path}: cannot write under {folder}")
 
 
-def accompany_song(model: torch.nn.Module, song: Song, window: int, temperature: float, seed: int) -> Song:
+def accompany_song(model: torch.nn.Module, song: Song, temperature: float, seed: int) -> Song:
+    """The melody played to the model frame by frame, as the jam page plays it (the same session: no chord
+    before the first note, the chord held through a beat of silence, the context refreshed from the last half
+    of the song when it fills, never restarted cold), so a seed gives the page's chords."""
     _, melody = song_tokens(song)
-    chords: list[int] = []
-    for start in progress(range(0, len(melody), window), desc="accompany", unit="window"):
-        chunk = torch.tensor([melody[start:start + window]])
-        chords += generate(model, chunk, temperature, seed=seed + start)[0].tolist()
+    session = JamSession(model, temperature, seed)
+    for note in progress(melody, total=len(melody), desc="accompany", unit="frame"):
+        session.hear(note)
+    chords = session.chords[:len(melody)]  # chords[t] was chosen before frame t was heard
     events = frames_to_events(tokens_part(chords, CHORD_ON, CHORD_HOLD, NUM_CHORDS))
     return Song(song.name, song.frames, song.notes, events)
 
@@ -176,7 +180,7 @@ def accompany(run_dir: str | Path | None, melody_path: str | Path, out: str | Pa
     if cfg.model != "online":
         raise ConfigError(f"{run_dir} holds a {cfg.model} model; accompaniment in real time needs an online one")
     melody, marks = read_melody(Path(melody_path))
-    song = accompany_song(model, melody, cfg.net.max_frames, temperature, seed)
+    song = accompany_song(model, melody, temperature, seed)
     write_midi(song, Path(out), marks)
     return song
 
