@@ -127,3 +127,26 @@ def test_the_page_says_why_when_its_session_is_gone(browser):
     assert "no session" in page.inner_text("#error") and page.inner_text("#start") == "Start"
     server.shutdown()
     server.server_close()
+
+
+def test_a_key_held_through_the_tritone_jump_does_not_stick(served, browser):
+    """Hold a key, turn the tritone jump on, release it: the note that started (C4, not its shifted F#4) is
+    released, so the model hears silence after the release instead of a note that sounds for ever."""
+    from scalerl.music.vocab import NOTE_HOLD, SILENCE
+
+    jam, url = served
+    page = open_page(browser, url)
+    page.fill("#bpm", "240")
+    sessions = set(jam.sessions)
+    page.keyboard.down("a")
+    page.wait_for_function("window.jamStats.frames >= 8", timeout=10_000)
+    page.click("#jump")
+    page.keyboard.up("a")
+    released = stats(page)["frames"]
+    page.wait_for_function(f"window.jamStats.frames >= {released + 8}", timeout=10_000)
+    page.click("#start")
+    (session,) = set(jam.sessions) - sessions
+    melody = jam.sessions[session].melody
+    assert melody[-4:] == [SILENCE] * 4, melody
+    assert NOTE_HOLD + 60 in melody and page.errors == []
+    assert 0 <= stats(page)["seed"] < 2**53  # the server's seed is exact as the page's JavaScript number

@@ -166,7 +166,7 @@ class Jam:
 
     def start(self, request: dict[str, Any]) -> dict[str, Any]:
         temperature = check_temperature(request.get("temperature", self.temperature))
-        seed = request.get("seed", secrets.randbits(63))
+        seed = request.get("seed", secrets.randbits(53))  # below 2**53: exact as the page's JavaScript number
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
             raise JamError(f"seed must be an integer in [0, 2**63 - 1], got {seed!r}")
         session = JamSession(self.model, temperature, seed)
@@ -285,8 +285,8 @@ class JamServer(ThreadingHTTPServer):
     request_queue_size = 256  # simultaneous connects wait in the backlog instead of being reset
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], max_connections: int,
-                 request_seconds: float) -> None:
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
+                 max_connections: int = MAX_CONNECTIONS, request_seconds: float = REQUEST_SECONDS) -> None:
         super().__init__(address, handler)
         self.slots = threading.BoundedSemaphore(max_connections)
         self.request_seconds = request_seconds
