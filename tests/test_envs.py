@@ -209,3 +209,23 @@ def test_minatar_levels_come_from_the_training_range_and_evaluation_plays_disjoi
 def test_levels_are_refused_where_a_suite_has_none():
     with pytest.raises(ConfigError, match="does not take option 'num_levels'"):
         make_env("classic:CartPole-v1", 1, 0, num_levels=3)
+
+
+@pytest.mark.parametrize("suite, task", [("classic", "CartPole-v1"), ("minatar", "breakout"), ("gym", "Acrobot-v1"),
+                                         ("mujoco", "Hopper-v5"), ("dmc", "cheetah-run")])
+def test_every_suites_single_environment_passes_gymnasiums_checker(suite, task):
+    """Gymnasium's own check_env: spaces, seeding determinism (MinAtar seeds np_random too now) and rebuilding
+    from the spec (every scalerl wrapper records its constructor's arguments)."""
+    import warnings
+
+    from gymnasium.utils.env_checker import check_env
+
+    from scalerl.envs import SUITES, _make_single
+
+    if SUITES[suite].requires:
+        pytest.importorskip(SUITES[suite].requires)
+    env = _make_single(suite, task, {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check_env(env, skip_render_check=True)
+    env.close()

@@ -43,11 +43,12 @@ def multitask_task_count(task: str) -> tuple[int, bool]:
     return len(parse_task_list(task)), True
 
 
-class TaskInSet(gym.Wrapper):
+class TaskInSet(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """One task of a set: its observation padded to the set's length and followed by the one-hot task id;
     continuous actions taken in [-1, 1] and mapped onto the task's bounds."""
 
     def __init__(self, env: gym.Env, name: str, index: int, count: int, obs_size: int) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, name=name, index=index, count=count, obs_size=obs_size)
         super().__init__(env)
         self.task_name = name
         self.padding = obs_size - int(np.prod(env.observation_space.shape))

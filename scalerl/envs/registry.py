@@ -35,6 +35,7 @@ from scalerl.envs.wrappers import (
     ChannelFirstFrameStack,
     Float32Actions,
     Float32Observations,
+    GymnasiumSeeding,
     SeedLevels,
     with_physics_snapshot,
 )
@@ -132,8 +133,8 @@ def make_minatar(task: str, *, max_episode_steps: int | None = None, sticky_acti
     if MINATAR_IDS[task] not in gym.registry:
         minatar.gym.register_envs()
     kwargs = {} if sticky_actions is None else {"sticky_action_prob": sticky_actions}
-    env = gym.make(MINATAR_IDS[task], max_episode_steps=max_episode_steps or MINATAR_MAX_EPISODE_STEPS,
-                   use_minimal_action_set=not full_action_space, **kwargs)
+    env = GymnasiumSeeding(gym.make(MINATAR_IDS[task], max_episode_steps=max_episode_steps or
+                                    MINATAR_MAX_EPISODE_STEPS, use_minimal_action_set=not full_action_space, **kwargs))
     if num_levels == 0:
         return env
     return SeedLevels(env, num_levels, start_level + (TEST_LEVELS_START if level_set == "test" else 0))

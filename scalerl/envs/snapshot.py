@@ -45,6 +45,7 @@ SNAPSHOT_CLASSES = frozenset({
     ("scalerl.envs.multitask", "TaskInSet"), ("scalerl.envs.wrappers", "Float32Observations"),
     ("scalerl.envs.wrappers", "Float32Actions"), ("scalerl.envs.wrappers", "PhysicsSnapshot"),
     ("scalerl.envs.wrappers", "SeedLevels"), ("scalerl.envs.wrappers", "ActionRepeat"),
+    ("scalerl.envs.wrappers", "GymnasiumSeeding"),
     *((f"minatar.environments.{game}", "Env") for game in ("asterix", "breakout", "freeway", "seaquest",
                                                           "space_invaders")),
 })

@@ -9,11 +9,16 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+Recorded = gym.utils.RecordConstructorArgs
+"""Every wrapper here records its constructor's arguments, so Gymnasium can rebuild an environment from its
+spec (`gymnasium.make(env.spec)`, which `check_env` tries)."""
 
-class Float32Actions(gym.ActionWrapper):
+
+class Float32Actions(gym.ActionWrapper, Recorded):
     """Declare a float32 Box action space (dm_control's is float64), so agents see one dtype."""
 
     def __init__(self, env: gym.Env) -> None:
+        Recorded.__init__(self)
         super().__init__(env)
         space = env.action_space
         self.action_space = gym.spaces.Box(space.low.astype(np.float32), space.high.astype(np.float32),
@@ -23,10 +28,11 @@ class Float32Actions(gym.ActionWrapper):
         return np.asarray(action, dtype=np.float64)
 
 
-class Float32Observations(gym.ObservationWrapper):
+class Float32Observations(gym.ObservationWrapper, Recorded):
     """Cast Box observations to float32 (MuJoCo and dm_control give float64)."""
 
     def __init__(self, env: gym.Env) -> None:
+        Recorded.__init__(self)
         super().__init__(env)
         space = env.observation_space
         self.observation_space = gym.spaces.Box(space.low.astype(np.float32), space.high.astype(np.float32),
@@ -36,10 +42,11 @@ class Float32Observations(gym.ObservationWrapper):
         return obs.astype(np.float32)
 
 
-class ActionRepeat(gym.Wrapper):
+class ActionRepeat(gym.Wrapper, Recorded):
     """Repeat each action `repeat` times and sum the rewards, stopping early at an episode's end."""
 
     def __init__(self, env: gym.Env, repeat: int) -> None:
+        Recorded.__init__(self, repeat=repeat)
         super().__init__(env)
         self.repeat = repeat
 
@@ -53,10 +60,11 @@ class ActionRepeat(gym.Wrapper):
         return obs, total, terminated, truncated, info
 
 
-class ChannelFirstFrameStack(gym.ObservationWrapper):
+class ChannelFirstFrameStack(gym.ObservationWrapper, Recorded):
     """Stack the last `count` (H, W, C) frames into one (count * C, H, W) array, oldest first."""
 
     def __init__(self, env: gym.Env, count: int) -> None:
+        Recorded.__init__(self, count=count)
         super().__init__(env)
         height, width, channels = env.observation_space.shape
         self.frames: deque[np.ndarray] = deque(maxlen=count)
@@ -75,7 +83,7 @@ class ChannelFirstFrameStack(gym.ObservationWrapper):
         return np.concatenate(self.frames)
 
 
-class PhysicsSnapshot(gym.Wrapper):
+class PhysicsSnapshot(gym.Wrapper, Recorded):
     """Pickles a Gymnasium MuJoCo environment with its whole simulation state, so a resumed run continues
     the episode it was in: those environments pickle as their constructor arguments (EzPickle) and come
     back freshly built. This wrapper also saves MuJoCo's full integration state (`mj_getState`: positions,
@@ -83,6 +91,10 @@ class PhysicsSnapshot(gym.Wrapper):
     puts both back after the inner
     environment has been rebuilt (without an `mj_forward`, which would recompute the warm start and move
     the next step by up to 1e-8)."""
+
+    def __init__(self, env: gym.Env) -> None:
+        Recorded.__init__(self)
+        super().__init__(env)
 
     def __getstate__(self) -> dict[str, Any]:
         import mujoco
@@ -115,12 +127,13 @@ def with_physics_snapshot(env: gym.Env) -> gym.Env:
     return PhysicsSnapshot(env) if is_gymnasium_mujoco else env
 
 
-class SeedLevels(gym.Wrapper):
+class SeedLevels(gym.Wrapper, Recorded):
     """Procgen-style levels for an environment whose every random draw comes from the seed it is reset with
     (MinAtar): each episode is reset with a level, start + i for i uniform over `count`. The levels drawn
     follow the seed of the first reset, so a seeded run replays the same sequence of levels."""
 
     def __init__(self, env: gym.Env, count: int, start: int) -> None:
+        Recorded.__init__(self, count=count, start=start)
         super().__init__(env)
         self.count, self.start = count, start
         self.level_rng = np.random.default_rng(start)
@@ -131,3 +144,18 @@ class SeedLevels(gym.Wrapper):
         level = self.start + int(self.level_rng.integers(self.count))
         obs, info = self.env.reset(seed=level, options=options)
         return obs, {**info, "level": level}
+
+
+class GymnasiumSeeding(gym.Wrapper, Recorded):
+    """MinAtar's reset(seed) seeds its game but not the environment's own `np_random` (it does not call
+    Gymnasium's reset), which Gymnasium's determinism contract expects; this seeds both. MinAtar never draws
+    from `np_random`, so its games play as before."""
+
+    def __init__(self, env: gym.Env) -> None:
+        Recorded.__init__(self)
+        super().__init__(env)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        if seed is not None:
+            gym.Env.reset(self.env.unwrapped, seed=seed)
+        return self.env.reset(seed=seed, options=options)
