@@ -110,6 +110,11 @@ class TrainConfig(Generic[AgentConfigT]):
         if isinstance(self.env_opts, dict):
             object.__setattr__(self, "env_opts", config_from_dict(EnvOptions, self.env_opts, "env_opts"))
         suite, task = parse_spec(self.env)
+        if suite.name == "gym" and task.startswith("ALE/"):  # make_env gives them; training on them is a trap
+            game = task.removeprefix("ALE/").split("-v")[0]
+            raise ConfigError(f"env gym:{task} gives raw 210x160 colour frames, which would train an MLP of "
+                              f"millions of weights on pixels: use atari:{game} (Atari preprocessing, stacked "
+                              f"frames, the Nature CNN) or cale:{game}")
         check_options(suite, self.env_opts.given())
         cls = agent_class(self.agent)
         if self.algo is None:

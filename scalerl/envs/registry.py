@@ -272,10 +272,6 @@ def parse_spec(spec: str) -> tuple[Suite, str]:
     if suite.check_task is not None:
         suite.check_task(task)
         return suite, task
-    if suite_name == "gym" and task.startswith("ALE/"):
-        game = task.removeprefix("ALE/").split("-v")[0]
-        raise ConfigError(f"gym:{task} gives raw 210x160 colour frames, which an MLP cannot learn from: use "
-                          f"atari:{game} (Atari preprocessing, stacked frames, the Nature CNN) or cale:{game}")
     tasks = suite.tasks()
     if task in tasks:
         return suite, task
