@@ -131,7 +131,7 @@ def difference_interval(first: Sequence[float], second: Sequence[float], reps: i
     return Estimate(float(np.ravel(points["d"])[0]), float(low), float(high))
 
 
-REPRODUCED, PARTLY, NOT = "REPRODUCED", "PARTLY", "NOT REPRODUCED"
+REPRODUCED, PARTLY, NOT, UNMEASURED = "REPRODUCED", "PARTLY", "NOT REPRODUCED", "NOT MEASURED YET"
 
 
 def verdict(difference: Estimate) -> str:
@@ -169,8 +169,11 @@ def verdict_rows(claims: Sequence[Claim], results: Sequence[RunResult]) -> list[
     rows = []
     for claim in claims:
         better, worse = claim.better(results), claim.worse(results)
-        if not better or not worse:
-            raise ConfigError(f"claim {claim.claim!r}: an arm it compares has no results")
+        if len(better) < 2 or len(worse) < 2:
+            seeds = f"{len(better)} and {len(worse)} seeds"
+            rows.append((claim.claim, claim.paper, f"{claim.measure}: not measured ({seeds} finished)", UNMEASURED,
+                         "an arm it compares has fewer than two finished seeds; the study goes on"))
+            continue
         difference = difference_interval(better, worse)
         ours = f"{claim.measure}: {estimate_text(difference)} ({min(len(better), len(worse))} seeds, 95% CI)"
         rows.append((claim.claim, claim.paper, ours, verdict(difference), claim.reason(difference, results)))
@@ -215,5 +218,5 @@ def verdicts_in(text: str) -> list[str]:
     """The verdict words of a README's generated verdict table, in order (for `scalerl study --list`)."""
     for match in BLOCK.finditer(text):
         if match["name"] == "verdict":
-            return re.findall(r"\| (REPRODUCED|PARTLY|NOT REPRODUCED) \|", match["body"])
+            return re.findall(r"\| (REPRODUCED|PARTLY|NOT REPRODUCED|NOT MEASURED YET) \|", match["body"])
     return []

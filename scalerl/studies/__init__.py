@@ -32,6 +32,7 @@ from scalerl.analysis.results import (
     PARTLY,
     REPRODUCED,
     RESULTS_FILE,
+    UNMEASURED,
     fill_blocks,
     read_results,
     verdicts_in,
@@ -144,7 +145,7 @@ def verdict_summary(name: str) -> str:
     counts = Counter(verdicts_in((study_folder(name) / "README.md").read_text()))
     if not counts:
         return "no shipped results yet"
-    return ", ".join(f"{counts[word]} {word}" for word in (REPRODUCED, PARTLY, NOT) if counts[word])
+    return ", ".join(f"{counts[word]} {word}" for word in (REPRODUCED, PARTLY, NOT, UNMEASURED) if counts[word])
 
 
 def run_study(name: str, out: str | Path | None = None, quick: bool = False, workers: int | None = None,

@@ -207,7 +207,8 @@ def rl_table(results: Sequence[RunResult]) -> str:
 
 
 def provenance_line(results: Sequence[RunResult]) -> str:
-    commits = sorted({r.provenance["commit"][:12] for r in results})
+    commits = sorted({r.provenance["commit"][:12] + ("+changes" if r.provenance["commit"].endswith("+changes") else "")
+                      for r in results})
     versions = sorted({r.provenance["scalerl"] for r in results})
     return (f"{len(results)} runs, scalerl {', '.join(versions)}, commit{'s' if len(commits) > 1 else ''} "
             f"{', '.join(commits)}; each run's command, curves and final numbers are in `results.jsonl`.")
