@@ -239,7 +239,8 @@ def test_least_stops_an_episode_whose_values_fall_below_the_median_and_not_one_a
     assert play(hook, [12.0] * 20) is None  # above the median all along
     falling = [10.0, 9.0, 8.0, 6.0, 5.5, 4.0, 3.0] + [2.0] * 13
     assert play(hook, falling) == 5  # the first step under 0.5 x 10.2 = 5.1
-    assert hook.on_log() == {"least/stopped": 1.0, "least/stop_rate": 1 / 7, "least/steps_saved": 20.0 - 6.0}
+    assert hook.on_log() == {"least/stopped": 1.0, "least/stop_rate": 1 / 7, "least/stops_per_step": 1 / (6 * 20 + 6),
+                             "least/steps_saved": 20.0 - 6.0}
     assert stop_threshold(-10.0, 1.0, 0.5) == -20.0  # negative values: twice as low, not half
 
 
@@ -310,6 +311,27 @@ def test_a_td3_run_with_least_stops_episodes_and_resumes_exactly(tmp_path, crash
     whole = records(tmp_path / "whole" / "metrics.jsonl")
     assert records(tmp_path / "killed" / "metrics.jsonl") == whole
     assert sum(r.get("least/stopped", 0) for r in whole) > 0 and whole[-1]["least/steps_saved"] > 0
+
+
+def test_a_random_stop_at_a_set_rate_stops_episodes_at_that_rate_and_resumes_exactly(tmp_path,
+                                                                                   crash_after_checkpoint):
+    """The control for LEAST: episodes stopped at random, at `rate` per step once `start` has passed, with
+    their own seeded stream, so a resumed run stops the same episodes."""
+    from scalerl import resume
+
+    settings = {"env": "classic:Pendulum-v1", "agent": "td3", "steps": 1600, "eval_every": 800, "eval_episodes": 1,
+                "checkpoint_every": 800, "log_every": 200, "progress": "off", "hooks": ["random_stop"],
+                "hook_opts": {"random_stop": {"rate": 0.02, "start": 0.25}},
+                "algo": {"learning_starts": 200, "batch_size": 32}}
+    train(run_dir=str(tmp_path / "whole"), **settings)
+    with crash_after_checkpoint(800):
+        train(run_dir=str(tmp_path / "killed"), **settings)
+    resume(tmp_path / "killed")
+    whole = records(tmp_path / "whole" / "metrics.jsonl")
+    assert records(tmp_path / "killed" / "metrics.jsonl") == whole
+    stopped = sum(r.get("random_stop/stopped", 0) for r in whole)
+    assert 6 <= stopped <= 50  # 1,200 steps at 0.02: 24 expected
+    assert sum(r.get("random_stop/stopped", 0) for r in whole if r["step"] <= 400) == 0  # none before 25%
 
 
 def test_softmoe_expert_units_are_neurons_for_both_scores(tmp_path):

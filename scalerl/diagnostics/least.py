@@ -84,7 +84,7 @@ class LEASTHook(Hook):
         self.kept_lengths: deque[tuple[int, bool]] = deque(maxlen=cfg.episodes)
         """(length, stopped) of the kept episodes."""
         self.steps = 0
-        self.window = {"finished": 0, "stopped": 0}
+        self.window = {"finished": 0, "stopped": 0, "steps": 0}
         self.steps_saved = 0.0
 
     def stop_episodes(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, terminated: np.ndarray,
@@ -93,6 +93,7 @@ class LEASTHook(Hook):
         if not self.running:
             self.running = [{"q": [], "g": [], "r": []} for _ in range(count)]
         self.steps += count
+        self.window["steps"] = self.window.get("steps", 0) + count
         values = self.agent.q_value(obs, actions)
         active = self.steps >= self.cfg.start * self.run_steps
         stop = np.zeros(count, dtype=bool)
@@ -140,8 +141,9 @@ class LEASTHook(Hook):
             return {}
         scalars = {"least/stopped": float(self.window["stopped"]),
                    "least/stop_rate": self.window["stopped"] / self.window["finished"],
+                   "least/stops_per_step": self.window["stopped"] / max(self.window.get("steps", 0), 1),
                    "least/steps_saved": self.steps_saved}
-        self.window = {"finished": 0, "stopped": 0}
+        self.window = {"finished": 0, "stopped": 0, "steps": 0}
         return scalars
 
     def state_dict(self) -> dict[str, Any]:
@@ -155,3 +157,59 @@ class LEASTHook(Hook):
         self.kept_lengths.extend(tuple(pair) for pair in state["kept_lengths"])
         self.running = [{k: list(v) for k, v in e.items()} for e in state["running"]]
         self.steps, self.window, self.steps_saved = state["steps"], dict(state["window"]), state["steps_saved"]
+
+
+@dataclass(frozen=True)
+class RandomStopConfig:
+    rate: float = 0.001
+    """Chance per environment step that a running episode is stopped. Set to LEAST's measured
+    least/stops_per_step, it separates what stopping does (more resets, more start states) from what LEAST's
+    rule chooses."""
+    start: float = 0.15
+    """Share of the run's environment steps before any stop (LEAST's default)."""
+    seed: int = 0
+    """Offset of the stops' own random stream from the run's seed."""
+
+    def __post_init__(self) -> None:
+        in_range("hook_opts.random_stop.rate", self.rate, 0.0, 1.0)
+        in_range("hook_opts.random_stop.start", self.start, 0.0, 1.0)
+
+
+class RandomStopHook(Hook):
+    name = "random_stop"
+    config_class = RandomStopConfig
+    description = "the control for LEAST: stop running episodes at random, at a set rate per step"
+    stops_episodes = True
+
+    def __init__(self, cfg: RandomStopConfig, agent: Any) -> None:
+        super().__init__(cfg, agent)
+        self.rng = np.random.default_rng([cfg.seed, agent.spec.seed])
+        self.steps = 0
+        self.window = {"stopped": 0, "steps": 0}
+
+    def stop_episodes(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, terminated: np.ndarray,
+                      truncated: np.ndarray) -> np.ndarray | None:
+        count = len(obs)
+        self.steps += count
+        draws = self.rng.random(count)  # drawn every step, so the stream does not depend on when stops begin
+        if self.steps < self.cfg.start * self.run_steps:
+            return None
+        self.window["steps"] += count
+        stop = (draws < self.cfg.rate) & ~(terminated | truncated)
+        self.window["stopped"] += int(stop.sum())
+        return stop if stop.any() else None
+
+    def on_log(self) -> dict[str, float]:
+        if not self.window["steps"]:
+            return {}
+        scalars = {"random_stop/stopped": float(self.window["stopped"]),
+                   "random_stop/stops_per_step": self.window["stopped"] / self.window["steps"]}
+        self.window = {"stopped": 0, "steps": 0}
+        return scalars
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self.rng.bit_generator.state, "steps": self.steps, "window": dict(self.window)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.steps, self.window = state["steps"], dict(state["window"])

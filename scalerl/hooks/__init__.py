@@ -7,7 +7,7 @@ from typing import Any
 
 from scalerl.checks import ConfigError, build_nested
 from scalerl.diagnostics.information import ProbeConfig, ProbeHook
-from scalerl.diagnostics.least import LEASTConfig, LEASTHook
+from scalerl.diagnostics.least import LEASTConfig, LEASTHook, RandomStopConfig, RandomStopHook
 from scalerl.diagnostics.monitor import ActivityConfig, ActivityHook
 from scalerl.diagnostics.norms import NormsConfig, NormsHook
 from scalerl.diagnostics.resets import ReDoConfig, ReDoHook, ReGraMaConfig, ReGraMaHook
@@ -15,7 +15,8 @@ from scalerl.hooks.base import Episode, Hook, HookList, MeasuringHook
 from scalerl.plugins import check_plugin_class, load_plugins_from_environment
 
 HOOKS: dict[str, type[Hook]] = {hook.name: hook
-                                for hook in [NormsHook, ActivityHook, ReDoHook, ReGraMaHook, LEASTHook, ProbeHook]}
+                                for hook in [NormsHook, ActivityHook, ReDoHook, ReGraMaHook, LEASTHook, RandomStopHook,
+                                             ProbeHook]}
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class HookOptions:
     redo: ReDoConfig = field(default_factory=ReDoConfig)
     regrama: ReGraMaConfig = field(default_factory=ReGraMaConfig)
     least: LEASTConfig = field(default_factory=LEASTConfig)
+    random_stop: RandomStopConfig = field(default_factory=RandomStopConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
 
     def __post_init__(self) -> None:
