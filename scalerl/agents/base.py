@@ -9,7 +9,7 @@ with the modules it steps), so diagnostics and resets can reach them without kno
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, NamedTuple
@@ -101,6 +101,19 @@ class OnPolicyConfig:
     def __post_init__(self) -> None:
         build_nested(self, "algo")
         positive("algo.rollout_steps", self.rollout_steps)
+
+
+@torch.no_grad()
+def polyak(pairs: Iterable[tuple[nn.Module, nn.Module]], tau: float) -> None:
+    """Move each target network (the second of a pair) a share `tau` of the way to its online network (tau 1:
+    copy it), every parameter of every pair in one fused call: the one place agents update targets."""
+    pairs = list(pairs)
+    online = [p for module, _ in pairs for p in module.parameters()]
+    target = [p for _, module in pairs for p in module.parameters()]
+    if tau == 1.0:
+        torch._foreach_copy_(target, online)
+    else:
+        torch._foreach_lerp_(target, online, tau)
 
 
 class Agent(ABC):

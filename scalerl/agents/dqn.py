@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalerl.agents.base import Agent, AgentSpec, OffPolicyConfig, Optimized, check_optimizers
+from scalerl.agents.base import Agent, AgentSpec, OffPolicyConfig, Optimized, check_optimizers, polyak
 from scalerl.checks import in_range, non_negative, positive, require
 from scalerl.nets import NumpyForward, build_q_network, call_chain
 from scalerl.optim import OptimizerConfig, load_optimizer_state, make_optimizer
@@ -305,13 +305,8 @@ class DQN(Agent):
             metrics["priorities"] = errors.detach()
         return metrics
 
-    @torch.no_grad()
     def update_target(self) -> None:
-        online, target = list(self.q.parameters()), list(self.target.parameters())
-        if self.cfg.tau == 1.0:
-            torch._foreach_copy_(target, online)
-        else:
-            torch._foreach_lerp_(target, online, self.cfg.tau)
+        polyak([(self.q, self.target)], self.cfg.tau)
 
     # -- bookkeeping -------------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalerl.agents.base import Agent, AgentSpec, OffPolicyConfig, Optimized, check_optimizers, frozen
+from scalerl.agents.base import Agent, AgentSpec, OffPolicyConfig, Optimized, check_optimizers, frozen, polyak
 from scalerl.checks import check_choices, in_range, non_negative, positive, require
 from scalerl.nets import NetConfig, build_network, build_trunk, call_chain
 from scalerl.optim import OptimizerConfig, load_optimizer_state, make_optimizer
@@ -290,12 +290,9 @@ class SAC(Agent):
         self.update_targets()
         return metrics
 
-    @torch.no_grad()
     def update_targets(self) -> None:
-        pairs = ((self.encoder, self.target_encoder), (self.critic1, self.target1), (self.critic2, self.target2))
-        online = [p for module, _ in pairs for p in module.parameters()]
-        target = [p for _, module in pairs for p in module.parameters()]
-        torch._foreach_lerp_(target, online, self.cfg.tau)
+        polyak([(self.encoder, self.target_encoder), (self.critic1, self.target1), (self.critic2, self.target2)],
+               self.cfg.tau)
 
     # -- the contract ----------------------------------------------------------------------------
 

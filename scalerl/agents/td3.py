@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalerl.agents.base import Agent, AgentSpec, Optimized, frozen
+from scalerl.agents.base import Agent, AgentSpec, Optimized, frozen, polyak
 from scalerl.agents.sac import (
     ActionScaling,
     ActorCriticConfig,
@@ -138,11 +138,9 @@ class TD3(Agent):
             metrics["actor_loss"] = actor_loss.detach()
         return metrics
 
-    @torch.no_grad()
     def update_targets(self) -> None:
-        for online, target in ((self.actor, self.target_actor), (self.critic1, self.target1),
-                               (self.critic2, self.target2)):
-            torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), self.cfg.tau)
+        polyak([(self.actor, self.target_actor), (self.critic1, self.target1), (self.critic2, self.target2)],
+               self.cfg.tau)
 
     def modules(self) -> dict[str, nn.Module]:
         return {"actor": self.actor, "critic1": self.critic1, "critic2": self.critic2}
