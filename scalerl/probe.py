@@ -52,8 +52,7 @@ def probe_run(run_dir, steps: int = 512, num_envs: int = 8, k: int = 3, seed: in
     batch = np.concatenate(seen)
     with torch.no_grad():
         tensor = torch.as_tensor(batch)
-        latents = {"actor": agent.network.actor_trunk(tensor).numpy(),
-                   "critic": agent.network.critic_trunk(tensor).numpy()}
+        latents = {name: module(tensor).numpy() for name, module in agent.latent_modules().items()}
     actions_all, values_all = np.concatenate(actions), np.concatenate(values)
     copies_all = np.tile(np.arange(num_envs), len(seen))
     observations = projected(batch, seed)

@@ -209,6 +209,7 @@ class ScriptedCritic:
     """An agent whose critic's value of the action taken is the action itself (actions carry the script)."""
 
     name = "scripted"
+    critic_of_actions = True
 
     class cfg:  # stands in for the agent config
         gamma = 0.99

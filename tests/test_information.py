@@ -88,5 +88,5 @@ def test_the_probe_hook_logs_both_latents_during_ppo_training(tmp_path):
     assert [r["step"] for r in probed] == [512, 1536]  # updates 0 and 2 of 4 (512 steps each)
     assert {"mi/critic.value", "mi/actor.action", "mi/critic.observation"} <= set(probed[0])
     assert probed[-1]["mi/critic.value"] > 0.3  # the critic's latent determines its value
-    with pytest.raises(ConfigError, match="hook probe reads PPO's actor and critic trunks, not dqn"):
+    with pytest.raises(ConfigError, match="hook probe reads an actor's and a critic's latents .*dqn names none"):
         train(env="classic:CartPole-v1", steps=100, run_dir=str(tmp_path / "dqn"), progress="off", hooks=["probe"])

@@ -127,6 +127,8 @@ class Agent(ABC):
     config_class: ClassVar[type]
     loop: ClassVar[Literal["off_policy", "on_policy"]]
     description: ClassVar[str]
+    critic_of_actions: ClassVar[bool] = False
+    """Whether `q_value` answers: the agent has a critic of state-action pairs (SAC, TD3)."""
 
     def __init__(self, cfg: Any, spec: AgentSpec) -> None:
         self.cfg = cfg
@@ -167,6 +169,16 @@ class Agent(ABC):
 
     def train_scalars(self) -> dict[str, float]:
         """Scalars about acting (e.g. epsilon) logged alongside training metrics."""
+        return {}
+
+    def q_value(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray | None:
+        """The critic's value of taking `actions` in `obs`, for hooks that judge how an episode is going
+        (LEAST); None for an agent without a critic of state-action pairs."""
+        return None
+
+    def latent_modules(self) -> dict[str, nn.Module]:
+        """The modules whose outputs are what each head reads, by name (PPO: its actor's and critic's trunks),
+        for hooks that probe representations; empty where the agent names none."""
         return {}
 
     def step_optimizer(self, name: str, loss: torch.Tensor, max_grad_norm: float = 0.0) -> torch.Tensor | None:

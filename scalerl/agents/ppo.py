@@ -432,6 +432,9 @@ class PPO(Agent):
 
     # -- the contract ----------------------------------------------------------------------------
 
+    def latent_modules(self) -> dict[str, nn.Module]:
+        return {"actor": self.network.actor_trunk, "critic": self.network.critic_trunk}
+
     def modules(self) -> dict[str, nn.Module]:
         net = self.network
         dynamics = {"dynamics": self.dynamics} if self.dynamics is not None else {}

@@ -189,6 +189,7 @@ class SAC(Agent):
     config_class = SACConfig
     loop = "off_policy"
     description = "Soft Actor-Critic: twin critics, squashed Gaussian policy, learned temperature; continuous actions"
+    critic_of_actions = True
 
     def __init__(self, cfg: SACConfig, spec: AgentSpec) -> None:
         super().__init__(cfg, spec)

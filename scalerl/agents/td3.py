@@ -71,6 +71,7 @@ class TD3(Agent):
     config_class = TD3Config
     loop = "off_policy"
     description = "TD3: twin critics, target policy smoothing, delayed actor updates; continuous actions"
+    critic_of_actions = True
 
     def __init__(self, cfg: TD3Config, spec: AgentSpec) -> None:
         super().__init__(cfg, spec)

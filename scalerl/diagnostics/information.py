@@ -119,15 +119,16 @@ class ProbeHook(MeasuringHook):
 
     def __init__(self, cfg: ProbeConfig, agent: Any) -> None:
         super().__init__(cfg, agent)
-        if getattr(agent, "name", None) != "ppo":
-            raise ConfigError(f"hook probe reads PPO's actor and critic trunks, not {agent.name}'s networks")
+        if set(agent.latent_modules()) != {"actor", "critic"}:
+            raise ConfigError(f"hook probe reads an actor's and a critic's latents (PPO's trunks); {agent.name} "
+                              "names none")
         self.batch: Any = None
         self.handle = None
         self.arm()
 
     def arm(self) -> None:
         if self.updates % self.cfg.every == 0 and self.handle is None:
-            self.handle = self.agent.network.actor_trunk.register_forward_pre_hook(self.capture)
+            self.handle = self.agent.latent_modules()["actor"].register_forward_pre_hook(self.capture)
 
     def capture(self, module: Any, args: tuple) -> None:
         import torch
@@ -151,10 +152,8 @@ class ProbeHook(MeasuringHook):
         if len(obs) <= cfg.k + 1:
             return {}
         with torch.no_grad():
-            network = agent.network
-            policy, values = network(obs)
-            latents = {"actor": network.actor_trunk(obs).cpu().numpy(),
-                       "critic": network.critic_trunk(obs).cpu().numpy()}
+            policy, values = agent.network(obs)
+            latents = {name: module(obs).cpu().numpy() for name, module in agent.latent_modules().items()}
         actions = (policy.argmax(-1) if agent.discrete else policy).cpu().numpy()
         observations = projected(obs.cpu().numpy())
         scalars = {}

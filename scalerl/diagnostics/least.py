@@ -73,7 +73,7 @@ class LEASTHook(Hook):
 
     def __init__(self, cfg: LEASTConfig, agent: Any) -> None:
         super().__init__(cfg, agent)
-        if not callable(getattr(agent, "q_value", None)):
+        if not agent.critic_of_actions:
             raise ConfigError("hook least needs an agent with a critic of the action taken (sac, td3), "
                               f"not {agent.name}")
         self.gamma = float(agent.cfg.gamma)
