@@ -414,3 +414,30 @@ def test_kron_merge_dims_preconditions_a_conv_kernel_as_one_matrix():
         return found
 
     assert (8, 36) in state_shapes(True) and (8, 36) not in state_shapes(False)
+
+
+def test_coordinate_channels_tell_a_pooled_encoder_where_things_are():
+    """With --net.coords the image gets two channels of column and row in [-1, 1]; with --net.same-padding the
+    MinAtar CNN keeps the 10 x 10 grid. A lone object on the left and on the right average to the same GAP
+    features without coordinates (with positive-only weights and no bias, as constructed), but not with them."""
+    import gymnasium as gym
+
+    from scalerl.nets import NetConfig, build_network
+    from scalerl.nets.conv import CoordinateChannels
+
+    grid = CoordinateChannels()(torch.zeros(1, 1, 3, 4))
+    assert torch.allclose(grid[0, 1, 0], torch.tensor([-1.0, -1 / 3, 1 / 3, 1.0]))  # x along a row
+    assert torch.allclose(grid[0, 2, :, 0], torch.tensor([-1.0, 0.0, 1.0]))  # y down a column
+    space = gym.spaces.Box(0, 1, (10, 10, 1), bool)
+    left, right = torch.zeros(1, 10, 10, 1), torch.zeros(1, 10, 10, 1)
+    left[0, 5, 1, 0], right[0, 5, 8, 0] = 1.0, 1.0
+    for coords, differ in ((False, False), (True, True)):
+        torch.manual_seed(0)
+        net = build_network(NetConfig(coords=coords, same_padding=True, bottleneck="gap", depth=0), space, 2)
+        conv = net.encoder[-1].conv
+        assert conv.padding == (1, 1) and conv.in_channels == 1 + 2 * coords
+        with torch.no_grad():
+            conv.weight.abs_()
+            conv.bias.zero_()
+            features = [net.bottleneck(net.encoder(x)) for x in (left, right)]
+        assert torch.allclose(features[0], features[1]) != differ

@@ -23,7 +23,7 @@ from torch import nn
 
 from scalerl.checks import check_choices, in_range, positive, require
 from scalerl.nets.bottleneck import TOKENIZED, build_bottleneck
-from scalerl.nets.conv import DrQCNN, ImageInput, ImpalaCNN, MinAtarCNN, NatureCNN
+from scalerl.nets.conv import CoordinateChannels, DrQCNN, ImageInput, ImpalaCNN, MinAtarCNN, NatureCNN
 from scalerl.nets.heads import DuelingHead, NoisyLinear, make_noisy
 from scalerl.nets.mlp import MLP, FlatInput, ResidualMLP
 from scalerl.nets.softmoe import SoftMoE
@@ -71,6 +71,11 @@ class NetConfig:
     """Multiplier on every width: conv channels, dense units, expert hidden units."""
     skip_blocks: int = 0
     """multiskip: add the global skip to the last k blocks only (0: every block)."""
+    coords: bool = False
+    """Append two coordinate channels (column and row, in [-1, 1]) to the image before the CNN (CoordConv), so
+    a pooled bottleneck can keep where things are."""
+    same_padding: bool = False
+    """MinAtar CNN: pad its conv so the map keeps the grid's 10 x 10 (the paper's encoder gives 8 x 8)."""
     init: Literal["default", "orthogonal"] = "default"
     """Initial weights of the encoder, bottleneck and torso: torch's defaults, or orthogonal with gain
     sqrt(2) and zero biases (the stable-gradients paper's code, and PPO implementations)."""
@@ -140,6 +145,7 @@ def build_trunk(cfg: NetConfig, obs_space: gym.Space) -> tuple[nn.Module, nn.Mod
     kind = encoder_kind(cfg, obs_space)
     activation, norm = ACTIVATIONS[cfg.activation], NORMS[cfg.norm]
     if kind == "mlp":
+        require(not cfg.coords, "net.coords", "False for vector observations (there is no image)", cfg.coords)
         require(cfg.bottleneck == "flatten", "net.bottleneck",
                 "flatten for vector observations (the MLP input has no feature map)", cfg.bottleneck)
         encoder, bottleneck, features = FlatInput(), nn.Identity(), int(np.prod(obs_space.shape))
@@ -148,8 +154,12 @@ def build_trunk(cfg: NetConfig, obs_space: gym.Space) -> tuple[nn.Module, nn.Mod
                 "a CNN only for (H, W, C) grids up to 16x16 or (C, H, W) frames from 36x36",
                 f"{kind} for {obs_space.shape}")
         channels = obs_space.shape[2] if is_grid(obs_space) else obs_space.shape[0]
+        options = {"same_padding": True} if cfg.same_padding else {}
+        require(not cfg.same_padding or kind == "minatar_cnn", "net.same_padding", "False for encoders other than "
+                "the MinAtar CNN (only its conv pads to keep the grid)", cfg.same_padding)
+        cnn = CNNS[kind](channels + 2 * cfg.coords, cfg.width, activation, **options)
         encoder = nn.Sequential(ImageInput(channel_last=is_grid(obs_space)),
-                                CNNS[kind](channels, cfg.width, activation))
+                                *([CoordinateChannels()] if cfg.coords else []), cnn)
         with torch.no_grad():
             map_shape = tuple(encoder(torch.zeros(1, *obs_space.shape)).shape[1:])
         bottleneck, features = build_bottleneck(

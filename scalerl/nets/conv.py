@@ -26,13 +26,28 @@ def scaled_channels(base: tuple[int, ...], width: float) -> list[int]:
     return [max(1, round(channels * width)) for channels in base]
 
 
-class MinAtarCNN(nn.Module):
-    """The MinAtar paper's encoder: one 3x3 stride-1 conv (16 channels at width 1); 10x10 grids give 8x8."""
+class CoordinateChannels(nn.Module):
+    """Append two channels holding each position's column and row, in [-1, 1] (CoordConv, Liu et al., 2018):
+    a conv then sees where it is, so features averaged over the map (global average pooling) can still
+    carry where things were."""
 
-    def __init__(self, in_channels: int, width: float = 1.0, activation: type[nn.Module] = nn.ReLU) -> None:
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        batch, _, height, width = images.shape
+        rows = torch.linspace(-1.0, 1.0, height, device=images.device, dtype=images.dtype)
+        columns = torch.linspace(-1.0, 1.0, width, device=images.device, dtype=images.dtype)
+        grid = torch.stack(torch.meshgrid(columns, rows, indexing="xy"))  # (2, height, width): x then y
+        return torch.cat([images, grid.expand(batch, -1, -1, -1)], dim=1)
+
+
+class MinAtarCNN(nn.Module):
+    """The MinAtar paper's encoder: one 3x3 stride-1 conv (16 channels at width 1); 10x10 grids give 8x8, or
+    10x10 with `same_padding` (the border cells get a full receptive field too)."""
+
+    def __init__(self, in_channels: int, width: float = 1.0, activation: type[nn.Module] = nn.ReLU,
+                 same_padding: bool = False) -> None:
         super().__init__()
         (channels,) = scaled_channels((16,), width)
-        self.conv = nn.Conv2d(in_channels, channels, kernel_size=3, stride=1)
+        self.conv = nn.Conv2d(in_channels, channels, kernel_size=3, stride=1, padding=1 if same_padding else 0)
         self.activation = activation()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
