@@ -66,6 +66,27 @@ def in_range(name: str, value: float, low: float, high: float) -> None:
     require(low <= value <= high, name, f"in [{low}, {high}]", value)
 
 
+MAX_COUNT = 10**12
+"""No count in a config (steps, sizes, intervals, seeds) goes past this: a 30-digit value is a typo."""
+
+
+def check_magnitudes(config: Any, prefix: str) -> None:
+    """Every number in a (nested) config dataclass is finite and every integer within +-MAX_COUNT, each
+    field named in the error; the configs' own checks then hold each to its range."""
+    import dataclasses
+
+    for item in dataclasses.fields(config):
+        value, name = getattr(config, item.name), f"{prefix}.{item.name}" if prefix else item.name
+        values = value if isinstance(value, list | tuple) else [value]
+        for entry in values:
+            if dataclasses.is_dataclass(entry):
+                check_magnitudes(entry, name)
+            elif isinstance(entry, int) and not isinstance(entry, bool) and abs(entry) > MAX_COUNT:
+                raise ConfigError(f"{name} must be at most {MAX_COUNT:.0e} in size (got {entry})")
+            elif isinstance(entry, float) and not math.isfinite(entry):
+                raise ConfigError(f"{name} must be a finite number (got {entry})")
+
+
 def check_choices(config: Any, prefix: str) -> None:
     """Check every Literal-typed field of a config dataclass holds one of its choices, so a bad string
     from Python fails like one from the command line does."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
 from scalerl.agents import agent_class
-from scalerl.checks import ConfigError, config_from_dict, non_negative, positive, require
+from scalerl.checks import ConfigError, check_magnitudes, config_from_dict, non_negative, positive, require
 from scalerl.envs import check_options, parse_spec
 from scalerl.envs.options import EnvOptions
 from scalerl.hooks import HookOptions, check_hook_names
@@ -133,6 +133,7 @@ class TrainConfig(Generic[AgentConfigT]):
             object.__setattr__(self, "hook_opts", config_from_dict(HookOptions, self.hook_opts, "hook_opts"))
         object.__setattr__(self, "hooks", list(self.hooks))
         check_hook_names(self.hooks)
+        check_magnitudes(self, "")
         require(0 < self.steps <= MAX_STEPS, "steps", f"in [1, {MAX_STEPS:.0e}]", self.steps)
         if self.schedule_steps is not None:
             require(0 < self.schedule_steps <= MAX_STEPS, "schedule_steps", f"in [1, {MAX_STEPS:.0e}]",

@@ -108,3 +108,33 @@ def test_what_the_second_reliability_round_found_exits_with_one_line(capsys, tmp
             failures.append((args[:3], code, err[-300:]))
     assert not failures, failures
     assert sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*")) == before
+
+
+def numeric_train_invocations() -> list[list[str]]:
+    """Every numeric flag of every agent given a 30-digit integer (int fields) or NaN and infinity (float
+    fields): values that parse, but that no run can use."""
+    import typing
+
+    cases = []
+    for agent in AGENTS:
+        for name, kind in field_types(TrainConfig, "", AGENTS[agent].config_class).items():
+            options = set(typing.get_args(kind)) or {kind}
+            flag = "--" + name.replace("_", "-")
+            if int in options:
+                cases.append(["train", "--agent", agent, flag, HUGE])
+            elif float in options:
+                cases += [["train", "--agent", agent, flag, value] for value in ("nan", "inf")]
+    return cases
+
+
+def test_every_numeric_flag_refuses_values_no_run_can_use(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cases = numeric_train_invocations()
+    failures = []
+    for args in cases:
+        code = main(list(args))
+        _, err = capsys.readouterr()
+        if code != 2 or len(err.strip().splitlines()) != 1 or "Traceback" in err:
+            failures.append((args[2:], code, err[-200:]))
+    assert not failures, failures[:5]
+    assert len(cases) > 300 and not (tmp_path / "runs").exists()
