@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from scalerl.checks import ConfigError, ScalerlWarning
+from scalerl.checks import ConfigError, ScalerlWarning, first_line
 
 FORMAT_VERSION = 2
 
@@ -125,9 +125,20 @@ def load_checkpoint(path: Path, types: Sequence[type] = ()) -> dict[str, Any]:
 
 
 def load_verified(path: Path, types: Sequence[type] = ()) -> dict[str, Any]:
+    """Verified by its SHA-256 where it has one, else by the CRC-32 the zip format keeps of every record:
+    torch itself reads a tensor whose bytes were flipped without a word."""
     expected = checksum_path(path)
-    if expected.is_file() and expected.read_text().strip() != file_digest(path):
-        raise CheckpointError(f"checkpoint {path} is corrupted (its SHA-256 does not match {expected.name})")
+    if expected.is_file():
+        if expected.read_text().strip() != file_digest(path):
+            raise CheckpointError(f"checkpoint {path} is corrupted (its SHA-256 does not match {expected.name})")
+    else:
+        try:
+            with zipfile.ZipFile(path) as archive:
+                damaged = archive.testzip()
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+            raise CheckpointError(f"checkpoint {path} is corrupted or unreadable ({first_line(error)})") from None
+        if damaged is not None:
+            raise CheckpointError(f"checkpoint {path} is corrupted (the CRC of its record {damaged} does not match)")
     return load_unverified(path, types)
 
 
