@@ -19,14 +19,17 @@ from typing import Literal
 import tyro
 
 from scalerl.agents import AGENTS, agent_class
-from scalerl.checks import ConfigError, ScalerlWarning, first_line, install_hint, positive
+from scalerl.checks import ConfigError, ScalerlWarning, first_line, install_hint
 from scalerl.config import TrainConfig
 from scalerl.envs import describe_suites, describe_tasks
 from scalerl.flags import (
+    SEEDS,
     ArgumentParser,
     check_flags,
     field_types,
+    integer,
     key_values,
+    number,
     option_value,
     parse_value,
     tyro_cli,
@@ -259,12 +262,10 @@ def cmd_report(args: list[str]) -> int:
 
     parser = analysis_parser("report", "A markdown report comparing groups of runs, with figures.")
     parser.add_argument("-o", "--out", type=writable_path("file"), default=Path("report.md"))
-    parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
-    parser.add_argument("--last", type=int, default=1, metavar="N",
+    parser.add_argument("--reps", type=integer(1, 100_000), default=2000, help="bootstrap resamples")
+    parser.add_argument("--last", type=integer(1, 10_000), default=1, metavar="N",
                         help="score each run by the mean of its last N evaluations (default 1: the last one)")
     parsed = parser.parse_args(args)
-    positive("--reps", parsed.reps)
-    positive("--last", parsed.last)
     print(write_report(parsed.runs, parsed.out, parsed.group_by, reps=parsed.reps, last=parsed.last))
     return 0
 
@@ -279,13 +280,16 @@ def cmd_sweep(args: list[str]) -> int:
                         help="shared settings, e.g. env=minatar:breakout steps=100000")
     parser.add_argument("--grid", nargs="+", default=[], metavar="KEY=V1,V2",
                         help="values to sweep, e.g. net.width=1,4")
-    parser.add_argument("--seeds", nargs="+", type=int, default=None)
-    parser.add_argument("--max-retries", type=int, default=None, help="retries of a failed trial (default 1)")
+    parser.add_argument("--seeds", nargs="+", type=SEEDS, default=None)
+    parser.add_argument("--max-retries", type=integer(0, 100), default=None,
+                        help="retries of a failed trial (default 1)")
     parser.add_argument("-o", "--out", type=Path, default=None,
                         help="sweep folder (default sweeps/<file name or time>)")
-    parser.add_argument("--workers", type=int, default=None, help="local Ray CPUs, one trial each (default: all cores)")
+    parser.add_argument("--workers", type=integer(1, 4096), default=None,
+                        help="local Ray CPUs, one trial each (default: all cores)")
     parser.add_argument("--address", default=None, help="a Ray cluster to run on, e.g. auto or ray://host:10001")
-    parser.add_argument("--gpus-per-run", type=float, default=0.0, help="GPU share per trial; > 0 trains on cuda")
+    parser.add_argument("--gpus-per-run", type=number(0, 64), default=0.0,
+                        help="GPU share per trial; > 0 trains on cuda")
     parser.add_argument("--no-report", action="store_true", help="skip the report.md written at the end")
     parsed = parser.parse_args(args)
     if parsed.file is None and not parsed.set and not parsed.grid:
@@ -316,9 +320,9 @@ def cmd_study(args: list[str]) -> int:
                         "numbers and ours")
     parser.add_argument("--quick", action="store_true", help="a few minutes: every step at a size that shows nothing")
     parser.add_argument("-o", "--out", type=Path, default=None, help="folder (default studies/NAME[-quick])")
-    parser.add_argument("--workers", type=int, default=None, help="runs in parallel (default: all cores)")
+    parser.add_argument("--workers", type=integer(1, 4096), default=None, help="runs in parallel (default: all cores)")
     parser.add_argument("--address", default=None, help="a Ray cluster to run on (see scalerl sweep --address)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
+    parser.add_argument("--seeds", type=SEEDS, nargs="+", default=None, metavar="SEED",
                         help="run only these seeds of a sweep study (a long study a seed at a time, into the same "
                         "--out); the report covers every finished run there")
     parser.add_argument("--variants", nargs="+", default=None, metavar="NAME",

@@ -133,7 +133,6 @@ class TrainConfig(Generic[AgentConfigT]):
             object.__setattr__(self, "hook_opts", config_from_dict(HookOptions, self.hook_opts, "hook_opts"))
         object.__setattr__(self, "hooks", list(self.hooks))
         check_hook_names(self.hooks)
-        check_magnitudes(self, "")
         require(0 < self.steps <= MAX_STEPS, "steps", f"in [1, {MAX_STEPS:.0e}]", self.steps)
         if self.schedule_steps is not None:
             require(0 < self.schedule_steps <= MAX_STEPS, "schedule_steps", f"in [1, {MAX_STEPS:.0e}]",
@@ -162,6 +161,7 @@ class TrainConfig(Generic[AgentConfigT]):
         require(0 <= self.seed < 2**31, "seed", "in [0, 2**31)", self.seed)
         if self.run_dir is not None:
             check_run_dir(self.run_dir)
+        check_magnitudes(self, "")  # last: a field's own range check says more
 
     def resolved(self) -> TrainConfig:
         """This config with its automatic values made explicit (what config.json records)."""

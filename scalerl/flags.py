@@ -91,6 +91,39 @@ class ArgumentParser(argparse.ArgumentParser):
         raise ConfigError(f"{message} (see {self.prog} --help)")
 
 
+def integer(low: int, high: int) -> Any:
+    """An argparse type for a whole number in [low, high]: anything else is one clear line, a 5,000-digit
+    number included (past Python's conversion limit, int() itself fails)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number in [{low:,}, {high:,}] (got {text[:30]!r})") \
+                from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be in [{low:,}, {high:,}] (got {text[:30]})")
+        return value
+
+    return parse
+
+
+def number(low: float, high: float) -> Any:
+    """An argparse type for a finite number in [low, high]."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number in [{low:g}, {high:g}] (got {text[:30]!r})") from None
+        if not low <= value <= high:  # NaN fails this too
+            raise argparse.ArgumentTypeError(f"must be in [{low:g}, {high:g}] (got {text[:30]})")
+        return value
+
+    return parse
+
+
+SEEDS = integer(0, 2**31 - 1)
+
+
 def writable_path(kind: str) -> Any:
     """An argparse type for an output path (`kind` file or folder), checked before any work is done: not
     empty, of names the file system takes, a file not an existing folder, and under a folder that exists

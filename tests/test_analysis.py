@@ -249,7 +249,7 @@ def test_a_run_scores_by_the_mean_of_its_last_evaluations_when_asked(tmp_path, c
     assert "Score: return, the mean of the last 2 evaluations of each run." in text
     assert "| all runs | 5.5 [3.5, 7.5] |" in text  # the seeds score 3.5 and 7.5
     assert main(["report", str(tmp_path / "runs"), "--last", "0"]) == 2
-    assert "--last must be > 0 (got 0)" in capsys.readouterr().err
+    assert "argument --last: must be in [1, 10,000] (got 0)" in capsys.readouterr().err
 
 
 def test_a_series_of_one_evaluation_is_drawn_visibly(tmp_path):

@@ -171,7 +171,8 @@ def test_data_command_names_every_skipped_file_when_none_is_left(tmp_path, capsy
 @pytest.mark.parametrize("bars", ["0", "-2"])
 def test_songs_need_bars(tmp_path, bars, capsys):
     assert main(["chords", "data", "--synthetic", "5", "--bars", bars, "-o", str(tmp_path)]) == 2
-    assert capsys.readouterr().err.strip() == f"scalerl: error: --bars must be in [1, 1000] (got {bars})"
+    assert capsys.readouterr().err.strip() == (f"scalerl: error: argument --bars: must be in [1, 1,000] (got {bars}) "
+                                               "(see scalerl chords data --help)")
 
 
 def test_few_songs_still_give_every_split_a_song():

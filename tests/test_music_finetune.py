@@ -265,9 +265,10 @@ def test_accompany_refuses_what_it_cannot_do_in_one_line(tmp_path, capsys):
               "melodies of up to 5,000 beats (is there a stray note far after the end?)"),
              ([str(tune), "-o", str(tmp_path)], f"-o {tmp_path} is a folder; name the MIDI file to write"),
              ([str(tune), "-o", ""], "-o must name the MIDI file to write"),
-             ([str(tune), "--temperature", "-1", "-o", str(tmp_path / "x.mid")], "--temperature must be in [0.0, 5.0]"),
+             ([str(tune), "--temperature", "-1", "-o", str(tmp_path / "x.mid")],
+              "argument --temperature: must be in [0, 5] (got -1)"),
              ([str(tune), "--temperature", "nan", "-o", str(tmp_path / "x.mid")],
-              "--temperature must be in [0.0, 5.0]")]
+              "argument --temperature: must be in [0, 5] (got nan)")]
     if os.geteuid() != 0:  # root writes anywhere
         cases.append(([str(tune), "-o", str(unwritable / "x.mid")],
                       f"-o {unwritable / 'x.mid'}: cannot write under {unwritable}"))
@@ -325,7 +326,8 @@ def test_long_chords_commands_show_progress_on_a_terminal_or_when_asked(tmp_path
 
 def test_the_shipped_model_accompanies_a_tune_without_a_run_directory(tmp_path):
     """The package carries an online ReaLchords policy: accompany (and jam) use it when no run is named. On a
-    plain C-major tune its greedy chords fit the melody far better than chance (0.3)."""
+    plain C-major tune its greedy chords, played frame by frame as the page plays them, fit the melody better
+    than chance (0.3); the page's own greedy fit on Twinkle in C was 0.45 when issue 45 measured it."""
     from scalerl.music.accompany import accompany
     from scalerl.music.data import song_tokens
     from scalerl.music.metrics import note_in_chord
@@ -340,4 +342,4 @@ def test_the_shipped_model_accompanies_a_tune_without_a_run_directory(tmp_path):
                     "C C G G|A A G2|F F E E|D D C2|\n")
     assert main(["chords", "accompany", str(tune), "-o", str(tmp_path / "cli.mid")]) == 0
     song = accompany(None, tune, tmp_path / "greedy.mid", temperature=0.0)
-    assert len(song.chords) > 1 and note_in_chord(*song_tokens(song)) > 0.5
+    assert len(song.chords) > 1 and note_in_chord(*song_tokens(song)) > 0.4

@@ -158,8 +158,8 @@ def test_jam_command_needs_an_online_model_and_a_valid_temperature(tmp_path, cap
                  "--run-dir", str(tmp_path / "online")]) == 0
     capsys.readouterr()
     assert main(["chords", "jam", str(tmp_path / "online"), "--temperature", "99"]) == 2
-    assert capsys.readouterr().err.strip() == ("scalerl: error: --temperature must be a number in [0, 5] "
-                                               "(0: greedy), got 99.0")
+    assert capsys.readouterr().err.strip() == ("scalerl: error: argument --temperature: must be in [0, 5] (got 99) "
+                                               "(see scalerl chords jam --help)")
     finetune = ["chords", "finetune", "--policy", str(tmp_path / "online"), "--rewards", str(tmp_path / "teacher"),
                 "--beta", "0", "--data", str(tmp_path / "data"), "--steps", "1", "--run-dir", str(tmp_path / "ft")]
     assert main(finetune) == 2  # a teacher given as a reward model: one line, and no run directory left behind

@@ -6,8 +6,18 @@ import json
 import sys
 from pathlib import Path
 
-from scalerl.checks import ConfigError, in_range, positive, require
-from scalerl.flags import ArgumentParser, check_flags, field_types, option_value, tyro_cli, writable_path
+from scalerl.checks import ConfigError, in_range
+from scalerl.flags import (
+    SEEDS,
+    ArgumentParser,
+    check_flags,
+    field_types,
+    integer,
+    number,
+    option_value,
+    tyro_cli,
+    writable_path,
+)
 from scalerl.music.data import (
     SYNTHETIC_FORMS,
     bach_chorales,
@@ -42,19 +52,17 @@ def cmd_data(args: list[str]) -> int:
         "Build a melody + chord dataset from Bach chorales (music21's corpus), synthetic diatonic songs, "
         "and your own lead sheets (MusicXML/ABC with chord symbols); split 80/10/10 by song. All the chorales "
         "and 600 synthetic songs take about 1.5 minutes."))
-    parser.add_argument("--bach", type=int, default=0, metavar="N", help="chorales to take (-1: all ~370, ~1 min)")
-    parser.add_argument("--synthetic", type=int, default=0, metavar="N", help="synthetic songs to generate")
-    parser.add_argument("--bars", type=int, default=8, help="bars per synthetic song")
+    parser.add_argument("--bach", type=integer(-1, 100_000), default=0, metavar="N",
+                        help="chorales to take (-1: all ~370, ~1 min)")
+    parser.add_argument("--synthetic", type=integer(0, MAX_SONGS), default=0, metavar="N",
+                        help="synthetic songs to generate")
+    parser.add_argument("--bars", type=integer(1, MAX_BARS), default=8, help="bars per synthetic song")
     parser.add_argument("--synthetic-form", choices=SYNTHETIC_FORMS, default="loop",
                         help="loop: a two-bar progression repeats, as in pop songs; walk: each next chord drawn afresh")
     parser.add_argument("--leadsheets", nargs="+", type=Path, default=[], metavar="PATH", help="files or folders")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=SEEDS, default=0)
     parser.add_argument("-o", "--out", type=writable_path("folder"), default=Path("data/chords"))
     parsed = parser.parse_args(args)
-    require(0 < parsed.bars <= MAX_BARS, "--bars", f"in [1, {MAX_BARS}]", parsed.bars)
-    require(parsed.bach >= -1, "--bach", "a count of chorales, or -1 for all", parsed.bach)
-    require(0 <= parsed.synthetic <= MAX_SONGS, "--synthetic", f"in [0, {MAX_SONGS:,}]", parsed.synthetic)
-    require(0 <= parsed.seed < 2**31, "--seed", "in [0, 2**31)", parsed.seed)
     songs, problems = [], []
     if parsed.bach:
         available = chorale_count()
@@ -98,21 +106,21 @@ def cmd_eval(args: list[str]) -> int:
     parser.add_argument("runs", nargs="+", type=Path, help="chords run directories (pretrain or finetune)")
     parser.add_argument("--data", type=Path, default=Path("data/chords"))
     parser.add_argument("--split", choices=["test", "valid", "train"], default="test")
-    parser.add_argument("--frames", type=int, default=None,
+    parser.add_argument("--frames", type=integer(1, 100_000), default=None,
                         help="window length (default: the shortest crop length the models were trained on)")
-    parser.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N songs")
+    parser.add_argument("--temperature", type=number(0, 5), default=1.0, help="0: greedy")
+    parser.add_argument("--limit", type=integer(1, 1_000_000), default=None, help="use only the first N songs")
     parser.add_argument("--rule", action="store_true", help="also accompany with the recent-notes rule (no learning: "
                         "on each beat the triad holding most of the melody's recent notes), "
                         "a yardstick for online models")
     parser.add_argument("-o", "--out", type=writable_path("file"), default=None, help="also write the results as JSON")
     parser.add_argument("--plot", type=Path, default=None, help="also draw the adaptation test (PNG and SVG)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
+    parser.add_argument("--threads", type=integer(1, 512), default=None,
+                        help="torch threads (default: torch's own choice)")
     parsed = parser.parse_args(args)
     if parsed.threads is not None:
         import torch
 
-        positive("threads", parsed.threads)
         torch.set_num_threads(parsed.threads)
     songs = load_songs(parsed.data / f"{parsed.split}.jsonl")[: parsed.limit]
     try:
@@ -158,10 +166,9 @@ def cmd_accompany(args: list[str]) -> int:
                              "default: the model that ships")
     parser.add_argument("melody", type=Path)
     parser.add_argument("-o", "--out", type=Path, required=True, help="MIDI file to write")
-    parser.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--temperature", type=number(0, 5), default=1.0, help="0: greedy")
+    parser.add_argument("--seed", type=integer(0, 2**63 - 1), default=0)
     parsed = parser.parse_args(args)
-    in_range("--temperature", parsed.temperature, 0.0, 5.0)
     song = accompany(parsed.run, parsed.melody, parsed.out, parsed.temperature, parsed.seed)
     print(json.dumps({"out": str(parsed.out), "frames": song.frames,
                       "chords": [f"{c.start / 4:g}:{chord_name(c.value)}" for c in song.chords]}))
@@ -177,14 +184,14 @@ def cmd_jam(args: list[str]) -> int:
                         help="run directory of an online model (pretrained or finetuned); "
                              "default: the model that ships")
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to let other machines join")
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--temperature", type=float, default=1.0, help="the page's starting temperature (0: greedy)")
-    parser.add_argument("--bpm", type=float, default=90.0, help="the page's starting tempo")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--port", type=integer(0, 65_535), default=8765)
+    parser.add_argument("--temperature", type=number(0, 5), default=1.0,
+                        help="the page's starting temperature (0: greedy)")
+    parser.add_argument("--bpm", type=number(20, 400), default=90.0, help="the page's starting tempo")
+    parser.add_argument("--threads", type=integer(1, 512), default=1)
     parsed = parser.parse_args(args)
     in_range("bpm", parsed.bpm, 30, 240)
     in_range("port", parsed.port, 0, 65535)
-    positive("threads", parsed.threads)
     serve(parsed.run, parsed.host, parsed.port, parsed.temperature, parsed.bpm, parsed.threads)
     return 0
 
