@@ -67,12 +67,12 @@ def in_range(name: str, value: float, low: float, high: float) -> None:
 
 
 MAX_COUNT = 10**12
-"""No count in a config (steps, sizes, intervals, seeds) goes past this: a 30-digit value is a typo."""
+"""No number in a config (steps, sizes, intervals, rates) goes past this: a 30-digit value is a typo."""
 
 
 def check_magnitudes(config: Any, prefix: str) -> None:
-    """Every number in a (nested) config dataclass is finite and every integer within +-MAX_COUNT, each
-    field named in the error; the configs' own checks then hold each to its range."""
+    """Every number in a (nested) config dataclass is finite and within +-MAX_COUNT, each field named in the
+    error; the configs' own checks hold each to its range first."""
     import dataclasses
 
     for item in dataclasses.fields(config):
@@ -85,6 +85,8 @@ def check_magnitudes(config: Any, prefix: str) -> None:
                 raise ConfigError(f"{name} must be at most {MAX_COUNT:.0e} in size (got {entry})")
             elif isinstance(entry, float) and not math.isfinite(entry):
                 raise ConfigError(f"{name} must be a finite number (got {entry})")
+            elif isinstance(entry, float) and abs(entry) > MAX_COUNT:
+                raise ConfigError(f"{name} must be at most {MAX_COUNT:.0e} in size (got {entry:g})")
 
 
 def check_choices(config: Any, prefix: str) -> None:

@@ -138,3 +138,44 @@ def test_every_numeric_flag_refuses_values_no_run_can_use(capsys, tmp_path, monk
             failures.append((args[2:], code, err[-200:]))
     assert not failures, failures[:5]
     assert len(cases) > 300 and not (tmp_path / "runs").exists()
+
+
+OTHER_NUMERIC_FLAGS = {
+    ("eval", "RUN"): ["--episodes", "--num-envs", "--seed"],
+    ("report", "RUN"): ["--reps", "--last"],
+    ("sweep",): ["--workers", "--max-retries", "--gpus-per-run", "--seeds"],
+    ("study", "stable-gradients"): ["--workers", "--seeds"],
+    ("chords", "data"): ["--bach", "--synthetic", "--bars", "--seed"],
+    ("chords", "eval", "RUN"): ["--frames", "--temperature", "--limit", "--threads"],
+    ("chords", "accompany", "RUN", "MELODY", "-o", "OUT"): ["--temperature", "--seed"],
+    ("chords", "jam", "RUN"): ["--port", "--temperature", "--bpm", "--threads"],
+}
+"""Every numeric option of the commands besides train, after the positional arguments each needs."""
+
+
+def test_every_other_commands_numeric_options_refuse_what_no_run_can_use(capsys, tmp_path, monkeypatch):
+    """A 30-digit number, a word, NaN and a negative number, for every numeric option of every other command:
+    exit 2, one line, nothing started and nothing written. And a sweep file giving each numeric setting of a
+    run a string, a 30-digit number, NaN or infinity (TOML has both) is refused the same way."""
+    import typing
+
+    monkeypatch.chdir(tmp_path)
+    places = {"RUN": str(tmp_path / "no-run"), "MELODY": str(tmp_path / "no.mid"), "OUT": str(tmp_path / "o.mid")}
+    cases = [[places.get(word, word) for word in command] + [flag, value]
+             for command, flags in OTHER_NUMERIC_FLAGS.items() for flag in flags
+             for value in (HUGE, "abc", "nan", "-5")]
+    names = [name for name, kind in field_types(TrainConfig, "", AGENTS["dqn"].config_class).items()
+             if {int, float} & (set(typing.get_args(kind)) or {kind}) and name != "seed"]
+    for index, (name, value) in enumerate((name, value) for name in names for value in ('"abc"', HUGE, "nan", "inf")):
+        sweep_file = tmp_path / f"sweep{index}.toml"
+        sweep_file.write_text(f'[base]\n"{name}" = {value}\n')
+        cases.append(["sweep", str(sweep_file), "-o", str(tmp_path / "never")])
+    failures = []
+    for args in cases:
+        code = main(list(args))
+        _, err = capsys.readouterr()
+        if code != 2 or len(err.strip().splitlines()) != 1 or "Traceback" in err:
+            failures.append((args[-3:], code, err[-200:]))
+    assert not failures, failures[:5]
+    assert len(cases) > 250
+    assert not (tmp_path / "never").exists() and not (tmp_path / "runs").exists()
