@@ -18,6 +18,8 @@ import contextlib
 import json
 import resource
 import statistics
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,7 @@ import torch
 from scalerl.agents import AgentSpec, agent_class
 from scalerl.envs import make_env
 from scalerl.nets import NetConfig
+from scalerl.provenance import provenance
 from scalerl.replay import Batch
 
 
@@ -104,7 +107,9 @@ def main() -> None:
                   f"[{row['speedup_min']:.2f}, {row['speedup_max']:.2f}]")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"rounds": args.rounds, "updates": args.updates, "rates": rates,
+        args.json.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "provenance": provenance(),
+                                         "command": "python benchmarks/pixel_update.py " + " ".join(sys.argv[1:]),
+                                         "rounds": args.rounds, "updates": args.updates, "rates": rates,
                                          "rows": rows}, indent=1) + "\n")
 
 
