@@ -26,6 +26,8 @@ AgentConfigT = TypeVar("AgentConfigT")
 MAX_THREADS = 512
 MAX_ENVS = 4096
 MAX_EPISODES = 1_000_000
+ATARI_EVAL_EPSILON = 0.001
+"""The exploration rate Dopamine evaluates Atari agents with: a greedy one may never press FIRE again."""
 MAX_STEPS = 10**12
 """Far past any budget a study runs; past it a typo (a 30-digit --steps) would run for ever."""
 
@@ -169,8 +171,12 @@ class TrainConfig(Generic[AgentConfigT]):
         suite, task = parse_spec(self.env)
         count = task_set[0] if (task_set := suite.task_set(task)) is not None else None
         episodes = self.eval_episodes or (5 * count if count else 10)
+        algo = self.algo
+        if getattr(algo, "eval_epsilon", 0.0) is None:  # the suite's evaluation protocol
+            algo = dataclasses.replace(algo, eval_epsilon=ATARI_EVAL_EPSILON if suite.name in ("atari", "cale")
+                                       else 0.0)
         return dataclasses.replace(self, num_envs=self.num_envs or count or 1, eval_episodes=episodes,
-                                   eval_num_envs=self.eval_num_envs or count or min(episodes, 8))
+                                   eval_num_envs=self.eval_num_envs or count or min(episodes, 8), algo=algo)
 
     @property
     def schedule_budget(self) -> int:

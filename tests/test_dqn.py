@@ -115,3 +115,16 @@ def test_dqn_learns_cartpole_quickly(tmp_path):
     """Within a minute on 2 CPU cores DQN balances the pole far longer than a random policy (~22 steps)."""
     summary = train(steps=15_000, run_dir=str(tmp_path / "run"), eval_every=5_000, stop_at_return=150, progress="off")
     assert summary["best_eval_return"] >= 150, summary
+
+
+def test_evaluation_follows_each_suites_protocol_unless_set():
+    """DQN evaluates Atari and CALE with epsilon 0.001 (Dopamine's: a greedy policy that never presses FIRE
+    stalls to the frame cap) and everything else greedily; an explicit --algo.eval-epsilon is kept, and
+    config.json records the rate used."""
+    from scalerl import TrainConfig
+
+    assert TrainConfig(env="classic:CartPole-v1").resolved().algo.eval_epsilon == 0.0
+    assert TrainConfig(env="classic:CartPole-v1", algo={"eval_epsilon": 0.05}).resolved().algo.eval_epsilon == 0.05
+    pytest.importorskip("ale_py", reason="pip install -e '.[atari]'")
+    assert TrainConfig(env="atari:breakout").resolved().algo.eval_epsilon == 0.001
+    assert TrainConfig(env="atari:breakout", algo={"eval_epsilon": 0.0}).resolved().algo.eval_epsilon == 0.0

@@ -70,9 +70,10 @@ class DQNConfig(OffPolicyConfig):
     """Exploration rate after the decay."""
     epsilon_decay_steps: int = 10_000
     """Environment steps over which epsilon falls linearly from start to end."""
-    eval_epsilon: float = 0.0
-    """Exploration rate of the evaluation policy. A greedy Atari policy that never presses FIRE after losing a
-    life stalls its episode until the frame cap (27,000 steps); Dopamine evaluates with 0.001."""
+    eval_epsilon: float | None = None
+    """Exploration rate of the evaluation policy; None: the suite's protocol, 0.001 on atari and cale (Dopamine's:
+    a greedy Atari policy that never presses FIRE after losing a life stalls its episode until the frame cap,
+    27,000 steps), 0 (greedy) elsewhere. config.json records the rate used."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -94,7 +95,8 @@ class DQNConfig(OffPolicyConfig):
         in_range("algo.epsilon_start", self.epsilon_start, 0.0, 1.0)
         in_range("algo.epsilon_end", self.epsilon_end, 0.0, 1.0)
         positive("algo.epsilon_decay_steps", self.epsilon_decay_steps)
-        in_range("algo.eval_epsilon", self.eval_epsilon, 0.0, 1.0)
+        if self.eval_epsilon is not None:
+            in_range("algo.eval_epsilon", self.eval_epsilon, 0.0, 1.0)
 
     def replay_priorities(self, steps: int) -> PrioritySettings | None:
         if not self.prioritized:
