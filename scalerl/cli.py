@@ -183,7 +183,8 @@ def cmd_envs(args: list[str]) -> int:
             print(f"{row['env']:36s} obs {row['observation']:28s} action {row['action']}")
         return 0
     for row in describe_suites():
-        print(f"{row['suite']}: {row['description']}")
+        vector = "  [vector env only: no single env for gymnasium's check_env]" if row["vector_only"] else ""
+        print(f"{row['suite']}: {row['description']}{vector}")
         if not row["installed"]:
             print(f"    not installed: {install_hint(row['extra'])}")
         elif row["tasks"]:

@@ -229,3 +229,10 @@ def test_every_suites_single_environment_passes_gymnasiums_checker(suite, task):
         warnings.simplefilter("ignore")
         check_env(env, skip_render_check=True)
     env.close()
+
+
+def test_scalerl_envs_says_which_suites_exist_only_as_vector_environments():
+    from scalerl.envs import describe_suites
+
+    vector_only = {row["suite"] for row in describe_suites() if row["vector_only"]}
+    assert {"atari", "cale", "metaworld", "multitask", "procgen"} == vector_only

@@ -70,13 +70,14 @@ def final_observations(next_obs: np.ndarray, done: np.ndarray, infos: dict[str, 
 
 
 def describe_suites() -> list[dict[str, Any]]:
-    """One record per suite: its description, whether it is installed, and its task names."""
+    """One record per suite: its description, whether it is installed, its task names, and whether it exists
+    only as a vector environment (ale-py's, Meta-World's sets, Procgen: no single Gymnasium env to check)."""
     rows = []
     for suite in SUITES.values():
         installed = suite.available()
         tasks = suite.tasks() if installed and not suite.any_task else []
         rows.append({"suite": suite.name, "description": suite.description, "installed": installed,
-                     "extra": suite.extra, "tasks": tasks})
+                     "extra": suite.extra, "tasks": tasks, "vector_only": suite.make is None})
     return rows
 
 
