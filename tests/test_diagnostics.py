@@ -298,41 +298,34 @@ def test_stopped_episodes_are_stored_as_truncations_and_their_envs_reset(tmp_pat
     assert records(tmp_path / "run" / "metrics.jsonl")[-1]["episode_length"] == 7
 
 
-def test_a_td3_run_with_least_stops_episodes_and_resumes_exactly(tmp_path, crash_after_checkpoint):
-    from scalerl import resume
-
-    settings = {"env": "classic:Pendulum-v1", "agent": "td3", "steps": 1600, "eval_every": 800, "eval_episodes": 1,
-                "checkpoint_every": 800, "log_every": 200, "progress": "off", "hooks": ["least"],
-                "hook_opts": {"least": {"episodes": 4, "min_episodes": 2, "start": 0.1, "scale": 1.0}},
-                "algo": {"learning_starts": 200, "batch_size": 32}}
-    train(run_dir=str(tmp_path / "whole"), **settings)
-    with crash_after_checkpoint(800):
-        train(run_dir=str(tmp_path / "killed"), **settings)
-    resume(tmp_path / "killed")
-    whole = records(tmp_path / "whole" / "metrics.jsonl")
-    assert records(tmp_path / "killed" / "metrics.jsonl") == whole
+def least_stopped(whole):
     assert sum(r.get("least/stopped", 0) for r in whole) > 0 and whole[-1]["least/steps_saved"] > 0
 
 
-def test_a_random_stop_at_a_set_rate_stops_episodes_at_that_rate_and_resumes_exactly(tmp_path,
-                                                                                   crash_after_checkpoint):
-    """The control for LEAST: episodes stopped at random, at `rate` per step once `start` has passed, with
-    their own seeded stream, so a resumed run stops the same episodes."""
+def randomly_stopped(whole):
+    """The control for LEAST: stops at `rate` per step once `start` (a quarter of the run) has passed."""
+    assert 6 <= sum(r.get("random_stop/stopped", 0) for r in whole) <= 50  # 1,200 steps at 0.02: 24 expected
+    assert sum(r.get("random_stop/stopped", 0) for r in whole if r["step"] <= 400) == 0
+
+
+@pytest.mark.parametrize("hook, options, stopped", [
+    ("least", {"episodes": 4, "min_episodes": 2, "start": 0.1, "scale": 1.0}, least_stopped),
+    ("random_stop", {"rate": 0.02, "start": 0.25}, randomly_stopped),
+])
+def test_a_td3_run_with_episodes_stopped_by_a_hook_resumes_exactly(tmp_path, crash_after_checkpoint, hook, options,
+                                                                   stopped):
     from scalerl import resume
 
     settings = {"env": "classic:Pendulum-v1", "agent": "td3", "steps": 1600, "eval_every": 800, "eval_episodes": 1,
-                "checkpoint_every": 800, "log_every": 200, "progress": "off", "hooks": ["random_stop"],
-                "hook_opts": {"random_stop": {"rate": 0.02, "start": 0.25}},
-                "algo": {"learning_starts": 200, "batch_size": 32}}
+                "checkpoint_every": 800, "log_every": 200, "progress": "off", "hooks": [hook],
+                "hook_opts": {hook: options}, "algo": {"learning_starts": 200, "batch_size": 32}}
     train(run_dir=str(tmp_path / "whole"), **settings)
     with crash_after_checkpoint(800):
         train(run_dir=str(tmp_path / "killed"), **settings)
     resume(tmp_path / "killed")
     whole = records(tmp_path / "whole" / "metrics.jsonl")
     assert records(tmp_path / "killed" / "metrics.jsonl") == whole
-    stopped = sum(r.get("random_stop/stopped", 0) for r in whole)
-    assert 6 <= stopped <= 50  # 1,200 steps at 0.02: 24 expected
-    assert sum(r.get("random_stop/stopped", 0) for r in whole if r["step"] <= 400) == 0  # none before 25%
+    stopped(whole)
 
 
 def test_softmoe_expert_units_are_neurons_for_both_scores(tmp_path):

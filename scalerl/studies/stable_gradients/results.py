@@ -226,8 +226,23 @@ def blocks(results: Sequence[RunResult], figures: Path | None) -> dict[str, str]
 # -- figures -----------------------------------------------------------------------------------------------
 
 
+def finish(figure, axes, left_title: str, xlabel: str, path: Path) -> None:
+    """Both figures' shared frame: the left panel's title, the first layer's gradient norm on a log scale on
+    the right, grids, a legend, and the PNG."""
+    from scalerl.analysis.plots import save
+
+    axes[0].set_title(left_title)
+    axes[1].set_title("first layer's gradient norm")
+    axes[1].set_yscale("log")
+    for axis in axes:
+        axis.set_xlabel(xlabel)
+        axis.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    save(figure, path, suffixes=(".png",))
+
+
 def plot_supervised(results: Sequence[RunResult], path: Path) -> None:
-    from scalerl.analysis.plots import pyplot, save
+    from scalerl.analysis.plots import pyplot
 
     plt = pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(13, 4))
@@ -246,18 +261,11 @@ def plot_supervised(results: Sequence[RunResult], path: Path) -> None:
                               label=f"{label(architecture, optimizer)}, {depth} layers")
                     axis.fill_between(epochs, curves.min(axis=0), curves.max(axis=0), color=f"C{color % 10}", alpha=0.1)
                 color += 1
-    axes[0].set_title("training accuracy on the current labels (mean, seed range)")
-    axes[1].set_title("first layer's gradient norm")
-    axes[1].set_yscale("log")
-    for axis in axes:
-        axis.set_xlabel("epoch")
-        axis.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    save(figure, path, suffixes=(".png",))
+    finish(figure, axes, "training accuracy on the current labels (mean, seed range)", "epoch", path)
 
 
 def plot_rl(results: Sequence[RunResult], path: Path) -> None:
-    from scalerl.analysis.plots import pyplot, save
+    from scalerl.analysis.plots import pyplot
 
     plt = pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(12, 4))
@@ -273,11 +281,4 @@ def plot_rl(results: Sequence[RunResult], path: Path) -> None:
                 curves = np.asarray([r.curves[y][:length] for r in members])
                 axis.plot(members[0].curves[x][:length], curves.mean(axis=0), style, color=f"C{color}", label=name,
                           marker="o" if length < 20 else None, markersize=3)
-    axes[0].set_title("evaluation return (mean over seeds)")
-    axes[1].set_title("first layer's gradient norm")
-    axes[1].set_yscale("log")
-    for axis in axes:
-        axis.set_xlabel("environment steps")
-        axis.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    save(figure, path, suffixes=(".png",))
+    finish(figure, axes, "evaluation return (mean over seeds)", "environment steps", path)
