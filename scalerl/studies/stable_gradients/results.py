@@ -168,21 +168,25 @@ def label(architecture: str, optimizer: str) -> str:
            f"{optimizer.replace('radam', 'RAdam').replace('kron', 'Kron')}"
 
 
-def supervised_table(results: Sequence[RunResult]) -> str:
-    phases = last_phase(results)
-    rows = []
+def supervised_arms(results: Sequence[RunResult]):
+    """(depth, architecture, optimizer, its results) of every part-(a) arm that has results, in table order."""
     for depth in FULL.depths:
         for architecture in ("plain", "multiskip"):
             for optimizer in ("radam", "kron"):
                 members = select(results, part="a", architecture=architecture, optimizer=optimizer, depth=depth)
-                if not members:
-                    continue
-                accuracy = [np.mean([r.finals[f"accuracy_phase{k}"] for r in members]) for k in range(1, phases + 1)]
-                last = mean_interval([r.finals[f"accuracy_phase{phases}"] for r in members])
-                gradient = [np.mean([r.finals[f"grad_norm_phase{k}"] for r in members]) for k in (1, phases)]
-                rows.append([f"{label(architecture, optimizer)}, {depth} layers", str(len(members)),
-                             *[f"{a:.2f}" for a in accuracy[:-1]], estimate_text(last),
-                             *[f"{g:.3g}" for g in gradient]])
+                if members:
+                    yield depth, architecture, optimizer, members
+
+
+def supervised_table(results: Sequence[RunResult]) -> str:
+    phases = last_phase(results)
+    rows = []
+    for depth, architecture, optimizer, members in supervised_arms(results):
+        accuracy = [np.mean([r.finals[f"accuracy_phase{k}"] for r in members]) for k in range(1, phases + 1)]
+        last = mean_interval([r.finals[f"accuracy_phase{phases}"] for r in members])
+        gradient = [np.mean([r.finals[f"grad_norm_phase{k}"] for r in members]) for k in (1, phases)]
+        rows.append([f"{label(architecture, optimizer)}, {depth} layers", str(len(members)),
+                     *[f"{a:.2f}" for a in accuracy[:-1]], estimate_text(last), *[f"{g:.3g}" for g in gradient]])
     header = ["network, optimizer", "seeds", *[f"phase {k}" for k in range(1, phases)], f"phase {phases} [95% CI]",
               "grad norm, phase 1", f"phase {phases}"]
     return markdown_table(header, rows)
@@ -246,21 +250,14 @@ def plot_supervised(results: Sequence[RunResult], path: Path) -> None:
 
     plt = pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(13, 4))
-    color = 0
-    for depth in FULL.depths:
-        for architecture in ("plain", "multiskip"):
-            for optimizer in ("radam", "kron"):
-                members = select(results, part="a", architecture=architecture, optimizer=optimizer, depth=depth)
-                if not members:
-                    continue
-                style = "-" if depth == max(FULL.depths) else ":"
-                for axis, key in zip(axes, ("accuracy", "first_layer_grad_norm")):
-                    curves = np.asarray([r.curves[key] for r in members])
-                    epochs = members[0].curves["epoch"]
-                    axis.plot(epochs, curves.mean(axis=0), style, color=f"C{color % 10}",
-                              label=f"{label(architecture, optimizer)}, {depth} layers")
-                    axis.fill_between(epochs, curves.min(axis=0), curves.max(axis=0), color=f"C{color % 10}", alpha=0.1)
-                color += 1
+    for color, (depth, architecture, optimizer, members) in enumerate(supervised_arms(results)):
+        style = "-" if depth == max(FULL.depths) else ":"
+        for axis, key in zip(axes, ("accuracy", "first_layer_grad_norm")):
+            curves = np.asarray([r.curves[key] for r in members])
+            epochs = members[0].curves["epoch"]
+            axis.plot(epochs, curves.mean(axis=0), style, color=f"C{color % 10}",
+                      label=f"{label(architecture, optimizer)}, {depth} layers")
+            axis.fill_between(epochs, curves.min(axis=0), curves.max(axis=0), color=f"C{color % 10}", alpha=0.1)
     finish(figure, axes, "training accuracy on the current labels (mean, seed range)", "epoch", path)
 
 
