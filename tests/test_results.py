@@ -99,5 +99,13 @@ def test_a_shipped_run_made_again_gives_its_curve(tmp_path):
     assert shipped.command == "scalerl study stable-gradients --seeds 1 --variants plain-radam-d4"
     run_study("stable-gradients", tmp_path, seeds=[1], variants=["plain-radam-d4"], workers=1)
     again = json.loads((tmp_path / "runs" / "plain-radam-d4-s1.json").read_text())
-    assert np.allclose(again["accuracy"], shipped.curves["accuracy"], atol=2e-3)
-    assert np.allclose(again["first_layer_grad_norm"], shipped.curves["first_layer_grad_norm"], rtol=1e-3)
+    accuracy, shipped_accuracy = np.asarray(again["accuracy"]), np.asarray(shipped.curves["accuracy"])
+    gradient, shipped_gradient = (np.asarray(again["first_layer_grad_norm"]),
+                                  np.asarray(shipped.curves["first_layer_grad_norm"]))
+    # The first phase (140 steps) to float rounding; the whole curve to well inside what sets two seeds apart
+    # (seeds 0 and 1 differ by 0.015 in accuracy and 8.5% in gradient norm on average), since another CPU's
+    # kernels round products differently and 700 steps can carry that a little further.
+    assert np.allclose(accuracy[:20], shipped_accuracy[:20], atol=2e-3)
+    assert np.allclose(gradient[:20], shipped_gradient[:20], rtol=1e-3)
+    assert np.abs(accuracy - shipped_accuracy).mean() < 0.005
+    assert np.abs(gradient / shipped_gradient - 1).mean() < 0.02
