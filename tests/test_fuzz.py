@@ -179,3 +179,27 @@ def test_every_other_commands_numeric_options_refuse_what_no_run_can_use(capsys,
     assert not failures, failures[:5]
     assert len(cases) > 250
     assert not (tmp_path / "never").exists() and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("command", ["pretrain", "rewards", "finetune"])
+def test_every_numeric_flag_of_the_chords_training_commands_refuses_a_30_digit_number(command, capsys, tmp_path,
+                                                                                      monkeypatch):
+    """The chords training configs hold every number finite and within 1e12 too, nested model included."""
+    import typing
+
+    from scalerl.music.finetune import FinetuneConfig
+    from scalerl.music.pretrain import PretrainConfig
+    from scalerl.music.rewards import RewardConfig
+
+    monkeypatch.chdir(tmp_path)
+    config = {"pretrain": PretrainConfig, "rewards": RewardConfig, "finetune": FinetuneConfig}[command]
+    given = ["--policy", "p", "--rewards", "r", "--beta", "0"] if command == "finetune" else []
+    failures = []
+    for name, kind in field_types(config, "", type(None)).items():
+        if int in (set(typing.get_args(kind)) or {kind}) and name not in ("seed",):
+            code = main(["chords", command, *given, "--" + name.replace("_", "-"), HUGE])
+            err = capsys.readouterr().err.strip()
+            if code != 2 or len(err.splitlines()) != 1 or "must be" not in err:
+                failures.append((name, code, err[-150:]))
+    assert not failures, failures
+    assert not (tmp_path / "runs").exists()

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from scalerl.checks import ConfigError, in_range, non_negative, positive, require
+from scalerl.checks import ConfigError, check_magnitudes, in_range, non_negative, positive, require
 from scalerl.music.data import load_songs
 from scalerl.music.metrics import chord_value, frame_fit, invalid_holds, melody_pitch, sounding_chords
 from scalerl.music.models import chord_logits, chord_vocabulary_mask, generate, grammar_mask, previous_chords
@@ -120,6 +120,7 @@ class FinetuneConfig:
                 self.rewards)
         non_negative("beta", self.beta)
         non_negative("fit_reward", self.fit_reward)
+        check_magnitudes(self, "")
         for name in ("silence_penalty", "repetition_penalty", "invalid_penalty"):
             non_negative(name, getattr(self, name))
         require(self.fit_credit in ("sequence", "frame"), "fit_credit", "sequence or frame", self.fit_credit)

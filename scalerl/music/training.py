@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from scalerl.checkpoint import load_checkpoint
-from scalerl.checks import ConfigError, in_range, non_negative, positive, require
+from scalerl.checks import ConfigError, check_magnitudes, in_range, non_negative, positive, require
 from scalerl.music.data import Song, load_songs, song_tokens
 from scalerl.music.vocab import FRAMES_PER_BEAT, PAD, as_onset
 from scalerl.progress import progress
@@ -61,6 +61,7 @@ class TrainingSettings:
         in_range("key_change", self.key_change, 0.0, 1.0)
         in_range("history_noise", self.history_noise, 0.0, 1.0)
         positive("eval_every", self.eval_every)
+        check_magnitudes(self, "")  # every number finite and within 1e12, the nested model's too
 
 
 def crop_tokens(song: Song, start: int, frames: int, semitones: int) -> tuple[list[int], list[int]]:
