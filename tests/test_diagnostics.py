@@ -203,6 +203,34 @@ def test_reset_hooks_log_their_resets_and_resume_exactly(tmp_path, crash_after_c
     resets = [r for r in whole if f"{hook}_reset" in r]  # updates 0-1000 (steps 200-1200): resets at 100, ..., 1000
     assert len(resets) == 10 and whole[-1][f"{hook}_reset_total"] > 0
     assert {f"{hook}_reset/q.torso.0", f"{hook}_reset/q.torso.2"} <= set(resets[0])
+    if hook == "redo":  # ReDo also counts the neurons it reset that still had gradient; ReGraMa never resets those
+        assert all(0 <= r["redo_reset_learning"] <= r["redo_reset"] for r in resets)
+    else:
+        assert not any("regrama_reset_learning" in r for r in resets)
+
+
+def test_redo_counts_a_reset_neuron_that_still_learns_through_its_layernorm():
+    """After a LayerNorm, a unit silent after its ReLU on every sample still passes gradient to its incoming
+    weights (the norm couples it to the others): ReDo resets it, and counts it as still learning."""
+    from types import SimpleNamespace
+
+    from scalerl.diagnostics.resets import ReDoConfig, ReDoHook
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4), nn.ReLU(), nn.Linear(4, 1))
+    with torch.no_grad():  # unit 0 far below the others after the norm: zero after the ReLU on every input
+        net[0].weight[0] = 0.0
+        net[0].bias[:] = torch.tensor([-5.0, 1.0, 1.5, 2.0])
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.0)
+    agent = SimpleNamespace(modules=lambda: {"q": net},
+                            optimizers=lambda: {"q": SimpleNamespace(optimizer=optimizer, modules=[net])})
+    hook = ReDoHook(ReDoConfig(every=1, tau=0.0, start=0), agent)
+    x = torch.randn(64, 3)
+    net(x).pow(2).mean().backward()
+    hook.after_backward("q", {"q": net})
+    hook.after_update({})
+    assert net[0].weight[0].abs().sum() > 0  # re-drawn
+    assert hook.pending["redo_reset"] == 1.0 and hook.pending["redo_reset_learning"] == 1.0
 
 
 class ScriptedCritic:

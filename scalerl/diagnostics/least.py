@@ -93,9 +93,10 @@ class LEASTHook(Hook):
         if not self.running:
             self.running = [{"q": [], "g": [], "r": []} for _ in range(count)]
         self.steps += count
-        self.window["steps"] = self.window.get("steps", 0) + count
         values = self.agent.q_value(obs, actions)
         active = self.steps >= self.cfg.start * self.run_steps
+        if active:  # stops per step counts the steps where a stop could happen, as the random stop's does
+            self.window["steps"] += count
         stop = np.zeros(count, dtype=bool)
         for index in range(count):
             episode = self.running[index]

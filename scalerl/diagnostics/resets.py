@@ -117,6 +117,8 @@ class ResetHook(MeasuringHook):
     """The shared schedule of ReDo and ReGraMa: score on update k (a multiple of `every`), reset after it."""
 
     reset_norm: bool
+    counts_learning = False
+    """Whether the hook also logs NAME_reset_learning: how many of the neurons it reset still had gradient."""
 
     def __init__(self, cfg: ResetConfig, agent: Any) -> None:
         super().__init__(cfg, agent)
@@ -125,6 +127,8 @@ class ResetHook(MeasuringHook):
         self.optimizer_of = {module: optimized.optimizer for optimized in agent.optimizers().values()
                              for module in optimized.modules}
         self.scores: dict[tuple[str, int], torch.Tensor] = {}
+        self.gradients: dict[tuple[str, int], torch.Tensor] = {}
+        """GraMa scores of the scored update, where a hook counts the reset neurons still learning."""
         self.handles: list = []
         self.total = 0
         if self.due():
@@ -136,24 +140,41 @@ class ResetHook(MeasuringHook):
     def arm(self) -> None:
         """Prepare to score the coming update (ReDo hooks the forward pass; ReGraMa needs nothing)."""
 
+    def still_learning(self, module: str, index: int, mask: torch.Tensor) -> int:
+        """How many of the neurons in `mask` had a GraMa score above tau on the scored update."""
+        gradient = self.gradients.get((module, index))
+        return 0 if gradient is None else int((mask & ~inactive(gradient, self.cfg.tau)).sum())
+
+    def keep_gradients(self, modules: dict[str, nn.Module], into: dict[tuple[str, int], torch.Tensor]) -> None:
+        """GraMa scores of the modules' resettable layers from the gradient they hold now (the first backward
+        of a scored update wins: later ones, such as the actor's through the critic, do not overwrite it)."""
+        for module in modules:
+            for index, layer in enumerate(self.layers.get(module, [])):
+                if (module, index) not in into and (scores := grama_scores(layer.layer)) is not None:
+                    into[(module, index)] = scores.clone()
+
     def after_update(self, metrics: dict[str, torch.Tensor]) -> None:
         if self.scores:
             self.reset()
         for handle in self.handles:
             handle.remove()
-        self.handles, self.scores = [], {}
+        self.handles, self.scores, self.gradients = [], {}, {}
         self.updates += 1
         if self.due():
             self.arm()
 
     def reset(self) -> None:
         counts: dict[str, int] = {}
+        learning = 0
         for (module, index), scores in self.scores.items():
             layer = self.layers[module][index]
             mask = capped(inactive(scores, self.cfg.tau), scores, self.cfg.max_share)
+            learning += self.still_learning(module, index, mask)
             counts[f"{module}.{layer.name}"] = reset_neurons(layer, mask, self.optimizer_of.get(module),
                                                              self.reset_norm)
         self.total += sum(counts.values())
+        if self.counts_learning:
+            self.pending[f"{self.name}_reset_learning"] = float(learning)
         self.pending.update({f"{self.name}_reset/{key}": float(count) for key, count in counts.items()})
         self.pending[f"{self.name}_reset"] = float(sum(counts.values()))
         self.pending[f"{self.name}_reset_total"] = float(self.total)
@@ -182,6 +203,11 @@ class ReDoHook(ResetHook):
     config_class = ReDoConfig
     description = "ReDo: every N updates, re-initialize tau-dormant neurons (by activations)"
     reset_norm = False
+    counts_learning = True
+
+    def after_backward(self, optimizer: str, modules: dict[str, nn.Module]) -> None:
+        if self.due():
+            self.keep_gradients(modules, self.gradients)
 
     def arm(self) -> None:
         for module, layers in self.layers.items():
@@ -213,9 +239,5 @@ class ReGraMaHook(ResetHook):
     reset_norm = True
 
     def after_backward(self, optimizer: str, modules: dict[str, nn.Module]) -> None:
-        if not self.due():
-            return
-        for module in modules:
-            for index, layer in enumerate(self.layers.get(module, [])):
-                if (module, index) not in self.scores and (scores := grama_scores(layer.layer)) is not None:
-                    self.scores[(module, index)] = scores.clone()
+        if self.due():
+            self.keep_gradients(modules, self.scores)
