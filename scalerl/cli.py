@@ -145,6 +145,8 @@ class EvalArgs:
     """Seed of the evaluation environments; default: the run's own evaluation seed."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Where the network runs."""
+    video: bool = False
+    """Also film one episode from the evaluation seed into RUN_DIR/videos/eval-seed-S.mp4."""
 
 
 def cmd_eval(args: list[str]) -> int:
@@ -152,11 +154,13 @@ def cmd_eval(args: list[str]) -> int:
 
     if not args or args[0] not in ("-h", "--help"):
         if not args or args[0].startswith("-"):
-            raise ConfigError("usage: scalerl eval RUN_DIR [--episodes N] [--num-envs E] [--seed S] [--device D]")
+            raise ConfigError("usage: scalerl eval RUN_DIR [--episodes N] [--num-envs E] [--seed S] [--device D] "
+                              "[--video]")
         options = {name: kind for name, kind in field_types(EvalArgs, "", type(None)).items() if name != "run_dir"}
         check_flags(args[1:], options)
     parsed = tyro_cli(EvalArgs, args, "scalerl eval")
-    print(json.dumps(evaluate(parsed.run_dir, parsed.episodes, parsed.seed, parsed.device, parsed.num_envs)))
+    print(json.dumps(evaluate(parsed.run_dir, parsed.episodes, parsed.seed, parsed.device, parsed.num_envs,
+                              video=parsed.video)))
     return 0
 
 

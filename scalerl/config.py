@@ -19,6 +19,7 @@ from scalerl.envs import check_options, parse_spec
 from scalerl.envs.options import EnvOptions
 from scalerl.hooks import HookOptions, check_hook_names
 from scalerl.nets import NetConfig
+from scalerl.video import check_video
 
 AgentConfigT = TypeVar("AgentConfigT")
 
@@ -95,6 +96,9 @@ class TrainConfig(Generic[AgentConfigT]):
     eval_num_envs: int = 0
     """Environments the evaluation episodes are spread over (0: min(eval_episodes, 8), or one per task
     for Meta-World's task sets)."""
+    capture_video: bool = False
+    """Film one episode of the deterministic policy at every evaluation into the run folder's videos/ (MP4;
+    single-environment suites; needs the video extra)."""
     hooks: list[str] = field(default_factory=list)
     """Hooks to run, by name (see `scalerl hooks`): diagnostics and interventions."""
     hook_opts: HookOptions = field(default_factory=HookOptions)
@@ -118,6 +122,8 @@ class TrainConfig(Generic[AgentConfigT]):
                               f"millions of weights on pixels: use atari:{game} (Atari preprocessing, stacked "
                               f"frames, the Nature CNN) or cale:{game}")
         check_options(suite, self.env_opts.given())
+        if self.capture_video:
+            check_video(self.env)
         cls = agent_class(self.agent)
         if self.algo is None:
             object.__setattr__(self, "algo", cls.config_class())

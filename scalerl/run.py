@@ -28,6 +28,7 @@ from scalerl.evaluation import run_episodes
 from scalerl.hooks import make_hooks
 from scalerl.loops import LOOPS, LoopState
 from scalerl.session import EVAL_SEED_OFFSET, RunDirTaken, Session, read_run_config, resolve_device
+from scalerl.video import check_video, record_episode
 
 
 def default_run_dir(config: TrainConfig) -> Path:
@@ -178,13 +179,16 @@ def load_policy(run_dir: str | Path, device: str = "cpu") -> Policy:
 
 
 def evaluate(run_dir: str | Path, episodes: int = 10, seed: int | None = None, device: str = "auto",
-             num_envs: int | None = None) -> dict[str, Any]:
+             num_envs: int | None = None, video: bool = False) -> dict[str, Any]:
     """Deterministic evaluation of a run's latest checkpoint; by default on the run's own evaluation seed and
-    as many environments as its evaluations used."""
+    as many environments as its evaluations used. With `video`, one more episode from that seed is filmed
+    into the run's videos/ folder (its path is in the result)."""
     require(0 < episodes <= MAX_EPISODES, "episodes", f"in [1, {MAX_EPISODES:,}]", episodes)
     require(num_envs is None or 0 < num_envs <= MAX_ENVS, "num_envs", f"in [1, {MAX_ENVS}]", num_envs)
     require(seed is None or 0 <= seed < 2**31, "seed", "in [0, 2**31)", seed)
     config, agent = load_agent(run_dir, device)
+    if video:
+        check_video(config.env)
     num_envs = num_envs or config.eval_num_envs
     eval_seed = config.seed + EVAL_SEED_OFFSET if seed is None else seed
     envs = make_env(config.env, num_envs, eval_seed, **config.env_kwargs(training=False))
@@ -206,4 +210,8 @@ def evaluate(run_dir: str | Path, episodes: int = 10, seed: int | None = None, d
         summary["success_mean"] = success_rate
     if tasks:
         summary["tasks"] = result.by_task(tasks)
+    if video:
+        filmed = record_episode(agent, config.env, eval_seed, config.env_kwargs(training=False),
+                                Path(run_dir) / "videos" / f"eval-seed-{eval_seed}.mp4")
+        summary["video"] = filmed["video"]
     return summary

@@ -16,6 +16,7 @@ import os
 import pickle
 import random
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,12 +32,13 @@ from scalerl.checkpoint import (
     restore_global_rng_state,
     save_checkpoint,
 )
-from scalerl.checks import ConfigError, flatten, read_json
+from scalerl.checks import ConfigError, ScalerlWarning, first_line, flatten, read_json
 from scalerl.envs import make_env, task_members
 from scalerl.envs.snapshot import load_envs
 from scalerl.evaluation import run_episodes
 from scalerl.logger import RunLogger
 from scalerl.provenance import provenance
+from scalerl.video import record_episode
 
 EVAL_SEED_OFFSET = 1_000_000
 """Evaluation environments are seeded apart from training ones, identically at every evaluation."""
@@ -129,6 +131,8 @@ class Session:
         self.seed = seed
         self.envs: Any = None
         self.eval_envs: Any = None
+        self.filming = True
+        """Whether videos can still be made (a failed one turns them off for the rest of the run)."""
         # Resuming drops records written after the checkpoint (all of them when there was none yet).
         resume_step = self.checkpoint["step"] if self.checkpoint else -1 if resume else None
         self.logger = RunLogger(self.run_dir, resume_step=resume_step)
@@ -193,6 +197,18 @@ class Session:
         self.envs = make_env(env, num_envs, self.seed, **train_options)
         self.eval_envs = make_env(env, eval_num_envs, self.seed + EVAL_SEED_OFFSET, **eval_options)
         self.tasks = task_members(env, self.eval_envs)
+        self.eval_spec, self.eval_options = env, eval_options
+
+    def film(self, agent: Any, step: int) -> None:
+        """One episode of the deterministic policy from the evaluation seed, as videos/step-N.mp4. A video that
+        cannot be made (no renderer on this machine) is a warning, and the run goes on without videos."""
+        path = self.run_dir / "videos" / f"step-{step:09d}.mp4"
+        try:
+            record_episode(agent, self.eval_spec, self.seed + EVAL_SEED_OFFSET, self.eval_options, path)
+        except Exception as error:  # noqa: BLE001  (rendering stacks fail in many ways; training must not)
+            warnings.warn(f"no video at step {step:,}: {first_line(error)}; the run goes on without videos",
+                          ScalerlWarning, stacklevel=2)
+            self.filming = False
 
     def evaluate(self, agent: Any, episodes: int, step: int, wall_time: float) -> dict[str, Any]:
         """`episodes` deterministic episodes on the evaluation envs, logged to eval.jsonl (per task too, for a

@@ -13,7 +13,7 @@ LAYERS = [
     # building blocks: records, checkpoints, networks, environments, replay, optimizers
     ["scalerl.logger", "scalerl.checkpoint", "scalerl.nets", "scalerl.envs", "scalerl.replay", "scalerl.optim",
      "scalerl.normalization", "scalerl.evaluation"],
-    ["scalerl.hooks.base"],
+    ["scalerl.hooks.base", "scalerl.video"],
     ["scalerl.diagnostics"],  # measurements and interventions, as hooks
     ["scalerl.hooks"],  # the hook registry
     ["scalerl.agents"],

@@ -33,9 +33,9 @@ def registered_gym_ids() -> list[str]:
     return sorted(gym.registry)
 
 
-def make_gym(task: str, *, max_episode_steps: int | None = None) -> gym.Env:
+def make_gym(task: str, *, max_episode_steps: int | None = None, render_mode: str | None = None) -> gym.Env:
     """Any registered id; float64 Box observations (MuJoCo v4, say) are cast to float32 as the other suites do."""
-    env = with_physics_snapshot(gym.make(task, max_episode_steps=max_episode_steps))
+    env = with_physics_snapshot(gym.make(task, max_episode_steps=max_episode_steps, render_mode=render_mode))
     space = env.observation_space
     if isinstance(space, gym.spaces.Box) and space.dtype == np.float64:
         env = Float32Observations(env)

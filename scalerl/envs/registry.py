@@ -97,11 +97,14 @@ class Suite:
             )
 
 
+RENDER = ("render_mode",)
+"""The single-environment suites' make functions take render_mode, which episode videos set (not a user option)."""
+
 CLASSIC_TASKS = ["CartPole-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0", "Pendulum-v1"]
 
 
-def make_classic(task: str, *, max_episode_steps: int | None = None) -> gym.Env:
-    return gym.make(task, max_episode_steps=max_episode_steps)
+def make_classic(task: str, *, max_episode_steps: int | None = None, render_mode: str | None = None) -> gym.Env:
+    return gym.make(task, max_episode_steps=max_episode_steps, render_mode=render_mode)
 
 
 MINATAR_IDS = {
@@ -120,7 +123,7 @@ evaluation always ends (pass max_episode_steps to change it)."""
 
 def make_minatar(task: str, *, max_episode_steps: int | None = None, sticky_actions: float | None = None,
                  full_action_space: bool = False, num_levels: int = 0, start_level: int = 0,
-                 level_set: Literal["train", "test"] = "train") -> gym.Env:
+                 level_set: Literal["train", "test"] = "train", render_mode: str | None = None) -> gym.Env:
     """MinAtar games; observations are (10, 10, channels) booleans. Sticky actions 0.1 by default.
     The game's minimal action set, or with full_action_space all six (no-op, four moves, fire) as the
     MinAtar paper's agents had them.
@@ -134,7 +137,8 @@ def make_minatar(task: str, *, max_episode_steps: int | None = None, sticky_acti
         minatar.gym.register_envs()
     kwargs = {} if sticky_actions is None else {"sticky_action_prob": sticky_actions}
     env = GymnasiumSeeding(gym.make(MINATAR_IDS[task], max_episode_steps=max_episode_steps or
-                                    MINATAR_MAX_EPISODE_STEPS, use_minimal_action_set=not full_action_space, **kwargs))
+                                    MINATAR_MAX_EPISODE_STEPS, use_minimal_action_set=not full_action_space,
+                                    render_mode=render_mode, **kwargs))
     if num_levels == 0:
         return env
     return SeedLevels(env, num_levels, start_level + (TEST_LEVELS_START if level_set == "test" else 0))
@@ -147,10 +151,11 @@ def mujoco_tasks() -> list[str]:
     )
 
 
-def make_mujoco(task: str, *, max_episode_steps: int | None = None) -> gym.Env:
+def make_mujoco(task: str, *, max_episode_steps: int | None = None, render_mode: str | None = None) -> gym.Env:
     """Gymnasium MuJoCo v5 tasks, observations cast to float32."""
 
-    return Float32Observations(with_physics_snapshot(gym.make(task, max_episode_steps=max_episode_steps)))
+    return Float32Observations(with_physics_snapshot(gym.make(task, max_episode_steps=max_episode_steps,
+                                                              render_mode=render_mode)))
 
 
 def dmc_tasks() -> list[str]:
@@ -160,7 +165,7 @@ def dmc_tasks() -> list[str]:
 
 
 def make_dmc(task: str, *, pixels: bool = False, image_size: int = 84, frame_stack: int = 3,
-             action_repeat: int = 1, camera_id: int | None = None) -> gym.Env:
+             action_repeat: int = 1, camera_id: int | None = None, render_mode: str | None = None) -> gym.Env:
     """DeepMind Control suite task `domain-task`: flattened float32 state observations, or with
     pixels=True, (3 * frame_stack, image_size, image_size) uint8 frames, channel-first.
     Episodes are 1000 control steps (divided by action_repeat); they end by truncation."""
@@ -172,6 +177,8 @@ def make_dmc(task: str, *, pixels: bool = False, image_size: int = 84, frame_sta
     camera = camera_id if camera_id is not None else (2 if domain == "quadruped" else 0)
     kwargs = {"render_mode": "rgb_array",
               "render_kwargs": {"height": image_size, "width": image_size, "camera_id": camera}} if pixels else {}
+    if render_mode is not None and not pixels:  # a video of a state-based run: a camera the size of MuJoCo's
+        kwargs = {"render_mode": render_mode, "render_kwargs": {"height": 240, "width": 320, "camera_id": camera}}
     env = Float32Actions(gym.make(f"dm_control/{task}-v0", **kwargs))
     if action_repeat > 1:
         env = ActionRepeat(env, action_repeat)
@@ -234,9 +241,10 @@ def make_atari_vector(
 SUITES: dict[str, Suite] = {
     suite.name: suite
     for suite in [
-        Suite("classic", "Gymnasium classic control", lambda: list(CLASSIC_TASKS), make=make_classic),
+        Suite("classic", "Gymnasium classic control", lambda: list(CLASSIC_TASKS), make=make_classic,
+              fixed_options=RENDER),
         Suite("minatar", "MinAtar miniature Atari (10x10 grids)", lambda: list(MINATAR_IDS), make=make_minatar,
-              requires="minatar", extra="minatar"),
+              requires="minatar", extra="minatar", fixed_options=RENDER),
         Suite("atari", "Atari 2600 games through ale-py (ROMs bundled)", atari_tasks,
               make_vector=make_atari_vector, requires="ale_py", extra="atari",
               fixed_options=("continuous", "continuous_action_threshold")),
@@ -244,9 +252,9 @@ SUITES: dict[str, Suite] = {
               atari_tasks, make_vector=functools.partial(make_atari_vector, continuous=True),
               requires="ale_py", extra="atari", fixed_options=("continuous",)),
         Suite("mujoco", "Gymnasium MuJoCo v5 (HalfCheetah, Hopper, Walker2d, Ant, Humanoid, ...)", mujoco_tasks,
-              make=make_mujoco, requires="mujoco", extra="mujoco"),
+              make=make_mujoco, requires="mujoco", extra="mujoco", fixed_options=RENDER),
         Suite("dmc", "DeepMind Control suite, domain-task (states, or pixels=True)", dmc_tasks, make=make_dmc,
-              requires="dm_control", extra="dmc"),
+              requires="dm_control", extra="dmc", fixed_options=RENDER),
         Suite("metaworld", "Meta-World v3: MT1/<env>, MT10, MT25, MT50, ML10/train|test, ..., custom/<env>,<env>",
               metaworld_tasks, make_vector=make_metaworld_vector, check_task=check_metaworld_task,
               requires="metaworld", extra="metaworld", task_count=metaworld_task_count, members=metaworld_members),
@@ -255,7 +263,8 @@ SUITES: dict[str, Suite] = {
               task_count=multitask_task_count, members=multitask_members, any_task=True),
         Suite("procgen", "Procgen (procgen-mirror; its own numpy<2 environment)", lambda: list(PROCGEN_GAMES),
               make_vector=make_procgen_vector, requires="procgen", extra="procgen"),
-        Suite("gym", "any registered Gymnasium id", registered_gym_ids, make=make_gym, any_task=True),
+        Suite("gym", "any registered Gymnasium id", registered_gym_ids, make=make_gym, any_task=True,
+              fixed_options=RENDER),
     ]
 }
 

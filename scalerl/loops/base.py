@@ -208,6 +208,8 @@ class Loop:
             state.last_eval = record["return_mean"]
             if record["return_mean"] > state.best_eval:
                 state.best_eval, state.best_eval_step = record["return_mean"], state.step
+            if config.capture_video and self.session.filming:
+                self.session.film(self.agent, state.step)
             self.tick(in_loop=False)
             if self.eval_lines:
                 print(f"step {state.step:,}/{config.steps:,}: evaluation return {state.last_eval:.1f} (best "

@@ -21,7 +21,6 @@ from scalerl.analysis.results import (
 )
 from scalerl.checks import ConfigError
 from scalerl.studies.grama import classification
-from scalerl.studies.grama.study import VARIANTS
 
 STUDY = "grama"
 BLOCKS = ("verdict", "provenance", "classification", "sac")
@@ -102,7 +101,7 @@ def export(out: Path) -> list[RunResult]:
     """Every finished run of the study folder `out` (both parts)."""
     supervised = [classification_result(json.loads(path.read_text()))
                   for path in sorted((out / "classification").glob("*.json"))]
-    finished = sorted(summary.parent for name in VARIANTS
+    finished = sorted(summary.parent for name in classification.METHODS
                       for summary in (out / "runs" / name).glob("seed*/summary.json"))
     return supervised + [sac_result(run_dir) for run_dir in finished]
 
@@ -190,7 +189,7 @@ def classification_table(results: Sequence[RunResult]) -> str:
 
 def sac_table(results: Sequence[RunResult]) -> str:
     rows = []
-    for method in VARIANTS:
+    for method in classification.METHODS:
         members = select(results, part="b", method=method)
         if not members:
             continue
@@ -263,7 +262,7 @@ def plot_sac(results: Sequence[RunResult], path: Path) -> None:
 
     plt = pyplot()
     figure, axes = plt.subplots(1, 3, figsize=(16, 4))
-    for color, method in enumerate(VARIANTS):
+    for color, method in enumerate(classification.METHODS):
         members = select(results, part="b", method=method)
         if not members:
             continue

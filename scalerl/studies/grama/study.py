@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scalerl.studies.grama import classification
+from scalerl.analysis.results import fill_blocks
+from scalerl.studies.grama import classification, results
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ QUICK = Settings(classification=classification.Settings(phases=2, steps_per_phas
 
 NETWORK = {"net.torso": "residual", "net.norm": "layer", "net.depth": 2, "net.hidden": 256, "net.activation": "relu"}
 """SAC's actor and critic in part (b): two residual blocks with LayerNorm, as BRO-net's critic."""
-VARIANTS = {
+VARIANTS = {  # named as classification.METHODS, which the results read both parts by
     "none": {"hooks": ["activity"]},
     "redo": {"hooks": ["redo", "activity"], "hook_opts.redo.tau": 0.02},
     "regrama": {"hooks": ["regrama", "activity"], "hook_opts.regrama.tau": 0.01},
@@ -67,9 +68,6 @@ def run_sac(settings: Settings, out: Path, workers: int | None, address: str | N
 
 
 def write_report(out: Path, quick: bool) -> Path:
-    from scalerl.analysis.results import fill_blocks
-    from scalerl.studies.grama import results
-
     runs = results.export(out)
     template = "\n\n".join(f"<!-- generated: {name} -->\n<!-- end generated: {name} -->" for name in results.BLOCKS)
     body = fill_blocks(template, results.blocks(runs, out / "report_figures"))

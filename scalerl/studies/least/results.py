@@ -152,8 +152,8 @@ def arms_table(results: Sequence[RunResult]) -> str:
                              f"{episodes:,.0f}", f"{stopped:,.0f}" if stop != "none" else "",
                              f"{rate:.4f}" if stop != "none" else "", f"{length:,.0f}"])
     return markdown_table(["agent", "task", "stops", "seeds", f"mean of the last {LAST} evaluations [95% CI]",
-                           "mean over all evaluations", "episodes", "of them stopped", "stops per step (after the start)",
-                           "episode length at the end"], rows)
+                           "mean over all evaluations", "episodes", "of them stopped",
+                           "stops per step (after the start)", "episode length at the end"], rows)
 
 
 def provenance_line(results: Sequence[RunResult]) -> str:
