@@ -67,7 +67,8 @@ def parse_train_config(args: list[str]) -> TrainConfig:
 
 
 SHORT_TRAIN_OPTIONS = ("env", "agent", "steps", "seed", "num_envs", "run_dir", "device", "threads", "precision",
-                       "eval_every", "eval_episodes", "checkpoint_every", "hooks", "stop_at_return", "progress")
+                       "eval_every", "eval_episodes", "checkpoint_every", "hooks", "stop_at_return", "progress",
+                       "capture_video", "track")
 """What `scalerl train --help` shows; `--help-all` shows every option of the agent's config too."""
 
 

@@ -99,6 +99,12 @@ class TrainConfig(Generic[AgentConfigT]):
     capture_video: bool = False
     """Film one episode of the deterministic policy at every evaluation into the run folder's videos/ (MP4;
     single-environment suites; needs the video extra)."""
+    track: bool = False
+    """Also log to Weights & Biases (needs the track extra; WANDB_MODE=offline keeps the run in RUN_DIR/wandb)."""
+    wandb_project: str = "scalerl"
+    """W&B project of a tracked run."""
+    wandb_entity: str | None = None
+    """W&B team or user of a tracked run (None: your default entity)."""
     hooks: list[str] = field(default_factory=list)
     """Hooks to run, by name (see `scalerl hooks`): diagnostics and interventions."""
     hook_opts: HookOptions = field(default_factory=HookOptions)
@@ -124,6 +130,7 @@ class TrainConfig(Generic[AgentConfigT]):
         check_options(suite, self.env_opts.given())
         if self.capture_video:
             check_video(self.env)
+        require(0 < len(self.wandb_project) <= 128, "wandb_project", "1 to 128 characters", self.wandb_project)
         cls = agent_class(self.agent)
         if self.algo is None:
             object.__setattr__(self, "algo", cls.config_class())
@@ -208,6 +215,10 @@ class TrainConfig(Generic[AgentConfigT]):
 
         suite, _ = parse_spec(self.env)
         return self.env_opts.for_env(training, suite.options())
+
+    def tracking(self) -> tuple[str, str | None] | None:
+        """W&B's (project, entity) for a tracked run, None otherwise."""
+        return (self.wandb_project, self.wandb_entity) if self.track else None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

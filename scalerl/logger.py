@@ -1,16 +1,19 @@
-"""Run records: metrics.jsonl and eval.jsonl (one JSON object per line) mirrored to TensorBoard."""
+"""Run records: metrics.jsonl and eval.jsonl (one JSON object per line) mirrored to TensorBoard, and to Weights &
+Biases with --track."""
 
 from __future__ import annotations
 
 import json
 import math
+import re
+import secrets
 import threading
 from pathlib import Path
 from typing import Any
 
 from torch.utils.tensorboard import SummaryWriter
 
-from scalerl.checks import ConfigError
+from scalerl.checks import ConfigError, first_line, install_hint
 
 
 class RecordsNotWritten(ConfigError):
@@ -79,8 +82,41 @@ def finite(value: Any) -> Any:
     return value
 
 
+RUN_ID = re.compile(r"[a-z0-9]{1,64}")
+
+
+class WandbTracker:
+    """Weights & Biases as a third copy of the records (`--track`): train/* and eval/* against the environment
+    step, the config as the W&B run's config, files under RUN_DIR/wandb. The W&B run's id is kept in
+    RUN_DIR/wandb_id, so a resumed run goes on in the same W&B run. W&B's own settings apply: WANDB_MODE=offline
+    writes the run locally (`wandb sync RUN_DIR/wandb/offline-run-*` uploads it later), WANDB_API_KEY logs in."""
+
+    def __init__(self, run_dir: Path, config: dict[str, Any], project: str, entity: str | None) -> None:
+        try:
+            import wandb
+        except ImportError:
+            raise ConfigError(f"--track needs wandb: {install_hint('track')}") from None
+        id_path = run_dir / "wandb_id"
+        run_id = id_path.read_text(errors="replace")[:65].strip() if id_path.is_file() else secrets.token_hex(6)
+        if not RUN_ID.fullmatch(run_id):
+            raise ConfigError(f"{id_path} does not hold a W&B run id (1-64 lower-case letters and digits)")
+        id_path.write_text(run_id + "\n")
+        try:
+            self.run = wandb.init(project=project, entity=entity, name=run_dir.name, dir=str(run_dir), id=run_id,
+                                  resume="allow", config=config)
+        except Exception as error:  # noqa: BLE001  (W&B raises its own errors for login, network and settings)
+            raise ConfigError(f"--track: W&B did not start ({first_line(error)}); log in with `wandb login`, or set "
+                              "WANDB_MODE=offline to keep the run in RUN_DIR/wandb and `wandb sync` it later") from None
+
+    def log(self, prefix: str, step: int, scalars: dict[str, float]) -> None:
+        self.run.log({f"{prefix}/{key}": value for key, value in scalars.items() if math.isfinite(value)}, step=step)
+
+    def close(self) -> None:
+        self.run.finish()
+
+
 class RunLogger:
-    def __init__(self, run_dir: Path, resume_step: int | None = None) -> None:
+    def __init__(self, run_dir: Path, resume_step: int | None = None, tracker: WandbTracker | None = None) -> None:
         self.metrics_path = run_dir / "metrics.jsonl"
         self.eval_path = run_dir / "eval.jsonl"
         if resume_step is not None:
@@ -92,6 +128,7 @@ class RunLogger:
         self.tensorboard_path = run_dir / "tb"
         quiet_tensorboard_thread_errors()
         self.tensorboard = SummaryWriter(str(self.tensorboard_path), purge_step=purge_step, flush_secs=30)
+        self.tracker = tracker
 
     def log_metrics(self, step: int, scalars: dict[str, float]) -> None:
         self._write(self.metrics_file, {"step": step, **scalars})
@@ -99,6 +136,8 @@ class RunLogger:
             for key, value in scalars.items():
                 if math.isfinite(value):
                     self.tensorboard.add_scalar(f"train/{key}", value, step)
+        if self.tracker is not None:
+            self.tracker.log("train", step, scalars)
 
     def writing_tensorboard(self):
         """TensorBoard's failures (its thread's, surfacing on the next call) as one RecordsNotWritten."""
@@ -141,6 +180,11 @@ class RunLogger:
             for name, means in (tasks or {}).items():
                 for key, value in means.items():
                     self.tensorboard.add_scalar(f"eval_tasks/{name}/{key}", value, step)
+        if self.tracker is not None:
+            scalars = {key: record[key] for key in ("return_mean", "return_std", "length_mean", "success_mean")
+                       if key in record}
+            self.tracker.log("eval", step, scalars | {f"{name}/{key}": value for name, means in (tasks or {}).items()
+                                                      for key, value in means.items()})
         return record
 
     def _write(self, handle, record: dict[str, Any]) -> None:
@@ -152,7 +196,11 @@ class RunLogger:
 
     def close(self) -> None:
         """Close every writer; one that cannot flush (a full disk) loses its last records, not the run's error."""
-        for closing in (self.metrics_file.close, self.eval_file.close, self.tensorboard.close):
+        closers = [self.metrics_file.close, self.eval_file.close, self.tensorboard.close]
+        if self.tracker is not None:
+            closers.append(self.tracker.close)
+            self.tracker = None
+        for closing in closers:
             try:
                 closing()
             except OSError:

@@ -74,7 +74,7 @@ def train(config: TrainConfig | None = None, **fields: Any) -> dict[str, Any]:
     config = config.resolved()
     if config.run_dir:
         session = Session(config.run_dir, config.to_dict(), seed=config.seed, device=config.device,
-                          threads=config.threads)
+                          threads=config.threads, tracking=config.tracking())
         return run_session(config, session)
     base = default_run_dir(config)
     for attempt in range(1, 1000):  # two runs started in the same second: the later one takes a suffix
@@ -82,7 +82,7 @@ def train(config: TrainConfig | None = None, **fields: Any) -> dict[str, Any]:
         candidate = dataclasses.replace(config, run_dir=str(run_dir))
         try:
             session = Session(run_dir, candidate.to_dict(), seed=config.seed, device=config.device,
-                              threads=config.threads)
+                              threads=config.threads, tracking=config.tracking())
         except RunDirTaken:
             continue
         return run_session(candidate, session)
@@ -104,7 +104,7 @@ def resume(run_dir: str | Path, steps: int | None = None) -> dict[str, Any]:
         written = continued_config(written, steps)
     config = run_config_from(Path(run_dir), written)
     session = Session(run_dir, written, seed=config.seed, device=config.device, threads=config.threads, resume=True,
-                      continues=same_training, checkpoint_types=CHECKPOINT_TYPES)
+                      continues=same_training, checkpoint_types=CHECKPOINT_TYPES, tracking=config.tracking())
     if steps is not None:
         reached = session.checkpoint["step"] if session.checkpoint else 0
         if reached > steps:

@@ -36,7 +36,7 @@ from scalerl.checks import ConfigError, ScalerlWarning, first_line, flatten, rea
 from scalerl.envs import make_env, task_members
 from scalerl.envs.snapshot import load_envs
 from scalerl.evaluation import run_episodes
-from scalerl.logger import RunLogger
+from scalerl.logger import RunLogger, WandbTracker
 from scalerl.provenance import provenance
 from scalerl.video import record_episode
 
@@ -109,7 +109,7 @@ class Session:
     def __init__(self, run_dir: str | Path, config: dict[str, Any], *, seed: int, device: str = "auto",
                  threads: int = 1, resume: bool = False,
                  continues: Callable[[dict[str, Any], dict[str, Any]], bool] = operator.eq,
-                 checkpoint_types: Sequence[type] = ()) -> None:
+                 checkpoint_types: Sequence[type] = (), tracking: tuple[str, str | None] | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.config = config
         self.continues = continues
@@ -136,6 +136,12 @@ class Session:
         # Resuming drops records written after the checkpoint (all of them when there was none yet).
         resume_step = self.checkpoint["step"] if self.checkpoint else -1 if resume else None
         self.logger = RunLogger(self.run_dir, resume_step=resume_step)
+        if tracking is not None:  # W&B (project, entity)
+            try:
+                self.logger.tracker = WandbTracker(self.run_dir, config, *tracking)
+            except ConfigError:
+                self.discard()
+                raise
         self.started = time.perf_counter()
 
     # -- the run directory -------------------------------------------------------------------------
@@ -270,7 +276,7 @@ class Session:
         self.close()
         if self.resumed:
             return
-        for name in ("config.json", "metrics.jsonl", "eval.jsonl", "parameters.json", "provenance.json"):
+        for name in ("config.json", "metrics.jsonl", "eval.jsonl", "parameters.json", "provenance.json", "wandb_id"):
             (self.run_dir / name).unlink(missing_ok=True)
         shutil.rmtree(self.run_dir / "tb", ignore_errors=True)
         for folder in self.created:
