@@ -36,6 +36,7 @@ from scalerl.flags import (
     writable_path,
 )
 from scalerl.plugins import load_plugins, take_plugins_option
+from scalerl.presets import describe_presets, preset_names, preset_settings, read_preset
 
 HELP = """usage: scalerl COMMAND [OPTIONS]
 
@@ -58,11 +59,28 @@ Every command takes --plugins FILE.py|MODULE ... to load your own agents and hoo
 """
 
 
+def without_preset(args: list[str]) -> tuple[list[str], str | None]:
+    """The arguments without `--preset NAME`, and the name."""
+    name = option_value(args, "--preset")
+    if name is None and "--preset" in args:
+        raise ConfigError(f"--preset takes a name: {', '.join(preset_names())}")
+    return [arg for index, arg in enumerate(args) if not (arg == "--preset" or arg.startswith("--preset=") or
+                                                          (index and args[index - 1] == "--preset"))], name
+
+
 def parse_train_config(args: list[str]) -> TrainConfig:
-    agent = option_value(args, "--agent") or TrainConfig.agent
+    """A TrainConfig from `scalerl train` flags: a preset's settings as defaults, the flags given over them."""
+    args, preset = without_preset(args)
+    settings = preset_settings(preset) if preset is not None else {}
+    agent = option_value(args, "--agent") or settings.get("agent") or TrainConfig.agent
     config_class = agent_class(agent).config_class
     check_flags(args, field_types(TrainConfig, "", config_class))
-    default = TrainConfig(agent=agent)
+    env = option_value(args, "--env") or settings.get("env") or TrainConfig.env
+    try:
+        default = TrainConfig(**{**settings, "agent": agent, "env": env})
+    except ConfigError as error:
+        needs = read_preset(preset)["needs"] if preset else ""
+        raise ConfigError(f"preset {preset} ({needs} tasks, e.g. --env {needs}:...): {error}") from None
     return tyro_cli(TrainConfig[config_class], args, "scalerl train", default=default)
 
 
@@ -87,6 +105,8 @@ def short_train_help(agent: str) -> str:
               "  --env-opts.NAME VALUE the suite's options (scalerl envs --suite NAME)",
               "  --hook-opts.NAME.X V  a hook's options (scalerl hooks)",
               "  --resume RUN_DIR [--steps N]   continue a killed run, or train a finished one on to N steps",
+              "  --preset NAME         a paper's or benchmark's settings as defaults; flags given beside it win:",
+              *(f"      {line}" for line in describe_presets()),
               "  --plugins FILE.py|MODULE ...   load your own agents and hooks first"]
     return "\n".join(lines)
 

@@ -80,9 +80,16 @@ def folder_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.,=+-]", "_", text)
 
 
+def value_name(value: Any) -> str:
+    """A setting's value as a folder name shows it: a list as its items joined by + (an empty one as none)."""
+    if isinstance(value, list | tuple):
+        return "+".join(value_name(item) for item in value) or "none"
+    return str(value)
+
+
 def trial_name(overrides: dict[str, Any]) -> str:
-    """A folder name for a variant: its key=value pairs."""
-    return folder_name(",".join(f"{key}={value}" for key, value in overrides.items()) or "base")
+    """A folder name for a variant: its key=value pairs (`hooks=redo+activity,net.width=2`)."""
+    return folder_name(",".join(f"{key}={value_name(value)}" for key, value in overrides.items()) or "base")
 
 
 @dataclass(frozen=True)

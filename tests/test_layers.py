@@ -22,7 +22,7 @@ LAYERS = [
     ["scalerl.loops"],
     ["scalerl.run", "scalerl.probe"],
     ["scalerl.analysis"],
-    ["scalerl.sweep", "scalerl.music"],
+    ["scalerl.sweep", "scalerl.music", "scalerl.presets"],
     ["scalerl.studies"],
     ["scalerl.cli", "scalerl.__main__", "scalerl"],
 ]

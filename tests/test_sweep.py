@@ -228,3 +228,12 @@ def test_a_trial_started_again_keeps_the_record_of_its_earlier_attempts(tmp_path
     lines = [json.loads(line) for line in (run_dir / "attempts.jsonl").read_text().splitlines()]
     assert [line["node"] for line in lines] == ["first", "second"]
     assert (run_dir / "summary.json").is_file()
+
+
+def test_variant_folders_read_as_their_settings():
+    from scalerl.sweep import trial_name
+
+    assert trial_name({"hooks": ["redo", "activity"], "hook_opts.redo.tau": 0.1}) == \
+        "hooks=redo+activity,hook_opts.redo.tau=0.1"
+    assert trial_name({"hooks": []}) == "hooks=none" and trial_name({}) == "base"
+    assert trial_name({"env": "gym:ALE/Pong-v5"}) == "env=gym_ALE_Pong-v5"  # nothing a path dislikes
