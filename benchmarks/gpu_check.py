@@ -25,7 +25,7 @@ HOOKS = ["--hooks", "norms", "activity", "redo", "--hook-opts.norms.every", "200
 PIXELS = ["--net.encoder", "nature_cnn", "--net.hidden", "512", "--net.depth", "1"]
 
 # name: (agent, env, its options, steps on the GPU, steps on the CPU (0: no CPU run), steps at which updates
-# begin). Pixel SAC's CPU speed is in benchmarks/README.md already; here it would outlast the rest together.
+# begin). Pixel SAC's CPU speed is in benchmarks/NOTES.md already; here it would outlast the rest together.
 CASES: dict[str, tuple[str, str, list[str], int, int, int]] = {
     "dqn": ("dqn", "minatar:breakout", ["--algo.learning-starts", "1000"], 4000, 3000, 1000),
     "rainbow": ("rainbow", "minatar:breakout", ["--algo.learning-starts", "1000"], 4000, 3000, 1000),

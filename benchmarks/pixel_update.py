@@ -8,7 +8,7 @@ fp32 ratio per round with its range. Also printed: this CPU's matrix-product rat
 size of a wide network's dense layer, the ceiling any update's products can reach.
 
     python benchmarks/pixel_update.py                     # 5 rounds of 100 updates
-    python benchmarks/pixel_update.py --rounds 9 --json benchmarks/results/pixel_update.json
+    python benchmarks/pixel_update.py --rounds 9 --json benchmarks/data/pixel_update.json
 """
 
 from __future__ import annotations

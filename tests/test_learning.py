@@ -1,5 +1,5 @@
 """Long learning checks (pytest -m slow): they run benchmarks/learning.py's recipes, whose recorded
-per-seed results are in benchmarks/README.md."""
+per-seed results are in benchmarks/NOTES.md."""
 
 import json
 import subprocess

@@ -2,6 +2,7 @@
 behind verdicts, and a rerun of one shipped run that must give its curve again."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,7 +88,7 @@ def test_every_generated_block_matches_the_shipped_data(name):
 @pytest.mark.parametrize("name", SHIPPING)
 def test_every_shipped_result_names_its_command_and_commit(name):
     for result in read_results(study_folder(name) / RESULTS_FILE):
-        assert result.command.startswith(f"scalerl study {name} --seeds {result.seed} ")
+        assert f"{result.command} ".startswith(f"scalerl study {name} --seeds {result.seed} ")
         assert len(result.provenance["commit"]) >= 40 and result.provenance["scalerl"]
         lengths = {len(values) for key, values in result.curves.items()}
         assert lengths and min(lengths) > 0
@@ -109,3 +110,15 @@ def test_a_shipped_run_made_again_gives_its_curve(tmp_path):
     assert np.allclose(gradient[:20], shipped_gradient[:20], rtol=1e-3)
     assert np.abs(accuracy - shipped_accuracy).mean() < 0.005
     assert np.abs(gradient / shipped_gradient - 1).mean() < 0.02
+
+
+def test_the_benchmark_page_matches_its_data():
+    """benchmarks/README.md's tables are what benchmarks/report.py makes of benchmarks/data."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "report.py"
+    spec = importlib.util.spec_from_file_location("benchmark_report", path)
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    text = report.README.read_text()
+    assert fill_blocks(text, report.blocks()) == text, "run python benchmarks/report.py"

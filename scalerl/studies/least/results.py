@@ -51,10 +51,6 @@ def variants() -> list[tuple[str, dict]]:
 # -- export: a finished study folder -> results ----------------------------------------------------------
 
 
-def stop_key(stop: str) -> str:
-    return f"{stop}/stops_per_step"
-
-
 def run_result(run_dir: Path) -> RunResult:
     from scalerl.analysis.runs import load_run
 
@@ -66,9 +62,8 @@ def run_result(run_dir: Path) -> RunResult:
     stop = stops_of(config["hooks"])
     returns = [float(e["return_mean"]) for e in run.evals]
     logged = [r for r in run.metrics if "episode_length" in r]
-    rates = [float(r[stop_key(stop)]) for r in run.metrics if stop_key(stop) in r and r[stop_key(stop)] > 0] \
-        if stop != "none" else []
     stopped = sum(float(r.get(f"{stop}/stopped", 0.0)) for r in run.metrics) if stop != "none" else 0.0
+    active = config["steps"] * (1 - config["hook_opts"][stop]["start"]) if stop != "none" else 0.0
     return RunResult(
         run=f"{run_dir.parent.name}-s{run.seed}",
         arm={"agent": config["agent"], "env": config["env"], "stop": stop}, seed=run.seed,
@@ -79,7 +74,7 @@ def run_result(run_dir: Path) -> RunResult:
                 "episode_length": thin([float(r["episode_length"]) for r in logged])},
         finals={"return_final": returns[-1], "return_last3": float(np.mean(returns[-LAST:])),
                 "return_curve_mean": float(np.mean(returns)), "episodes": float(run.metrics[-1]["episodes"]),
-                "stopped": stopped, "stops_per_step": float(np.mean(rates)) if rates else 0.0})
+                "stopped": stopped, "stops_per_step": stopped / active if active else 0.0})
 
 
 def export(out: Path) -> list[RunResult]:
