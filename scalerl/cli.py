@@ -1,4 +1,5 @@
-"""`scalerl train|eval|envs|agents`: the command line over the same functions Python users call.
+"""`scalerl train|eval|probe|envs|agents|hooks|plot|report|chords|sweep|study`: the command line over the same
+functions Python users call.
 
 tyro builds the parser and help from the config dataclasses. Before tyro parses, every flag is
 checked against the config's fields, so an unknown flag or a malformed value gets one plain line
@@ -50,7 +51,8 @@ commands:
   hooks    list hooks (diagnostics, interventions) and their options
   plot     learning curves or training metrics of runs: scalerl plot RUNS... [--group-by KEY] [--metric M]
   report   a markdown report comparing groups of runs: scalerl report RUNS... -o report.md
-  chords   ReaLchords: scalerl chords data (melody + chord datasets)
+  chords   ReaLchords, the live chord accompanist: scalerl chords data|pretrain|rewards|finetune|eval|
+           accompany|jam|export (scalerl chords --help)
   sweep    config overrides x seeds on Ray: scalerl sweep FILE.toml, or --set K=V --grid K=V1,V2 --seeds 0 1
   study    reproduce a paper's effect at small scale, with a report: scalerl study --list, scalerl study NAME [--quick]
 
