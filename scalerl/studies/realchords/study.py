@@ -29,7 +29,7 @@ frame_fit > 0 adds RL that is also rewarded for note-in-chord, credited frame by
 four samples per melody, scored above a random note's fit, and decoded with chords that change only on
 beats (none of it in the paper: `chords finetune --fit-credit frame --fit-above-chance --grammar beats`;
 rl-frame-s0, from the history-noise model when there is one, for frame_fit_steps), beside the paper's
-variant. Without the grammar and the chance correction the fit reward is gamed (docs/realchords.md).
+variant. Without the grammar and the chance correction the fit reward is gamed (docs/realchords-notes.md).
 
 Each model is evaluated once into eval/NAME.json, so adding runs later evaluates only the new ones. Beside
 them, eval/rule.json: the recent-notes rule (scalerl.music.rule), what following the melody alone is worth.
