@@ -22,7 +22,7 @@ from scalerl.analysis.results import (
     verdict_table,
 )
 from scalerl.checks import ConfigError
-from scalerl.studies.stable_gradients import pqn
+from scalerl.studies.stable_gradients import pqn_depth
 from scalerl.studies.stable_gradients.study import FULL, Settings
 
 STUDY = "stable-gradients"
@@ -60,11 +60,11 @@ def rl_result(run_dir: Path) -> RunResult:
     from scalerl.analysis.runs import load_run
 
     run = load_run(run_dir)
-    name, blocks = pqn.variant_of(run)
+    name, blocks = pqn_depth.variant_of(run)
     provenance_path = run_dir / "provenance.json"
     if not provenance_path.is_file():
         raise ConfigError(f"{run_dir} has no provenance.json: it was made before runs recorded their commit")
-    steps, norms = pqn.first_layer_norms(run)
+    steps, norms = pqn_depth.first_layer_norms(run)
     returns = [float(e["return_mean"]) for e in run.evals]
     return RunResult(run=f"b-{name}-{blocks}blocks-s{run.seed}", arm={"part": "b", "variant": name, "blocks": blocks},
                      seed=run.seed, command=command(run.seed, f"{name}-{blocks}blocks"),
@@ -194,8 +194,8 @@ def supervised_table(results: Sequence[RunResult]) -> str:
 
 def rl_table(results: Sequence[RunResult]) -> str:
     rows = []
-    for blocks in pqn.FULL.blocks:
-        for variant in pqn.VARIANTS:
+    for blocks in pqn_depth.FULL.blocks:
+        for variant in pqn_depth.VARIANTS:
             members = select(results, part="b", variant=variant, blocks=blocks)
             if not members:
                 continue
@@ -203,7 +203,7 @@ def rl_table(results: Sequence[RunResult]) -> str:
             last3 = mean_interval([r.finals["return_last3"] for r in members])
             start = np.mean([r.finals["grad_norm_start"] for r in members])
             end = np.mean([r.finals["grad_norm_last_quarter"] for r in members])
-            rows.append([pqn.LABELS[variant], str(blocks), str(len(members)), estimate_text(final),
+            rows.append([pqn_depth.LABELS[variant], str(blocks), str(len(members)), estimate_text(final),
                          estimate_text(last3), f"{start:.3g} / {end:.3g}"])
     return markdown_table(["torso, optimizer", "blocks", "seeds", "final return [95% CI]",
                            "mean of the last 3 evaluations [95% CI]", "first-layer grad norm, first / last quarter"],
@@ -266,13 +266,13 @@ def plot_rl(results: Sequence[RunResult], path: Path) -> None:
 
     plt = pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(12, 4))
-    for color, variant in enumerate(pqn.VARIANTS):
-        for blocks in pqn.FULL.blocks:
+    for color, variant in enumerate(pqn_depth.VARIANTS):
+        for blocks in pqn_depth.FULL.blocks:
             members = select(results, part="b", variant=variant, blocks=blocks)
             if not members:
                 continue
-            style = "-" if blocks == max(pqn.FULL.blocks) else ":"
-            name = f"{pqn.LABELS[variant]}, {blocks} block{'s' if blocks > 1 else ''}"
+            style = "-" if blocks == max(pqn_depth.FULL.blocks) else ":"
+            name = f"{pqn_depth.LABELS[variant]}, {blocks} block{'s' if blocks > 1 else ''}"
             for axis, (x, y) in zip(axes, (("eval_step", "eval_return"), ("norm_step", "first_layer_grad_norm"))):
                 length = min(len(r.curves[y]) for r in members)
                 curves = np.asarray([r.curves[y][:length] for r in members])

@@ -1,5 +1,5 @@
 """The stable-gradients study (`scalerl study stable-gradients`). Part (a), here: non-stationary supervised
-learning; part (b), PQN on MinAtar, is in pqn.py.
+learning; part (b), PQN on MinAtar, is in pqn_depth.py.
 
 The paper's diagnosis runs on CIFAR with labels reshuffled across the images every 20 epochs (of 100): a
 deep plain MLP stops recovering after a reshuffle and its gradients fade; multi-skip residual connections
@@ -185,20 +185,20 @@ def run(out: Path, quick: bool = False, workers: int | None = None, address: str
     `seeds` runs those seeds of both parts; `variants` runs only the named networks of part (a) (e.g.
     plain-radam-d4) or runs of part (b) (e.g. baseline-5blocks), so one run can be made again alone."""
     from scalerl.analysis.runs import find_runs
-    from scalerl.studies.stable_gradients import pqn
+    from scalerl.studies.stable_gradients import pqn_depth
 
     settings = QUICK if quick else FULL
-    rl_settings = pqn.QUICK if quick else pqn.FULL
+    rl_settings = pqn_depth.QUICK if quick else pqn_depth.FULL
     if seeds is not None:
         settings = replace(settings, seeds=list(seeds))
         rl_settings = replace(rl_settings, seeds=list(seeds))
     if variants is not None:
-        known = network_names(settings) + [variant["name"] for variant in pqn.sweep_variants(rl_settings)]
+        known = network_names(settings) + [variant["name"] for variant in pqn_depth.sweep_variants(rl_settings)]
         unknown = [name for name in variants if name not in known]
         if unknown:
             raise ConfigError(f"--variants: no variant {unknown[0]!r}; this study's are {', '.join(known)}")
     out.mkdir(parents=True, exist_ok=True)
     results = run_all(settings, out, workers, variants)
-    finished = pqn.run_training(rl_settings, out / "pqn", workers, address, variants)
+    finished = pqn_depth.run_training(rl_settings, out / "pqn", workers, address, variants)
     runs = find_runs(finished) if finished else []
-    return write_report(settings, results, out, quick, pqn.report_lines(rl_settings, runs, out, quick))
+    return write_report(settings, results, out, quick, pqn_depth.report_lines(rl_settings, runs, out, quick))
