@@ -191,3 +191,23 @@ def test_actor_critic_quick_trains_each_encoder_layout_and_probes_it_on_train_an
     matched = next(row for row in rows if row["encoders"] == "shared_matched")
     assert abs(sum(matched["parameters"].values()) / sum(separate["parameters"].values()) - 1) < 0.05
     assert "| shared, parameter-matched |" in report and "| separate | critic |" in report
+
+
+def test_least_results_measure_the_stop_rate_a_random_stop_was_set_to(tmp_path, monkeypatch):
+    """The LEAST study's export reads a run's stops per step after its start: a random stop set to a rate
+    measures near it, and a run without stops measures none."""
+    from scalerl import train
+    from scalerl.studies.least import results
+
+    monkeypatch.setattr(results, "variants", lambda: [("td3-pendulum", {}), ("td3-pendulum-random-stop", {})])
+    settings = {"env": "classic:Pendulum-v1", "agent": "td3", "steps": 1500, "eval_every": 750, "eval_episodes": 1,
+                "log_every": 100, "progress": "off", "algo": {"learning_starts": 1400}}  # stops need no learning
+    train(run_dir=str(tmp_path / "td3-pendulum" / "seed0"), **settings)
+    train(run_dir=str(tmp_path / "td3-pendulum-random-stop" / "seed0"), hooks=["random_stop"],
+          hook_opts={"random_stop": {"rate": 0.05, "start": 0.15}}, **settings)
+    none, stopped = results.export(tmp_path)
+    assert none.arm["stop"] == "none" and none.finals["stopped"] == 0 and none.finals["stops_per_step"] == 0
+    assert stopped.arm == {"agent": "td3", "env": "classic:Pendulum-v1", "stop": "random_stop"}
+    assert 0.03 < stopped.finals["stops_per_step"] < 0.07  # about 64 stops in the 1,275 steps after the start
+    assert stopped.finals["episodes"] > none.finals["episodes"]
+    assert "| TD3 |" not in results.arms_table([none, stopped])  # only the study's own tasks are tabulated
