@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
@@ -47,6 +48,10 @@ def check_run_dir(run_dir: str) -> None:
             require(parent.is_dir(), "run_dir", "a folder, not under or at an existing file", run_dir)
             require(os.access(parent, os.W_OK), "run_dir", f"a folder you can write to ({parent} is not)", run_dir)
             break
+
+
+WANDB_NAME = re.compile(r"[^/\\#?%:\s]{1,128}")
+"""A W&B project or entity name."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +135,11 @@ class TrainConfig(Generic[AgentConfigT]):
         check_options(suite, self.env_opts.given())
         if self.capture_video:
             check_video(self.env)
-        require(0 < len(self.wandb_project) <= 128, "wandb_project", "1 to 128 characters", self.wandb_project)
+        for name in ("wandb_project", "wandb_entity"):  # W&B refuses names with these characters
+            value = getattr(self, name)
+            named = isinstance(value, str) and WANDB_NAME.fullmatch(value) is not None
+            require(named or (value is None and name == "wandb_entity"), name,
+                    "1 to 128 characters, none of / \\ # ? % : or a space", value)
         cls = agent_class(self.agent)
         if self.algo is None:
             object.__setattr__(self, "algo", cls.config_class())

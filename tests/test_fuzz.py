@@ -23,8 +23,9 @@ def bad_train_invocations(seed: int = 0) -> list[list[str]]:
     cases = []
     for agent in AGENTS:
         for flag in train_flags(agent):
-            # any string names a run folder: only an empty or overlong one is bad
-            values = ["", "x" * 300] if flag == "--run-dir" else BAD_VALUES
+            # any string names a run folder or a W&B project: only an empty, overlong or ill-formed one is bad
+            values = {"--run-dir": ["", "x" * 300], "--wandb-project": ["", "x" * 300, "a/b", "my project"],
+                      "--wandb-entity": ["", "x" * 300, "a:b"]}.get(flag, BAD_VALUES)
             cases.append(["train", "--agent", agent, flag, rng.choice(values)])
     cases += [["train", f"--{word}", "1"] for word in ("stepz", "algo.lr", "net.widht", "hook-opts.nope.every")]
     cases += [["train", "--env", env] for env in ("", ":", "nope:x", "classic:", "classic:CartPole-v9", "minatar")]
