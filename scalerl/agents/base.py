@@ -22,7 +22,7 @@ from torch import nn
 from scalerl.checks import build_nested, in_range, positive, require
 from scalerl.hooks.base import HookList
 from scalerl.nets import NetConfig
-from scalerl.optim import OptimizerConfig
+from scalerl.optim import OptimizerConfig, load_optimizer_state
 from scalerl.replay import PrioritySettings
 
 
@@ -129,6 +129,11 @@ class Agent(ABC):
     description: ClassVar[str]
     critic_of_actions: ClassVar[bool] = False
     """Whether `q_value` answers: the agent has a critic of state-action pairs (SAC, TD3)."""
+    saved: ClassVar[tuple[str, ...]] = ()
+    """The attributes that make up the agent's checkpoint, each under its own name: networks, optimizers,
+    learned tensors (log_alpha), objects with a state_dict (running statistics), counters. The agent's RNG
+    is always saved. `tests/test_agents_contract.py` checks that every network and optimizer an agent holds
+    is among them (or inside one of them), since one left out breaks exact resume."""
 
     def __init__(self, cfg: Any, spec: AgentSpec) -> None:
         self.cfg = cfg
@@ -160,12 +165,32 @@ class Agent(ABC):
     def optimizers(self) -> dict[str, Optimized]:
         """Each optimizer by name, with the names of the modules it steps."""
 
-    @abstractmethod
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue training exactly: networks, optimizers, counters, RNG."""
+        """Everything needed to continue training exactly: the `saved` attributes and the RNG."""
+        state: dict[str, Any] = {"rng": self.rng.bit_generator.state}
+        for name in self.saved:
+            value = getattr(self, name)
+            if isinstance(value, torch.Tensor):
+                state[name] = value.detach().clone()
+            elif hasattr(value, "state_dict"):  # networks, optimizers, running statistics
+                state[name] = value.state_dict()
+            else:  # counters, and parts an agent's config leaves out (None)
+                state[name] = value
+        return state
 
-    @abstractmethod
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        for name in self.saved:
+            value = getattr(self, name)
+            if isinstance(value, torch.Tensor):
+                with torch.no_grad():
+                    value.copy_(state[name])
+            elif isinstance(value, torch.optim.Optimizer):
+                load_optimizer_state(value, state[name])
+            elif hasattr(value, "load_state_dict"):
+                value.load_state_dict(state[name])
+            else:
+                setattr(self, name, state[name])
 
     def train_scalars(self) -> dict[str, float]:
         """Scalars about acting (e.g. epsilon) logged alongside training metrics."""

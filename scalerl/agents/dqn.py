@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import gymnasium as gym
 import numpy as np
@@ -20,7 +20,7 @@ from torch import nn
 from scalerl.agents.base import Agent, AgentSpec, OffPolicyConfig, Optimized, check_optimizers, polyak
 from scalerl.checks import in_range, non_negative, positive, require
 from scalerl.nets import NumpyForward, build_q_network, call_chain
-from scalerl.optim import OptimizerConfig, load_optimizer_state, make_optimizer
+from scalerl.optim import OptimizerConfig, make_optimizer
 from scalerl.replay import Batch, PrioritySettings
 
 
@@ -175,6 +175,7 @@ class DQN(Agent):
     config_class = DQNConfig
     loop = "off_policy"
     description = "DQN: double, n-step, dueling, C51, prioritized, noisy options; discrete actions"
+    saved = ("q", "target", "optimizer", "env_steps", "gradient_steps")
 
     def __init__(self, cfg: DQNConfig, spec: AgentSpec) -> None:
         super().__init__(cfg, spec)
@@ -324,23 +325,6 @@ class DQN(Agent):
     def optimizers(self) -> dict[str, Optimized]:
         return {"q": Optimized(self.optimizer, ("q",))}
 
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "q": self.q.state_dict(),
-            "target": self.target.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "env_steps": self.env_steps,
-            "gradient_steps": self.gradient_steps,
-            "rng": self.rng.bit_generator.state,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.q.load_state_dict(state["q"])
-        self.target.load_state_dict(state["target"])
-        load_optimizer_state(self.optimizer, state["optimizer"])
-        self.env_steps = state["env_steps"]
-        self.gradient_steps = state["gradient_steps"]
-        self.rng.bit_generator.state = state["rng"]
 
 
 class Rainbow(DQN):

@@ -34,7 +34,7 @@ from scalerl.agents.base import Agent, AgentSpec, OnPolicyConfig, Optimized, che
 from scalerl.checks import in_range, non_negative, positive, require
 from scalerl.nets import NetConfig, build_trunk, call_chain, parameter_count
 from scalerl.normalization import RewardScaler, RunningMeanStd
-from scalerl.optim import OptimizerConfig, load_optimizer_state, make_optimizer
+from scalerl.optim import OptimizerConfig, make_optimizer
 from scalerl.replay import Rollout
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -180,6 +180,7 @@ class PPO(Agent):
     config_class = PPOConfig
     loop = "on_policy"
     description = "PPO: clipped surrogate, GAE; discrete or continuous actions; shared or separate encoders"
+    saved = ("network", "optimizer", "updates", "dynamics", "aux_value", "log_std", "obs_stats", "reward_scaler")
 
     def __init__(self, cfg: PPOConfig, spec: AgentSpec) -> None:
         super().__init__(cfg, spec)
@@ -194,6 +195,7 @@ class PPO(Agent):
         self.actor_chain = call_chain(self.network.actor_trunk)
         self.critic_chain = call_chain(self.network.critic_trunk)
         self.policy_layer, self.value_layer = self.network.policy_head.forward, self.network.value_head.forward
+        self.log_std: nn.Parameter | None = None
         if not self.discrete:
             self.log_std = nn.Parameter(torch.zeros(outputs, device=self.device))
             self.low, self.high = space.low.astype(np.float32), space.high.astype(np.float32)
@@ -452,33 +454,12 @@ class PPO(Agent):
         return {} if self.discrete else {"action_std": float(self.log_std.detach().exp().mean())}
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "network": self.network.state_dict(), "optimizer": self.optimizer.state_dict(), "updates": self.updates,
-            "dynamics": self.dynamics.state_dict() if self.dynamics is not None else None,
-            "aux_value": self.aux_value.state_dict() if self.aux_value is not None else None,
-            "aux_memory": [(stored.cpu(), target.cpu()) for stored, target in self.aux_memory],
-            "log_std": None if self.discrete else self.log_std.detach().clone(), "rng": self.rng.bit_generator.state,
-            "obs_stats": self.obs_stats.state_dict() if self.obs_stats is not None else None,
-            "reward_scaler": self.reward_scaler.state_dict() if self.reward_scaler is not None else None,
-        }
+        memory = [(stored.cpu(), target.cpu()) for stored, target in self.aux_memory]
+        return {**super().state_dict(), "aux_memory": memory}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.network.load_state_dict(state["network"])
-        if self.dynamics is not None:
-            self.dynamics.load_state_dict(state["dynamics"])
-        if self.aux_value is not None:
-            self.aux_value.load_state_dict(state["aux_value"])
+        super().load_state_dict(state)
         self.aux_memory = [(stored.to(self.device), target.to(self.device)) for stored, target in state["aux_memory"]]
-        load_optimizer_state(self.optimizer, state["optimizer"])
-        self.updates = state["updates"]
-        if not self.discrete:
-            with torch.no_grad():
-                self.log_std.copy_(state["log_std"])
-        self.rng.bit_generator.state = state["rng"]
-        if self.obs_stats is not None:
-            self.obs_stats.load_state_dict(state["obs_stats"])
-        if self.reward_scaler is not None:
-            self.reward_scaler.load_state_dict(state["reward_scaler"])
 
 
 __all__ = ["PPO", "ActorCritic", "PPOConfig"]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -27,7 +26,7 @@ from torch import nn
 from scalerl.agents.base import Agent, AgentSpec, OnPolicyConfig, Optimized, check_optimizers
 from scalerl.checks import in_range, non_negative, positive, require
 from scalerl.nets import build_q_network, call_chain
-from scalerl.optim import OptimizerConfig, load_optimizer_state, make_optimizer
+from scalerl.optim import OptimizerConfig, make_optimizer
 from scalerl.replay import Rollout
 
 
@@ -69,6 +68,7 @@ class PQN(Agent):
     config_class = PQNConfig
     loop = "on_policy"
     description = "PQN: parallel Q-learning without replay or target network, LayerNorm, Q(lambda); discrete actions"
+    saved = ("q", "optimizer", "env_steps", "updates")
 
     def __init__(self, cfg: PQNConfig, spec: AgentSpec) -> None:
         super().__init__(cfg, spec)
@@ -160,12 +160,3 @@ class PQN(Agent):
     def optimizers(self) -> dict[str, Optimized]:
         return {"optim": Optimized(self.optimizer, ("q",))}
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"q": self.q.state_dict(), "optimizer": self.optimizer.state_dict(), "env_steps": self.env_steps,
-                "updates": self.updates, "rng": self.rng.bit_generator.state}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.q.load_state_dict(state["q"])
-        load_optimizer_state(self.optimizer, state["optimizer"])
-        self.env_steps, self.updates = state["env_steps"], state["updates"]
-        self.rng.bit_generator.state = state["rng"]

@@ -20,7 +20,7 @@ import copy
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import gymnasium as gym
 import numpy as np
@@ -31,7 +31,7 @@ from torch import nn
 from scalerl.agents.base import Agent, AgentSpec, OffPolicyConfig, Optimized, check_optimizers, frozen, polyak
 from scalerl.checks import check_choices, in_range, non_negative, positive, require
 from scalerl.nets import NetConfig, build_network, build_trunk, call_chain
-from scalerl.optim import OptimizerConfig, load_optimizer_state, make_optimizer
+from scalerl.optim import OptimizerConfig, make_optimizer
 from scalerl.replay import Batch
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
@@ -189,6 +189,8 @@ class SAC(Agent):
     config_class = SACConfig
     loop = "off_policy"
     description = "Soft Actor-Critic: twin critics, squashed Gaussian policy, learned temperature; continuous actions"
+    saved = ("encoder", "target_encoder", "actor", "critic1", "critic2", "target1", "target2", "log_alpha",
+             "actor_optimizer", "critic_optimizer", "alpha_optimizer", "env_steps")
     critic_of_actions = True
 
     def __init__(self, cfg: SACConfig, spec: AgentSpec) -> None:
@@ -318,25 +320,3 @@ class SAC(Agent):
     def train_scalars(self) -> dict[str, float]:
         return {"alpha": float(self.alpha)}
 
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "encoder": self.encoder.state_dict(), "target_encoder": self.target_encoder.state_dict(),
-            "actor": self.actor.state_dict(), "critic1": self.critic1.state_dict(),
-            "critic2": self.critic2.state_dict(),
-            "target1": self.target1.state_dict(), "target2": self.target2.state_dict(),
-            "log_alpha": self.log_alpha.detach().clone(),
-            "actor_optimizer": self.actor_optimizer.state_dict(),
-            "critic_optimizer": self.critic_optimizer.state_dict(),
-            "alpha_optimizer": self.alpha_optimizer.state_dict(), "env_steps": self.env_steps,
-            "rng": self.rng.bit_generator.state,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name in ("encoder", "target_encoder", "actor", "critic1", "critic2", "target1", "target2"):
-            getattr(self, name).load_state_dict(state[name])
-        with torch.no_grad():
-            self.log_alpha.copy_(state["log_alpha"])
-        for name in ("actor_optimizer", "critic_optimizer", "alpha_optimizer"):
-            load_optimizer_state(getattr(self, name), state[name])
-        self.env_steps = state["env_steps"]
-        self.rng.bit_generator.state = state["rng"]

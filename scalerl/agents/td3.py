@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -26,7 +25,7 @@ from scalerl.agents.sac import (
 )
 from scalerl.checks import non_negative, positive, require
 from scalerl.nets import build_network, call_chain
-from scalerl.optim import load_optimizer_state, make_optimizer
+from scalerl.optim import make_optimizer
 from scalerl.replay import Batch
 
 
@@ -71,6 +70,8 @@ class TD3(Agent):
     config_class = TD3Config
     loop = "off_policy"
     description = "TD3: twin critics, target policy smoothing, delayed actor updates; continuous actions"
+    saved = ("actor", "critic1", "critic2", "target_actor", "target1", "target2", "actor_optimizer", "critic_optimizer",
+             "env_steps", "critic_updates")
     critic_of_actions = True
 
     def __init__(self, cfg: TD3Config, spec: AgentSpec) -> None:
@@ -153,20 +154,3 @@ class TD3(Agent):
         return {"actor": Optimized(self.actor_optimizer, ("actor",)),
                 "critic": Optimized(self.critic_optimizer, ("critic1", "critic2"))}
 
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "actor": self.actor.state_dict(), "critic1": self.critic1.state_dict(),
-            "critic2": self.critic2.state_dict(),
-            "target_actor": self.target_actor.state_dict(), "target1": self.target1.state_dict(),
-            "target2": self.target2.state_dict(), "actor_optimizer": self.actor_optimizer.state_dict(),
-            "critic_optimizer": self.critic_optimizer.state_dict(), "env_steps": self.env_steps,
-            "critic_updates": self.critic_updates, "rng": self.rng.bit_generator.state,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name in ("actor", "critic1", "critic2", "target_actor", "target1", "target2"):
-            getattr(self, name).load_state_dict(state[name])
-        for name in ("actor_optimizer", "critic_optimizer"):
-            load_optimizer_state(getattr(self, name), state[name])
-        self.env_steps, self.critic_updates = state["env_steps"], state["critic_updates"]
-        self.rng.bit_generator.state = state["rng"]
