@@ -141,6 +141,27 @@ def test_the_pages_logic_quantizes_the_keyboard_and_plays_with_the_server(jam):
     assert result["labelRows"] == [0, 1, 2, 0, 0]
     assert result["replies"] == [9, 1]  # median reply, replies later than their 125 ms frame
     assert result["pitchNames"] == ["C4", "Bb4", "A0"]
+    assert result["positions"] == ["1:1", "1:2", "1:4", "2:1", "2:1", "3:2"]  # bar:beat, as a musician counts
+
+
+def test_chords_are_named_as_a_lead_sheet_names_them_in_the_key_being_played(jam):
+    """Bb blues (Bb Db Eb E F Ab) is read in Bb minor's five flats: no C# under it; standard symbols (Bbm7,
+    Cm7b5, not Bbmin7, Chdim7); a melody in sharps spells the same chord with sharps."""
+    from scalerl.music.vocab import chord_id, chord_symbol, key_signature
+
+    blues = [70, 73, 75, 76, 77, 80, 70, 73]
+    assert key_signature(blues) == -5 and key_signature([66, 68, 70, 71, 73, 75, 77]) == 6
+    assert key_signature([60, 62, 64, 65, 67, 69, 71]) == 0
+    assert [chord_symbol(chord_id(1, "maj"), -4), chord_symbol(chord_id(1, "maj"), 2)] == ["Db", "C#"]
+    assert [chord_symbol(chord_id(10, "min7"), -2), chord_symbol(chord_id(0, "hdim7")),
+            chord_symbol(chord_id(9, "min")), chord_symbol(chord_id(7, "7"))] == ["Bbm7", "Cm7b5", "Am", "G7"]
+    model, url = jam
+    _, started = call(f"{url}/api/session", {"seed": 1})
+    for step, pitch in enumerate(blues * 3):
+        _, reply = call(f"{url}/api/step", {"session": started["session"], "pitch": pitch, "onset": True})
+        assert "min" not in reply["chord"]["name"] and "hdim" not in reply["chord"]["name"], reply["chord"]
+        if step >= 4:  # once the blues has begun to sound (Bb Db Eb E alone fit E major as well)
+            assert "#" not in reply["chord"]["name"], reply["chord"]
 
 
 def test_jam_command_needs_an_online_model_and_a_valid_temperature(tmp_path, capsys):

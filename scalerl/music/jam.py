@@ -37,7 +37,7 @@ from typing import Any
 import torch
 
 from scalerl.checks import ConfigError, first_line
-from scalerl.music.metrics import chord_value, frame_fit
+from scalerl.music.metrics import chord_value, frame_fit, melody_pitch
 from scalerl.music.models import choose_chord, grammar_mask
 from scalerl.music.pretrain import load_chord_model
 from scalerl.music.vocab import (
@@ -48,8 +48,9 @@ from scalerl.music.vocab import (
     NUM_CHORDS,
     NUM_PITCHES,
     SILENCE,
-    chord_name,
+    chord_symbol,
     chord_voicing,
+    key_signature,
 )
 
 MAX_SESSIONS = 256
@@ -68,6 +69,9 @@ MAX_CONNECTIONS = 64
 MAX_SEED = 2**63 - 1
 SILENT_FRAMES_TO_HOLD = 4
 """Frames of silence (a beat) after which the chord holds until the melody returns."""
+KEY_FRAMES = 64
+"""Frames of melody (four bars) whose notes set the key the chords are spelled in: a key change respells them
+within a few bars."""
 STATIC_FILES = {"/": ("jam.html", "text/html"), "/jam.js": ("jam.js", "text/javascript")}
 
 
@@ -95,10 +99,12 @@ def check_temperature(value: Any) -> float:
     return float(value)
 
 
-def describe_chord(token: int, previous: int | None) -> dict[str, Any]:
+def describe_chord(token: int, previous: int | None, accidentals: int = 0) -> dict[str, Any]:
+    """What the page shows and plays of a chord token: its lead-sheet name spelled in the key of
+    `accidentals`, its pitches, and whether it is a change."""
     value = chord_value(token)
     onset = CHORD_ON <= token < CHORD_ON + NUM_CHORDS
-    return {"token": token, "name": "N.C." if value is None else chord_name(value),
+    return {"token": token, "name": "N.C." if value is None else chord_symbol(value, accidentals),
             "pitches": [] if value is None else chord_voicing(value),
             "change": value != (None if previous is None else chord_value(previous)) or onset}
 
@@ -144,6 +150,10 @@ class JamSession:
         keep = self.model.cfg.max_frames // 2
         self.decoding = self._start()
         self.decoding.prefill(torch.tensor([self.chords[-keep - 1:-1]]), torch.tensor([self.melody[-keep:]]))
+
+    def accidentals(self) -> int:
+        """The key signature of the melody's last KEY_FRAMES frames, in which chords are spelled."""
+        return key_signature(pitch for note in self.melody[-KEY_FRAMES:] if (pitch := melody_pitch(note)) is not None)
 
     def note_in_chord(self) -> float | None:
         scored = [fit for fit in self.fits if fit == fit]
@@ -202,7 +212,8 @@ class Jam:
             if temperature is not None:
                 session.temperature = temperature
             chord = session.hear(note)
-            return {"frame": len(session.melody), "chord": describe_chord(chord, session.chords[-2]),
+            return {"frame": len(session.melody),
+                    "chord": describe_chord(chord, session.chords[-2], session.accidentals()),
                     "fit": session.fits[-1] if session.fits[-1] == session.fits[-1] else None,
                     "note_in_chord": session.note_in_chord()}
 

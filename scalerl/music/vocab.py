@@ -8,7 +8,10 @@ of frame t comes before the melody of frame t, so it is chosen before that melod
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+import numpy as np
 
 FRAMES_PER_BEAT = 4
 
@@ -45,6 +48,42 @@ def chord_pitch_classes(chord: int) -> frozenset[int]:
 def chord_name(chord: int) -> str:
     root, quality = chord_root_quality(chord)
     return PITCH_NAMES[root] + ("" if quality == "maj" else quality)
+
+
+SYMBOLS = {"maj": "", "min": "m", "dim": "dim", "aug": "aug", "sus2": "sus2", "sus4": "sus4", "7": "7", "maj7": "maj7",
+           "min7": "m7", "hdim7": "m7b5", "dim7": "dim7"}
+"""Each quality as a lead sheet writes it after the root (Am, Bbm7, Cm7b5)."""
+SHARP_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+FLAT_NAMES = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
+MAJOR_PROFILE = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
+MINOR_PROFILE = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
+"""Krumhansl and Kessler's key profiles: how well each scale degree fits a major or minor key (1982)."""
+KEY_SIGNATURES = {0: 0, 7: 1, 2: 2, 9: 3, 4: 4, 11: 5, 6: 6, 5: -1, 10: -2, 3: -3, 8: -4, 1: -5}
+"""Sharps (+) or flats (-) of each major key, by its tonic's pitch class."""
+
+
+def key_signature(pitches: Iterable[int]) -> int:
+    """Sharps (+) or flats (-) of the key the notes are in: the Krumhansl-Schmuckler estimate, the major or
+    minor key whose profile correlates best with how often each pitch class sounds (a minor key takes its
+    relative major's signature; 0 with no notes)."""
+    counts = np.bincount([pitch % 12 for pitch in pitches], minlength=12).astype(float)
+    if not counts.any() or counts.std() == 0:
+        return 0
+    best, signature = -2.0, 0
+    for tonic in range(12):
+        for profile, relative_major in ((MAJOR_PROFILE, tonic), (MINOR_PROFILE, (tonic + 3) % 12)):
+            fit = float(np.corrcoef(counts, np.roll(profile, tonic))[0, 1])
+            if fit > best + 1e-12:
+                best, signature = fit, KEY_SIGNATURES[relative_major]
+    return signature
+
+
+def chord_symbol(chord: int, accidentals: int = 0) -> str:
+    """The chord as a lead sheet names it, its root spelled in a key of `accidentals` sharps (+) or flats (-):
+    Bbm7 under a melody in flats, A#m7 under one in sharps."""
+    root, quality = chord_root_quality(chord)
+    names = FLAT_NAMES if accidentals < 0 else SHARP_NAMES if accidentals > 0 else PITCH_NAMES
+    return names[root] + SYMBOLS[quality]
 
 
 def chord_voicing(chord: int) -> list[int]:

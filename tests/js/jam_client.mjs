@@ -3,8 +3,8 @@
 import { pathToFileURL } from "node:url";
 
 const [jamJs, baseUrl] = process.argv.slice(2);
-const { DEMO_TUNE, JamClient, MelodyInput, ReplyTimes, frameMs, labelRows, parseMelody, pitchName, rollRange } =
-  await import(pathToFileURL(jamJs));
+const { DEMO_TUNE, JamClient, MelodyInput, ReplyTimes, barBeat, frameMs, labelRows, parseMelody, pitchName,
+  rollRange } = await import(pathToFileURL(jamJs));
 
 const input = new MelodyInput();
 const actions = [
@@ -34,4 +34,5 @@ console.log(JSON.stringify({
                         { x: 200, width: 10 }]),
   replies: (() => { const times = new ReplyTimes(); [5, 9, 200, 7].forEach((t) => times.add(t, 125)); return [times.median(), times.late]; })(),
   pitchNames: [pitchName(60), pitchName(70), pitchName(21)],
+  positions: [1, 4, 15, 16, 17, 36].map((frame) => barBeat(frame)),
 }));

@@ -161,3 +161,9 @@ export class ReplyTimes {
 export function pitchName(pitch) {
   return ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"][pitch % 12] + (Math.floor(pitch / 12) - 1);
 }
+
+// "bar:beat" of a frame (4 frames a beat, 4 beats a bar), both counted from 1 as a musician counts them.
+export function barBeat(frame, beatsPerBar = 4) {
+  const beat = Math.floor(frame / 4);
+  return `${Math.floor(beat / beatsPerBar) + 1}:${(beat % beatsPerBar) + 1}`;
+}
