@@ -440,3 +440,19 @@ def test_accompany_plays_a_song_as_the_page_does_past_the_context(temperature):
         answered.append(jam.step({"session": session, "pitch": pitch, "onset": onset})["chord"]["token"])
     assert accompanied.chords == frames_to_events(tokens_part(answered, CHORD_ON, CHORD_HOLD, NUM_CHORDS))
     assert accompanied.chords and accompanied.chords[0].start >= notes[0].start
+
+
+def test_the_model_listens_first_for_the_beats_a_session_asks(jam):
+    """With listen_beats 2 the first 8 frames get no chord (the model hears them); then it plays, and a bad
+    listening period is one line."""
+    model, url = jam
+    _, started = call(f"{url}/api/session", {"seed": 3, "listen_beats": 2})
+    assert started["listen_beats"] == 2
+    names = []
+    for pitch in [60, 62, 64, 65, 67, 65, 64, 62] * 3:
+        _, reply = call(f"{url}/api/step", {"session": started["session"], "pitch": pitch, "onset": True})
+        names.append(reply["chord"]["name"])
+    assert names[:7] == ["N.C."] * 7 and all(name != "N.C." for name in names[7:]), names
+    for bad in (-1, 65, 2.5, True, "8"):
+        status, reply = call(f"{url}/api/session", {"listen_beats": bad})
+        assert status == 400 and reply["error"].startswith("listen_beats must be a whole number of beats in [0, 64]")

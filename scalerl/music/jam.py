@@ -67,6 +67,8 @@ never stalls a read long enough for READ_TIMEOUT, so a watchdog closes it at thi
 MAX_CONNECTIONS = 64
 """Connections served at once, each on a thread; one more gets a 503 at once, so threads stay bounded."""
 MAX_SEED = 2**63 - 1
+MAX_LISTEN_BEATS = 64
+"""The longest listening period a session may ask for (16 bars of 4/4)."""
 SILENT_FRAMES_TO_HOLD = 4
 """Frames of silence (a beat) after which the chord holds until the melody returns."""
 KEY_FRAMES = 64
@@ -112,8 +114,8 @@ def describe_chord(token: int, previous: int | None, accidentals: int = 0) -> di
 class JamSession:
     """One player's jam: the model's decoding state, and the chords and melody so far."""
 
-    def __init__(self, model: torch.nn.Module, temperature: float, seed: int) -> None:
-        self.model, self.temperature = model, temperature
+    def __init__(self, model: torch.nn.Module, temperature: float, seed: int, listen_frames: int = 0) -> None:
+        self.model, self.temperature, self.listen_frames = model, temperature, listen_frames
         self.lock = threading.Lock()
         self.last_used = time.monotonic()
         self.generator = torch.Generator().manual_seed(seed)
@@ -127,7 +129,10 @@ class JamSession:
         return self.model.decoding(torch.zeros(1, 0, dtype=torch.long))
 
     def _choose(self) -> int:
-        """The model's chord for the new frame, or, after a beat of silence, the chord that sounds held."""
+        """The model's chord for the new frame; no chord while it still listens (the jam's first
+        `listen_frames`, as ReaLJam's listening period); after a beat of silence, the chord that sounds held."""
+        if len(self.melody) < self.listen_frames:
+            return SILENCE
         if all(note == SILENCE for note in self.melody[-SILENT_FRAMES_TO_HOLD:]):
             value = chord_value(self.chords[-1])
             return SILENCE if value is None else CHORD_HOLD + value
@@ -179,12 +184,16 @@ class Jam:
         seed = request.get("seed", secrets.randbits(53))  # below 2**53: exact as the page's JavaScript number
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
             raise JamError(f"seed must be an integer in [0, 2**63 - 1], got {seed!r}")
-        session = JamSession(self.model, temperature, seed)
+        listen = request.get("listen_beats", 0)
+        if isinstance(listen, bool) or not isinstance(listen, int) or not 0 <= listen <= MAX_LISTEN_BEATS:
+            raise JamError(f"listen_beats must be a whole number of beats in [0, {MAX_LISTEN_BEATS}], got {listen!r}")
+        session = JamSession(self.model, temperature, seed, listen_frames=4 * listen)
         with self.lock:
             self._make_room()
             session_id = f"s{next(self.ids)}"
             self.sessions[session_id] = session
-        return {"session": session_id, "seed": seed, "frame": 0, "chord": describe_chord(session.chords[0], None)}
+        return {"session": session_id, "seed": seed, "frame": 0, "listen_beats": listen,
+                "chord": describe_chord(session.chords[0], None)}
 
     def _make_room(self) -> None:
         """Drop the longest-idle session if the table is full and it has been idle IDLE_SECONDS."""

@@ -69,8 +69,9 @@ export class JamClient {
   }
 
   // Without a seed the server draws a fresh one (the reply names it, to replay a session).
-  async start(temperature, seed) {
-    const body = seed === undefined ? { temperature } : { temperature, seed };
+  async start(temperature, seed, listenBeats = 0) {
+    const body = seed === undefined ? { temperature, listen_beats: listenBeats }
+      : { temperature, seed, listen_beats: listenBeats };
     const reply = await this.request("/api/session", body);
     this.session = reply.session;
     return reply;
