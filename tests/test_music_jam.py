@@ -142,6 +142,7 @@ def test_the_pages_logic_quantizes_the_keyboard_and_plays_with_the_server(jam):
     assert result["replies"] == [9, 1]  # median reply, replies later than their 125 ms frame
     assert result["pitchNames"] == ["C4", "Bb4", "A0"]
     assert result["positions"] == ["1:1", "1:2", "1:4", "2:1", "2:1", "3:2"]  # bar:beat, as a musician counts
+    assert result["waltz"] == ["1:1", "1:2", "1:3", "2:1", "3:1"]  # in 3/4
 
 
 def test_chords_are_named_as_a_lead_sheet_names_them_in_the_key_being_played(jam):

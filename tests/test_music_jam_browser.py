@@ -103,7 +103,7 @@ def test_the_layout_holds_from_760_px_to_a_wide_screen(served, browser, width):
     page = open_page(browser, url, width)
     assert page.evaluate("document.documentElement.scrollWidth") <= width  # no sideways scrolling
     toolbar = page.locator(".toolbar").bounding_box()
-    for control in ("#start", "#demo", "#bpm", "#temperature", "#jump", "#click"):
+    for control in ("#start", "#demo", "#bpm", "#temperature", "#jump", "#click", "#meter", "#listen"):
         box = page.locator(control).bounding_box()
         assert toolbar["x"] <= box["x"] and box["x"] + box["width"] <= toolbar["x"] + toolbar["width"], control
     canvas, keyboard = page.locator("#roll").bounding_box(), page.locator("#keyboard").bounding_box()

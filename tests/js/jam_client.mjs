@@ -35,4 +35,5 @@ console.log(JSON.stringify({
   replies: (() => { const times = new ReplyTimes(); [5, 9, 200, 7].forEach((t) => times.add(t, 125)); return [times.median(), times.late]; })(),
   pitchNames: [pitchName(60), pitchName(70), pitchName(21)],
   positions: [1, 4, 15, 16, 17, 36].map((frame) => barBeat(frame)),
+  waltz: [0, 4, 8, 12, 24].map((frame) => barBeat(frame, 3)),
 }));
