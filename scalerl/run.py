@@ -14,7 +14,7 @@ import torch
 
 from scalerl.agents import Agent, AgentSpec, agent_class
 from scalerl.checkpoint import CheckpointError, load_checkpoint
-from scalerl.checks import ConfigError, positive, require
+from scalerl.checks import ConfigError, first_line, positive, require
 from scalerl.config import (
     MAX_ENVS,
     MAX_EPISODES,
@@ -211,7 +211,12 @@ def evaluate(run_dir: str | Path, episodes: int = 10, seed: int | None = None, d
     if tasks:
         summary["tasks"] = result.by_task(tasks)
     if video:
-        filmed = record_episode(agent, config.env, eval_seed, config.env_kwargs(training=False),
-                                Path(run_dir) / "videos" / f"eval-seed-{eval_seed}.mp4")
+        try:
+            filmed = record_episode(agent, config.env, eval_seed, config.env_kwargs(training=False),
+                                    Path(run_dir) / "videos" / f"eval-seed-{eval_seed}.mp4")
+        except ConfigError:
+            raise
+        except Exception as error:  # noqa: BLE001  (rendering stacks fail in many ways: one line says which)
+            raise ConfigError(f"no video: {first_line(error)} (the scores above were not affected)") from None
         summary["video"] = filmed["video"]
     return summary
