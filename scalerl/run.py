@@ -217,6 +217,6 @@ def evaluate(run_dir: str | Path, episodes: int = 10, seed: int | None = None, d
         except ConfigError:
             raise
         except Exception as error:  # noqa: BLE001  (rendering stacks fail in many ways: one line says which)
-            raise ConfigError(f"no video: {first_line(error)} (the scores above were not affected)") from None
+            raise ConfigError(f"no video: {first_line(error)} (without --video the run is scored alone)") from None
         summary["video"] = filmed["video"]
     return summary
