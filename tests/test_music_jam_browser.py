@@ -103,11 +103,36 @@ def test_the_layout_holds_from_760_px_to_a_wide_screen(served, browser, width):
     page = open_page(browser, url, width)
     assert page.evaluate("document.documentElement.scrollWidth") <= width  # no sideways scrolling
     toolbar = page.locator(".toolbar").bounding_box()
-    for control in ("#start", "#demo", "#bpm", "#temperature", "#jump", "#click", "#meter", "#listen"):
+    for control in ("#start", "#demo", "#bpm", "#temperature", "#jump", "#click", "#meter", "#seed", "#listen"):
         box = page.locator(control).bounding_box()
         assert toolbar["x"] <= box["x"] and box["x"] + box["width"] <= toolbar["x"] + toolbar["width"], control
     canvas, keyboard = page.locator("#roll").bounding_box(), page.locator("#keyboard").bounding_box()
     assert canvas["width"] == pytest.approx(keyboard["width"], abs=2) and canvas["height"] >= 260
+    assert page.errors == []
+
+
+def test_the_seed_the_page_shows_replays_the_same_chords(served, browser):
+    """Play the demo, read the seed off the page, type it in and play again: the same chords, frame for frame;
+    a seed that is not a whole number is refused on the page."""
+    _, url = served
+    page = open_page(browser, url)
+    page.fill("#bpm", "240")
+    page.fill("#listen", "0")
+    page.check("#demo")
+    takes = []
+    for typed in ("", None):
+        if typed is None:
+            page.fill("#seed", page.inner_text("#seed-shown"))
+        page.evaluate("window.jamStats.chordNames = []")  # the page empties it on start: never read the last take's
+        page.click("#start")
+        page.wait_for_function("window.jamStats.chordNames.length >= 24", timeout=20_000)
+        page.click("#start")
+        takes.append(stats(page)["chordNames"][:24])
+    assert takes[0] == takes[1] and len(set(takes[0])) > 1, takes
+    page.fill("#seed", "12x")
+    page.click("#start")
+    page.wait_for_function("document.getElementById('error').textContent.length > 0", timeout=10_000)
+    assert page.inner_text("#error").startswith("seed must be a whole number below 2^53")
     assert page.errors == []
 
 
