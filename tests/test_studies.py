@@ -29,9 +29,11 @@ def test_every_sweep_study_is_a_valid_sweep_full_and_quick(tmp_path):
             assert spec.trials(tmp_path / name) and group_by
 
 
-def test_realchords_quick_runs_the_whole_pipeline_to_a_report(tmp_path):
+def test_realchords_quick_runs_the_whole_pipeline_to_a_report(tmp_path, capsys):
     pytest.importorskip("music21")
     report = run_study("realchords", tmp_path / "rc", quick=True)
+    said = capsys.readouterr().err  # each step says when it starts and ends: a quick run is never silent
+    assert "realchords: pretrain online ..." in said and "realchords: finetune rl-s0 done in" in said
     text = report.read_text()
     for row in ("| online | 1 |", "| rl | 1 |", "| rl-frame | 1 |", "| teacher | 1 |", "| recent notes | 1 |"):
         assert row in text

@@ -42,6 +42,7 @@ import io
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -116,10 +117,15 @@ def once(chords: Callable[..., None], run_dir: Path, *args: str) -> None:
     killed before its first checkpoint)."""
     if (run_dir / "summary.json").exists():
         return
-    if (run_dir / "config.json").exists():
+    resuming = (run_dir / "config.json").exists()
+    print(f"realchords: {args[0]} {run_dir.name}{' (resumed)' if resuming else ''} ...", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    if resuming:
         chords(args[0], "--resume", str(run_dir))
     else:
         chords(*args, "--run-dir", str(run_dir))
+    print(f"realchords: {args[0]} {run_dir.name} done in {time.monotonic() - started:,.0f} s", file=sys.stderr,
+          flush=True)
 
 
 def finish(jobs: list[Future]) -> None:
