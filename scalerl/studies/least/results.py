@@ -174,31 +174,32 @@ def blocks(results: Sequence[RunResult], figures: Path | None) -> dict[str, str]
 
 
 def plot(results: Sequence[RunResult], path: Path) -> None:
+    """Per agent and task with results: the evaluation return above, the training episodes' length below."""
     from scalerl.analysis.plots import pyplot, save
 
+    shown = [(agent, env, task) for agent in AGENTS for env, task in ENVS.items()
+             if select(results, agent=agent, env=env)]
     plt = pyplot()
-    figure, axes = plt.subplots(2, len(AGENTS) * len(ENVS), figsize=(16, 7), squeeze=False)
-    column = 0
-    for agent in AGENTS:
-        for env, task in ENVS.items():
-            for color, (stop, label) in enumerate(STOPS.items()):
-                members = select(results, agent=agent, env=env, stop=stop)
-                for row, (x, y) in enumerate((("eval_step", "eval_return"), ("step", "episode_length"))):
-                    if not members:
-                        continue
-                    length = min(len(r.curves[y]) for r in members)
-                    curves = np.asarray([r.curves[y][:length] for r in members])
-                    steps = members[0].curves[x][:length]
-                    axes[row, column].plot(steps, curves.mean(axis=0), color=f"C{color}", label=label,
-                                           marker="o" if length < 20 else None, markersize=3)
-                    axes[row, column].fill_between(steps, curves.min(axis=0), curves.max(axis=0), color=f"C{color}",
-                                                   alpha=0.12)
-            axes[0, column].set_title(f"{agent.upper()} {task}: evaluation return", fontsize=10)
-            axes[1, column].set_title(f"{agent.upper()} {task}: training episode length", fontsize=10)
-            axes[1, column].set_yscale("log")
-            column += 1
+    figure, axes = plt.subplots(2, max(1, len(shown)), figsize=(4 * max(1, len(shown)), 7), squeeze=False)
+    for column, (agent, env, task) in enumerate(shown):
+        for color, (stop, label) in enumerate(STOPS.items()):
+            members = select(results, agent=agent, env=env, stop=stop)
+            for row, (x, y) in enumerate((("eval_step", "eval_return"), ("step", "episode_length"))):
+                if not members:
+                    continue
+                length = min(len(r.curves[y]) for r in members)
+                curves = np.asarray([r.curves[y][:length] for r in members])
+                steps = members[0].curves[x][:length]
+                axes[row, column].plot(steps, curves.mean(axis=0), color=f"C{color}", label=label,
+                                       marker="o" if length < 20 else None, markersize=3)
+                axes[row, column].fill_between(steps, curves.min(axis=0), curves.max(axis=0), color=f"C{color}",
+                                               alpha=0.12)
+        axes[0, column].set_title(f"{agent.upper()} {task}: evaluation return", fontsize=10)
+        axes[1, column].set_title(f"{agent.upper()} {task}: training episode length", fontsize=10)
+        axes[1, column].set_yscale("log")
+        axes[1, column].set_xlabel("environment steps")
     for axis in axes.ravel():
-        axis.set_xlabel("environment steps")
         axis.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=7)
+    figure.tight_layout()
     save(figure, path, suffixes=(".png",))
