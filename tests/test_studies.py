@@ -201,13 +201,18 @@ def test_least_results_measure_the_stop_rate_a_random_stop_was_set_to(tmp_path, 
     from scalerl import train
     from scalerl.studies.least import results
 
-    monkeypatch.setattr(results, "variants", lambda: [("td3-pendulum", {}), ("td3-pendulum-random-stop", {})])
+    monkeypatch.setattr(results, "variants", lambda: [("td3-pendulum", {}), ("td3-pendulum-random-stop", {}),
+                                                      ("td3-pendulum-least", {})])
     settings = {"env": "classic:Pendulum-v1", "agent": "td3", "steps": 1500, "eval_every": 750, "eval_episodes": 1,
                 "log_every": 100, "progress": "off", "algo": {"learning_starts": 1400}}  # stops need no learning
     train(run_dir=str(tmp_path / "td3-pendulum" / "seed0"), **settings)
     train(run_dir=str(tmp_path / "td3-pendulum-random-stop" / "seed0"), hooks=["random_stop"],
           hook_opts={"random_stop": {"rate": 0.05, "start": 0.15}}, **settings)
-    none, stopped = results.export(tmp_path)
+    train(run_dir=str(tmp_path / "td3-pendulum-least" / "seed0"), hooks=["least"],
+          hook_opts={"least": {"start": 0.15, "min_episodes": 2, "gradient": "none"}}, **settings)
+    none, least, stopped = results.export(tmp_path)  # in folder order
+    # the rate a random-stop arm is set to is the LEAST arm's, read the same way
+    assert results.measured_rates(tmp_path) == {("td3", "classic:Pendulum-v1"): least.finals["stops_per_step"]}
     assert none.arm["stop"] == "none" and none.finals["stopped"] == 0 and none.finals["stops_per_step"] == 0
     assert stopped.arm == {"agent": "td3", "env": "classic:Pendulum-v1", "stop": "random_stop"}
     assert 0.03 < stopped.finals["stops_per_step"] < 0.07  # about 64 stops in the 1,275 steps after the start
