@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import pytest
 
 from scalerl.cli import main
-from scalerl.sweep import nodes_not_seeing
+from scalerl.cluster import nodes_not_seeing
 
 # Under pytest-xdist every test that starts Ray runs on one worker, one after another
 # (pyproject.toml: -n 2 --dist loadgroup).
@@ -153,7 +153,7 @@ def test_a_port_that_is_not_a_ray_head_gets_a_one_line_error_in_bounded_time(tmp
     server.bind(("127.0.0.1", 0))
     server.listen()
     address = f"127.0.0.1:{server.getsockname()[1]}"
-    code = ("import sys; import scalerl.sweep; from scalerl.cli import main; scalerl.sweep.HANDSHAKE_SECONDS = 2; "
+    code = ("import sys; import scalerl.cluster; from scalerl.cli import main; scalerl.cluster.HANDSHAKE_SECONDS = 2; "
             f"sys.exit(main({['sweep', *SWEEP, '--address', address, '-o', str(tmp_path / 'x')]!r}))")
     try:  # a handshake that waited for ever would end the test at its 120 s timeout
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,

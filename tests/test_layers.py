@@ -22,6 +22,7 @@ LAYERS = [
     ["scalerl.loops"],
     ["scalerl.run", "scalerl.probe"],
     ["scalerl.analysis"],
+    ["scalerl.cluster"],  # Ray: a local start or a cluster to join
     ["scalerl.sweep", "scalerl.music", "scalerl.presets"],
     ["scalerl.studies"],
     ["scalerl.cli", "scalerl.__main__", "scalerl"],

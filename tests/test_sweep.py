@@ -164,7 +164,7 @@ def test_a_local_ray_slow_to_start_is_tried_again_and_then_said_in_one_line(tmp_
     are kept; one that succeeds on a later try runs the sweep."""
     import ray
 
-    from scalerl import sweep
+    from scalerl import cluster
 
     real_init, calls = ray.init, []
 
@@ -174,18 +174,18 @@ def test_a_local_ray_slow_to_start_is_tried_again_and_then_said_in_one_line(tmp_
             raise Exception("The current node timed out during startup.\nThis could happen because ...")
         return real_init(**kwargs)
 
-    monkeypatch.setattr(sweep.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(cluster.time, "sleep", lambda seconds: None)
     monkeypatch.setattr(ray, "init", timed_out)
     if ray.is_initialized():
         ray.shutdown()
-    monkeypatch.setattr(sweep, "_ray_address", "not started")
+    monkeypatch.setattr(cluster, "_ray_address", "not started")
     failures = 99
     assert main(["sweep", "--set", *TINY, "--seeds", "0", "-o", str(tmp_path / "a"), "--no-report"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert [line for line in lines if line.startswith("scalerl: error:")] == [
         "scalerl: error: could not start a local Ray for the sweep (The current node timed out during startup.) "
-        f"in {sweep.LOCAL_START_ATTEMPTS} tries; runs already finished are kept: run the same command again to go on"]
-    assert sum("trying again" in line for line in lines) == sweep.LOCAL_START_ATTEMPTS - 1
+        f"in {cluster.LOCAL_START_ATTEMPTS} tries; runs already finished are kept: run the same command again to go on"]
+    assert sum("trying again" in line for line in lines) == cluster.LOCAL_START_ATTEMPTS - 1
     calls.clear()
     failures = 2  # the first start times out, the second comes up
     assert main(["sweep", "--set", *TINY, "--seeds", "0", "-o", str(tmp_path / "b"), "--no-report"]) == 0
@@ -198,15 +198,15 @@ def test_nodes_that_do_not_answer_the_folder_check_are_named_in_one_line(tmp_pat
     no time to answer (a real local Ray, the wait cut to zero) it names the silent node and what to check."""
     import ray
 
-    from scalerl import sweep
+    from scalerl import cluster
 
-    monkeypatch.setattr(sweep, "PROBE_SECONDS", 0.0)
+    monkeypatch.setattr(cluster, "PROBE_SECONDS", 0.0)
     if ray.is_initialized():  # an earlier sweep test's local Ray
         ray.shutdown()
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     try:
         with pytest.raises(ConfigError, match=r"timed out after 0 s: 1 of 1 nodes did not answer .*ray status"):
-            sweep.check_shared_folder(ray, tmp_path, ray.nodes())
+            cluster.check_shared_folder(ray, tmp_path, ray.nodes())
     finally:
         ray.shutdown()
     assert not list(tmp_path.glob(".probe-*"))
