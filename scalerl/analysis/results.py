@@ -186,6 +186,15 @@ def verdict_table(claims: Sequence[Claim], results: Sequence[RunResult]) -> str:
     return "\n".join(lines)
 
 
+def provenance_line(results: Sequence[RunResult]) -> str:
+    """How many runs a study's tables come from, and the scalerl versions and commits that made them."""
+    commits = sorted({r.provenance["commit"][:12] + ("+changes" if r.provenance["commit"].endswith("+changes") else "")
+                      for r in results})
+    versions = sorted({r.provenance["scalerl"] for r in results})
+    return (f"{len(results)} runs, scalerl {', '.join(versions)}, commit{'s' if len(commits) > 1 else ''} "
+            f"{', '.join(commits)}; each run's command, curves and final numbers are in `results.jsonl`.")
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([f"| {' | '.join(header)} |", "|" + "---|" * len(header),
                       *(f"| {' | '.join(row)} |" for row in rows)])

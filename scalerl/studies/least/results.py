@@ -19,6 +19,7 @@ from scalerl.analysis.results import (
     estimate_text,
     markdown_table,
     mean_interval,
+    provenance_line,
     select,
     thin,
     verdict_table,
@@ -155,14 +156,6 @@ def arms_table(results: Sequence[RunResult]) -> str:
     return markdown_table(["agent", "task", "stops", "seeds", f"mean of the last {LAST} evaluations [95% CI]",
                            "mean over all evaluations", "episodes", "of them stopped",
                            "stops per step (after the start)", "episode length at the end"], rows)
-
-
-def provenance_line(results: Sequence[RunResult]) -> str:
-    commits = sorted({r.provenance["commit"][:12] + ("+changes" if r.provenance["commit"].endswith("+changes") else "")
-                      for r in results})
-    versions = sorted({r.provenance["scalerl"] for r in results})
-    return (f"{len(results)} runs, scalerl {', '.join(versions)}, commit{'s' if len(commits) > 1 else ''} "
-            f"{', '.join(commits)}; each run's command, curves and final numbers are in `results.jsonl`.")
 
 
 def blocks(results: Sequence[RunResult], figures: Path | None) -> dict[str, str]:

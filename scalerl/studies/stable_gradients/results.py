@@ -17,6 +17,7 @@ from scalerl.analysis.results import (
     estimate_text,
     markdown_table,
     mean_interval,
+    provenance_line,
     select,
     thin,
     verdict_table,
@@ -208,14 +209,6 @@ def rl_table(results: Sequence[RunResult]) -> str:
     return markdown_table(["torso, optimizer", "blocks", "seeds", "final return [95% CI]",
                            "mean of the last 3 evaluations [95% CI]", "first-layer grad norm, first / last quarter"],
                           rows)
-
-
-def provenance_line(results: Sequence[RunResult]) -> str:
-    commits = sorted({r.provenance["commit"][:12] + ("+changes" if r.provenance["commit"].endswith("+changes") else "")
-                      for r in results})
-    versions = sorted({r.provenance["scalerl"] for r in results})
-    return (f"{len(results)} runs, scalerl {', '.join(versions)}, commit{'s' if len(commits) > 1 else ''} "
-            f"{', '.join(commits)}; each run's command, curves and final numbers are in `results.jsonl`.")
 
 
 def blocks(results: Sequence[RunResult], figures: Path | None) -> dict[str, str]:
