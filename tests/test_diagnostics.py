@@ -113,7 +113,7 @@ def test_srank_and_effective_rank_by_hand():
     assert srank(torch.zeros(4, 3)) == 0
 
 
-def test_the_activity_monitor_logs_every_network_of_dqn_and_sac(tmp_path):
+def test_the_activity_monitor_logs_every_network_of_dqn_sac_and_td3(tmp_path):
     train(env="classic:CartPole-v1", steps=400, eval_every=0, eval_episodes=1, run_dir=str(tmp_path / "dqn"),
           progress="off", log_every=100, hooks=["activity"], hook_opts={"activity": {"every": 100}},
           algo={"learning_starts": 200})
@@ -125,12 +125,14 @@ def test_the_activity_monitor_logs_every_network_of_dqn_and_sac(tmp_path):
     assert 0 <= first["dormant/q"] <= 1 and 1 <= first["srank/q"] <= 128 and first["churn/q"] > 0
     assert 0 <= first["action_flips/q"] <= 1
 
-    train(env="classic:Pendulum-v1", agent="sac", steps=300, eval_every=0, eval_episodes=1,
-          run_dir=str(tmp_path / "sac"), progress="off", log_every=100, hooks=["activity"],
-          hook_opts={"activity": {"every": 50}}, algo={"learning_starts": 200, "batch_size": 32})
-    last = records(tmp_path / "sac" / "metrics.jsonl")[-1]
-    for network in ("actor", "critic1", "critic2"):
-        assert f"dormant/{network}" in last and f"churn/{network}" in last and f"grama/{network}" in last
+    # TD3 trains its actor every second update: at an even `every` the actor is measured at its next update
+    for agent in ("sac", "td3"):
+        train(env="classic:Pendulum-v1", agent=agent, steps=300, eval_every=0, eval_episodes=1,
+              run_dir=str(tmp_path / agent), progress="off", log_every=100, hooks=["activity"],
+              hook_opts={"activity": {"every": 50}}, algo={"learning_starts": 200, "batch_size": 32})
+        last = records(tmp_path / agent / "metrics.jsonl")[-1]
+        for network in ("actor", "critic1", "critic2"):
+            assert f"dormant/{network}" in last and f"churn/{network}" in last and f"grama/{network}" in last
 
 
 @pytest.mark.parametrize("space",

@@ -21,7 +21,7 @@ from torch import nn
 
 from scalerl.checks import build_nested, in_range, positive, require
 from scalerl.hooks.base import HookList
-from scalerl.nets import NetConfig
+from scalerl.nets import FastForward, NetConfig
 from scalerl.optim import OptimizerConfig, load_optimizer_state
 from scalerl.replay import PrioritySettings
 
@@ -142,6 +142,16 @@ class Agent(ABC):
         self.rng = np.random.default_rng(spec.seed)
         self.hooks = HookList()
         self._stepped: dict[str, tuple[torch.optim.Optimizer, tuple[str, ...], list[nn.Parameter]]] = {}
+        self._fast_forwards: dict[nn.Module, FastForward] = {}
+
+    def fast(self, module: nn.Module) -> FastForward:
+        """`module`'s forward for acting and for targets, built once per network (see FastForward): acting
+        on one observation through torch's module dispatch costs more than a small network's arithmetic.
+        Keyed by the network itself, so a network swapped in later gets its own."""
+        forward = self._fast_forwards.get(module)
+        if forward is None:
+            forward = self._fast_forwards[module] = FastForward(module)
+        return forward
 
     @abstractmethod
     def act(self, obs: np.ndarray, *, explore: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:

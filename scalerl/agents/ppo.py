@@ -32,7 +32,7 @@ from torch import nn
 
 from scalerl.agents.base import Agent, AgentSpec, OnPolicyConfig, Optimized, check_optimizers
 from scalerl.checks import in_range, non_negative, positive, require
-from scalerl.nets import NetConfig, build_trunk, call_chain, parameter_count
+from scalerl.nets import NetConfig, build_trunk, parameter_count
 from scalerl.normalization import RewardScaler, RunningMeanStd
 from scalerl.optim import OptimizerConfig, make_optimizer
 from scalerl.replay import Rollout
@@ -192,9 +192,6 @@ class PPO(Agent):
                 "off for pixel observations (they are scaled to [0, 1] already)", cfg.normalize_obs)
         outputs = int(space.n) if self.discrete else space.shape[0]
         self.network = ActorCritic(spec.net, spec.obs_space, outputs, cfg.encoders).to(self.device)
-        self.actor_chain = call_chain(self.network.actor_trunk)
-        self.critic_chain = call_chain(self.network.critic_trunk)
-        self.policy_layer, self.value_layer = self.network.policy_head.forward, self.network.value_head.forward
         self.log_std: nn.Parameter | None = None
         if not self.discrete:
             self.log_std = nn.Parameter(torch.zeros(outputs, device=self.device))
@@ -259,16 +256,11 @@ class PPO(Agent):
         return self.obs_stats.normalize(obs)
 
     def forward_acting(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The network's outputs through its call chains (no per-module dispatch; see call_chain)."""
-        features = obs
-        for layer in self.actor_chain:
-            features = layer(features)
-        critic = features
-        if not self.network.shared:
-            critic = obs
-            for layer in self.critic_chain:
-                critic = layer(critic)
-        return self.policy_layer(features), self.value_layer(critic).squeeze(-1)
+        """The policy's and the value's outputs, through the networks' fast forwards."""
+        net = self.network
+        features = self.fast(net.actor_trunk)(obs)
+        critic = features if net.shared else self.fast(net.critic_trunk)(obs)
+        return self.fast(net.policy_head)(features), self.fast(net.value_head)(critic).squeeze(-1)
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, *, explore: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -25,7 +25,7 @@ from torch import nn
 
 from scalerl.agents.base import Agent, AgentSpec, OnPolicyConfig, Optimized, check_optimizers
 from scalerl.checks import in_range, non_negative, positive, require
-from scalerl.nets import build_q_network, call_chain
+from scalerl.nets import build_q_network
 from scalerl.optim import OptimizerConfig, make_optimizer
 from scalerl.replay import Rollout
 
@@ -80,7 +80,6 @@ class PQN(Agent):
         net = dataclasses.replace(spec.net, norm="layer") if cfg.layer_norm and spec.net.norm == "none" else spec.net
         self.num_actions = int(spec.action_space.n)
         self.q = build_q_network(net, spec.obs_space, self.num_actions, dueling=False).to(self.device)
-        self.acting_layers = call_chain(self.q)
         self.optimizer = make_optimizer(self.q.parameters(), cfg.optim)
         self.env_steps = 0
         self.updates = 0
@@ -93,9 +92,7 @@ class PQN(Agent):
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, *, explore: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        values = torch.as_tensor(obs, device=self.device)
-        for layer in self.acting_layers:
-            values = layer(values)
+        values = self.fast(self.q)(torch.as_tensor(obs, device=self.device))
         greedy = values.argmax(-1).cpu().numpy()
         if not explore:
             return greedy, {}

@@ -30,7 +30,7 @@ from torch import nn
 
 from scalerl.agents.base import Agent, AgentSpec, OffPolicyConfig, Optimized, check_optimizers, frozen, polyak
 from scalerl.checks import check_choices, in_range, non_negative, positive, require
-from scalerl.nets import NetConfig, build_network, build_trunk, call_chain
+from scalerl.nets import NetConfig, build_network, build_trunk
 from scalerl.optim import OptimizerConfig, make_optimizer
 from scalerl.replay import Batch
 
@@ -116,35 +116,45 @@ class Critic(nn.Module):
 
 
 class GaussianActor(nn.Module):
-    """A Gaussian over pre-squash actions; tanh maps samples into [-1, 1]."""
+    """A Gaussian over pre-squash actions; tanh maps samples into [-1, 1]. The network's outputs are the
+    mean and the unsquashed log standard deviation of each action; the `*_of` methods read them, so that
+    acting can compute the outputs by the network's fast forward (Agent.fast) and training by the module."""
 
     def __init__(self, network: nn.Module) -> None:
-        """`network` maps features to the mean and the unsquashed log standard deviation of each action."""
         super().__init__()
         self.net = network
-        self.layers = call_chain(self.net)
 
-    def distribution(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, log_std = self.net(obs).chunk(2, dim=-1)
+    @staticmethod
+    def gaussian_of(outputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mean and the log standard deviation, squashed smoothly into [LOG_STD_MIN, LOG_STD_MAX]."""
+        mean, log_std = outputs.chunk(2, dim=-1)
         log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
         return mean, log_std
 
-    def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    @classmethod
+    def sample_of(cls, outputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A reparameterised squashed sample and its log-probability, with the tanh change of variables:
         log pi(a) = log N(u) - sum log(1 - tanh(u)^2)."""
-        mean, log_std = self.distribution(obs)
+        mean, log_std = cls.gaussian_of(outputs)
         pre_squash = mean + log_std.exp() * torch.randn_like(mean)
         action = torch.tanh(pre_squash)
         gaussian = -0.5 * ((pre_squash - mean) / log_std.exp()).square() - log_std - 0.5 * math.log(2 * math.pi)
         log_prob = (gaussian - 2 * (math.log(2) - pre_squash - F.softplus(-2 * pre_squash))).sum(-1)
         return action, log_prob
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def mean_action_of(outputs: torch.Tensor) -> torch.Tensor:
         """The deterministic action: tanh of the mean."""
-        output = obs
-        for layer in self.layers:
-            output = layer(output)
-        return torch.tanh(output.chunk(2, dim=-1)[0])
+        return torch.tanh(outputs.chunk(2, dim=-1)[0])
+
+    def distribution(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.gaussian_of(self.net(obs))
+
+    def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.sample_of(self.net(obs))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.mean_action_of(self.net(obs))
 
 
 def build_critic(net: NetConfig, features: int, action_dim: int) -> Critic:
@@ -232,8 +242,9 @@ class SAC(Agent):
             if self.env_steps <= self.cfg.learning_starts:
                 return self.scaling.uniform(self.rng, len(obs)), {}
         with torch.no_grad():
-            features = self.encoder(torch.as_tensor(obs, device=self.device))
-            action = self.actor.sample(features)[0] if explore else self.actor(features)
+            features = self.fast(self.encoder)(torch.as_tensor(obs, device=self.device))
+            outputs = self.fast(self.actor.net)(features)
+            action = self.actor.sample_of(outputs)[0] if explore else self.actor.mean_action_of(outputs)
         return self.scaling.to_env(action), {}
 
     @torch.no_grad()

@@ -7,6 +7,7 @@ Networks see actions scaled to [-1, 1]; noise scales are fractions of that range
 from __future__ import annotations
 
 import copy
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +25,7 @@ from scalerl.agents.sac import (
     vector_space,
 )
 from scalerl.checks import non_negative, positive, require
-from scalerl.nets import build_network, call_chain
+from scalerl.nets import build_network
 from scalerl.optim import make_optimizer
 from scalerl.replay import Batch
 
@@ -52,17 +53,12 @@ class TD3Config(ActorCriticConfig):
         positive("algo.policy_delay", self.policy_delay)
 
 
-class DeterministicActor(nn.Module):
-    def __init__(self, spec: AgentSpec, action_dim: int) -> None:
-        super().__init__()
-        self.net = build_network(head_config(spec.net), vector_space(spec.obs_space.shape[0]), action_dim)
-        self.layers = call_chain(self.net)
+class DeterministicActor(nn.Sequential):
+    """The network, then tanh into [-1, 1]; a plain chain, so that Agent.fast can run it without dispatch."""
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        output = obs
-        for layer in self.layers:
-            output = layer(output)
-        return torch.tanh(output)
+    def __init__(self, spec: AgentSpec, action_dim: int) -> None:
+        net = build_network(head_config(spec.net), vector_space(spec.obs_space.shape[0]), action_dim)
+        super().__init__(OrderedDict(net=net, squash=nn.Tanh()))
 
 
 class TD3(Agent):
@@ -100,7 +96,7 @@ class TD3(Agent):
             if self.env_steps <= self.cfg.learning_starts:
                 return self.scaling.uniform(self.rng, len(obs)), {}
         with torch.no_grad():
-            action = self.actor(torch.as_tensor(obs, device=self.device))
+            action = self.fast(self.actor)(torch.as_tensor(obs, device=self.device))
         if explore:
             noise = self.rng.normal(0.0, self.cfg.exploration_noise, action.shape).astype(np.float32)
             action = (action + torch.as_tensor(noise, device=self.device)).clamp(-1.0, 1.0)
@@ -119,7 +115,7 @@ class TD3(Agent):
         with torch.no_grad():
             noise = (torch.randn(len(batch.rewards), self.action_dim, device=self.device) * cfg.policy_noise)
             noise = noise.clamp(-cfg.noise_clip, cfg.noise_clip)
-            next_action = (self.target_actor(batch.next_obs) + noise).clamp(-1.0, 1.0)
+            next_action = (self.fast(self.target_actor)(batch.next_obs) + noise).clamp(-1.0, 1.0)
             next_q = torch.min(self.target1(batch.next_obs, next_action), self.target2(batch.next_obs, next_action))
             return batch.rewards + batch.discounts * next_q
 

@@ -159,9 +159,13 @@ class ActivityHook(MeasuringHook):
         self.zero_grad: dict[str, float] = {}
         self.arm()
 
-    def arm(self) -> None:
-        if self.updates % self.cfg.every == 0 and not self.captures:
-            self.captures = {name: Capture(module, self.layers[name]) for name, module in self.agent.modules().items()}
+    def arm(self, names: list[str] | None = None) -> None:
+        """Capture every network's next training forward, every `every` updates (or the `names` given)."""
+        modules = self.agent.modules()
+        if names is None:
+            due = self.updates % self.cfg.every == 0
+            names = [name for name in modules if name not in self.captures] if due else []
+        self.captures.update({name: Capture(modules[name], self.layers[name]) for name in names})
 
     def after_backward(self, optimizer: str, modules: dict[str, nn.Module]) -> None:
         if not self.captures:
@@ -186,9 +190,14 @@ class ActivityHook(MeasuringHook):
         self.arm()
 
     def measure(self) -> None:
+        """Measure each network that trained in this update; one that did not (TD3's actor between its
+        delayed updates) stays armed until it does."""
         tau, scalars = self.cfg.tau, self.pending
-        for name, capture in self.captures.items():
+        for name, capture in list(self.captures.items()):
+            if not (capture.post or capture.calls):
+                continue
             capture.remove()
+            del self.captures[name]
             layers = self.layers[name]
             dormant = [(layers[i].name, inactive(redo_scores(post), tau)) for i, post in capture.post.items()
                        if layers[i].activated]
@@ -214,11 +223,15 @@ class ActivityHook(MeasuringHook):
                 scalars[f"churn/{name}"] = churn[0]
                 if name == "q" and churn[1] is not None:
                     scalars[f"action_flips/{name}"] = churn[1]
-        self.captures, self.grama, self.zero_grad = {}, {}, {}
+            self.grama.pop(name, None)
+            self.zero_grad.pop(name, None)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "armed": sorted(self.captures)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for capture in self.captures.values():
             capture.remove()
         self.captures = {}
         super().load_state_dict(state)
-        self.arm()
+        self.arm(state.get("armed"))

@@ -272,6 +272,23 @@ class NumpyForward:
         return x
 
 
+class FastForward:
+    """`module(x)` for acting and for target networks, where nothing watches the forward: its call chain
+    (no per-module dispatch), and `numpy`, the same computed in numpy where the network is a chain of
+    Linear and ReLU layers on the CPU (None otherwise). Training forwards go through the module itself, so
+    that forward hooks and diagnostics see them."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+        self.calls = call_chain(module)
+        self.numpy = NumpyForward.of(module)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        for call in self.calls:
+            x = call(x)
+        return x
+
+
 def parameter_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -279,6 +296,6 @@ def parameter_count(module: nn.Module) -> int:
 __all__ = [
     "MLP", "TOKENIZED", "DrQCNN", "DuelingHead", "ImpalaCNN", "MinAtarCNN", "NatureCNN", "NetConfig", "Network",
     "NoisyLinear",
-    "NumpyForward", "ResidualMLP",
+    "FastForward", "NumpyForward", "ResidualMLP",
     "SoftMoE", "build_network", "build_q_network", "build_trunk", "call_chain", "parameter_count",
 ]
