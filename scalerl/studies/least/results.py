@@ -131,6 +131,7 @@ def claims() -> list[Claim]:
                       "not in the paper: the control the audit asked for", arm("least"), arm("random_stop"),
                       f"mean of the last {LAST} evaluations, LEAST minus random stops at LEAST's rate",
                       lambda d, rs: "the rule's choice beats stopping as often at random" if d.low > 0 else
+                      "the rule leads random stops at its rate by less than the seeds' spread" if d.point > 0 else
                       "random stops at the same rate do as well: the stopping, not the choice, sets the result"),
             ]
     return found
