@@ -16,7 +16,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from scalerl.agents import agent_class
 from scalerl.checks import ConfigError, check_magnitudes, config_from_dict, non_negative, positive, require
-from scalerl.envs import check_options, parse_spec
+from scalerl.envs import EnvSpec, check_options, parse_spec
 from scalerl.envs.options import EnvOptions
 from scalerl.hooks import HookOptions, check_hook_names
 from scalerl.nets import NetConfig
@@ -126,7 +126,9 @@ class TrainConfig(Generic[AgentConfigT]):
 
         if isinstance(self.env_opts, dict):
             object.__setattr__(self, "env_opts", config_from_dict(EnvOptions, self.env_opts, "env_opts"))
-        suite, task = parse_spec(self.env)
+        spec = parse_spec(self.env)
+        object.__setattr__(self, "_env_spec", spec)
+        suite, task = spec
         if suite.name == "gym" and task.startswith("ALE/"):  # make_env gives them; training on them is a trap
             game = task.removeprefix("ALE/").split("-v")[0]
             raise ConfigError(f"env gym:{task} gives raw 210x160 colour frames, which would train an MLP of "
@@ -134,7 +136,7 @@ class TrainConfig(Generic[AgentConfigT]):
                               f"frames, the Nature CNN) or cale:{game}")
         check_options(suite, self.env_opts.given())
         if self.capture_video:
-            check_video(self.env)
+            check_video(spec)
         for name in ("wandb_project", "wandb_entity"):  # W&B refuses names with these characters
             value = getattr(self, name)
             named = isinstance(value, str) and WANDB_NAME.fullmatch(value) is not None
@@ -187,10 +189,14 @@ class TrainConfig(Generic[AgentConfigT]):
             check_run_dir(self.run_dir)
         check_magnitudes(self, "")  # last: a field's own range check says more
 
+    @property
+    def env_spec(self) -> EnvSpec:
+        """`env` parsed and checked, once, when the config was made: what every environment is built from."""
+        return self._env_spec
+
     def resolved(self) -> TrainConfig:
         """This config with its automatic values made explicit (what config.json records)."""
-
-        suite, task = parse_spec(self.env)
+        suite, task = self.env_spec
         count = task_set[0] if (task_set := suite.task_set(task)) is not None else None
         episodes = self.eval_episodes or (5 * count if count else 10)
         algo = self.algo
@@ -210,8 +216,7 @@ class TrainConfig(Generic[AgentConfigT]):
         (Atari, CALE, DMC pixels); None for the others."""
         import inspect
 
-
-        suite, _ = parse_spec(self.env)
+        suite = self.env_spec.suite
         if "frame_stack" not in suite.options():
             return None
         given = self.env_opts.given().get("frame_stack")
@@ -221,9 +226,7 @@ class TrainConfig(Generic[AgentConfigT]):
 
     def env_kwargs(self, training: bool) -> dict[str, Any]:
         """Suite options for make_env: training envs get all of them, evaluation envs are the plain game."""
-
-        suite, _ = parse_spec(self.env)
-        return self.env_opts.for_env(training, suite.options())
+        return self.env_opts.for_env(training, self.env_spec.suite.options())
 
     def tracking(self) -> tuple[str, str | None] | None:
         """W&B's (project, entity) for a tracked run, None otherwise."""

@@ -25,9 +25,9 @@ def probe_envs(config, count: int) -> tuple[list, str]:
             raise ConfigError(f"the probe puts each of its {count} env copies on its own training level; the run has "
                               f"only {levels} (env_opts.num_levels)")
         start = config.env_opts.start_level or 0
-        return [make_env(config.env, 1, config.seed, **{**options, "num_levels": 1, "start_level": start + i,
+        return [make_env(config.env_spec, 1, config.seed, **{**options, "num_levels": 1, "start_level": start + i,
                                                          "level_set": "train"}) for i in range(count)], "level"
-    return [make_env(config.env, 1, config.seed + i, **options) for i in range(count)], "env_copy"
+    return [make_env(config.env_spec, 1, config.seed + i, **options) for i in range(count)], "env_copy"
 
 
 def probe_run(run_dir, steps: int = 512, num_envs: int = 8, k: int = 3, seed: int = 0) -> dict[str, dict[str, float]]:

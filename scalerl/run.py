@@ -45,7 +45,7 @@ def build_agent(config: TrainConfig, obs_space: Any, action_space: Any, device: 
 def run_session(config: TrainConfig, session: Session) -> dict[str, Any]:
     """Build the environments, the agent, its hooks and its loop in the session, then train to the end."""
     try:
-        session.open_envs(config.env, config.num_envs, config.eval_num_envs, config.env_kwargs(training=True),
+        session.open_envs(config.env_spec, config.num_envs, config.eval_num_envs, config.env_kwargs(training=True),
                           config.env_kwargs(training=False))
         envs = session.envs
         agent = build_agent(config, envs.single_observation_space, envs.single_action_space, session.device,
@@ -132,9 +132,9 @@ def load_agent(run_dir: str | Path, device: str = "auto") -> tuple[TrainConfig, 
     run_dir = Path(run_dir)
     config = load_config(run_dir)
     checkpoint = load_checkpoint(run_dir / "checkpoints" / "latest.pt", CHECKPOINT_TYPES)
-    envs = make_env(config.env, config.num_envs, config.seed, **config.env_kwargs(training=False))
+    envs = make_env(config.env_spec, config.num_envs, config.seed, **config.env_kwargs(training=False))
     agent = build_agent(config, envs.single_observation_space, envs.single_action_space, resolve_device(device),
-                        task_members(config.env, envs))
+                        task_members(config.env_spec, envs))
     envs.close()
     try:
         agent.load_state_dict(checkpoint["agent"])
@@ -166,13 +166,13 @@ class Policy:
 
     def make_env(self, num_envs: int = 1, seed: int = 0) -> Any:
         """A vector env of the run's environment (with its evaluation options) to act in."""
-        return make_env(self.config.env, num_envs, seed, **self.config.env_kwargs(training=False))
+        return make_env(self.config.env_spec, num_envs, seed, **self.config.env_kwargs(training=False))
 
 
 def load_policy(run_dir: str | Path, device: str = "cpu") -> Policy:
     """The policy of a run's latest checkpoint (the end of its training, as `scalerl eval` scores it)."""
     config, agent = load_agent(run_dir, device)
-    envs = make_env(config.env, 1, config.seed, **config.env_kwargs(training=False))
+    envs = make_env(config.env_spec, 1, config.seed, **config.env_kwargs(training=False))
     policy = Policy(config, agent, envs.single_observation_space, envs.single_action_space)
     envs.close()
     return policy
@@ -188,12 +188,12 @@ def evaluate(run_dir: str | Path, episodes: int = 10, seed: int | None = None, d
     require(seed is None or 0 <= seed < 2**31, "seed", "in [0, 2**31)", seed)
     config, agent = load_agent(run_dir, device)
     if video:
-        check_video(config.env)
+        check_video(config.env_spec)
     num_envs = num_envs or config.eval_num_envs
     eval_seed = config.seed + EVAL_SEED_OFFSET if seed is None else seed
-    envs = make_env(config.env, num_envs, eval_seed, **config.env_kwargs(training=False))
+    envs = make_env(config.env_spec, num_envs, eval_seed, **config.env_kwargs(training=False))
     result = run_episodes(agent, envs, episodes, eval_seed)
-    tasks = task_members(config.env, envs)
+    tasks = task_members(config.env_spec, envs)
     envs.close()
     summary = {
         "run_dir": str(run_dir),
@@ -212,7 +212,7 @@ def evaluate(run_dir: str | Path, episodes: int = 10, seed: int | None = None, d
         summary["tasks"] = result.by_task(tasks)
     if video:
         try:
-            filmed = record_episode(agent, config.env, eval_seed, config.env_kwargs(training=False),
+            filmed = record_episode(agent, config.env_spec, eval_seed, config.env_kwargs(training=False),
                                     Path(run_dir) / "videos" / f"eval-seed-{eval_seed}.mp4")
         except ConfigError:
             raise

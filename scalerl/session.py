@@ -33,7 +33,7 @@ from scalerl.checkpoint import (
     save_checkpoint,
 )
 from scalerl.checks import ConfigError, ScalerlWarning, first_line, flatten, read_json
-from scalerl.envs import make_env, task_members
+from scalerl.envs import EnvSpec, make_env, task_members
 from scalerl.envs.snapshot import load_envs
 from scalerl.evaluation import run_episodes
 from scalerl.logger import RunLogger, WandbTracker
@@ -196,7 +196,7 @@ class Session:
 
     # -- environments and evaluation (RL runs) -----------------------------------------------------
 
-    def open_envs(self, env: str, num_envs: int, eval_num_envs: int, train_options: dict[str, Any],
+    def open_envs(self, env: EnvSpec, num_envs: int, eval_num_envs: int, train_options: dict[str, Any],
                   eval_options: dict[str, Any]) -> None:
         """Training envs seeded with the run's seed; evaluation envs seeded apart, re-seeded identically at
         every evaluation, so two evaluations differ only by the policy."""

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from scalerl.checks import ConfigError, install_hint
-from scalerl.envs import SUITES, parse_spec
+from scalerl.envs import SUITES, EnvSpec, parse_spec
 
 MAX_FRAMES = 27_000
 """Frames of one video at most (Atari's episode cap): an episode that does not end is cut there."""
@@ -25,7 +25,7 @@ SHORT_SIDE = 160
 """Frames smaller than this (MinAtar's 10 x 10) are enlarged by whole pixels until their short side reaches it."""
 
 
-def check_video(spec: str) -> None:
+def check_video(spec: str | EnvSpec) -> None:
     """Raise a one-line ConfigError where `spec` cannot be filmed or moviepy is missing."""
     suite, _ = parse_spec(spec)
     if suite.make is None:
@@ -51,7 +51,7 @@ def video_frame(frame: Any) -> np.ndarray:
     return np.pad(image, ((0, image.shape[0] % 2), (0, image.shape[1] % 2), (0, 0)))
 
 
-def record_episode(agent: Any, spec: str, seed: int, options: dict[str, Any], path: Path,
+def record_episode(agent: Any, spec: str | EnvSpec, seed: int, options: dict[str, Any], path: Path,
                    max_frames: int = MAX_FRAMES) -> dict[str, Any]:
     """Play one episode of `agent`'s deterministic policy on `spec` from `seed`, write it to `path` (MP4) and
     return its return, length and path."""

@@ -102,6 +102,31 @@ def test_task_names_match_whatever_their_case_and_separators():
         parse_spec("gym:CartPole-v9")
 
 
+def test_a_run_parses_its_env_string_once(tmp_path, monkeypatch):
+    """The config parses --env into an EnvSpec that every environment of the run is built from (training,
+    evaluation, the final video): the task list is read once, not at each of them."""
+    import dataclasses
+    import pickle
+
+    from scalerl import train
+    from scalerl.envs import parse_spec, registry
+
+    listed = []
+    classic = registry.SUITES["classic"]
+    monkeypatch.setitem(registry.SUITES, "classic", dataclasses.replace(
+        classic, tasks=lambda: listed.append(1) or classic.tasks()))
+    registry.parse_text.cache_clear()
+    try:
+        train(env="classic:cartpole-v1", steps=200, eval_every=100, eval_episodes=2, run_dir=str(tmp_path / "run"),
+              progress="off", capture_video=False)
+    finally:
+        registry.parse_text.cache_clear()  # later tests parse with the real suite
+    assert len(listed) == 1
+    spec = parse_spec("classic:cartpole-v1")
+    assert str(spec) == "classic:CartPole-v1" and parse_spec(spec) is spec
+    assert pickle.loads(pickle.dumps(spec)) == spec  # suites hold functions: pickled as their text
+
+
 @pytest.mark.parametrize("spec", ["classic:CartPole-v1", "classic:Pendulum-v1", "minatar:breakout"])
 def test_the_lean_vector_env_steps_exactly_like_gymnasiums(spec):
     """SameStepVectorEnv only rewrites SyncVectorEnv.step: observations, rewards, flags and infos (final

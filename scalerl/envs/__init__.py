@@ -16,7 +16,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from scalerl.checks import ConfigError
 from scalerl.envs.options import EnvOptions
-from scalerl.envs.registry import SUITES, Suite, parse_spec
+from scalerl.envs.registry import SUITES, EnvSpec, Suite, parse_spec
 from scalerl.envs.vector import SameStepVectorEnv
 
 
@@ -31,8 +31,9 @@ def _make_single(suite_name: str, task: str, opts: dict[str, Any]) -> gym.Env:
     return SUITES[suite_name].make(task, **opts)
 
 
-def make_env(spec: str, num_envs: int = 1, seed: int = 0, **opts: Any) -> gym.vector.VectorEnv:
-    """Build `num_envs` copies of `spec` as one vector env, seeded so that env i starts from seed + i.
+def make_env(spec: str | EnvSpec, num_envs: int = 1, seed: int = 0, **opts: Any) -> gym.vector.VectorEnv:
+    """Build `num_envs` copies of `spec` (a `suite:task` string, or the EnvSpec parsed from one) as one vector
+    env, seeded so that env i starts from seed + i.
 
     The env is reset once here with the seed, so every later `reset()` continues a seeded stream and
     two calls with the same arguments produce the same observations.
@@ -52,7 +53,7 @@ def make_env(spec: str, num_envs: int = 1, seed: int = 0, **opts: Any) -> gym.ve
     return envs
 
 
-def task_members(spec: str, envs: gym.vector.VectorEnv) -> list[str]:
+def task_members(spec: str | EnvSpec, envs: gym.vector.VectorEnv) -> list[str]:
     """The task each environment runs, for multi-task sets whose observations end with a one-hot task id
     (metaworld:MT10, multitask:...); an empty list for every other env."""
     suite, task = parse_spec(spec)
@@ -106,5 +107,5 @@ def _space_text(space: gym.Space) -> str:
     return str(space)
 
 
-__all__ = ["SUITES", "EnvOptions", "Suite", "check_options", "describe_suites", "describe_tasks", "final_observations",
-           "make_env", "parse_spec", "task_members"]
+__all__ = ["SUITES", "EnvOptions", "EnvSpec", "Suite", "check_options", "describe_suites", "describe_tasks",
+           "final_observations", "make_env", "parse_spec", "task_members"]

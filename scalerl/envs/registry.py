@@ -14,7 +14,7 @@ import inspect
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import gymnasium as gym
 
@@ -269,8 +269,33 @@ SUITES: dict[str, Suite] = {
 }
 
 
-def parse_spec(spec: str) -> tuple[Suite, str]:
-    """Split and check `suite:task`, raising ConfigError that lists the valid choices."""
+class EnvSpec(NamedTuple):
+    """An --env string parsed and checked once (`parse_spec`): its suite and the task as the suite spells it.
+    It travels from the config to every environment built for the run instead of the string; pickled (Ray,
+    checkpoints), it is parsed again from its text, since suites hold functions."""
+
+    suite: Suite
+    task: str
+
+    def __str__(self) -> str:
+        return f"{self.suite.name}:{self.task}"
+
+    def __reduce__(self) -> tuple:
+        return parse_spec, (str(self),)
+
+
+def parse_spec(spec: str | EnvSpec) -> EnvSpec:
+    """Split and check `suite:task` (a parsed EnvSpec passes through), raising ConfigError that lists the
+    valid choices."""
+    if isinstance(spec, EnvSpec):
+        return spec
+    return parse_text(spec)
+
+
+@functools.lru_cache(maxsize=256)
+def parse_text(spec: str) -> EnvSpec:
+    """The parse itself, kept per string: a config and its copies (`resolved`, sweeps) share it. Errors are
+    not kept, so an id registered with Gymnasium after a failed attempt parses."""
     suite_name, sep, task = spec.partition(":")
     if not sep or not task:
         raise ConfigError(f"env must look like suite:task (got {spec!r}); suites: {', '.join(SUITES)}")
@@ -280,13 +305,13 @@ def parse_spec(spec: str) -> tuple[Suite, str]:
     suite.check_installed()
     if suite.check_task is not None:
         suite.check_task(task)
-        return suite, task
+        return EnvSpec(suite, task)
     tasks = suite.tasks()
     if task in tasks:
-        return suite, task
+        return EnvSpec(suite, task)
     spelled = [name for name in tasks if squash(name) == squash(task)]
     if len(spelled) == 1:  # atari:Pong, atari:MsPacman, classic:cartpole-v1
-        return suite, spelled[0]
+        return EnvSpec(suite, spelled[0])
     if suite.any_task:
         error = unknown_name("Gymnasium id", task, tasks)
         raise ConfigError(f"{error} (see `scalerl envs --suite gym`)")

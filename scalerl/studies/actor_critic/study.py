@@ -69,7 +69,7 @@ def level_returns(run_dir: Path, level_set: str, episodes: int) -> list[float]:
     from scalerl.session import EVAL_SEED_OFFSET
 
     config, agent = load_agent(run_dir, device="cpu")
-    envs = make_env(config.env, min(8, episodes), config.seed + EVAL_SEED_OFFSET,
+    envs = make_env(config.env_spec, min(8, episodes), config.seed + EVAL_SEED_OFFSET,
                     **{**config.env_kwargs(training=False), "level_set": level_set})
     try:
         return run_episodes(agent, envs, episodes, seed=config.seed + EVAL_SEED_OFFSET).returns
