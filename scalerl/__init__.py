@@ -1,6 +1,7 @@
 """scalerl: deep RL for the study of scale."""
 
 from scalerl.agents import register_agent
+from scalerl.agents.objectives import register_objective
 from scalerl.checks import ConfigError
 from scalerl.config import TrainConfig
 from scalerl.envs import make_env
@@ -9,5 +10,5 @@ from scalerl.provenance import VERSION
 from scalerl.run import Policy, evaluate, load_policy, resume, train
 
 __all__ = ["ConfigError", "Policy", "TrainConfig", "evaluate", "load_policy", "make_env", "register_agent",
-           "register_hook", "resume", "train"]
+           "register_hook", "register_objective", "resume", "train"]
 __version__ = VERSION

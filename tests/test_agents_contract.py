@@ -48,6 +48,12 @@ def test_everything_an_agent_learns_is_in_its_checkpoint(name, overrides):
     missing = [attr for attr, value in held(agent).items() if attr not in agent.saved and
                (isinstance(value, torch.optim.Optimizer) or not parameters_of(value) <= saved_parameters)]
     assert not missing, f"{name} holds {missing} outside its checkpoint (add them to `saved`)"
+    for objective in getattr(agent, "objectives", []):  # PPO's add-ons keep their own `saved`
+        missing = [attr for attr, value in held(objective).items() if attr not in objective.saved and
+                   not parameters_of(value) <= saved_parameters]
+        assert not missing, f"objective {objective.name} holds {missing} outside the checkpoint"
+        optimized = parameters_of(agent.optimizer)
+        assert all(parameters_of(module) <= optimized for module in objective.modules().values())
 
 
 @pytest.mark.parametrize(("name", "overrides"), CASES)

@@ -87,3 +87,57 @@ def test_registration_refuses_what_is_not_an_agent_or_hook_and_names_taken():
 
     with pytest.raises(ConfigError, match="agent name 'dqn' is taken"):
         register_agent(Impostor)
+
+
+OBJECTIVE = textwrap.dedent('''
+    import torch
+    from scalerl import register_objective
+    from scalerl.agents.objectives import Objective
+
+
+    @register_objective
+    class LatentNorm(Objective):
+        """A penalty on the size of the actor's latents, added to every PPO minibatch."""
+
+        name = "latent-norm"
+        description = "a researcher's auxiliary loss, from a file of their own"
+        saved = ("scale",)
+
+        def __init__(self, agent):
+            super().__init__(agent)
+            self.scale = torch.nn.Linear(1, 1)  # a network of its own: optimized and saved with the agent
+
+        def modules(self):
+            return {"latent_scale": self.scale}
+
+        def start_update(self, rollout, obs, actions):
+            self.obs = obs
+
+        def minibatch_loss(self, index):
+            latents = self.agent.network.actor_trunk(self.obs[index])
+            self.norm = latents.square().mean().detach()
+            return 1e-3 * (self.scale.weight.square().sum() + latents.square().mean())
+
+        def end_update(self, obs, returns):
+            return {"latent_norm": self.norm}
+''')
+
+
+def test_a_ppo_objective_from_a_file_of_ones_own_trains_and_resumes(tmp_path):
+    plugin = tmp_path / "my_objective.py"
+    plugin.write_text(OBJECTIVE)
+    common = ["--plugins", str(plugin), "--agent", "ppo", "--algo.objectives", "latent-norm", "--steps", "1024",
+              "--num-envs", "2", "--algo.rollout-steps", "64", "--eval-every", "512", "--eval-episodes", "1",
+              "--log-every", "128", "--progress", "off", "--checkpoint-every", "512"]
+    done = scalerl("train", *common, "--run-dir", str(tmp_path / "run"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.splitlines()[-1])
+    assert summary["parameters"]["latent_scale"] == 2
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(record["latent_norm"] > 0 for record in records)
+    import torch
+
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "latest.pt", weights_only=False)
+    assert set(checkpoint["agent"]["scale"]) == {"weight", "bias"}
+    unknown = scalerl("train", "--agent", "ppo", "--algo.objectives", "latent-norm", "--steps", "10", cwd=tmp_path)
+    assert unknown.returncode == 2 and "unknown objective 'latent-norm'" in unknown.stderr

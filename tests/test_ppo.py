@@ -137,7 +137,7 @@ def test_dynamics_prediction_trains_the_chosen_trunk_and_its_models(tmp_path):
                 AgentSpec(VECTOR, gym.spaces.Discrete(3), num_envs=2))
     obs = torch.randn(6, 4)
     latent, following = agent.network.critic_trunk(obs[:3]), agent.network.critic_trunk(obs[3:])
-    agent.dynamics.loss(latent, following, torch.tensor([0, 1, 2])).backward()
+    agent.objective("dynamics").dynamics.loss(latent, following, torch.tensor([0, 1, 2])).backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in agent.network.critic_trunk.parameters())
     assert all(p.grad is None for p in agent.network.actor_trunk.parameters())
     summary = train(env="classic:CartPole-v1", agent="ppo", steps=4096, num_envs=4, eval_every=0, eval_episodes=1,
@@ -160,12 +160,13 @@ def test_value_distillation_phase_fits_returns_into_the_actor_and_holds_the_poli
     torch.manual_seed(0)
     obs = torch.randn(64, 4)
     returns = obs[:, 0] * 2.0 + 1.0  # a value the actor's latents can carry
-    agent.aux_memory = [(obs[:32], returns[:32]), (obs[32:], returns[32:])]
+    ppg = agent.objective("value_distillation")
+    ppg.aux_memory = [(obs[:32], returns[:32]), (obs[32:], returns[32:])]
     before_policy = agent.network(obs)[0].detach()
-    before = ((agent.aux_value(agent.network.actor_trunk(obs)).squeeze(-1) - returns) ** 2).mean().item()
-    metrics = agent.auxiliary_phase()
-    after = ((agent.aux_value(agent.network.actor_trunk(obs)).squeeze(-1) - returns) ** 2).mean().item()
-    assert after < 0.5 * before and agent.aux_memory == []
+    before = ((ppg.aux_value(agent.network.actor_trunk(obs)).squeeze(-1) - returns) ** 2).mean().item()
+    metrics = ppg.phase()
+    after = ((ppg.aux_value(agent.network.actor_trunk(obs)).squeeze(-1) - returns) ** 2).mean().item()
+    assert after < 0.5 * before and ppg.aux_memory == []
     assert agent.policy_kl(before_policy, agent.network(obs)[0].detach(), None).mean() < 0.05
     assert set(metrics) == {"aux_distill_loss", "aux_clone_kl"}
 

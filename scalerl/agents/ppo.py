@@ -15,6 +15,8 @@ in RL" (Garcin et al., ICLR 2025):
   paper's parameter-matched control).
 The same paper's auxiliary objectives can train the actor's or the critic's latents: dynamics prediction
 (`--algo.dynamics actor|critic`) and PPG-style value distillation (`--algo.value-distillation actor|critic`).
+They live in scalerl/agents/objectives.py, beside the place where a researcher's own objective plugs in
+(`--algo.objectives NAME`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from scalerl.agents.base import Agent, AgentSpec, OnPolicyConfig, Optimized, check_optimizers
+from scalerl.agents.objectives import Dynamics, Objective, ValueDistillation, objective_class, orthogonal
 from scalerl.checks import in_range, non_negative, positive, require
 from scalerl.nets import NetConfig, build_trunk, parameter_count
 from scalerl.normalization import RewardScaler, RunningMeanStd
@@ -87,6 +90,9 @@ class PPOConfig(OnPolicyConfig):
     """Passes over the stored rollouts in an auxiliary phase."""
     clone_coef: float = 1.0
     """Weight of KL(old policy || new policy) in the auxiliary phase."""
+    objectives: list[str] = field(default_factory=list)
+    """Further objectives by name, added after the ones above (registered with
+    scalerl.agents.objectives.register_objective in a --plugins file)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -104,12 +110,12 @@ class PPOConfig(OnPolicyConfig):
         positive("algo.aux_every", self.aux_every)
         positive("algo.aux_epochs", self.aux_epochs)
         non_negative("algo.clone_coef", self.clone_coef)
-
-
-def orthogonal(layer: nn.Linear, gain: float) -> nn.Linear:
-    nn.init.orthogonal_(layer.weight, gain)
-    nn.init.zeros_(layer.bias)
-    return layer
+        object.__setattr__(self, "objectives", list(self.objectives))
+        require(not {"dynamics", "value_distillation"} & set(self.objectives), "algo.objectives",
+                "objectives of your own (dynamics and value distillation have --algo.dynamics and "
+                "--algo.value-distillation)", self.objectives)
+        require(len(set(self.objectives)) == len(self.objectives), "algo.objectives", "names without repeats",
+                self.objectives)
 
 
 def trunk(net: NetConfig, obs_space: gym.Space) -> tuple[nn.Sequential, int]:
@@ -152,35 +158,13 @@ class ActorCritic(nn.Module):
         return self.policy_head(actor_features), self.value_head(critic_features).squeeze(-1)
 
 
-class Dynamics(nn.Module):
-    """Forward and inverse models on a trunk's latents. The forward model's target latent is detached, so
-    the objective shapes the representation through its inputs, not by pulling targets towards predictions."""
-
-    def __init__(self, features: int, action_outputs: int, discrete: bool, hidden: int = 256) -> None:
-        super().__init__()
-        self.discrete, self.action_outputs = discrete, action_outputs
-        self.inverse = nn.Sequential(nn.Linear(2 * features, hidden), nn.ReLU(), nn.Linear(hidden, action_outputs))
-        self.forward_model = nn.Sequential(nn.Linear(features + action_outputs, hidden), nn.ReLU(),
-                                           nn.Linear(hidden, features))
-
-    def loss(self, latent: torch.Tensor, next_latent: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        predicted = self.inverse(torch.cat([latent, next_latent], dim=-1))
-        if self.discrete:
-            inverse_loss = F.cross_entropy(predicted, actions.long())
-            encoded = F.one_hot(actions.long(), self.action_outputs).float()
-        else:
-            inverse_loss = F.mse_loss(predicted, actions)
-            encoded = actions
-        forward_loss = F.mse_loss(self.forward_model(torch.cat([latent, encoded], dim=-1)), next_latent.detach())
-        return inverse_loss + forward_loss
-
-
 class PPO(Agent):
     name = "ppo"
     config_class = PPOConfig
     loop = "on_policy"
     description = "PPO: clipped surrogate, GAE; discrete or continuous actions; shared or separate encoders"
-    saved = ("network", "optimizer", "updates", "dynamics", "aux_value", "log_std", "obs_stats", "reward_scaler")
+    saved = ("network", "optimizer", "updates", "log_std", "obs_stats", "reward_scaler")
+    """(and each objective's own `saved`, under the same names as when the objectives lived here)"""
 
     def __init__(self, cfg: PPOConfig, spec: AgentSpec) -> None:
         super().__init__(cfg, spec)
@@ -190,24 +174,23 @@ class PPO(Agent):
                 "an environment with discrete or vector continuous actions for ppo", space)
         require(not cfg.normalize_obs or len(spec.obs_space.shape) == 1, "algo.normalize_obs",
                 "off for pixel observations (they are scaled to [0, 1] already)", cfg.normalize_obs)
-        outputs = int(space.n) if self.discrete else space.shape[0]
-        self.network = ActorCritic(spec.net, spec.obs_space, outputs, cfg.encoders).to(self.device)
+        self.action_outputs = int(space.n) if self.discrete else space.shape[0]
+        self.network = ActorCritic(spec.net, spec.obs_space, self.action_outputs, cfg.encoders).to(self.device)
         self.log_std: nn.Parameter | None = None
         if not self.discrete:
-            self.log_std = nn.Parameter(torch.zeros(outputs, device=self.device))
+            self.log_std = nn.Parameter(torch.zeros(self.action_outputs, device=self.device))
             self.low, self.high = space.low.astype(np.float32), space.high.astype(np.float32)
-        self.dynamics = None
-        if cfg.dynamics != "none":
-            features = self.network.policy_head.in_features
-            self.dynamics = Dynamics(features, outputs, self.discrete).to(self.device)
-        self.aux_value = None
-        if cfg.value_distillation == "actor":
-            self.aux_value = orthogonal(nn.Linear(self.network.policy_head.in_features, 1), 1.0).to(self.device)
-        self.aux_memory: list[tuple[torch.Tensor, torch.Tensor]] = []
-        """(observations, returns) of the rollouts since the last auxiliary phase."""
+        chosen = [Dynamics] if cfg.dynamics != "none" else []
+        chosen += [ValueDistillation] if cfg.value_distillation != "none" else []
+        chosen += [objective_class(name) for name in cfg.objectives]
+        self.objectives: list[Objective] = [objective(self) for objective in chosen]
+        keys = [key for objective in self.objectives for key in objective.saved]
+        clash = sorted({key for key in keys if keys.count(key) > 1 or key in (*self.saved, "rng")})
+        require(not clash, "algo.objectives", "objectives whose saved names differ from each other and PPO's",
+                clash)
         parameters = [*self.network.parameters(), *([] if self.discrete else [self.log_std]),
-                      *(self.dynamics.parameters() if self.dynamics is not None else []),
-                      *(self.aux_value.parameters() if self.aux_value is not None else [])]
+                      *(p for objective in self.objectives for module in objective.modules().values()
+                        for p in module.parameters())]
         self.optimizer = make_optimizer(parameters, cfg.optim)
         self.obs_stats = RunningMeanStd(spec.obs_space.shape) if cfg.normalize_obs else None
         self.reward_scaler = RewardScaler(spec.num_envs, cfg.gamma) if cfg.normalize_rewards else None
@@ -327,9 +310,8 @@ class PPO(Agent):
         actions, old_log_probs, old_values = flat(rollout.extras["action"]), flat(rollout.extras["log_prob"]), \
             flat(rollout.extras["value"])
         advantages_t, returns_t = flat(advantages.astype(np.float32)), flat(returns.astype(np.float32))
-        if self.dynamics is not None:
-            next_obs, continues = self.following_observations(rollout)
-            next_obs, continues = flat(next_obs), flat(continues)
+        for objective in self.objectives:
+            objective.start_update(rollout, obs, actions)
         size = len(old_values)
         minibatch = size // cfg.minibatches
         clip_fractions, approx_kl = [], torch.zeros(())
@@ -355,20 +337,16 @@ class PPO(Agent):
                 value_loss = self.value_loss(values, mb_old_values, mb_returns)
                 entropy = self.entropy(policy).mean()
                 loss = policy_loss - cfg.entropy_coef * entropy + cfg.value_coef * value_loss
-                if self.dynamics is not None:
-                    kept = index[continues[index]]
-                    trunk = self.network.actor_trunk if cfg.dynamics == "actor" else self.network.critic_trunk
-                    dynamics_loss = self.dynamics.loss(trunk(obs[kept]), trunk(next_obs[kept]), actions[kept])
-                    loss = loss + cfg.dynamics_coef * dynamics_loss
+                for objective in self.objectives:
+                    if (term := objective.minibatch_loss(index)) is not None:
+                        loss = loss + term
                 self.step_optimizer("optim", loss, cfg.max_grad_norm)
             if cfg.target_kl and approx_kl > cfg.target_kl:
                 break
         explained = 1 - np.var(returns - rollout.extras["value"]) / (np.var(returns) + 1e-8)
-        extra = {"dynamics_loss": dynamics_loss.detach()} if self.dynamics is not None else {}
-        if cfg.value_distillation != "none":
-            self.aux_memory.append((obs, returns_t))
-            if len(self.aux_memory) == cfg.aux_every:
-                extra.update(self.auxiliary_phase())
+        extra = {}
+        for objective in self.objectives:
+            extra.update(objective.end_update(obs, returns_t))
         return {**extra, "policy_loss": policy_loss.detach(), "value_loss": value_loss.detach(),
                 "entropy": entropy.detach(),
                 "approx_kl": approx_kl, "clip_fraction": torch.stack(clip_fractions).mean(),
@@ -383,41 +361,6 @@ class PPO(Agent):
         old_var, new_var = (2 * old_log_std).exp(), (2 * self.log_std).exp()
         return (self.log_std - old_log_std + (old_var + (old - new).square()) / (2 * new_var) - 0.5).sum(-1)
 
-    def auxiliary_phase(self) -> dict[str, torch.Tensor]:
-        """PPG's auxiliary phase over the stored rollouts: value distillation into the chosen trunk, the
-        value head kept fitting, and the policy held by a behaviour-cloning KL."""
-        cfg = self.cfg
-        obs = torch.cat([stored for stored, _ in self.aux_memory])
-        returns = torch.cat([target for _, target in self.aux_memory])
-        self.aux_memory = []
-        with torch.no_grad():
-            old_policy = torch.cat([self.network(obs[start:start + 4096])[0] for start in range(0, len(obs), 4096)])
-        old_log_std = None if self.discrete else self.log_std.detach().clone()
-        size = len(obs)
-        minibatch = max(1, size // (cfg.minibatches * cfg.aux_every))
-        for _ in range(cfg.aux_epochs):
-            order = torch.as_tensor(self.rng.permutation(size), device=self.device)
-            for start in range(0, size, minibatch):
-                index = order[start:start + minibatch]
-                policy, values = self.network(obs[index])
-                if self.aux_value is not None:
-                    distilled = self.aux_value(self.network.actor_trunk(obs[index])).squeeze(-1)
-                    distill_loss = 0.5 * F.mse_loss(distilled, returns[index])
-                else:
-                    distill_loss = torch.zeros(())
-                clone_loss = self.policy_kl(old_policy[index], policy, old_log_std).mean()
-                loss = distill_loss + 0.5 * F.mse_loss(values, returns[index]) + cfg.clone_coef * clone_loss
-                self.step_optimizer("optim", loss, cfg.max_grad_norm)
-        return {"aux_distill_loss": distill_loss.detach(), "aux_clone_kl": clone_loss.detach()}
-
-    def following_observations(self, rollout: Rollout) -> tuple[np.ndarray, np.ndarray]:
-        """The observation after each step (the network's input form) and whether it continues the same
-        episode: obs[t + 1], or the rollout's next_obs after its last step."""
-        obs = rollout.extras["obs"] if self.obs_stats is not None else rollout.obs
-        last = self.obs_stats.normalize(rollout.next_obs) if self.obs_stats is not None else rollout.next_obs
-        following = np.concatenate([obs[1:], last[None]], axis=0)
-        return following, ~(rollout.terminated | rollout.truncated)
-
     def value_loss(self, values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
         if not self.cfg.clip_value:
             return 0.5 * F.mse_loss(values, returns)
@@ -431,13 +374,11 @@ class PPO(Agent):
 
     def modules(self) -> dict[str, nn.Module]:
         net = self.network
-        dynamics = {"dynamics": self.dynamics} if self.dynamics is not None else {}
-        if self.aux_value is not None:
-            dynamics["aux_value"] = self.aux_value
+        added = {name: module for objective in self.objectives for name, module in objective.modules().items()}
         if net.shared:
-            return {"encoder": net.actor_trunk, "actor": net.policy_head, "critic": net.value_head, **dynamics}
+            return {"encoder": net.actor_trunk, "actor": net.policy_head, "critic": net.value_head, **added}
         return {"actor": nn.Sequential(net.actor_trunk, net.policy_head),
-                "critic": nn.Sequential(net.critic_trunk, net.value_head), **dynamics}
+                "critic": nn.Sequential(net.critic_trunk, net.value_head), **added}
 
     def optimizers(self) -> dict[str, Optimized]:
         return {"optim": Optimized(self.optimizer, tuple(self.modules()))}
@@ -445,13 +386,20 @@ class PPO(Agent):
     def train_scalars(self) -> dict[str, float]:
         return {} if self.discrete else {"action_std": float(self.log_std.detach().exp().mean())}
 
+    def objective(self, name: str) -> Objective:
+        """The objective of that name this agent runs."""
+        return next(objective for objective in self.objectives if objective.name == name)
+
     def state_dict(self) -> dict[str, Any]:
-        memory = [(stored.cpu(), target.cpu()) for stored, target in self.aux_memory]
-        return {**super().state_dict(), "aux_memory": memory}
+        state = super().state_dict()
+        for objective in self.objectives:
+            state.update(objective.state_dict())
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self.aux_memory = [(stored.to(self.device), target.to(self.device)) for stored, target in state["aux_memory"]]
+        for objective in self.objectives:
+            objective.load_state_dict(state)
 
 
 __all__ = ["PPO", "ActorCritic", "PPOConfig"]
