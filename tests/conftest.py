@@ -4,6 +4,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from support import records
 
 # Ray starts its trial workers at nice 15; beside the other pytest-xdist worker (nice 0) on two cores they would
 # get almost no CPU and the sweep tests would run many times slower. Every Ray a test starts inherits this.
@@ -54,10 +55,23 @@ def crash_after_checkpoint(monkeypatch):
 @pytest.fixture
 def run_records():
     """A run's metrics.jsonl or eval.jsonl records without the timing fields, which differ between runs."""
-    import json
+    return records
 
-    def read(path):
-        return [{k: v for k, v in json.loads(line).items() if k not in ("wall_time", "sps")}
-                for line in path.read_text().splitlines()]
 
-    return read
+@pytest.fixture
+def resumes_exactly(tmp_path, crash_after_checkpoint, run_records):
+    """`whole = resumes_exactly(settings, step)`: train `settings` once whole (into tmp_path/whole) and once killed
+    right after its checkpoint at `step` and resumed (tmp_path/killed); assert that both wrote the same metrics
+    and evaluations, and return the whole run's metric records for the test's own checks."""
+    from scalerl import resume, train
+
+    def compare(settings: dict, step: int) -> list[dict]:
+        train(run_dir=str(tmp_path / "whole"), **settings)
+        with crash_after_checkpoint(step):
+            train(run_dir=str(tmp_path / "killed"), **settings)
+        resume(tmp_path / "killed")
+        for name in ("metrics.jsonl", "eval.jsonl"):
+            assert run_records(tmp_path / "killed" / name) == run_records(tmp_path / "whole" / name), name
+        return run_records(tmp_path / "whole" / "metrics.jsonl")
+
+    return compare

@@ -1,12 +1,12 @@
 """Diagnostics against values worked out by hand, and the activity monitor in a training run."""
 
-import json
 import math
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from support import records
 from torch import nn
 
 from scalerl import train
@@ -19,11 +19,6 @@ from scalerl.diagnostics.activity import (
     srank,
 )
 from scalerl.nets import NetConfig, build_network
-
-
-def records(path):
-    return [{k: v for k, v in json.loads(line).items() if k not in ("wall_time", "sps")}
-            for line in path.read_text().splitlines()]
 
 
 def test_dormant_ratio_of_a_hand_built_layer():
@@ -190,18 +185,11 @@ def test_a_reset_cap_keeps_the_lowest_scores():
 
 
 @pytest.mark.parametrize("hook", ["redo", "regrama"])
-def test_reset_hooks_log_their_resets_and_resume_exactly(tmp_path, crash_after_checkpoint, hook):
-    from scalerl import resume
-
+def test_reset_hooks_log_their_resets_and_resume_exactly(resumes_exactly, hook):
     settings = {"env": "classic:CartPole-v1", "steps": 1200, "eval_every": 600, "eval_episodes": 2,
                 "checkpoint_every": 600, "log_every": 100, "progress": "off", "hooks": [hook],
                 "hook_opts": {hook: {"every": 100, "tau": 0.2}}, "algo": {"learning_starts": 200}}
-    train(run_dir=str(tmp_path / "whole"), **settings)
-    with crash_after_checkpoint(600):
-        train(run_dir=str(tmp_path / "killed"), **settings)
-    resume(tmp_path / "killed")
-    whole = records(tmp_path / "whole" / "metrics.jsonl")
-    assert records(tmp_path / "killed" / "metrics.jsonl") == whole
+    whole = resumes_exactly(settings, 600)
     resets = [r for r in whole if f"{hook}_reset" in r]  # updates 0-1000 (steps 200-1200): resets at 100, ..., 1000
     assert len(resets) == 10 and whole[-1][f"{hook}_reset_total"] > 0
     assert {f"{hook}_reset/q.torso.0", f"{hook}_reset/q.torso.2"} <= set(resets[0])
@@ -342,19 +330,11 @@ def randomly_stopped(whole):
     ("least", {"episodes": 4, "min_episodes": 2, "start": 0.1, "scale": 1.0}, least_stopped),
     ("random_stop", {"rate": 0.02, "start": 0.25}, randomly_stopped),
 ])
-def test_a_td3_run_with_episodes_stopped_by_a_hook_resumes_exactly(tmp_path, crash_after_checkpoint, hook, options,
-                                                                   stopped):
-    from scalerl import resume
-
+def test_a_td3_run_with_episodes_stopped_by_a_hook_resumes_exactly(resumes_exactly, hook, options, stopped):
     settings = {"env": "classic:Pendulum-v1", "agent": "td3", "steps": 1600, "eval_every": 800, "eval_episodes": 1,
                 "checkpoint_every": 800, "log_every": 200, "progress": "off", "hooks": [hook],
                 "hook_opts": {hook: options}, "algo": {"learning_starts": 200, "batch_size": 32}}
-    train(run_dir=str(tmp_path / "whole"), **settings)
-    with crash_after_checkpoint(800):
-        train(run_dir=str(tmp_path / "killed"), **settings)
-    resume(tmp_path / "killed")
-    whole = records(tmp_path / "whole" / "metrics.jsonl")
-    assert records(tmp_path / "killed" / "metrics.jsonl") == whole
+    whole = resumes_exactly(settings, 800)
     stopped(whole)
 
 

@@ -7,6 +7,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from support import records
 from torch import nn
 
 from scalerl import train
@@ -18,11 +19,7 @@ from scalerl.loops import Loop, Rollout
 from scalerl.replay import ReplayBuffer
 
 DATA = Path(__file__).parent / "data"
-TIMING = {"wall_time", "sps"}
 
-
-def records(path: Path) -> list[dict]:
-    return [{k: v for k, v in json.loads(line).items() if k not in TIMING} for line in path.read_text().splitlines()]
 
 
 def test_dqn_numbers_are_pinned(tmp_path):
@@ -164,19 +161,12 @@ def test_the_norms_hook_logs_per_layer_norms_computed_by_hand(tmp_path):
     assert {"grad_norm/q.head", "weight_norm/q.torso.0", "grad_norm/q.torso.2", "weight_norm/q"} <= set(measured[0])
 
 
-def test_a_run_with_hooks_resumes_exactly(tmp_path, crash_after_checkpoint):
+def test_a_run_with_hooks_resumes_exactly(resumes_exactly):
     """Crash right after the checkpoint at step 1000 (as a kill would), resume, and compare with a whole run."""
     settings = {"env": "classic:CartPole-v1", "steps": 2000, "eval_every": 1000, "eval_episodes": 2,
                 "checkpoint_every": 1000, "log_every": 100, "progress": "off", "hooks": ["norms"],
                 "hook_opts": {"norms": {"every": 30}}, "algo": {"learning_starts": 300, "target_update_every": 50}}
-    train(run_dir=str(tmp_path / "whole"), **settings)
-    from scalerl import resume
-
-    with crash_after_checkpoint(1000):
-        train(run_dir=str(tmp_path / "killed"), **settings)
-    resume(tmp_path / "killed")
-    for name in ("metrics.jsonl", "eval.jsonl"):
-        assert records(tmp_path / "killed" / name) == records(tmp_path / "whole" / name)
+    resumes_exactly(settings, 1000)
 
 
 def test_evaluation_episodes_do_not_depend_on_the_number_of_envs():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from scalerl import ConfigError, evaluate, resume, train
+from scalerl import ConfigError, evaluate, train
 from scalerl.agents import MTSAC, AgentSpec, MTSACConfig
 from scalerl.agents.mtsac import MultiHeadLinear
 from scalerl.analysis.report import fmt, write_report
@@ -140,17 +140,12 @@ def test_evaluations_record_every_tasks_results(tmp_path):
     assert "| group | Pendulum-v1 | InvertedPendulum-v5 |" in section and fmt(pendulum) in section
 
 
-def test_a_killed_run_resumes_exactly(tmp_path, crash_after_checkpoint, run_records):
+def test_a_killed_run_resumes_exactly(resumes_exactly):
     """Also the MuJoCo task's episode continues where it was (its physics state is in the checkpoint)."""
     settings = {"env": TASKS, "agent": "mtsac", "steps": 600, "eval_every": 300, "eval_episodes": 2,
                 "checkpoint_every": 300, "log_every": 100, "progress": "off",
                 "algo": {"learning_starts": 150, "batch_size": 16, "actor_hidden": 16, "critic_hidden": 16}}
-    train(run_dir=str(tmp_path / "whole"), **settings)
-    with crash_after_checkpoint(300):
-        train(run_dir=str(tmp_path / "killed"), **settings)
-    resume(tmp_path / "killed")
-    for name in ("metrics.jsonl", "eval.jsonl"):
-        assert run_records(tmp_path / "killed" / name) == run_records(tmp_path / "whole" / name)
+    resumes_exactly(settings, 300)
 
 
 @pytest.mark.parametrize("steps, pendulum, inverted_pendulum", [

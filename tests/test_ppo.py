@@ -4,7 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from scalerl import ConfigError, resume, train
+from scalerl import ConfigError, train
 from scalerl.agents.base import AgentSpec
 from scalerl.agents.ppo import PPO, PPOConfig
 from scalerl.loops.on_policy import Rollout
@@ -68,18 +68,13 @@ def test_ppo_solves_cartpole(tmp_path):
     assert summary["best_eval_return"] >= 475
 
 
-def test_continuous_ppo_with_normalization_resumes_exactly(tmp_path, crash_after_checkpoint, run_records):
+def test_continuous_ppo_with_normalization_resumes_exactly(tmp_path, resumes_exactly, run_records):
     settings = {"env": "classic:Pendulum-v1", "agent": "ppo", "steps": 2048, "num_envs": 2, "eval_every": 1024,
                 "eval_episodes": 1, "checkpoint_every": 1024, "log_every": 256, "progress": "off",
                 "net": {"hidden": 16},
                 "algo": {"rollout_steps": 64, "normalize_obs": True, "normalize_rewards": True, "minibatches": 2,
                          "dynamics": "actor"}}
-    train(run_dir=str(tmp_path / "whole"), **settings)
-    with crash_after_checkpoint(1024):
-        train(run_dir=str(tmp_path / "killed"), **settings)
-    resume(tmp_path / "killed")
-    for name in ("metrics.jsonl", "eval.jsonl"):
-        assert run_records(tmp_path / "killed" / name) == run_records(tmp_path / "whole" / name)
+    resumes_exactly(settings, 1024)
     assert "action_std" in run_records(tmp_path / "whole" / "metrics.jsonl")[-1]
 
 
@@ -151,8 +146,8 @@ def test_dynamics_prediction_trains_the_chosen_trunk_and_its_models(tmp_path):
     assert "dynamics" in summary["parameters"]
 
 
-def test_value_distillation_phase_fits_returns_into_the_actor_and_holds_the_policy(tmp_path, crash_after_checkpoint,
-                                                                                    run_records):
+def test_value_distillation_phase_fits_returns_into_the_actor_and_holds_the_policy(tmp_path, resumes_exactly,
+                                                                                   run_records):
     import torch
 
     agent = PPO(PPOConfig(encoders="separate", value_distillation="actor", aux_every=2, aux_epochs=20,
@@ -173,9 +168,5 @@ def test_value_distillation_phase_fits_returns_into_the_actor_and_holds_the_poli
     settings = {"env": "classic:CartPole-v1", "agent": "ppo", "steps": 1024, "num_envs": 2, "eval_every": 512,
                 "eval_episodes": 1, "checkpoint_every": 512, "log_every": 128, "progress": "off",
                 "algo": {"rollout_steps": 64, "minibatches": 2, "value_distillation": "actor", "aux_every": 3}}
-    train(run_dir=str(tmp_path / "whole"), **settings)
-    with crash_after_checkpoint(512):
-        train(run_dir=str(tmp_path / "killed"), **settings)
-    resume(tmp_path / "killed")
-    assert run_records(tmp_path / "killed" / "metrics.jsonl") == run_records(tmp_path / "whole" / "metrics.jsonl")
+    resumes_exactly(settings, 512)
     assert any("aux_clone_kl" in record for record in run_records(tmp_path / "whole" / "metrics.jsonl"))

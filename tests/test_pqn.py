@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from torch import nn
 
-from scalerl import ConfigError, resume, train
+from scalerl import ConfigError, train
 from scalerl.agents.base import AgentSpec
 from scalerl.agents.pqn import PQN, PQNConfig
 from scalerl.loops.on_policy import Rollout
@@ -58,13 +58,8 @@ def test_pqn_solves_cartpole(tmp_path):
     assert summary["best_eval_return"] >= 475
 
 
-def test_a_killed_pqn_run_resumes_exactly(tmp_path, crash_after_checkpoint, run_records):
+def test_a_killed_pqn_run_resumes_exactly(resumes_exactly):
     settings = {"env": "classic:CartPole-v1", "agent": "pqn", "steps": 4096, "num_envs": 8, "eval_every": 2048,
                 "eval_episodes": 2, "checkpoint_every": 2048, "log_every": 512, "progress": "off",
                 "algo": {"minibatches": 4}}
-    train(run_dir=str(tmp_path / "whole"), **settings)
-    with crash_after_checkpoint(2048):
-        train(run_dir=str(tmp_path / "killed"), **settings)
-    resume(tmp_path / "killed")
-    for name in ("metrics.jsonl", "eval.jsonl"):
-        assert run_records(tmp_path / "killed" / name) == run_records(tmp_path / "whole" / name)
+    resumes_exactly(settings, 2048)

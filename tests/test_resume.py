@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from support import TIMING, records
 
 from scalerl import ConfigError, resume, train
 from scalerl.checkpoint import load_checkpoint, save_checkpoint
@@ -19,7 +20,6 @@ SETTINGS = ["--seed", "3", "--threads", "1", "--log-every", "250", "--eval-every
             "--checkpoint-every", "1000", "--algo.learning-starts", "500", "--algo.n-step", "3",
             "--algo.target-update-every", "100", "--progress", "off"]
 ARGS = ["--steps", "3000", *SETTINGS]
-TIMING = {"wall_time", "sps"}
 
 
 def scalerl(*args):
@@ -27,9 +27,6 @@ def scalerl(*args):
     return subprocess.Popen([sys.executable, "-m", "scalerl", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-
-def records(path: Path):
-    return [{k: v for k, v in json.loads(line).items() if k not in TIMING} for line in path.read_text().splitlines()]
 
 
 def last_step(path: Path) -> int:

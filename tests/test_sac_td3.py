@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from scalerl import ConfigError, resume, train
+from scalerl import ConfigError, train
 from scalerl.agents import SAC, TD3, AgentSpec, SACConfig, TD3Config
 from scalerl.nets import NetConfig
 from scalerl.replay import Batch
@@ -149,16 +149,11 @@ def test_discrete_or_pixel_environments_are_refused_in_one_line():
 
 
 @pytest.mark.parametrize("agent", ["sac", "td3"])
-def test_a_killed_run_resumes_exactly(tmp_path, crash_after_checkpoint, run_records, agent):
+def test_a_killed_run_resumes_exactly(resumes_exactly, agent):
     settings = {"env": "classic:Pendulum-v1", "agent": agent, "steps": 1200, "eval_every": 600, "eval_episodes": 2,
                 "checkpoint_every": 600, "log_every": 100, "progress": "off", "net": {"hidden": 16},
                 "algo": {"learning_starts": 300, "batch_size": 32}}
-    train(run_dir=str(tmp_path / "whole"), **settings)
-    with crash_after_checkpoint(600):
-        train(run_dir=str(tmp_path / "killed"), **settings)
-    resume(tmp_path / "killed")
-    for name in ("metrics.jsonl", "eval.jsonl"):
-        assert run_records(tmp_path / "killed" / name) == run_records(tmp_path / "whole" / name)
+    resumes_exactly(settings, 600)
 
 
 @pytest.mark.parametrize("agent, steps, eval_every", [("sac", 6000, 1000), ("td3", 12000, 2000)])
