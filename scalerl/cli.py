@@ -56,8 +56,9 @@ commands:
   sweep    config overrides x seeds on Ray: scalerl sweep FILE.toml, or --set K=V --grid K=V1,V2 --seeds 0 1
   study    reproduce a paper's effect at small scale, with a report: scalerl study --list, scalerl study NAME [--quick]
 
-Every command takes --plugins FILE.py|MODULE ... to load your own agents and hooks first (@register_agent,
-@register_hook; see scalerl.plugins): they then appear in `agents`, `hooks`, --agent and --hooks.
+Every command takes --plugins FILE.py|MODULE ... to load your own agents, hooks, PPO objectives and environment
+suites first (@register_agent, @register_hook, @register_objective, register_suite; see scalerl.plugins): they
+then appear in `agents`, `hooks`, `envs`, --agent, --hooks, --algo.objectives and --env.
 """
 
 
@@ -109,7 +110,7 @@ def short_train_help(agent: str) -> str:
               "  --resume RUN_DIR [--steps N]   continue a killed run, or train a finished one on to N steps",
               "  --preset NAME         a paper's or benchmark's settings as defaults; flags given beside it win:",
               *(f"      {line}" for line in describe_presets()),
-              "  --plugins FILE.py|MODULE ...   load your own agents and hooks first"]
+              "  --plugins FILE.py|MODULE ...   load your own agents, hooks, objectives and suites first"]
     return "\n".join(lines)
 
 

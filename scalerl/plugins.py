@@ -1,4 +1,5 @@
-"""A researcher's own agents and hooks, in their own files, without editing scalerl.
+"""A researcher's own agents, hooks, PPO objectives and environment suites, in their own files, without editing
+scalerl.
 
     # my_agent.py
     from scalerl import register_agent
@@ -12,7 +13,9 @@
     scalerl train --plugins my_agent.py --agent my-dqn          # a file, or an importable module name
 
 Registered agents and hooks appear in `scalerl agents`, `scalerl hooks` and `--help` like scalerl's own, and
-`--agent` / `--hooks` take their names. `--plugins` also sets SCALERL_PLUGINS, so processes a run starts
+`--agent` / `--hooks` take their names; `@register_objective` (scalerl.agents.objectives) adds a PPO
+objective for `--algo.objectives`, and `register_suite(Suite(...))` (scalerl.envs) a suite for `--env` and
+`scalerl envs`. `--plugins` also sets SCALERL_PLUGINS, so processes a run starts
 (Ray's trial workers in a sweep) load the same plugins. A plug-in file is the user's own code, run as any
 Python import is; scalerl never loads one from a run folder or checkpoint.
 """

@@ -141,3 +141,71 @@ def test_a_ppo_objective_from_a_file_of_ones_own_trains_and_resumes(tmp_path):
     assert set(checkpoint["agent"]["scale"]) == {"weight", "bias"}
     unknown = scalerl("train", "--agent", "ppo", "--algo.objectives", "latent-norm", "--steps", "10", cwd=tmp_path)
     assert unknown.returncode == 2 and "unknown objective 'latent-norm'" in unknown.stderr
+
+
+SUITE = textwrap.dedent('''
+    import gymnasium as gym
+    import numpy as np
+    from scalerl import register_suite
+    from scalerl.envs import Suite
+
+
+    class Corridor(gym.Env):
+        """Walk right along a corridor of `length` cells to the reward at its end."""
+
+        def __init__(self, length, render_mode=None):
+            self.length, self.render_mode = length, render_mode
+            self.observation_space = gym.spaces.Box(0.0, 1.0, (length,), np.float32)
+            self.action_space = gym.spaces.Discrete(2)
+
+        def observe(self):
+            return np.eye(self.length, dtype=np.float32)[self.position]
+
+        def reset(self, *, seed=None, options=None):
+            super().reset(seed=seed)
+            self.position = 0
+            return self.observe(), {}
+
+        def step(self, action):
+            self.position = max(0, self.position + (1 if action == 1 else -1))
+            done = self.position == self.length - 1
+            return self.observe(), float(done), done, False, {}
+
+
+    def make(task, *, max_episode_steps=50, render_mode=None):
+        length = {"short": 4, "long": 8}[task]
+        return gym.wrappers.TimeLimit(Corridor(length, render_mode), max_episode_steps)
+
+
+    register_suite(Suite("corridor", "a corridor to walk along (a researcher's suite)", lambda: ["short", "long"],
+                         make=make, fixed_options=("render_mode",)))
+''')
+
+
+def test_an_environment_suite_from_a_file_of_ones_own_trains_by_name(tmp_path):
+    plugin = tmp_path / "my_suite.py"
+    plugin.write_text(SUITE)
+    listed = scalerl("envs", "--plugins", str(plugin), cwd=tmp_path)
+    assert listed.returncode == 0 and "corridor" in listed.stdout and "a corridor to walk along" in listed.stdout
+    run = tmp_path / "run"
+    done = scalerl("train", "--plugins", str(plugin), "--env", "corridor:short", "--env-opts.max-episode-steps", "20",
+                   "--steps", "3000", "--algo.learning-starts", "300", "--algo.epsilon-decay-steps", "1000",
+                   "--eval-every", "0", "--eval-episodes", "2", "--progress", "off", "--run-dir", str(run), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.splitlines()[-1])
+    assert summary["env"] == "corridor:short" and summary["final_eval_return"] == 1.0  # it learns to walk right
+    unknown = scalerl("train", "--env", "corridor:short", "--steps", "10", cwd=tmp_path)
+    assert unknown.returncode == 2 and "unknown env suite 'corridor'" in unknown.stderr
+
+
+def test_register_suite_refuses_bad_names_and_taken_ones():
+    from scalerl import register_suite
+    from scalerl.envs import SUITES, Suite
+
+    with pytest.raises(ConfigError, match="letters, digits"):
+        register_suite(Suite("my:suite", "", list, make=lambda task: None))
+    with pytest.raises(ConfigError, match="'classic' is taken"):
+        register_suite(Suite("classic", "", list, make=lambda task: None))
+    with pytest.raises(ConfigError, match="needs make"):
+        register_suite(Suite("nothing", "", list))
+    assert "nothing" not in SUITES

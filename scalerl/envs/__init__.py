@@ -16,7 +16,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from scalerl.checks import ConfigError
 from scalerl.envs.options import EnvOptions
-from scalerl.envs.registry import SUITES, EnvSpec, Suite, parse_spec
+from scalerl.envs.registry import SUITES, EnvSpec, Suite, parse_spec, register_suite
 from scalerl.envs.vector import SameStepVectorEnv
 
 
@@ -108,4 +108,4 @@ def _space_text(space: gym.Space) -> str:
 
 
 __all__ = ["SUITES", "EnvOptions", "EnvSpec", "Suite", "check_options", "describe_suites", "describe_tasks",
-           "final_observations", "make_env", "parse_spec", "task_members"]
+           "final_observations", "make_env", "parse_spec", "register_suite", "task_members"]

@@ -39,6 +39,7 @@ from scalerl.envs.wrappers import (
     SeedLevels,
     with_physics_snapshot,
 )
+from scalerl.plugins import load_plugins_from_environment
 
 # Headless rendering for MuJoCo and dm_control pixels. It must be set before either is first imported,
 # so it is set when scalerl.envs is; an explicit MUJOCO_GL in the environment wins.
@@ -269,6 +270,23 @@ SUITES: dict[str, Suite] = {
 }
 
 
+def register_suite(suite: Suite) -> Suite:
+    """Make an environment suite of your own usable as `--env NAME:TASK` and listed by `scalerl envs` (call it in
+    a --plugins file; see scalerl.plugins). Its `make(task, *, options...)` builds one Gymnasium env (its
+    keyword-only arguments become --env-opts; take `render_mode` too, and list it in fixed_options, for
+    videos), or its `make_vector(task, num_envs, seed, *, options...)` a vector env in SAME_STEP autoreset mode."""
+    if not isinstance(suite, Suite):
+        raise ConfigError(f"register_suite takes a scalerl.envs.Suite (got {suite!r})")
+    if not suite.name or not all(c.isalnum() or c in "-_" for c in suite.name):
+        raise ConfigError(f"suite name {suite.name!r}: letters, digits, - and _ only (it is the part before ':')")
+    if suite.make is None and suite.make_vector is None:
+        raise ConfigError(f"suite {suite.name!r} needs make (one env) or make_vector (a vector env)")
+    if suite.name in SUITES and SUITES[suite.name] is not suite:
+        raise ConfigError(f"suite name {suite.name!r} is taken; pick another")
+    SUITES[suite.name] = suite
+    return suite
+
+
 class EnvSpec(NamedTuple):
     """An --env string parsed and checked once (`parse_spec`): its suite and the task as the suite spells it.
     It travels from the config to every environment built for the run instead of the string; pickled (Ray,
@@ -299,6 +317,8 @@ def parse_text(spec: str) -> EnvSpec:
     suite_name, sep, task = spec.partition(":")
     if not sep or not task:
         raise ConfigError(f"env must look like suite:task (got {spec!r}); suites: {', '.join(SUITES)}")
+    if suite_name not in SUITES:
+        load_plugins_from_environment()  # a suite of a plug-in the parent process loaded (a sweep's trial)
     if suite_name not in SUITES:
         raise ConfigError(f"unknown env suite {suite_name!r}; valid suites: {', '.join(SUITES)}")
     suite = SUITES[suite_name]
