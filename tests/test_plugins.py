@@ -190,7 +190,8 @@ def test_an_environment_suite_from_a_file_of_ones_own_trains_by_name(tmp_path):
     run = tmp_path / "run"
     done = scalerl("train", "--plugins", str(plugin), "--env", "corridor:short", "--env-opts.max-episode-steps", "20",
                    "--steps", "3000", "--algo.learning-starts", "300", "--algo.epsilon-decay-steps", "1000",
-                   "--eval-every", "0", "--eval-episodes", "2", "--progress", "off", "--run-dir", str(run), cwd=tmp_path)
+                   "--eval-every", "0", "--eval-episodes", "2", "--progress", "off", "--run-dir", str(run),
+                   cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout.splitlines()[-1])
     assert summary["env"] == "corridor:short" and summary["final_eval_return"] == 1.0  # it learns to walk right
