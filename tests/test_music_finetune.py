@@ -14,7 +14,15 @@ import pytest
 import torch
 
 from scalerl.cli import main
-from scalerl.music.finetune import baselined, chance_fits, fit_to_go, kl_to_teacher, penalties, windowed_reward
+from scalerl.music.finetune import (
+    baselined,
+    chance_fits,
+    fit_to_go,
+    kl_to_teacher,
+    penalties,
+    returns_norm_state,
+    windowed_reward,
+)
 from scalerl.music.metrics import invalid_holds
 from scalerl.music.models import legal_chord_mask
 from scalerl.music.vocab import CHORD_HOLD, CHORD_ON, NOTE_ON, PAD, SILENCE, VOCAB_SIZE, chord_id
@@ -143,6 +151,18 @@ def test_a_policy_finetuned_with_a_grammar_keeps_it_when_loaded(pretrained, tmp_
     kl_to_teacher(policy, torch.randn(2, 3, VOCAB_SIZE), legal).sum().backward()
     assert torch.isfinite(policy.grad).all() and (policy.grad[..., CHORD_HOLD + 5] == 0).all()  # illegal: no gradient
     assert main([*finetune_args(pretrained, tmp_path / "bad", 2, 1), "--grammar", "bars"]) == 2
+
+
+def test_returns_statistics_from_a_checkpoint_written_before_runningmeanstd_carry_on():
+    """Older finetuning checkpoints kept Welford's count, mean and m2: they load as the same mean and variance."""
+    from scalerl.normalization import RunningMeanStd
+
+    returns = np.random.default_rng(0).normal(3.0, 2.0, 50)
+    old = {"count": 50, "mean": float(returns.mean()), "m2": float(((returns - returns.mean()) ** 2).sum())}
+    norm = RunningMeanStd()
+    norm.load_state_dict(returns_norm_state(old))
+    assert norm.mean == pytest.approx(returns.mean()) and norm.var == pytest.approx(returns.var())
+    assert returns_norm_state(norm.state_dict()) == norm.state_dict()
 
 
 def test_a_samples_baseline_is_the_mean_of_its_melodys_other_samples():

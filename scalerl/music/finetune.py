@@ -24,7 +24,6 @@ models trained at several lengths together give the multi-scale variant (ReaLcho
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import time
 import warnings
@@ -42,9 +41,9 @@ from scalerl.music.metrics import chord_value, frame_fit, invalid_holds, melody_
 from scalerl.music.models import chord_logits, chord_vocabulary_mask, generate, grammar_mask, previous_chords
 from scalerl.music.pretrain import PretrainConfig, load_chord_model
 from scalerl.music.rewards import load_reward_model
-from scalerl.music.training import Batches, read_run
+from scalerl.music.training import Batches, clipped_step, read_run, run_steps
 from scalerl.music.vocab import SILENCE, chord_pitch_classes
-from scalerl.progress import progress
+from scalerl.normalization import RunningMeanStd
 from scalerl.session import Session, read_run_config, resolve_device
 
 
@@ -176,24 +175,6 @@ def penalties(chords: list[int], melody: list[int], silence: float, repetition: 
                           silent_under_melody - allowed) - repetition * held_too_long - invalid * invalid_holds(chords)
 
 
-class RunningNorm:
-    """Running mean and variance of the returns (Welford), for reward normalization."""
-
-    def __init__(self) -> None:
-        self.count, self.mean, self.m2 = 0, 0.0, 0.0
-
-    def update(self, values: np.ndarray) -> None:
-        for value in values:
-            self.count += 1
-            delta = value - self.mean
-            self.mean += delta / self.count
-            self.m2 += delta * (value - self.mean)
-
-    def normalize(self, values: np.ndarray) -> np.ndarray:
-        std = np.sqrt(self.m2 / self.count) if self.count > 1 else 1.0
-        return (values - self.mean) / max(std, 1e-6)
-
-
 def baselined(returns: np.ndarray, group: int) -> np.ndarray:
     """Returns (one per sample, or per sample and frame) minus their baseline: the batch mean, or for
     consecutive groups of `group` samples of one melody, the mean of the other samples in the group
@@ -243,20 +224,19 @@ def finetune(cfg: FinetuneConfig, resume: bool = False) -> dict[str, Any]:
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    norm, step, wall_time = RunningNorm(), 0, 0.0
+    norm, step, wall_time = RunningMeanStd(), 0, 0.0
+    """The returns' running mean and variance, for reward normalization."""
     if (checkpoint := session.checkpoint) is not None:
         policy.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         rng.bit_generator.state = checkpoint["numpy_rng"]
         generator.set_state(checkpoint["generator"])
-        norm.__dict__.update(checkpoint["norm"])
+        norm.load_state_dict(returns_norm_state(checkpoint["norm"]))
         step, wall_time = checkpoint["step"], checkpoint["wall_time"]
         session.restore_rng()
     batches = Batches(songs, cfg.crop_frames, cfg.transpose, rng, cfg.key_change)
-    started = time.perf_counter() - wall_time
-    record: dict[str, float] = {}
-    bar = progress(total=cfg.steps, initial=step, desc="finetune", unit="step")
-    while step < cfg.steps:
+
+    def train_step(step: int, logged: bool) -> dict[str, float]:
         _, melody, _ = batches.sample(cfg.batch_size // cfg.samples_per_melody, device)
         melody = melody.repeat_interleave(cfg.samples_per_melody, 0)
         chords = generate(policy, melody, cfg.temperature, generator=generator)
@@ -292,27 +272,28 @@ def finetune(cfg: FinetuneConfig, resume: bool = False) -> dict[str, Any]:
         kl = (kl_to_teacher(policy_logits, teacher_logits, legal) if teacher_logits is not None
               else torch.zeros_like(log_probs))
         loss = pg_loss + cfg.beta * kl.mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
-        optimizer.step()
-        step += 1
-        bar.update()
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            record = {"return": float(returns.mean()), "reward_models": float(learned.mean()),
-                      "penalties": float(rule.mean()),
-                      "fit_reward": float(fit_term.mean()),
-                      "kl": kl.mean().item(), "loss": loss.item(),
-                      "note_in_chord": float(np.nanmean(fits)),
-                      "chord_frames": float(np.mean([chord_value(t) is not None for c in chord_lists for t in c])),
-                      "wall_time": time.perf_counter() - started}
-            session.log(step, record)
-            session.save(step, record["wall_time"], model=policy.state_dict(), optimizer=optimizer.state_dict(),
-                         numpy_rng=rng.bit_generator.state, generator=generator.get_state(),
-                         norm=copy.deepcopy(norm.__dict__))
-            bar.set_postfix(note_in_chord=f"{record['note_in_chord']:.3f}")
-    bar.close()
-    return session.finish({"kind": "finetune", "steps": step, **record})
+        clipped_step(optimizer, loss, policy.parameters())
+        if not logged:
+            return {}
+        return {"return": float(returns.mean()), "reward_models": float(learned.mean()),
+                "penalties": float(rule.mean()), "fit_reward": float(fit_term.mean()),
+                "kl": kl.mean().item(), "loss": loss.item(), "note_in_chord": float(np.nanmean(fits)),
+                "chord_frames": float(np.mean([chord_value(t) is not None for c in chord_lists for t in c]))}
+
+    return run_steps(session, "finetune", cfg.steps, cfg.eval_every, step, wall_time, train_step, "note_in_chord",
+                     lambda: {"model": policy.state_dict(), "optimizer": optimizer.state_dict(),
+                              "numpy_rng": rng.bit_generator.state, "generator": generator.get_state(),
+                              "norm": norm.state_dict()})
+
+
+def returns_norm_state(state: dict[str, Any]) -> dict[str, Any]:
+    """The returns' statistics as a checkpoint holds them; one written before RunningMeanStd kept them (count,
+    mean and the sum of squared deviations, m2) is converted."""
+    if "m2" not in state:
+        return state
+    count = float(state["count"])
+    return {"mean": np.array(float(state["mean"])), "var": np.array(state["m2"] / count if count else 1.0),
+            "count": max(count, 1e-4)}
 
 
 def resume_finetuning(run_dir: str | Path) -> dict[str, Any]:

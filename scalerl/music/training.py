@@ -164,29 +164,52 @@ def fit(cfg: TrainingSettings, kind: str, model_fn: Callable[[torch.device], tor
         session.restore_rng()
     batches = Batches(train_songs, cfg.crop_frames, cfg.transpose, rng, cfg.key_change, cfg.history_noise)
     session.write_json("parameters.json", {kind: sum(p.numel() for p in model.parameters())})
-    started = time.perf_counter() - wall_time
-    record: dict[str, float] = {}
     if step == 0:  # the untrained model: the baseline every later record improves on
         session.log(0, {**evaluate_mode(model, validate_fn, valid_songs, device), "wall_time": 0.0})
-    bar = progress(total=cfg.steps, initial=step, desc=kind, unit="step")
-    while step < cfg.steps:
+
+    def train_step(step: int, logged: bool) -> dict[str, float]:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(cfg, step)
         loss, scalars = loss_fn(model, *batches.sample(cfg.batch_size, device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        clipped_step(optimizer, loss, model.parameters())
+        if not logged:
+            return {}
+        return {"loss": loss.item(), **scalars, "lr": optimizer.param_groups[0]["lr"],
+                **evaluate_mode(model, validate_fn, valid_songs, device)}
+
+    return run_steps(session, kind, cfg.steps, cfg.eval_every, step, wall_time, train_step, "loss",
+                     lambda: {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                              "numpy_rng": rng.bit_generator.state})
+
+
+def clipped_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, parameters: Any) -> None:
+    """One optimizer step on `loss`, the gradient's global norm clipped to 1, as every chords training takes it."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+    optimizer.step()
+
+
+def run_steps(session: Session, kind: str, steps: int, eval_every: int, step: int, wall_time: float,
+              train_step: Callable[[int, bool], dict[str, float]], shown: str,
+              checkpoint: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The step-and-record loop the chords trainings share, from `step` to `steps`: `train_step(step, logged)`
+    makes one update and, when `logged` (every `eval_every` steps and at the last), returns the record to log;
+    then the run is checkpointed with `checkpoint()`'s parts. The bar shows the record's `shown` value."""
+    started = time.perf_counter() - wall_time
+    record: dict[str, float] = {}
+    bar = progress(total=steps, initial=step, desc=kind, unit="step")
+    while step < steps:
+        logged = (step + 1) % eval_every == 0 or step + 1 == steps
+        scalars = train_step(step, logged)
         step += 1
         bar.update()
-        if step % cfg.eval_every == 0 or step == cfg.steps:
+        if logged:
             wall_time = time.perf_counter() - started
-            record = {"loss": loss.item(), **scalars, "lr": optimizer.param_groups[0]["lr"],
-                      **evaluate_mode(model, validate_fn, valid_songs, device), "wall_time": wall_time}
+            record = {**scalars, "wall_time": wall_time}
             session.log(step, record)
-            session.save(step, wall_time, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                         numpy_rng=rng.bit_generator.state)
-            bar.set_postfix(loss=f"{record['loss']:.3f}")
+            session.save(step, wall_time, **checkpoint())
+            bar.set_postfix({shown: f"{record[shown]:.3f}"})
     bar.close()
     return session.finish({"kind": kind, "steps": step, **record})
 
