@@ -136,7 +136,7 @@ def test_a_reset_of_dormant_neurons_leaves_the_outputs_unchanged_and_clears_thei
     """Every third neuron of each resettable layer is killed (bias -100: ReLU output 0 on every input); the
     neurons dormant by their ReDo score (tau 0) are reset. Dead neurons contribute nothing and the fresh ones reach
     nothing (zero outgoing weights), so the outputs stay the same."""
-    from scalerl.diagnostics.resets import reset_neurons
+    from scalerl.interventions.resets import reset_neurons
 
     torch.manual_seed(2)
     net = build_network(NetConfig(hidden=16, depth=2), space, 3)
@@ -175,7 +175,7 @@ def test_a_reset_of_dormant_neurons_leaves_the_outputs_unchanged_and_clears_thei
 
 
 def test_a_reset_cap_keeps_the_lowest_scores():
-    from scalerl.diagnostics.resets import capped
+    from scalerl.interventions.resets import capped
 
     scores = torch.tensor([0.0, 0.05, 0.5, 0.02, 1.0, 0.01])
     mask = scores <= 0.05
@@ -204,7 +204,7 @@ def test_redo_counts_a_reset_neuron_that_still_learns_through_its_layernorm():
     weights (the norm couples it to the others): ReDo resets it, and counts it as still learning."""
     from types import SimpleNamespace
 
-    from scalerl.diagnostics.resets import ReDoConfig, ReDoHook
+    from scalerl.interventions.resets import ReDoConfig, ReDoHook
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4), nn.ReLU(), nn.Linear(4, 1))
@@ -249,7 +249,7 @@ def play(hook, values, rewards=None):
 
 
 def test_least_stops_an_episode_whose_values_fall_below_the_median_and_not_one_above():
-    from scalerl.diagnostics.least import LEASTConfig, LEASTHook, stop_threshold
+    from scalerl.interventions.least import LEASTConfig, LEASTHook, stop_threshold
 
     hook = LEASTHook(LEASTConfig(episodes=10, min_episodes=3, scale=0.5, start=0.0, gradient="none"), ScriptedCritic())
     hook.run_steps = 1000
@@ -266,7 +266,7 @@ def test_least_stops_an_episode_whose_values_fall_below_the_median_and_not_one_a
 def test_least_weighs_the_threshold_by_the_gradient_ratio():
     """With TD errors kept at 1 per step, a step whose own TD error is 4x larger (informative) lowers the
     threshold 4x: the same falling values stop later."""
-    from scalerl.diagnostics.least import LEASTConfig, LEASTHook
+    from scalerl.interventions.least import LEASTConfig, LEASTHook
 
     def episodes(td_error):
         hook = LEASTHook(LEASTConfig(episodes=10, min_episodes=3, scale=1.0, start=0.0), ScriptedCritic())
@@ -391,7 +391,7 @@ def test_a_reset_redraws_from_the_layers_own_initializer():
     row of a square orthogonal matrix has norm `gain`), not from torch's default (rows 2.5x smaller)."""
     import math
 
-    from scalerl.diagnostics.resets import reset_neurons
+    from scalerl.interventions.resets import reset_neurons
 
     torch.manual_seed(0)
     net = build_network(NetConfig(hidden=64, depth=2, init="orthogonal"), gym.spaces.Box(-1, 1, (64,), np.float32), 3)
@@ -407,7 +407,7 @@ def test_a_reset_redraws_from_the_layers_own_initializer():
 def test_a_reset_under_noisy_layers_keeps_the_function_with_the_noise_on():
     """With noisy layers in training mode the consumer's noise scales (weight_sigma) also reach the reset
     neurons: zeroing only its means would let noise through them. Same noise before and after: same outputs."""
-    from scalerl.diagnostics.resets import reset_neurons
+    from scalerl.interventions.resets import reset_neurons
     from scalerl.nets.heads import NoisyLinear, make_noisy
 
     torch.manual_seed(1)

@@ -14,7 +14,8 @@ LAYERS = [
     ["scalerl.logger", "scalerl.checkpoint", "scalerl.nets", "scalerl.envs", "scalerl.replay", "scalerl.optim",
      "scalerl.normalization", "scalerl.evaluation"],
     ["scalerl.hooks.base", "scalerl.video"],
-    ["scalerl.diagnostics"],  # measurements and interventions, as hooks
+    ["scalerl.diagnostics"],  # measurements, as hooks
+    ["scalerl.interventions"],  # resets and episode stops, as hooks, acting on those measurements
     ["scalerl.hooks"],  # the hook registry
     ["scalerl.agents"],
     ["scalerl.config"],

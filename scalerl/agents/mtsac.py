@@ -33,7 +33,8 @@ import torch
 from torch import nn
 
 from scalerl.agents.base import AgentSpec
-from scalerl.agents.sac import SAC, Critic, GaussianActor, SACConfig, head_config, vector_space
+from scalerl.agents.continuous import Critic, head_config, vector_space
+from scalerl.agents.sac import SAC, GaussianActor, SACConfig
 from scalerl.checks import ConfigError, positive, require
 from scalerl.nets import NetConfig, build_trunk
 from scalerl.optim import OptimizerConfig

@@ -22,42 +22,28 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalerl.agents.base import Agent, AgentSpec, OffPolicyConfig, Optimized, check_optimizers, frozen, polyak
-from scalerl.checks import check_choices, in_range, non_negative, positive, require
+from scalerl.agents.base import Agent, AgentSpec, Optimized, frozen, polyak
+from scalerl.agents.continuous import (
+    ActionScaling,
+    ActorCriticConfig,
+    Critic,
+    build_critic,
+    check_continuous,
+    head_config,
+    vector_space,
+)
+from scalerl.checks import check_choices, in_range, positive, require
 from scalerl.nets import NetConfig, build_network, build_trunk
 from scalerl.optim import OptimizerConfig, make_optimizer
 from scalerl.replay import Batch
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 """The policy's log standard deviation is squashed into this range (as in CleanRL and DrQ)."""
-
-
-@dataclass(frozen=True)
-class ActorCriticConfig(OffPolicyConfig):
-    """What SAC and TD3 share: replay, warm-up, Polyak targets, and an optimizer each for actor and critics."""
-
-    buffer_size: int = 1_000_000
-    batch_size: int = 256
-    learning_starts: int = 5_000
-    """Environment steps of uniformly random actions before the first update."""
-    tau: float = 0.005
-    """Polyak rate of the target networks."""
-    actor_optim: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=3e-4))
-    critic_optim: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=3e-4))
-    max_grad_norm: float = 0.0
-    """Clip each optimizer's gradient norm to this (0: no clipping)."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_optimizers(self)
-        require(0.0 < self.tau <= 1.0, "algo.tau", "in (0, 1]", self.tau)
-        non_negative("algo.max_grad_norm", self.max_grad_norm)
 
 
 @dataclass(frozen=True)
@@ -85,10 +71,6 @@ class SACConfig(ActorCriticConfig):
         in_range("algo.target_entropy_scale", self.target_entropy_scale, -10.0, 10.0)
 
 
-def vector_space(size: int) -> gym.spaces.Box:
-    return gym.spaces.Box(-np.inf, np.inf, (size,), np.float32)
-
-
 def build_encoder(spec: AgentSpec) -> tuple[nn.Module, int]:
     """For pixels, the spec's CNN and bottleneck (no torso) and its feature size; for vectors, the identity."""
     if len(spec.obs_space.shape) == 1:
@@ -97,22 +79,6 @@ def build_encoder(spec: AgentSpec) -> tuple[nn.Module, int]:
         return nn.Identity(), spec.obs_space.shape[0]
     encoder, bottleneck, _, features = build_trunk(dataclasses.replace(spec.net, torso="mlp", depth=0), spec.obs_space)
     return nn.Sequential(encoder, bottleneck), features
-
-
-def head_config(net: NetConfig) -> NetConfig:
-    """The dense part of the spec, for networks over features (and actions)."""
-    return dataclasses.replace(net, encoder="mlp", bottleneck="flatten")
-
-
-class Critic(nn.Module):
-    """Q(s, a): a network over the features and the action, side by side, with one output."""
-
-    def __init__(self, network: nn.Module) -> None:
-        super().__init__()
-        self.net = network
-
-    def forward(self, features: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([features, action], dim=-1)).squeeze(-1)
 
 
 class GaussianActor(nn.Module):
@@ -157,41 +123,9 @@ class GaussianActor(nn.Module):
         return self.mean_action_of(self.net(obs))
 
 
-def build_critic(net: NetConfig, features: int, action_dim: int) -> Critic:
-    """The spec's dense network as a critic."""
-    return Critic(build_network(head_config(net), vector_space(features + action_dim), 1))
-
-
 def build_actor(net: NetConfig, features: int, action_dim: int) -> GaussianActor:
     """The spec's dense network as a Gaussian policy."""
     return GaussianActor(build_network(head_config(net), vector_space(features), 2 * action_dim))
-
-
-def check_continuous(spec: AgentSpec, agent: str) -> gym.spaces.Box:
-    space = spec.action_space
-    require(isinstance(space, gym.spaces.Box) and len(space.shape) == 1 and np.all(np.isfinite(space.low))
-            and np.all(np.isfinite(space.high)), "env", f"an environment with bounded continuous actions for {agent} "
-            "(for discrete actions use --agent dqn, rainbow, pqn or ppo)", space)
-    return space
-
-
-class ActionScaling:
-    """Between the networks' [-1, 1] actions and the environment's bounds."""
-
-    def __init__(self, space: gym.spaces.Box, device: torch.device) -> None:
-        self.low, self.high = space.low.astype(np.float32), space.high.astype(np.float32)
-        self.scale = torch.as_tensor((self.high - self.low) / 2, device=device)
-        self.centre = torch.as_tensor((self.high + self.low) / 2, device=device)
-
-    def uniform(self, rng: np.random.Generator, count: int) -> np.ndarray:
-        """Uniformly random environment actions (the warm-up before learning starts)."""
-        return rng.uniform(self.low, self.high, (count, len(self.low))).astype(np.float32)
-
-    def to_env(self, action: torch.Tensor) -> np.ndarray:
-        return (action * self.scale + self.centre).cpu().numpy()
-
-    def to_unit(self, action: torch.Tensor) -> torch.Tensor:
-        return (action - self.centre) / self.scale
 
 
 class SAC(Agent):

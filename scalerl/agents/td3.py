@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from scalerl.agents.base import Agent, AgentSpec, Optimized, frozen, polyak
-from scalerl.agents.sac import (
+from scalerl.agents.continuous import (
     ActionScaling,
     ActorCriticConfig,
     build_critic,

@@ -18,7 +18,7 @@ A neuron is an output unit of a Linear layer or an output channel of a Conv2d la
 
 `neuron_layers` reads a network's structure from a torch.fx trace: for each Linear/Conv layer, the norm
 and activation applied to its output and the layers that read it. A layer is *resettable* (scalerl's
-ReDo and ReGraMa resets, `scalerl.diagnostics.resets`) when its post-activation output goes only into other
+ReDo and ReGraMa resets, `scalerl.interventions.resets`) when its post-activation output goes only into other
 Linear/Conv layers, possibly through a flatten: then zeroing those layers' incoming weights from the
 neuron makes a reset invisible to the network's output. Output layers, and layers whose output is added to
 a residual stream or concatenated with something else, are not resettable.

@@ -7,11 +7,11 @@ from typing import Any
 
 from scalerl.checks import ConfigError, build_nested
 from scalerl.diagnostics.information import ProbeConfig, ProbeHook
-from scalerl.diagnostics.least import LEASTConfig, LEASTHook, RandomStopConfig, RandomStopHook
 from scalerl.diagnostics.monitor import ActivityConfig, ActivityHook
 from scalerl.diagnostics.norms import NormsConfig, NormsHook
-from scalerl.diagnostics.resets import ReDoConfig, ReDoHook, ReGraMaConfig, ReGraMaHook
 from scalerl.hooks.base import Episode, Hook, HookList, MeasuringHook
+from scalerl.interventions.least import LEASTConfig, LEASTHook, RandomStopConfig, RandomStopHook
+from scalerl.interventions.resets import ReDoConfig, ReDoHook, ReGraMaConfig, ReGraMaHook
 from scalerl.plugins import check_plugin_class, load_plugins_from_environment
 
 HOOKS: dict[str, type[Hook]] = {hook.name: hook

@@ -2,7 +2,7 @@
 network must keep fitting new ones, with no reset, ReDo or ReGraMa.
 
 Both reset rules use the same threshold on their own normalized score (activations for ReDo, the incoming
-weights' gradient for ReGraMa), the same schedule and the same reset (`scalerl.diagnostics.resets`), so the
+weights' gradient for ReGraMa), the same schedule and the same reset (`scalerl.interventions.resets`), so the
 arms differ only in which neurons they pick. At every reset the run also records how many of the picked
 neurons the other metric would have kept: for ReDo, neurons still receiving gradient (its misfires).
 """
@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from scalerl.diagnostics.activity import grama_scores, inactive, neuron_layers, redo_scores
-from scalerl.diagnostics.resets import reset_neurons
+from scalerl.interventions.resets import reset_neurons
 from scalerl.nets import NetConfig, build_network
 from scalerl.provenance import provenance
 
