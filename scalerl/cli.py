@@ -20,6 +20,7 @@ from typing import Literal
 import tyro
 
 from scalerl.agents import AGENTS, agent_class
+from scalerl.agents.objectives import OBJECTIVES
 from scalerl.checks import ConfigError, ScalerlWarning, first_line, install_hint
 from scalerl.config import TrainConfig
 from scalerl.envs import describe_suites, describe_tasks
@@ -244,6 +245,9 @@ def cmd_agents(args: list[str]) -> int:
         print(f"{name:8s} {cls.description}  [{cls.loop.replace('_', '-')}]")
         for flag, default in flag_defaults(cls.config_class(), "algo."):
             print(f"    {flag:30s} default {default!r}")
+    print("\nPPO's objectives (dynamics and value_distillation by their own flags, others by --algo.objectives NAME):")
+    for name, cls in OBJECTIVES.items():
+        print(f"    {name:30s} {cls.description}")
     return 0
 
 

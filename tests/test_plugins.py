@@ -126,6 +126,8 @@ OBJECTIVE = textwrap.dedent('''
 def test_a_ppo_objective_from_a_file_of_ones_own_trains_and_resumes(tmp_path):
     plugin = tmp_path / "my_objective.py"
     plugin.write_text(OBJECTIVE)
+    listed = scalerl("agents", "--plugins", str(plugin), cwd=tmp_path)
+    assert "latent-norm" in listed.stdout and "a researcher's auxiliary loss" in listed.stdout
     common = ["--plugins", str(plugin), "--agent", "ppo", "--algo.objectives", "latent-norm", "--steps", "1024",
               "--num-envs", "2", "--algo.rollout-steps", "64", "--eval-every", "512", "--eval-episodes", "1",
               "--log-every", "128", "--progress", "off", "--checkpoint-every", "512"]
