@@ -21,6 +21,7 @@ import tyro
 
 from scalerl.agents import AGENTS, agent_class
 from scalerl.agents.objectives import OBJECTIVES
+from scalerl.analysis import find_runs, plot_curves, write_report
 from scalerl.checks import ConfigError, ScalerlWarning, first_line, install_hint
 from scalerl.config import TrainConfig
 from scalerl.envs import describe_suites, describe_tasks
@@ -37,8 +38,14 @@ from scalerl.flags import (
     tyro_cli,
     writable_path,
 )
+from scalerl.hooks import HOOKS
+from scalerl.music.cli import main as chords_main
 from scalerl.plugins import load_plugins, take_plugins_option
 from scalerl.presets import describe_presets, preset_names, preset_settings, read_preset
+from scalerl.probe import probe_run
+from scalerl.run import evaluate, resume, train
+from scalerl.studies import export_study, report_study, run_study, study_folder, study_names, title, verdict_summary
+from scalerl.sweep import SweepSpec, load_sweep_file, run_sweep
 
 HELP = """usage: scalerl COMMAND [OPTIONS]
 
@@ -132,8 +139,6 @@ def field_docstrings(cls: type) -> dict[str, str]:
 
 
 def cmd_train(args: list[str]) -> int:
-    from scalerl.run import resume, train
-
     if "--help-all" in args:
         args = [("--help" if arg == "--help-all" else arg) for arg in args]
     elif "-h" in args or "--help" in args:
@@ -175,8 +180,6 @@ class EvalArgs:
 
 
 def cmd_eval(args: list[str]) -> int:
-    from scalerl.run import evaluate
-
     if not args or args[0] not in ("-h", "--help"):
         if not args or args[0].startswith("-"):
             raise ConfigError("usage: scalerl eval RUN_DIR [--episodes N] [--num-envs E] [--seed S] [--device D] "
@@ -191,8 +194,6 @@ def cmd_eval(args: list[str]) -> int:
 
 def cmd_probe(args: list[str]) -> int:
     """Mutual information of a PPO run's actor and critic latents (see scalerl.diagnostics.information)."""
-    from scalerl.probe import probe_run
-
     if args and args[0] in ("-h", "--help"):
         print("usage: scalerl probe RUN_DIR [STEPS]: mutual information (nats, KSG k=3) of a PPO run's actor and "
               "critic latents with the observation, the value, the action and the level (or environment copy)")
@@ -252,8 +253,6 @@ def cmd_agents(args: list[str]) -> int:
 
 
 def cmd_hooks(args: list[str]) -> int:
-    from scalerl.hooks import HOOKS
-
     no_arguments("hooks", args)
     for name, cls in HOOKS.items():
         print(f"{name:8s} {cls.description}")
@@ -273,8 +272,6 @@ def analysis_parser(command: str, description: str) -> ArgumentParser:
 
 
 def cmd_plot(args: list[str]) -> int:
-    from scalerl.analysis import find_runs, plot_curves
-
     parser = analysis_parser("plot", "Learning curves or training metrics, mean and 95% band over seeds, per group.")
     parser.add_argument("--metric", default="score",
                         help="score (normalized), return_mean, success_mean, "
@@ -291,8 +288,6 @@ def cmd_plot(args: list[str]) -> int:
 
 
 def cmd_report(args: list[str]) -> int:
-    from scalerl.analysis import write_report
-
     parser = analysis_parser("report", "A markdown report comparing groups of runs, with figures.")
     parser.add_argument("-o", "--out", type=writable_path("file"), default=Path("report.md"))
     parser.add_argument("--reps", type=integer(1, 100_000), default=2000, help="bootstrap resamples")
@@ -304,8 +299,6 @@ def cmd_report(args: list[str]) -> int:
 
 
 def cmd_sweep(args: list[str]) -> int:
-    from scalerl.sweep import SweepSpec, load_sweep_file, run_sweep
-
     parser = ArgumentParser(prog="scalerl sweep", description="Run a grid of config overrides x seeds on Ray; "
                             "started again, it skips finished runs and resumes unfinished ones.")
     parser.add_argument("file", nargs="?", type=Path, help="sweep file (.toml or .yaml): base, grid, variants, seeds")
@@ -343,8 +336,6 @@ def cmd_sweep(args: list[str]) -> int:
 
 
 def cmd_study(args: list[str]) -> int:
-    from scalerl.studies import export_study, report_study, run_study, study_folder, study_names, title, verdict_summary
-
     parser = ArgumentParser(prog="scalerl study", description="Reproduce a paper's headline effect at small scale "
                             "and write a report with figures; started again, a study continues where it stopped.")
     parser.add_argument("name", nargs="?", help="the study (see --list)")
@@ -386,8 +377,6 @@ def cmd_study(args: list[str]) -> int:
 
 
 def cmd_chords(args: list[str]) -> int:
-    from scalerl.music.cli import main as chords_main
-
     return chords_main(args)
 
 

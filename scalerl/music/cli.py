@@ -18,15 +18,23 @@ from scalerl.flags import (
     tyro_cli,
     writable_path,
 )
+from scalerl.music.accompany import accompany
 from scalerl.music.data import (
     SYNTHETIC_FORMS,
     bach_chorales,
     chorale_count,
     lead_sheets,
+    load_songs,
     save_songs,
     split_songs,
     synthetic_songs,
 )
+from scalerl.music.evaluate import compare, markdown_table, plot_adaptation
+from scalerl.music.finetune import FinetuneConfig, finetune, resume_finetuning
+from scalerl.music.jam import serve
+from scalerl.music.pretrain import PretrainConfig, export_model, pretrain, resume_pretraining
+from scalerl.music.rewards import RewardConfig, resume_reward_training, train_reward_model
+from scalerl.music.vocab import chord_name
 from scalerl.progress import progress
 
 MAX_BARS = 1_000
@@ -89,15 +97,10 @@ def cmd_data(args: list[str]) -> int:
 
 
 def cmd_pretrain(args: list[str]) -> int:
-    from scalerl.music.pretrain import PretrainConfig, pretrain, resume_pretraining
-
     return train_or_resume(args, PretrainConfig, pretrain, resume_pretraining, "pretrain")
 
 
 def cmd_eval(args: list[str]) -> int:
-    from scalerl.music.data import load_songs
-    from scalerl.music.evaluate import compare, markdown_table, plot_adaptation
-
     parser = ArgumentParser(prog="scalerl chords eval", description=(
         "Accompany held-out melodies with each model and compare note-in-chord, onset EMD against the data, "
         "chord-length and chord entropy, distinct chords, and the adaptation test: the first quarter of each window's "
@@ -138,25 +141,14 @@ def cmd_eval(args: list[str]) -> int:
 
 
 def cmd_rewards(args: list[str]) -> int:
-    from scalerl.music.rewards import (
-        RewardConfig,
-        resume_reward_training,
-        train_reward_model,
-    )
-
     return train_or_resume(args, RewardConfig, train_reward_model, resume_reward_training, "rewards")
 
 
 def cmd_finetune(args: list[str]) -> int:
-    from scalerl.music.finetune import FinetuneConfig, finetune, resume_finetuning
-
     return train_or_resume(args, FinetuneConfig, finetune, resume_finetuning, "finetune")
 
 
 def cmd_accompany(args: list[str]) -> int:
-    from scalerl.music.accompany import accompany
-    from scalerl.music.vocab import chord_name
-
     parser = ArgumentParser(prog="scalerl chords accompany", description=(
         "Add chords to a melody (MIDI, MusicXML or ABC) with an online model, frame by frame as the jam page plays "
         "it; writes a MIDI file. Reading the melody with music21 takes most of the time; the chords take a few "
@@ -176,8 +168,6 @@ def cmd_accompany(args: list[str]) -> int:
 
 
 def cmd_jam(args: list[str]) -> int:
-    from scalerl.music.jam import serve
-
     parser = ArgumentParser(prog="scalerl chords jam", description=(
         "Serve the live jam page: play a melody in the browser, the online model answers with chords."))
     parser.add_argument("run", type=Path, nargs="?", default=None,
@@ -197,8 +187,6 @@ def cmd_jam(args: list[str]) -> int:
 
 
 def cmd_export(args: list[str]) -> int:
-    from scalerl.music.pretrain import export_model
-
     parser = ArgumentParser(prog="scalerl chords export", description=(
         "Write a chord model alone (config.json and weights, no optimizer state) to share it or ship it; "
         "every command that takes a run directory takes the folder too."))

@@ -19,6 +19,16 @@ from typing import Any
 
 import numpy as np
 
+from scalerl.analysis.plots import few_points_style, mean_and_band, pyplot, save, series
+from scalerl.analysis.report import table
+from scalerl.analysis.runs import find_runs
+from scalerl.envs import make_env
+from scalerl.evaluation import run_episodes
+from scalerl.probe import probe_run
+from scalerl.run import load_agent
+from scalerl.session import EVAL_SEED_OFFSET
+from scalerl.sweep import SweepSpec, run_sweep
+
 ENCODERS = ("shared", "separate", "shared_matched")
 LABELS = {"shared": "shared", "separate": "separate", "shared_matched": "shared, parameter-matched"}
 TARGETS = ("observation", "value", "action", "level")
@@ -49,8 +59,6 @@ PPO = {"agent": "ppo", "num_envs": 8, "algo.rollout_steps": 128, "algo.epochs": 
 
 
 def run_training(settings: Settings, out: Path, workers: int | None, address: str | None) -> list[Path]:
-    from scalerl.sweep import SweepSpec, run_sweep
-
     base = {**PPO, "env": f"minatar:{settings.game}", "steps": settings.steps, "eval_every": settings.eval_every,
             "eval_episodes": 10, "checkpoint_every": 100_000, "env_opts.num_levels": settings.num_levels}
     variants = [{"name": encoders, "algo.encoders": encoders} for encoders in ENCODERS]
@@ -63,11 +71,6 @@ def run_training(settings: Settings, out: Path, workers: int | None, address: st
 
 def level_returns(run_dir: Path, level_set: str, episodes: int) -> list[float]:
     """Returns of the run's final policy on its training or its test levels (the evaluation protocol)."""
-    from scalerl.envs import make_env
-    from scalerl.evaluation import run_episodes
-    from scalerl.run import load_agent
-    from scalerl.session import EVAL_SEED_OFFSET
-
     config, agent = load_agent(run_dir, device="cpu")
     envs = make_env(config.env_spec, min(8, episodes), config.seed + EVAL_SEED_OFFSET,
                     **{**config.env_kwargs(training=False), "level_set": level_set})
@@ -79,8 +82,6 @@ def level_returns(run_dir: Path, level_set: str, episodes: int) -> list[float]:
 
 def measure(settings: Settings, run_dirs: list[Path], out: Path) -> list[dict[str, Any]]:
     """Train/test returns and probes of every run, cached in out/measurements/ by run."""
-    from scalerl.probe import probe_run
-
     folder = out / "measurements"
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -99,8 +100,6 @@ def measure(settings: Settings, run_dirs: list[Path], out: Path) -> list[dict[st
 
 
 def plot(runs: list, rows: list[dict[str, Any]], path: Path) -> None:
-    from scalerl.analysis.plots import few_points_style, mean_and_band, pyplot, save, series
-
     plt = pyplot()
     figure, (curves_axis, *mi_axes) = plt.subplots(1, 1 + len(TARGETS), figsize=(4 * (1 + len(TARGETS)), 3.6))
     for color, encoders in enumerate(ENCODERS):
@@ -127,8 +126,6 @@ def plot(runs: list, rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def write_report(settings: Settings, runs: list, rows: list[dict[str, Any]], out: Path, quick: bool) -> Path:
-    from scalerl.analysis.report import table
-
     def cell(values: list[float]) -> str:
         return f"{np.mean(values):.2f} ± {np.std(values):.2f}" if values else ""
 
@@ -165,8 +162,6 @@ def write_report(settings: Settings, runs: list, rows: list[dict[str, Any]], out
 
 def run(out: Path, quick: bool = False, workers: int | None = None, address: str | None = None) -> Path:
     """Run (or continue) the study in `out` and write out/report.md; returns its path."""
-    from scalerl.analysis.runs import find_runs
-
     settings = QUICK if quick else FULL
     out.mkdir(parents=True, exist_ok=True)
     run_dirs = run_training(settings, out, workers, address)

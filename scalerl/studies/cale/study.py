@@ -25,7 +25,16 @@ from typing import Any
 
 import numpy as np
 
+from scalerl.analysis.plots import few_points_style, mean_and_band, pyplot, save, series
+from scalerl.analysis.report import table
+from scalerl.analysis.runs import find_runs
+from scalerl.checkpoint import load_checkpoint
+from scalerl.envs import make_env
 from scalerl.envs.cale import EVENTS, action_events, event_shares, recorded_events, shares_of, uniform_actions
+from scalerl.evaluation import run_episodes
+from scalerl.run import CHECKPOINT_TYPES
+from scalerl.session import EVAL_SEED_OFFSET
+from scalerl.sweep import SweepSpec, run_sweep
 
 
 @dataclass(frozen=True)
@@ -87,8 +96,6 @@ def sweep_variants(settings: Settings) -> list[dict[str, Any]]:
 def run_training(settings: Settings, out: Path, workers: int | None, address: str | None) -> list[Path]:
     """DQN and SAC at the default threshold under out/runs; SAC at the other thresholds, with their own
     seeds, under out/thresholds."""
-    from scalerl.sweep import SweepSpec, run_sweep
-
     base = {**SHARED, "steps": settings.steps, "eval_every": settings.eval_every,
             "eval_episodes": settings.eval_episodes, "algo.learning_starts": settings.learning_starts}
     default = [v for v in sweep_variants(settings) if v.get("env_opts.continuous_action_threshold", 0.5) == 0.5]
@@ -119,10 +126,6 @@ class UniformPolicy:
 
 def random_play(settings: Settings) -> dict[str, list[float]]:
     """Returns of uniformly random play, evaluation protocol (true rewards, no episodic life)."""
-    from scalerl.envs import make_env
-    from scalerl.evaluation import run_episodes
-    from scalerl.session import EVAL_SEED_OFFSET
-
     scores = {}
     for suite in ("atari", "cale"):
         envs = make_env(f"{suite}:{settings.game}", min(settings.random_episodes, 8), EVAL_SEED_OFFSET)
@@ -164,9 +167,6 @@ def threshold_of(run) -> float:
 def policy_shares(run, last: int = 5_000) -> dict[str, float] | None:
     """Event shares of the actions SAC took in its last `last` training steps, read from the replay buffer
     of its final checkpoint."""
-    from scalerl.checkpoint import load_checkpoint
-    from scalerl.run import CHECKPOINT_TYPES
-
     path = run.path / "checkpoints" / "latest.pt"
     if run.config["agent"] != "sac" or not path.is_file():
         return None
@@ -178,8 +178,6 @@ def policy_shares(run, last: int = 5_000) -> dict[str, float] | None:
 
 
 def plot_returns(runs: list, random_scores: dict[str, list[float]], path: Path) -> None:
-    from scalerl.analysis.plots import few_points_style, mean_and_band, pyplot, save, series
-
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(6, 4))
     groups: dict[str, list] = {}
@@ -208,8 +206,6 @@ def fmt(value: float) -> str:
 
 def write_report(settings: Settings, shares: list[dict], runs: list, random_scores: dict[str, list[float]], out: Path,
                  quick: bool) -> Path:
-    from scalerl.analysis.report import table
-
     lines = [f"# CALE study on {settings.game}{' (quick: every part, nothing learned)' if quick else ''}", "",
              "## 1. Joystick events under uniformly random actions", "",
              f"Exact shares beside those counted from {settings.share_samples:,} random actions stepped through "
@@ -255,8 +251,6 @@ def write_report(settings: Settings, shares: list[dict], runs: list, random_scor
 
 def run(out: Path, quick: bool = False, workers: int | None = None, address: str | None = None) -> Path:
     """Run (or continue) the study in `out` and write out/report.md; returns its path."""
-    from scalerl.analysis.runs import find_runs
-
     settings = QUICK if quick else FULL
     out.mkdir(parents=True, exist_ok=True)
     shares = share_rows(settings)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scalerl.analysis.plots import pyplot, save
 from scalerl.analysis.results import (
     Claim,
     RunResult,
@@ -20,6 +21,7 @@ from scalerl.analysis.results import (
     thin,
     verdict_table,
 )
+from scalerl.analysis.runs import load_run
 from scalerl.checks import ConfigError
 from scalerl.studies.grama import classification
 
@@ -72,8 +74,6 @@ def classification_result(raw: dict) -> RunResult:
 
 
 def sac_result(run_dir: Path) -> RunResult:
-    from scalerl.analysis.runs import load_run
-
     run = load_run(run_dir)
     provenance_path = run_dir / "provenance.json"
     if not provenance_path.is_file():
@@ -232,8 +232,6 @@ def band(axis, x, curves: np.ndarray, color: str, label: str, style: str = "-") 
 
 
 def plot_classification(results: Sequence[RunResult], path: Path) -> None:
-    from scalerl.analysis.plots import pyplot, save
-
     plt = pyplot()
     figure, axes = plt.subplots(1, 3, figsize=(16, 4))
     for row, network in enumerate(classification.NETWORKS):
@@ -257,8 +255,6 @@ def plot_classification(results: Sequence[RunResult], path: Path) -> None:
 
 
 def plot_sac(results: Sequence[RunResult], path: Path) -> None:
-    from scalerl.analysis.plots import pyplot, save
-
     plt = pyplot()
     figure, axes = plt.subplots(1, 3, figsize=(16, 4))
     for color, method in enumerate(classification.METHODS):

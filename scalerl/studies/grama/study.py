@@ -21,6 +21,7 @@ from typing import Any
 
 from scalerl.analysis.results import fill_blocks
 from scalerl.studies.grama import classification, results
+from scalerl.sweep import SweepSpec, run_sweep
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,6 @@ def sac_base(settings: Settings) -> dict[str, Any]:
 
 
 def run_sac(settings: Settings, out: Path, workers: int | None, address: str | None) -> None:
-    from scalerl.sweep import SweepSpec, run_sweep
-
     variants = [{"name": name, **overrides} for name, overrides in VARIANTS.items()]
     result = run_sweep(SweepSpec(base=sac_base(settings), variants=variants, seeds=settings.seeds), out,
                        workers=workers, address=address, report=False)

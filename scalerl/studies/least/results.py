@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scalerl.analysis.plots import pyplot, save
 from scalerl.analysis.results import (
     Claim,
     RunResult,
@@ -24,6 +25,7 @@ from scalerl.analysis.results import (
     thin,
     verdict_table,
 )
+from scalerl.analysis.runs import load_run
 from scalerl.checks import ConfigError
 from scalerl.sweep import load_sweep_file
 
@@ -53,8 +55,6 @@ def variants() -> list[tuple[str, dict]]:
 
 
 def run_result(run_dir: Path) -> RunResult:
-    from scalerl.analysis.runs import load_run
-
     run = load_run(run_dir)
     provenance_path = run_dir / "provenance.json"
     if not provenance_path.is_file():
@@ -169,8 +169,6 @@ def blocks(results: Sequence[RunResult], figures: Path | None) -> dict[str, str]
 
 def plot(results: Sequence[RunResult], path: Path) -> None:
     """Per agent and task with results: the evaluation return above, the training episodes' length below."""
-    from scalerl.analysis.plots import pyplot, save
-
     shown = [(agent, env, task) for agent in AGENTS for env, task in ENVS.items()
              if select(results, agent=agent, env=env)]
     plt = pyplot()

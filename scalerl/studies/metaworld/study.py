@@ -17,7 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from scalerl.analysis.plots import few_points_style, mean_and_band, pyplot, save, series
+from scalerl.analysis.report import fmt, table
+from scalerl.analysis.runs import find_runs
+from scalerl.envs import make_env
+from scalerl.envs.metaworld import metaworld_task_count, task_names
 from scalerl.evaluation import step_successes
+from scalerl.sweep import SweepSpec, run_sweep
 
 VERSIONS = ("v1", "v2")
 
@@ -46,9 +52,6 @@ def scripted_returns(episodes: int, max_steps: int = 500) -> dict[str, dict[str,
     one-step reward over `episodes` episodes (the same goals under both versions)."""
     from metaworld.policies import ENV_POLICY_MAP
 
-    from scalerl.envs import make_env
-    from scalerl.envs.metaworld import task_names
-
     results: dict[str, dict[str, dict[str, float]]] = {}
     for version in VERSIONS:
         envs = make_env("metaworld:MT10", 10, 0, reward_function_version=version, max_episode_steps=max_steps)
@@ -74,8 +77,6 @@ def scripted_returns(episodes: int, max_steps: int = 500) -> dict[str, dict[str,
 def base_settings(settings: Settings) -> dict[str, Any]:
     """The MT-SAC runs' settings but the reward version: 4,000 random steps per task (at most a third of
     the run) and one update per vector step, as the reference."""
-    from scalerl.envs.metaworld import metaworld_task_count
-
     tasks = metaworld_task_count(settings.tasks)[0]
     return {"env": f"metaworld:{settings.tasks}", "agent": "mtsac", "steps": settings.sac_steps,
             "eval_every": settings.eval_every, "eval_episodes": settings.eval_episodes, "log_every": 3_000,
@@ -85,8 +86,6 @@ def base_settings(settings: Settings) -> dict[str, Any]:
 
 
 def run_mtsac(settings: Settings, out: Path, workers: int | None, address: str | None) -> list[Path]:
-    from scalerl.sweep import SweepSpec, run_sweep
-
     variants = [{"name": version, "env_opts.reward_function_version": version} for version in VERSIONS]
     result = run_sweep(SweepSpec(base=base_settings(settings), variants=variants, seeds=settings.seeds), out,
                        workers=workers, address=address, report=False)
@@ -97,9 +96,6 @@ def run_mtsac(settings: Settings, out: Path, workers: int | None, address: str |
 
 
 def write_report(settings: Settings, scripted: dict[str, Any], runs: list, out: Path, quick: bool) -> Path:
-    from scalerl.analysis.plots import few_points_style, mean_and_band, pyplot, save, series
-    from scalerl.analysis.report import fmt, table
-
     lines = [f"# Meta-World+ study{' (quick: every part, nothing learned)' if quick else ''}", "",
              "## (a) Scripted policies under reward v1 and v2", "",
              (f"Meta-World's scripted policy for each MT10 task, {settings.scripted_episodes} episode(s) of 500 steps "
@@ -151,8 +147,6 @@ def write_report(settings: Settings, scripted: dict[str, Any], runs: list, out: 
 
 
 def run(out: Path, quick: bool = False, workers: int | None = None, address: str | None = None) -> Path:
-    from scalerl.analysis.runs import find_runs
-
     settings = QUICK if quick else FULL
     out.mkdir(parents=True, exist_ok=True)
     cached = out / "scripted.json"

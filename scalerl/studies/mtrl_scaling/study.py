@@ -17,6 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from scalerl.analysis.plots import mean_and_band, pyplot, save, series
+from scalerl.analysis.report import table
+from scalerl.analysis.runs import find_runs
+from scalerl.sweep import SweepSpec, run_sweep
+
 TASK_SETS = {
     1: "custom/reach-v3",
     4: "custom/reach-v3,push-v3,drawer-close-v3,window-open-v3",
@@ -65,8 +70,6 @@ def variants(settings: Settings) -> list[dict[str, Any]]:
 
 
 def run_sweep_of(settings: Settings, out: Path, workers: int | None, address: str | None) -> list[Path]:
-    from scalerl.sweep import SweepSpec, run_sweep
-
     base = {"agent": "mtsac", "log_every": 1_000, "checkpoint_every": 10_000, "algo.batch_size": settings.batch_size,
             "hooks": ["activity"], "hook_opts.activity.every": 250, "hook_opts.activity.per_layer": False}
     result = run_sweep(SweepSpec(base=base, variants=variants(settings), seeds=settings.seeds), out, workers=workers,
@@ -97,9 +100,6 @@ def summarize(runs: list) -> list[dict[str, Any]]:
 
 
 def write_report(settings: Settings, runs: list, out: Path, quick: bool) -> Path:
-    from scalerl.analysis.plots import mean_and_band, pyplot, save, series
-    from scalerl.analysis.report import table
-
     rows = summarize(runs)
     lines = [f"# Multi-task scaling study{' (quick: every part, nothing learned)' if quick else ''}", "",
              (f"MT-SAC, {settings.steps_per_task:,} environment steps per task, batch {settings.batch_size} per task, "
@@ -148,8 +148,6 @@ def write_report(settings: Settings, runs: list, out: Path, quick: bool) -> Path
 
 
 def run(out: Path, quick: bool = False, workers: int | None = None, address: str | None = None) -> Path:
-    from scalerl.analysis.runs import find_runs
-
     settings = QUICK if quick else FULL
     out.mkdir(parents=True, exist_ok=True)
     runs = find_runs(run_sweep_of(settings, out / "runs", workers, address))

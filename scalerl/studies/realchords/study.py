@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from scalerl.analysis.plots import pyplot
 from scalerl.music.cli import main as chords_main
 from scalerl.music.data import load_songs
 from scalerl.music.evaluate import evaluate_model, plot_adaptation
@@ -277,8 +278,6 @@ def seed_table(results: dict[str, dict]) -> str:
 def plot_budget(runs: dict[str, Path], path: Path) -> None:
     """Validation loss and the note-in-chord of the models' own accompaniments against pretraining steps,
     one line per run: where they flatten is the budget worth training for."""
-    from scalerl.analysis.plots import pyplot
-
     plt = pyplot()
     figure, (loss_axis, fit_axis) = plt.subplots(1, 2, figsize=(10, 3.6))
     for label, run in runs.items():

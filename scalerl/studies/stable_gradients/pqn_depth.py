@@ -23,6 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from scalerl.analysis.plots import few_points_style, mean_and_band, pyplot, save, series
+from scalerl.analysis.report import table
+from scalerl.sweep import SweepSpec, run_sweep
+
 LEARNING_RATE = 2.5e-4
 
 
@@ -71,8 +75,6 @@ def run_training(settings: RLSettings, out: Path, workers: int | None, address: 
                  variants: Sequence[str] | None = None) -> list[Path]:
     """Train (or continue) the PQN runs into `out`, only the named `variants` when given, in the order given;
     the finished runs' folders, every one in `out` (runs finished earlier included)."""
-    from scalerl.sweep import SweepSpec, run_sweep
-
     base = {"agent": "pqn", "env": f"minatar:{settings.game}", "steps": settings.steps, "num_envs": settings.num_envs,
             "net.hidden": settings.hidden, "net.init": "orthogonal", "eval_every": settings.eval_every,
             "eval_episodes": settings.eval_episodes, "checkpoint_every": 50_000, "log_every": 4_096 * 4,
@@ -122,8 +124,6 @@ def summarize(runs: list) -> dict[tuple[str, int], dict[str, list[float]]]:
 
 
 def plot(runs: list, path: Path) -> None:
-    from scalerl.analysis.plots import few_points_style, mean_and_band, pyplot, save, series
-
     plt = pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(12, 4))
     groups: dict[tuple[str, int], list] = {}
@@ -158,8 +158,6 @@ def cell(values: list[float], digits: str = ".2f") -> str:
 
 
 def report_lines(settings: RLSettings, runs: list, out: Path, quick: bool) -> list[str]:
-    from scalerl.analysis.report import table
-
     lines = [f"## (b) PQN on MinAtar {settings.game}{' (quick: nothing learned)' if quick else ''}", "",
              f"{settings.steps:,} environment steps ({settings.num_envs} envs x 32 steps a rollout), width "
              f"{settings.hidden}, seeds {settings.seeds}; evaluation return over {settings.eval_episodes} episodes "

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scalerl.analysis.plots import pyplot, save
 from scalerl.analysis.results import (
     Claim,
     Estimate,
@@ -22,6 +23,7 @@ from scalerl.analysis.results import (
     thin,
     verdict_table,
 )
+from scalerl.analysis.runs import load_run
 from scalerl.checks import ConfigError
 from scalerl.studies.stable_gradients import pqn_depth
 from scalerl.studies.stable_gradients.study import FULL, Settings
@@ -58,8 +60,6 @@ def supervised_result(raw: dict) -> RunResult:
 
 
 def rl_result(run_dir: Path) -> RunResult:
-    from scalerl.analysis.runs import load_run
-
     run = load_run(run_dir)
     name, blocks = pqn_depth.variant_of(run)
     provenance_path = run_dir / "provenance.json"
@@ -226,8 +226,6 @@ def blocks(results: Sequence[RunResult], figures: Path | None) -> dict[str, str]
 def finish(figure, axes, left_title: str, xlabel: str, path: Path) -> None:
     """Both figures' shared frame: the left panel's title, the first layer's gradient norm on a log scale on
     the right, grids, a legend, and the PNG."""
-    from scalerl.analysis.plots import save
-
     axes[0].set_title(left_title)
     axes[1].set_title("first layer's gradient norm")
     axes[1].set_yscale("log")
@@ -239,8 +237,6 @@ def finish(figure, axes, left_title: str, xlabel: str, path: Path) -> None:
 
 
 def plot_supervised(results: Sequence[RunResult], path: Path) -> None:
-    from scalerl.analysis.plots import pyplot
-
     plt = pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(13, 4))
     for color, (depth, architecture, optimizer, members) in enumerate(supervised_arms(results)):
@@ -255,8 +251,6 @@ def plot_supervised(results: Sequence[RunResult], path: Path) -> None:
 
 
 def plot_rl(results: Sequence[RunResult], path: Path) -> None:
-    from scalerl.analysis.plots import pyplot
-
     plt = pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(12, 4))
     for color, variant in enumerate(pqn_depth.VARIANTS):

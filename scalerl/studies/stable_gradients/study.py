@@ -28,8 +28,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from scalerl.analysis.plots import pyplot, save
+from scalerl.analysis.report import table
+from scalerl.analysis.runs import find_runs
 from scalerl.checks import ConfigError, install_hint
+from scalerl.nets import NetConfig, build_network
+from scalerl.optim import OptimizerConfig, make_optimizer
 from scalerl.provenance import provenance
+from scalerl.studies.stable_gradients import pqn_depth
 
 
 @dataclass(frozen=True)
@@ -66,8 +72,6 @@ def network(architecture: str, depth: int, width: int) -> torch.nn.Module:
     """`depth` counts dense layers: a multi-skip block holds two."""
     import gymnasium as gym
 
-    from scalerl.nets import NetConfig, build_network
-
     space = gym.spaces.Box(0.0, 1.0, (64,), np.float32)
     if architecture == "plain":
         spec = NetConfig(torso="mlp", depth=depth, hidden=width, init="orthogonal")
@@ -78,8 +82,6 @@ def network(architecture: str, depth: int, width: int) -> torch.nn.Module:
 
 def train_one(name: str, architecture: str, optimizer_kind: str, depth: int, seed: int,
               settings: Settings) -> dict[str, Any]:
-    from scalerl.optim import OptimizerConfig, make_optimizer
-
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     x, labels = digits()
@@ -133,9 +135,6 @@ def label(result: dict[str, Any]) -> str:
 
 def write_report(settings: Settings, results: list[dict[str, Any]], out: Path, quick: bool,
                  more: Sequence[str] = ()) -> Path:
-    from scalerl.analysis.plots import pyplot, save
-    from scalerl.analysis.report import table
-
     groups: dict[str, list[dict[str, Any]]] = {}
     for result in results:
         groups.setdefault(label(result), []).append(result)
@@ -184,9 +183,6 @@ def run(out: Path, quick: bool = False, workers: int | None = None, address: str
     networks in local processes; part (b)'s PQN runs are a sweep, on a Ray cluster when given its address.
     `seeds` runs those seeds of both parts; `variants` runs only the named networks of part (a) (e.g.
     plain-radam-d4) or runs of part (b) (e.g. baseline-5blocks), so one run can be made again alone."""
-    from scalerl.analysis.runs import find_runs
-    from scalerl.studies.stable_gradients import pqn_depth
-
     settings = QUICK if quick else FULL
     rl_settings = pqn_depth.QUICK if quick else pqn_depth.FULL
     if seeds is not None:
