@@ -121,3 +121,15 @@ def test_music_stays_beside_the_rl_core():
     reaching = [f"{module} -> {target}" for module, targets in GRAPH.items() if module.startswith("scalerl.music")
                 for target in targets if target.startswith(("scalerl.agents", "scalerl.loops", "scalerl.run"))]
     assert not reaching, reaching
+
+
+def test_scalerl_modules_are_imported_at_the_top_of_a_module():
+    """An import inside a function hides an edge of the graph above from a reader; scalerl's own modules are
+    light to import (matplotlib, Ray and music21 load lazily inside them), so none needs one."""
+    inside = []
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                inside += [f"{module}:{sub.lineno} {sub.module}" for sub in ast.walk(node)
+                           if isinstance(sub, ast.ImportFrom) and (sub.module or "").startswith("scalerl")]
+    assert not inside, inside
