@@ -75,6 +75,28 @@ def test_the_demo_plays_in_time_with_sound_and_draws_the_roll(served, browser, t
     assert page.errors == []
 
 
+def test_start_counts_in_one_bar_of_the_meter_and_a_key_starts_at_once(served, browser):
+    """From the Start button the jam begins after a bar of clicks (3 beats in 3/4), showing the count; the
+    first frame comes after it. A key starts the jam at once: the player has already begun."""
+    _, url = served
+    page = open_page(browser, url)
+    page.fill("#bpm", "60")  # a beat a second: the count-in lasts 3 s
+    page.select_option("#meter", "3")
+    page.click("#start")
+    page.wait_for_function("document.getElementById('chord').textContent.startsWith('count-in')", timeout=10_000)
+    assert stats(page)["countIn"] == 3 and stats(page)["frames"] == 0
+    assert page.inner_text("#chord").endswith("/3")
+    page.wait_for_function("window.jamStats.frames >= 2", timeout=20_000)
+    page.click("#start")  # stop
+    page.keyboard.down("a")
+    page.wait_for_function("window.jamStats.frames >= 1", timeout=10_000)
+    assert stats(page)["countIn"] == 0
+    page.keyboard.up("a")
+    page.click("#start")
+    assert page.errors == []
+    page.close()
+
+
 def test_typed_keys_start_the_jam_from_any_control_but_not_from_a_number_field(served, browser):
     jam, url = served
     page = open_page(browser, url)
