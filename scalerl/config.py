@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
-from scalerl.agents import agent_class
+from scalerl.agents import agent_class, register_agent
 from scalerl.checks import ConfigError, check_magnitudes, config_from_dict, non_negative, positive, require
 from scalerl.envs import EnvSpec, check_options, parse_spec
 from scalerl.envs.options import EnvOptions
-from scalerl.hooks import HookOptions, check_hook_names
+from scalerl.hooks import HookOptions, check_hook_names, register_hook
 from scalerl.nets import NetConfig
 from scalerl.video import check_video
 
@@ -63,7 +63,7 @@ class TrainConfig(Generic[AgentConfigT]):
     env_opts: EnvOptions = field(default_factory=EnvOptions)
     """Options of the environment suite (atari frame stack, dmc pixels, ...); unset keeps its default."""
     agent: str = "dqn"
-    """Agent name (see `scalerl agents`)."""
+    """Agent name (see `scalerl agents`); in Python also an Agent subclass, registered and recorded by its name."""
     algo: AgentConfigT = None  # type: ignore[assignment]  # None: filled with the agent's defaults
     """The chosen agent's hyperparameters (its config dataclass)."""
     net: NetConfig = field(default_factory=NetConfig)
@@ -111,7 +111,8 @@ class TrainConfig(Generic[AgentConfigT]):
     wandb_entity: str | None = None
     """W&B team or user of a tracked run (None: your default entity)."""
     hooks: list[str] = field(default_factory=list)
-    """Hooks to run, by name (see `scalerl hooks`): diagnostics and interventions."""
+    """Hooks to run, by name (see `scalerl hooks`): diagnostics and interventions; in Python also Hook
+    subclasses, registered and recorded by their names."""
     hook_opts: HookOptions = field(default_factory=HookOptions)
     """Options of each hook (--hook-opts.NAME.*)."""
     checkpoint_every: int = 25_000
@@ -123,7 +124,10 @@ class TrainConfig(Generic[AgentConfigT]):
     """Progress bar: auto shows it only on a terminal."""
 
     def __post_init__(self) -> None:
-
+        if isinstance(self.agent, type):  # train(agent=MyAgent): the class itself, from a researcher's script
+            object.__setattr__(self, "agent", register_agent(self.agent).name)
+        object.__setattr__(self, "hooks", [register_hook(hook).name if isinstance(hook, type) else hook
+                                           for hook in self.hooks])
         if isinstance(self.env_opts, dict):
             object.__setattr__(self, "env_opts", config_from_dict(EnvOptions, self.env_opts, "env_opts"))
         spec = parse_spec(self.env)
@@ -157,7 +161,6 @@ class TrainConfig(Generic[AgentConfigT]):
             object.__setattr__(self, "net", config_from_dict(NetConfig, self.net, "net"))
         if isinstance(self.hook_opts, dict):
             object.__setattr__(self, "hook_opts", config_from_dict(HookOptions, self.hook_opts, "hook_opts"))
-        object.__setattr__(self, "hooks", list(self.hooks))
         check_hook_names(self.hooks)
         require(0 < self.steps <= MAX_STEPS, "steps", f"in [1, {MAX_STEPS:.0e}]", self.steps)
         if self.schedule_steps is not None:

@@ -212,3 +212,39 @@ def test_register_suite_refuses_bad_names_and_taken_ones():
     with pytest.raises(ConfigError, match="needs make"):
         register_suite(Suite("nothing", "", list))
     assert "nothing" not in SUITES
+
+
+def test_train_takes_a_researchers_agent_and_hook_classes_from_their_own_script(tmp_path):
+    """In Python the classes themselves can be handed to train(): registered, and recorded by name."""
+    from scalerl import train
+    from scalerl.agents import DQN
+    from scalerl.diagnostics.norms import NormsConfig
+    from scalerl.hooks import Hook
+
+    class ScriptDQN(DQN):
+        name = "script-dqn"
+        description = "a DQN defined in a researcher's script"
+
+    class Updates(Hook):
+        name = "script-updates"
+        config_class = NormsConfig
+        description = "counts updates"
+
+        def __init__(self, cfg, agent):
+            super().__init__(cfg, agent)
+            self.updates = 0
+
+        def after_update(self, metrics):
+            self.updates += 1
+
+        def on_log(self):
+            return {"script_updates": float(self.updates)}
+
+    summary = train(agent=ScriptDQN, hooks=[Updates, "norms"], steps=400, eval_every=0, eval_episodes=1,
+                    log_every=200, run_dir=str(tmp_path / "run"), progress="off", algo={"learning_starts": 100})
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["agent"] == "script-dqn" and config["hooks"] == ["script-updates", "norms"]
+    last = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert summary["agent"] == "script-dqn" and last["script_updates"] == summary["updates"] > 0
+    with pytest.raises(ConfigError, match="subclass of scalerl.hooks.Hook"):
+        train(hooks=[DQN], steps=10)
