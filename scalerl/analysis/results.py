@@ -170,8 +170,8 @@ def verdict_rows(claims: Sequence[Claim], results: Sequence[RunResult]) -> list[
     for claim in claims:
         better, worse = claim.better(results), claim.worse(results)
         if len(better) < 2 or len(worse) < 2:
-            seeds = f"{len(better)} and {len(worse)} seeds"
-            rows.append((claim.claim, claim.paper, f"{claim.measure}: not measured ({seeds} finished)", UNMEASURED,
+            seeds = f"finished seeds: {len(better)} against {len(worse)}"  # in the order the measure names the arms
+            rows.append((claim.claim, claim.paper, f"{claim.measure}: not measured ({seeds})", UNMEASURED,
                          "an arm it compares has fewer than two finished seeds; the study goes on"))
             continue
         difference = difference_interval(better, worse)
