@@ -161,10 +161,11 @@ class ActivityHook(MeasuringHook):
 
     def arm(self, names: list[str] | None = None) -> None:
         """Capture every network's next training forward, every `every` updates (or the `names` given)."""
+        if names is None and self.updates % self.cfg.every:
+            return  # not due: every update passes here, so nothing is built
         modules = self.agent.modules()
         if names is None:
-            due = self.updates % self.cfg.every == 0
-            names = [name for name in modules if name not in self.captures] if due else []
+            names = [name for name in modules if name not in self.captures]
         self.captures.update({name: Capture(modules[name], self.layers[name]) for name in names})
 
     def after_backward(self, optimizer: str, modules: dict[str, nn.Module]) -> None:
