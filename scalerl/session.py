@@ -9,6 +9,7 @@ parts beside the environments and the global RNG state; the loop puts them back 
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import json
 import operator
@@ -58,6 +59,23 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{run_dir} is not a run directory: {path.name} is missing")
     return read_json(path)
+
+
+KEPT_ALLOCATION_BYTES = 32 * 1024 * 1024
+"""glibc's largest mmap threshold: blocks up to this size come from the heap and stay there once freed."""
+
+
+def keep_freed_memory() -> None:
+    """Ask glibc's malloc to keep freed blocks of up to 32 MiB for reuse instead of returning them to the
+    system. PyTorch's CPU allocator does not cache, so an update that makes and frees a few 8 MB temporaries
+    (a wide noisy layer's weights) otherwise maps fresh pages and faults each one in on every update: that
+    took Rainbow's update on MinAtar at width 4 from 27 to 41 ms. A no-op where malloc is not glibc's."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(-3, KEPT_ALLOCATION_BYTES)  # M_MMAP_THRESHOLD: larger blocks only are mapped on their own
+    mallopt(-1, 8 * KEPT_ALLOCATION_BYTES)  # M_TRIM_THRESHOLD: the heap's free top is kept up to this size
 
 
 def seed_everything(seed: int) -> None:
@@ -127,6 +145,8 @@ class Session:
             self._lock()
         if threads:
             torch.set_num_threads(threads)
+        if self.device.type == "cpu":
+            keep_freed_memory()
         seed_everything(seed)
         self.seed = seed
         self.envs: Any = None

@@ -154,7 +154,8 @@ def test_noisy_layer_output_and_gradients_match_the_factorised_weight_for_acting
         output = layer(x)
         grads = torch.autograd.grad(output.square().sum(), [layer.weight, layer.weight_sigma, layer.bias_sigma])
         torch.manual_seed(rows)
-        noise_in, noise_out = NoisyLinear.scaled_noise(12, x), NoisyLinear.scaled_noise(5, x)
+        noise = NoisyLinear.scaled_noise(12 + 5, x)  # inputs' noise first, then outputs'
+        noise_in, noise_out = noise[:12], noise[12:]
         weight, weight_sigma, bias_sigma = (p.detach().requires_grad_() for p in
                                             (layer.weight, layer.weight_sigma, layer.bias_sigma))
         noisy_weight = weight + weight_sigma * noise_out[:, None] * noise_in[None, :]

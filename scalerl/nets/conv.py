@@ -17,8 +17,9 @@ class ImageInput(nn.Module):
         self.channel_last = channel_last
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        if self.channel_last:
-            return obs.permute(0, 3, 1, 2).float()
+        if self.channel_last:  # copied channel-first: a conv on the permuted view writes a channel-last map,
+            # whose flatten, ReLU backward and clamp run 2-5x slower (a quarter of a MinAtar update at width 1)
+            return obs.permute(0, 3, 1, 2).to(torch.float32, memory_format=torch.contiguous_format)
         return obs.float() / 255.0
 
 

@@ -55,11 +55,12 @@ class NoisyLinear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return F.linear(x, self.weight, self.bias)
-        noise_in, noise_out = self.scaled_noise(self.in_features, x), self.scaled_noise(self.out_features, x)
+        noise = self.scaled_noise(self.in_features + self.out_features, x)  # one draw: acting runs every step
+        noise_in, noise_out = noise[:self.in_features], noise[self.in_features:]
         bias = self.bias + self.bias_sigma * noise_out if self.bias is not None else None
         if x.numel() < self.FACTORED_ROWS * self.in_features:
             return F.linear(x, self.weight, bias) + noise_out * F.linear(x * noise_in, self.weight_sigma)
-        weight = self.weight + self.weight_sigma * torch.outer(noise_out, noise_in)
+        weight = torch.addcmul(self.weight, self.weight_sigma, torch.outer(noise_out, noise_in))
         return F.linear(x, weight, bias)
 
 
