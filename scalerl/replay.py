@@ -70,6 +70,9 @@ class SumTree:
     batch one level at a time. Internal sums are recomputed from their children, never incremented, so
     rounding does not drift."""
 
+    SCALAR_CLIMB = 4
+    """Up to this many leaves, `set` climbs to the root one leaf at a time in plain Python."""
+
     def __init__(self, capacity: int) -> None:
         self.depth = max(1, math.ceil(math.log2(capacity)))
         self.size = 1 << self.depth
@@ -87,11 +90,12 @@ class SumTree:
         recomputed twice from the same children, which costs less than removing the repeats."""
         node = indices + self.size
         self.nodes[node] = values
-        if len(node) == 1:  # a step's one new transition: scalar indexing costs a tenth of fancy indexing
-            nodes, index = self.nodes, int(node[0])
-            while index > 1:
-                index >>= 1
-                nodes[index] = nodes[2 * index] + nodes[2 * index + 1]
+        if len(node) <= self.SCALAR_CLIMB:  # a step's few new transitions: scalar indexing costs a tenth
+            nodes = self.nodes
+            for index in node.tolist():
+                while index > 1:
+                    index >>= 1
+                    nodes[index] = nodes[2 * index] + nodes[2 * index + 1]
             return
         for _ in range(self.depth):
             node = node >> 1

@@ -50,16 +50,17 @@ class NoisyLinear(nn.Linear):
     @staticmethod
     def scaled_noise(size: int, like: torch.Tensor) -> torch.Tensor:
         noise = torch.randn(size, device=like.device, dtype=like.dtype)
-        return noise.sign() * noise.abs().sqrt()
+        return noise.abs().sqrt_().copysign_(noise)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return F.linear(x, self.weight, self.bias)
         noise = self.scaled_noise(self.in_features + self.out_features, x)  # one draw: acting runs every step
         noise_in, noise_out = noise[:self.in_features], noise[self.in_features:]
+        if x.numel() < self.FACTORED_ROWS * self.in_features:  # (sigma_w (x e_in) + sigma_b) e_out + mu_w x + mu_b
+            noise_term = F.linear(x * noise_in, self.weight_sigma, self.bias_sigma)
+            return torch.addcmul(F.linear(x, self.weight, self.bias), noise_term, noise_out)
         bias = self.bias + self.bias_sigma * noise_out if self.bias is not None else None
-        if x.numel() < self.FACTORED_ROWS * self.in_features:
-            return F.linear(x, self.weight, bias) + noise_out * F.linear(x * noise_in, self.weight_sigma)
         weight = torch.addcmul(self.weight, self.weight_sigma, torch.outer(noise_out, noise_in))
         return F.linear(x, weight, bias)
 
