@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from scalerl.checkpoint import (
     CheckpointError,
@@ -145,6 +146,7 @@ class Session:
             self._lock()
         if threads:
             torch.set_num_threads(threads)
+            threadpool_limits(threads)  # numpy's BLAS too: acting runs through numpy (NumpyForward)
         if self.device.type == "cpu":
             keep_freed_memory()
         seed_everything(seed)

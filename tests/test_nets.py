@@ -375,7 +375,32 @@ def test_numpy_acting_follows_the_network_through_steps_and_loads_and_declines_o
     net.load_state_dict({name: torch.randn_like(value) for name, value in net.state_dict().items()})
     np.testing.assert_allclose(forward(obs), net(torch.as_tensor(obs)).detach().numpy(), rtol=1e-5, atol=1e-6)
     assert NumpyForward.of(build_q_network(NetConfig(norm="layer"), space, 3, dueling=False)) is None
-    assert NumpyForward.of(build_q_network(NetConfig(), space, 3, dueling=True)) is None
+    assert NumpyForward.of(build_q_network(NetConfig(), space, 3, dueling=True, noisy_sigma0=0.5)) is None  # no rng
+
+
+@pytest.mark.parametrize("spec", [{}, {"bottleneck": "gap", "same_padding": True}])
+def test_numpy_acting_equals_torch_for_a_noisy_dueling_c51_minatar_network(spec, monkeypatch):
+    from scalerl.nets import NoisyLinear, NumpyForward
+
+    space = gym.spaces.Box(0, 1, (10, 10, 4), bool)
+    q = build_q_network(NetConfig(hidden=24, depth=1, **spec), space, 3, dueling=True, atoms=5, noisy_sigma0=0.5)
+    obs = np.random.default_rng(0).random((6, 10, 10, 4)) > 0.7
+    forward = NumpyForward.of(q, np.random.default_rng(7))
+    with torch.no_grad():
+        q.eval()
+        means = q(torch.as_tensor(obs)).numpy()
+        q.train()
+        np.testing.assert_allclose(forward(obs, noise=False), means, rtol=1e-4, atol=1e-5)
+        same_draws = np.random.default_rng(7)  # torch's forward fed the noise numpy draws, layer by layer
+
+        def scaled_noise(size: int, like: torch.Tensor) -> torch.Tensor:
+            draw = same_draws.standard_normal(size, dtype=np.float32)
+            return torch.from_numpy(np.copysign(np.sqrt(np.abs(draw)), draw))
+
+        monkeypatch.setattr(NoisyLinear, "scaled_noise", staticmethod(scaled_noise))
+        noisy = forward(obs)
+        np.testing.assert_allclose(noisy, q(torch.as_tensor(obs)).numpy(), rtol=1e-4, atol=1e-5)
+    assert np.abs(noisy - means).max() > 1e-2  # the noise did reach the outputs
 
 
 def test_kron_takes_kron_torch_defaults_where_heavyball_differs():

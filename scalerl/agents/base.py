@@ -150,7 +150,7 @@ class Agent(ABC):
         Keyed by the network itself, so a network swapped in later gets its own."""
         forward = self._fast_forwards.get(module)
         if forward is None:
-            forward = self._fast_forwards[module] = FastForward(module)
+            forward = self._fast_forwards[module] = FastForward(module, self.rng)
         return forward
 
     @abstractmethod

@@ -190,6 +190,7 @@ class DQN(Agent):
         self.optimizer = make_optimizer(self.q.parameters(), cfg.optim)
         v_min = -cfg.v_max if cfg.v_min is None else cfg.v_min
         self.support = torch.linspace(v_min, cfg.v_max, cfg.atoms, device=self.device) if cfg.atoms > 1 else None
+        self.support_numpy = None if self.support is None else self.support.cpu().numpy()
         self.env_steps = 0
         self.gradient_steps = 0
 
@@ -212,8 +213,13 @@ class DQN(Agent):
     def greedy(self, obs: np.ndarray, noise: bool) -> np.ndarray:
         """The best actions; noisy layers draw fresh noise when `noise`, act on their means otherwise."""
         forward = self.fast(self.q)
-        if forward.numpy is not None and self.support is None:
-            return forward.numpy(obs).argmax(axis=1)
+        if forward.numpy is not None:
+            outputs = forward.numpy(obs, noise=noise)
+            if self.support is not None:  # C51: the expected return under each action's distribution
+                logits = outputs.reshape(len(obs), self.num_actions, self.cfg.atoms)
+                probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
+                outputs = (probs @ self.support_numpy) / probs.sum(axis=-1)
+            return outputs.argmax(axis=1)
         means_only = self.cfg.noisy and not noise
         with torch.no_grad():
             if means_only:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,7 +23,7 @@ import torch
 from torch import nn
 
 from scalerl.checks import check_choices, in_range, positive, require
-from scalerl.nets.bottleneck import TOKENIZED, build_bottleneck
+from scalerl.nets.bottleneck import TOKENIZED, Flatten, GlobalAveragePool, build_bottleneck
 from scalerl.nets.conv import CoordinateChannels, DrQCNN, ImageInput, ImpalaCNN, MinAtarCNN, NatureCNN
 from scalerl.nets.heads import DuelingHead, NoisyLinear, make_noisy
 from scalerl.nets.mlp import MLP, FlatInput, ResidualMLP
@@ -235,53 +236,145 @@ def call_chain(module: nn.Module) -> list:
     return [module.forward if next(module.children(), None) is None else module]
 
 
-class NumpyForward:
-    """`module(x)` computed in numpy, for networks that are a chain of Linear and ReLU layers on the CPU.
-    Acting on one observation through torch costs its dispatch on every layer (about 45 us for a 120-120
-    MLP on one core here, of which the arithmetic is a few); numpy's matmul on the same weights, 9. The
-    weights are numpy views of the parameters' memory, so optimizer steps, checkpoint loads and resets,
-    all in place, show at once without copying. `of` returns None for any other network."""
+NumpyStep = Callable[[np.ndarray, bool], np.ndarray]
+"""One layer of a NumpyForward: (inputs, whether noisy layers draw noise) -> outputs."""
 
-    def __init__(self, layers: list[tuple[np.ndarray, np.ndarray | None] | None]) -> None:
-        self.layers = layers
+
+class NumpyForward:
+    """`module(x)` computed in numpy on the CPU, for the networks agents act through: chains of Linear and ReLU
+    layers, and the MinAtar CNN with a flatten or average-pool bottleneck, noisy layers and a dueling head.
+    Acting on one observation through torch pays its dispatch on every op: about 45 us for a 120-120 MLP on
+    one core here (numpy: 9), 277 us for Rainbow's noisy dueling C51 network on MinAtar (about 70 ops). The
+    weights are numpy views of the parameters' memory, so optimizer steps, checkpoint loads and resets, all
+    in place, show at once without copying. Noisy layers draw their noise from `rng` (the agent's, which its
+    checkpoint keeps). `of` returns None for any other network, and for noisy layers without an `rng`."""
+
+    def __init__(self, steps: list[NumpyStep]) -> None:
+        self.steps = steps
 
     @classmethod
-    def of(cls, module: nn.Module) -> NumpyForward | None:
-        layers: list[tuple[np.ndarray, np.ndarray | None] | None] = []
+    def of(cls, module: nn.Module, rng: np.random.Generator | None = None) -> NumpyForward | None:
+        steps = []
         for call in call_chain(module):
-            layer = getattr(call, "__self__", None)
-            if type(layer) is nn.Linear and layer.weight.device.type == "cpu" and layer.weight.dtype == torch.float32:
-                bias = None if layer.bias is None else layer.bias.detach().numpy()
-                layers.append((layer.weight.detach().numpy().T, bias))
-            elif type(layer) is nn.ReLU:
-                layers.append(None)
-            elif type(layer) is not FlatInput:
+            step = numpy_step(getattr(call, "__self__", call), rng)
+            if step is None:
                 return None
-        return cls(layers)
+            steps.extend(step)
+        return cls(steps)
 
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
-        x = np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
-        for layer in self.layers:
-            if layer is None:
-                x = np.maximum(x, 0.0)
-            else:
-                weight, bias = layer
-                x = x @ weight
-                if bias is not None:
-                    x += bias
+    def __call__(self, obs: np.ndarray, noise: bool = True) -> np.ndarray:
+        """The outputs for `obs`; noisy layers in training mode draw fresh noise when `noise`, use their
+        means otherwise (as torch's forward does in eval mode)."""
+        x = np.asarray(obs)
+        for step in self.steps:
+            x = step(x, noise)
         return x
+
+
+def numpy_step(layer: nn.Module, rng: np.random.Generator | None) -> list[NumpyStep] | None:
+    """The numpy steps that compute `layer`, or None where there are none."""
+    cpu_float = all(p.device.type == "cpu" and p.dtype == torch.float32 for p in layer.parameters())
+    if not cpu_float:
+        return None
+    if type(layer) is nn.ReLU:
+        return [lambda x, noise: np.maximum(x, np.float32(0.0))]
+    if type(layer) is FlatInput:
+        return [lambda x, noise: np.asarray(x, dtype=np.float32).reshape(len(x), -1)]
+    if type(layer) is Flatten:
+        return [lambda x, noise: x.reshape(len(x), -1)]
+    if type(layer) is GlobalAveragePool:
+        return [lambda x, noise: x.mean(axis=(2, 3), dtype=np.float32)]
+    if type(layer) is ImageInput:
+        if layer.channel_last:
+            return [lambda x, noise: np.asarray(x, dtype=np.float32).transpose(0, 3, 1, 2)]
+        return [lambda x, noise: np.asarray(x, dtype=np.float32) / np.float32(255.0)]
+    if type(layer) is MinAtarCNN:
+        conv, activation = numpy_step(layer.conv, rng), numpy_step(layer.activation, rng)
+        return None if conv is None or activation is None else conv + activation
+    if type(layer) is nn.Conv2d:
+        return [numpy_conv(layer)] if layer.groups == 1 and layer.dilation == (1, 1) and isinstance(
+            layer.padding, tuple) and layer.padding_mode == "zeros" else None
+    if type(layer) is nn.Linear:
+        return [numpy_linear(layer)]
+    if type(layer) is NoisyLinear:
+        return None if rng is None else [numpy_noisy_linear(layer, rng)]
+    if type(layer) is DuelingHead:
+        value, advantage = numpy_step(layer.value, rng), numpy_step(layer.advantage, rng)
+        if value is None or advantage is None:
+            return None
+        actions, atoms = layer.num_actions, layer.atoms
+
+        def dueling(x: np.ndarray, noise: bool) -> np.ndarray:
+            a = advantage[0](x, noise).reshape(len(x), actions, atoms)
+            v = value[0](x, noise).reshape(len(x), 1, atoms)
+            return (v + a - a.mean(axis=1, keepdims=True)).reshape(len(x), actions * atoms)
+
+        return [dueling]
+    return None
+
+
+def numpy_linear(layer: nn.Linear) -> NumpyStep:
+    weight = layer.weight.detach().numpy().T
+    bias = None if layer.bias is None else layer.bias.detach().numpy()
+
+    def linear(x: np.ndarray, noise: bool) -> np.ndarray:
+        return x @ weight if bias is None else x @ weight + bias
+
+    return linear
+
+
+def numpy_noisy_linear(layer: NoisyLinear, rng: np.random.Generator) -> NumpyStep:
+    """NoisyLinear's factored form, (sigma_w (x e_in) + sigma_b) e_out + mu_w x + mu_b, with f(e) = sign(e) sqrt(|e|)
+    drawn from `rng`."""
+    means = numpy_linear(layer)
+    weight_sigma = layer.weight_sigma.detach().numpy().T
+    bias_sigma = None if layer.bias_sigma is None else layer.bias_sigma.detach().numpy()
+    inputs, outputs = layer.in_features, layer.out_features
+
+    def noisy_linear(x: np.ndarray, noise: bool) -> np.ndarray:
+        if not (noise and layer.training):
+            return means(x, noise)
+        draw = rng.standard_normal(inputs + outputs, dtype=np.float32)
+        scaled = np.copysign(np.sqrt(np.abs(draw)), draw)
+        noise_term = (x * scaled[:inputs]) @ weight_sigma
+        if bias_sigma is not None:
+            noise_term += bias_sigma
+        return means(x, noise) + noise_term * scaled[inputs:]
+
+    return noisy_linear
+
+
+def numpy_conv(layer: nn.Conv2d) -> NumpyStep:
+    """A 2-d convolution as one matrix product over the input's sliding windows (batch, C, H, W)."""
+    out_channels = layer.out_channels
+    weight = layer.weight.detach().numpy().reshape(out_channels, -1).T  # (C * kh * kw, out)
+    bias = None if layer.bias is None else layer.bias.detach().numpy()
+    (pad_h, pad_w), (stride_h, stride_w), kernel = layer.padding, layer.stride, layer.kernel_size
+
+    def conv(x: np.ndarray, noise: bool) -> np.ndarray:
+        if pad_h or pad_w:
+            x = np.pad(x, ((0, 0), (0, 0), (pad_h, pad_h), (pad_w, pad_w)))
+        windows = np.lib.stride_tricks.sliding_window_view(x, kernel, axis=(2, 3))[:, :, ::stride_h, ::stride_w]
+        batch, _, height, width = windows.shape[:4]
+        columns = windows.transpose(0, 2, 3, 1, 4, 5).reshape(batch * height * width, -1)
+        out = columns @ weight
+        if bias is not None:
+            out += bias
+        return out.reshape(batch, height, width, out_channels).transpose(0, 3, 1, 2)
+
+    return conv
 
 
 class FastForward:
     """`module(x)` for acting and for target networks, where nothing watches the forward: its call chain
-    (no per-module dispatch), and `numpy`, the same computed in numpy where the network is a chain of
-    Linear and ReLU layers on the CPU (None otherwise). Training forwards go through the module itself, so
-    that forward hooks and diagnostics see them."""
+    (no per-module dispatch), and `numpy`, the same computed in numpy where NumpyForward covers the network
+    on the CPU (None otherwise; noisy layers draw from `rng`). Training forwards go through the module itself,
+    so that forward hooks and diagnostics see them."""
 
-    def __init__(self, module: nn.Module) -> None:
+    def __init__(self, module: nn.Module, rng: np.random.Generator | None = None) -> None:
         self.module = module
         self.calls = call_chain(module)
-        self.numpy = NumpyForward.of(module)
+        self.numpy = NumpyForward.of(module, rng)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         for call in self.calls:
