@@ -466,3 +466,14 @@ def test_coordinate_channels_tell_a_pooled_encoder_where_things_are():
             conv.bias.zero_()
             features = [net.bottleneck(net.encoder(x)) for x in (left, right)]
         assert torch.allclose(features[0], features[1]) != differ
+
+
+def test_numpy_convolution_equals_torch_with_stride_and_padding():
+    from scalerl.nets import NumpyForward
+
+    torch.manual_seed(0)
+    for conv in (nn.Conv2d(3, 5, 3, stride=2, padding=1), nn.Conv2d(3, 5, (3, 2), stride=(1, 2), bias=False)):
+        images = torch.randn(4, 3, 9, 11)
+        forward = NumpyForward.of(nn.Sequential(conv, nn.ReLU()))
+        with torch.no_grad():
+            np.testing.assert_allclose(forward(images.numpy()), torch.relu(conv(images)).numpy(), rtol=1e-5, atol=1e-6)

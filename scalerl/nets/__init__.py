@@ -345,22 +345,28 @@ def numpy_noisy_linear(layer: NoisyLinear, rng: np.random.Generator) -> NumpySte
 
 
 def numpy_conv(layer: nn.Conv2d) -> NumpyStep:
-    """A 2-d convolution as one matrix product over the input's sliding windows (batch, C, H, W)."""
+    """A 2-d convolution as one matrix product over the input's windows (batch, C, H, W), gathered by an index
+    built once per input shape (numpy's sliding_window_view costs more than the product on one observation)."""
     out_channels = layer.out_channels
     weight = layer.weight.detach().numpy().reshape(out_channels, -1).T  # (C * kh * kw, out)
     bias = None if layer.bias is None else layer.bias.detach().numpy()
     (pad_h, pad_w), (stride_h, stride_w), kernel = layer.padding, layer.stride, layer.kernel_size
+    windows_of: dict[tuple[int, ...], np.ndarray] = {}
 
     def conv(x: np.ndarray, noise: bool) -> np.ndarray:
         if pad_h or pad_w:
             x = np.pad(x, ((0, 0), (0, 0), (pad_h, pad_h), (pad_w, pad_w)))
-        windows = np.lib.stride_tricks.sliding_window_view(x, kernel, axis=(2, 3))[:, :, ::stride_h, ::stride_w]
-        batch, _, height, width = windows.shape[:4]
-        columns = windows.transpose(0, 2, 3, 1, 4, 5).reshape(batch * height * width, -1)
-        out = columns @ weight
+        batch, shape = len(x), x.shape[1:]
+        if shape not in windows_of:  # (out_h, out_w, C * kh * kw) positions in the flattened input
+            positions = np.arange(int(np.prod(shape))).reshape(shape)
+            windows = np.lib.stride_tricks.sliding_window_view(positions, kernel, axis=(1, 2))
+            windows = windows[:, ::stride_h, ::stride_w]
+            windows_of[shape] = windows.transpose(1, 2, 0, 3, 4).reshape(*windows.shape[1:3], -1)
+        index = windows_of[shape]
+        out = x.reshape(batch, -1)[:, index] @ weight  # (batch, out_h, out_w, out)
         if bias is not None:
             out += bias
-        return out.reshape(batch, height, width, out_channels).transpose(0, 3, 1, 2)
+        return out.transpose(0, 3, 1, 2)
 
     return conv
 
