@@ -69,6 +69,9 @@ class Suite:
     """For suites whose tasks are sets run one environment per task (Meta-World MT10, ML10): (tasks, exact),
     where exact means num_envs must equal it, else be a multiple of it. It is also the default num_envs.
     None for a task that is not such a set."""
+    films_observations: bool = False
+    """A vector-only suite whose observations are stacked frames: its videos show the agent's own view (each
+    observation's newest frame), played on a one-environment vector env, since that env does not render."""
     members: Callable[[str, gym.vector.VectorEnv], list[str]] | None = None
     """For multi-task sets whose observations end with a one-hot task id (MT10, multitask:...): the task
     of each environment, in order; an empty list for the suite's other tasks."""
@@ -248,10 +251,10 @@ SUITES: dict[str, Suite] = {
               requires="minatar", extra="minatar", fixed_options=RENDER),
         Suite("atari", "Atari 2600 games through ale-py (ROMs bundled)", atari_tasks,
               make_vector=make_atari_vector, requires="ale_py", extra="atari",
-              fixed_options=("continuous", "continuous_action_threshold")),
+              fixed_options=("continuous", "continuous_action_threshold"), films_observations=True),
         Suite("cale", "Continuous Arcade Learning Environment: Atari with (radius, angle, fire) actions",
               atari_tasks, make_vector=functools.partial(make_atari_vector, continuous=True),
-              requires="ale_py", extra="atari", fixed_options=("continuous",)),
+              requires="ale_py", extra="atari", fixed_options=("continuous",), films_observations=True),
         Suite("mujoco", "Gymnasium MuJoCo v5 (HalfCheetah, Hopper, Walker2d, Ant, Humanoid, ...)", mujoco_tasks,
               make=make_mujoco, requires="mujoco", extra="mujoco", fixed_options=RENDER),
         Suite("dmc", "DeepMind Control suite, domain-task (states, or pixels=True)", dmc_tasks, make=make_dmc,
