@@ -35,7 +35,25 @@ def pixel_update(data: dict) -> str:
             f"{made_by(data)}")
 
 
-BLOCKS = {"pixel-update": ("pixel_update.json", pixel_update)}
+def study_speed(data: dict) -> str:
+    """Each tree's rate beside the first tree's (the version before the change), per variant."""
+    base = data["rows"][0]["tree"]
+    rows = [[row["variant"], row["commit"][:12] + ("+changes" if row["commit"].endswith("+changes") else ""),
+             f"{row['steps_per_cpu_second']:,.0f}",
+             "1 (the yardstick)" if row["tree"] == base else
+             f"{row['ratio']:.2f} [{row['ratio_min']:.2f}, {row['ratio_max']:.2f}]"] for row in data["rows"]]
+    table = markdown_table(["variant (seed 0)", "scalerl commit", "steps / CPU-second after learning starts",
+                            f"ratio to the first commit (range over {data['rounds']} rounds)"], rows)
+    trees = list(dict.fromkeys(row["tree"] for row in data["rows"]))
+    seconds = {tree: sum(1 / row["steps_per_cpu_second"] for row in data["rows"] if row["tree"] == tree)
+               for tree in trees}
+    whole = ", ".join(f"{seconds[base] / seconds[tree]:.2f}x" for tree in trees[1:])
+    return (f"{table}\n\nThe study's arms together (the same steps in each, medians): {whole} the first commit's "
+            "speed. "
+            f"{data['steps']:,} steps after learning starts per run, study `{data['study']}`. {made_by(data)}")
+
+
+BLOCKS = {"pixel-update": ("pixel_update.json", pixel_update), "study-speed-gap": ("study_speed_gap.json", study_speed)}
 
 
 def blocks() -> dict[str, str]:

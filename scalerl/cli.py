@@ -44,7 +44,16 @@ from scalerl.plugins import load_plugins, take_plugins_option
 from scalerl.presets import describe_presets, preset_names, preset_settings, read_preset
 from scalerl.probe import probe_run
 from scalerl.run import evaluate, resume, train
-from scalerl.studies import export_study, report_study, run_study, study_folder, study_names, title, verdict_summary
+from scalerl.studies import (
+    export_study,
+    quick_cost,
+    report_study,
+    run_study,
+    study_folder,
+    study_names,
+    title,
+    verdict_summary,
+)
 from scalerl.sweep import SweepSpec, load_sweep_file, run_sweep
 
 HELP = """usage: scalerl COMMAND [OPTIONS]
@@ -360,7 +369,8 @@ def cmd_study(args: list[str]) -> int:
     if parsed.list or parsed.name is None:
         width = max(map(len, study_names()))
         for name in study_names():
-            print(f"{name:{width}s}  {title(name)}  [{verdict_summary(name)}]")
+            cost = quick_cost(name)
+            print(f"{name:{width}s}  {title(name)}  [{verdict_summary(name)}]" + (f"  ({cost})" if cost else ""))
         return 0
     if parsed.readme:
         print((study_folder(parsed.name) / "README.md").read_text())

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import json
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,18 @@ def report_study(name: str) -> Path:
     path = study_folder(name) / "README.md"
     path.write_text(regenerated)
     return path
+
+
+QUICK_COST_FILE = Path(__file__).parent / "quick_cost.json"
+"""Each quick study's measured CPU time, written by benchmarks/quick_studies.py."""
+
+
+def quick_cost(name: str) -> str:
+    """`quick: 3.2 CPU-minutes` as benchmarks/quick_studies.py measured it, or '' where it has not."""
+    if not QUICK_COST_FILE.is_file():
+        return ""
+    cost = json.loads(QUICK_COST_FILE.read_text())["studies"].get(name)
+    return "" if cost is None else f"quick: {cost['cpu_seconds'] / 60:.1f} CPU-minutes"
 
 
 def verdict_summary(name: str) -> str:
