@@ -17,6 +17,7 @@ from scalerl.analysis import (
     normalized_score,
     probability_of_improvement,
     score_matrix,
+    write_report,
 )
 from scalerl.cli import main
 
@@ -289,9 +290,6 @@ def test_a_series_of_one_evaluation_is_drawn_visibly(tmp_path):
 def test_a_report_says_at_the_top_when_no_run_made_an_update(tmp_path):
     """A quick study whose budget ends before learning starts scores untrained networks: its report says so
     first, and every report counts each group's updates."""
-    from scalerl import train
-    from scalerl.analysis import write_report
-
     for seed in (0, 1):
         train(env="classic:CartPole-v1", steps=200, seed=seed, eval_every=0, eval_episodes=1, progress="off",
               run_dir=str(tmp_path / "runs" / f"s{seed}"), algo={"learning_starts": 1000})
@@ -313,3 +311,18 @@ def test_a_config_table_with_many_differing_settings_turns_on_its_side():
     assert lines[:2] == ["- group 1: first", "- group 2: second"]
     assert "| setting | group 1 | group 2 |" in lines
     assert sum(line.startswith("| algo.k") for line in lines) == len(keys)
+
+
+def test_a_report_of_groups_on_different_tasks_compares_them_per_task(tmp_path):
+    """A study grouped by env (each group on its own task), part-way through (3 runs against 2): the report
+    gives each group's numbers on its own tasks and no aggregate across them, instead of refusing."""
+    for seed in range(3):
+        fake_run(tmp_path / "runs", f"hopper-s{seed}", "mujoco:Hopper-v5", seed, 1,
+                 [{"step": 100, "wall_time": 1.0, "return_mean": 1000.0 + seed}])
+    for seed in range(2):
+        fake_run(tmp_path / "runs", f"cheetah-s{seed}", "mujoco:HalfCheetah-v5", seed, 4,
+                 [{"step": 100, "wall_time": 1.0, "return_mean": 3000.0}])
+    text = write_report([tmp_path / "runs"], tmp_path / "report.md", ["env"], reps=100).read_text()
+    hopper_row = next(line for line in text.splitlines() if line.startswith("| env=mujoco:Hopper-v5 | -"))
+    assert hopper_row.endswith("| 1,001 [1,000, 1,002] |")  # "-" under HalfCheetah (no run), its mean under Hopper
+    assert "compared per task only" in text and "## Aggregates across tasks" not in text

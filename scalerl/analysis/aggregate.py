@@ -57,18 +57,28 @@ def final_score(run: RunRecord, last: int = 1) -> float:
     return float(np.mean([normalized_score(run.env, record) for record in run.evals[-last:]]))
 
 
+def task_scores(runs: list[RunRecord], group_by: list[str] | None = None,
+                score: Callable[[RunRecord], float] = final_score) -> dict[str, dict[str, np.ndarray]]:
+    """Each group's scores on each task it has runs on, ordered by seed. Groups may cover different tasks
+    (a study grouped by env) or different numbers of runs (a study part-way through)."""
+    scores: dict[str, dict[str, np.ndarray]] = {}
+    for label, members in group_runs(runs, group_by).items():
+        tasks = sorted({run.env for run in members})
+        scores[label] = {task: np.array([score(run) for run in sorted((r for r in members if r.env == task),
+                                                                       key=lambda r: r.seed)]) for task in tasks}
+    return scores
+
+
 def score_matrix(runs: list[RunRecord], group_by: list[str] | None = None,
                  score: Callable[[RunRecord], float] = final_score) -> ScoreMatrix:
     """One (runs x tasks) matrix per group; within a task, runs are ordered by seed."""
-    groups = group_runs(runs, group_by)
     tasks = tuple(sorted({run.env for run in runs}))
     scores = {}
-    for label, members in groups.items():
-        by_task = {task: sorted((r for r in members if r.env == task), key=lambda r: r.seed) for task in tasks}
-        counts = {task: len(task_runs) for task, task_runs in by_task.items()}
+    for label, by_task in task_scores(runs, group_by, score).items():
+        counts = {task: len(by_task.get(task, ())) for task in tasks}
         if len(set(counts.values())) != 1 or 0 in counts.values():
             raise ConfigError(f"group {label!r} must have the same number of runs on every task; it has {counts}")
-        scores[label] = np.array([[score(run) for run in by_task[task]] for task in tasks]).T
+        scores[label] = np.stack([by_task[task] for task in tasks], axis=1)
     return ScoreMatrix(tasks, scores)
 
 

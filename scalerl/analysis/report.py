@@ -23,6 +23,7 @@ from scalerl.analysis.aggregate import (
     performance_profiles,
     probability_of_improvement,
     score_matrix,
+    task_scores,
 )
 from scalerl.analysis.plots import plot_aggregates, plot_curves, plot_profiles, training_metrics
 from scalerl.analysis.runs import RunRecord, differing_keys, find_runs, group_runs
@@ -109,9 +110,14 @@ def write_report(paths: list[str | Path], out: str | Path, group_by: list[str] |
     out = Path(out)
     runs = find_runs(paths)
     groups = group_runs(runs, group_by)
-    matrix = score_matrix(runs, group_by, score=functools.partial(final_score, last=last))
+    scored = functools.partial(final_score, last=last)
+    by_task = task_scores(runs, group_by, score=scored)
+    tasks = tuple(sorted({run.env for run in runs}))
+    # groups compare across tasks only when each has the same number of runs on every task
+    matrix = score_matrix(runs, group_by, score=scored) if all(
+        sorted(group) == list(tasks) and len({len(values) for values in group.values()}) == 1
+        for group in by_task.values()) else None
     evaluations = "the last evaluation" if last == 1 else f"the mean of the last {last} evaluations"
-    tasks = matrix.tasks
     scores = sorted({score_name(task) for task in tasks})
     figures = out.parent / f"{out.stem}_figures"
     updates = {label: [run_updates(run) for run in members] for label, members in groups.items()}
@@ -132,14 +138,17 @@ def write_report(paths: list[str | Path], out: str | Path, group_by: list[str] |
     per_task_rows = []
     for label in groups:
         cells = []
-        for j, task in enumerate(tasks):
-            single = ScoreMatrix((task,), {label: matrix.scores[label][:, j:j + 1]})
+        for task in tasks:
+            if task not in by_task[label]:
+                cells.append("-")
+                continue
+            single = ScoreMatrix((task,), {label: by_task[label][task][:, None]})
             cells.append(interval(aggregates(single, reps=reps, seed=seed)[label]["Mean"]))
         per_task_rows.append([label, *cells])
     lines += table(["group", *[f"{t} (mean)" for t in tasks]], per_task_rows) + [""]
     lines += member_task_tables(runs, groups)
 
-    comparable = len(tasks) == 1 or scores != ["return"]
+    comparable = matrix is not None and (len(tasks) == 1 or scores != ["return"])
     estimates = aggregates(matrix, reps=reps, seed=seed) if comparable else None
     if estimates and scores == ["return"]:  # the optimality gap needs a target score: 1 for normalized ones
         estimates = {group: {k: v for k, v in e.items() if k != "Optimality gap"} for group, e in estimates.items()}
@@ -155,6 +164,9 @@ def write_report(paths: list[str | Path], out: str | Path, group_by: list[str] |
         plot_profiles(taus, profiles, bands, figures / "performance_profiles", scores[0])
         lines += ["Performance profiles: the fraction of runs (over tasks and seeds) scoring above each threshold.", "",
                   f"![performance profiles]({figures.name}/performance_profiles.png)", ""]
+    elif matrix is None:
+        lines += ["The groups cover different tasks, or different numbers of runs on a task, so they are compared "
+                  "per task only (the table above).", ""]
     else:
         lines += ["Raw returns of different tasks are on different scales, so no aggregate across tasks is "
                   "reported; use normalized suites (atari, cale, metaworld) or compare per task.", ""]
