@@ -11,7 +11,7 @@ The peers run their released code in an environment of their own, with their own
     python3 -m venv benchmarks/.peers
     benchmarks/.peers/bin/pip install torch==2.13.0 stable-baselines3==2.9.2 gymnasium==0.29.1 tyro tensorboard
     git clone https://github.com/vwxyzjn/cleanrl benchmarks/.cleanrl      # measured at commit fe8d8a03
-    python benchmarks/peers_dqn.py --rounds 5 --setting both
+    python benchmarks/peers_dqn.py --rounds 3 --steps 40000 --setting both --json benchmarks/data/peers_dqn.json
 
 Settings (CleanRL dqn.py's defaults but for the length of the run):
 - `cleanrl`: Adam lr 2.5e-4, replay 10k, batch 128, learning starts at 10k steps, one update every 10 steps,
@@ -150,6 +150,11 @@ def bare_update_rate(seconds: float = 5.0) -> float:
     return count / (time.perf_counter() - start)
 
 
+def cleanrl_commit(cleanrl: Path) -> str:
+    result = subprocess.run(["git", "-C", str(cleanrl), "rev-parse", "HEAD"], capture_output=True, text=True)
+    return result.stdout.strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
@@ -157,7 +162,8 @@ def main() -> None:
     parser.add_argument("--setting", choices=["cleanrl", "every1", "both"], default="both")
     parser.add_argument("--peers-python", type=Path, default=HERE / ".peers" / "bin" / "python")
     parser.add_argument("--cleanrl", type=Path, default=HERE / ".cleanrl", help="a CleanRL checkout")
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "peers_dqn.json")
+    parser.add_argument("--json", type=Path, default=None, help="write the measurements here (the results page "
+                        "reads benchmarks/data/peers_dqn.json)")
     args = parser.parse_args()
     for path, what in ((args.peers_python, "--peers-python"), (args.cleanrl / "cleanrl" / "dqn.py", "--cleanrl")):
         if not path.exists():
@@ -174,9 +180,15 @@ def main() -> None:
             if train_every == 1:
                 rows["floor"].append(bare_update_rate())
             print(name, round_index, {key: round(values[-1]) for key, values in rows.items() if values}, flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M"), "steps": args.steps, "results": results},
-                                   indent=2) + "\n")
+    if args.json:
+        from scalerl.provenance import provenance
+
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            "date": time.strftime("%Y-%m-%d"), "provenance": provenance(),
+            "command": "python benchmarks/peers_dqn.py " + " ".join(sys.argv[1:]), "steps": args.steps,
+            "rounds": args.rounds, "cleanrl_commit": cleanrl_commit(args.cleanrl), "results": results},
+            indent=1) + "\n")
     print("\n| setting | scalerl SPS | CleanRL SPS | SB3 SPS | scalerl / CleanRL | scalerl / SB3 | scalerl / floor |")
     print("|---|---|---|---|---|---|---|")
     for name, rows in results.items():

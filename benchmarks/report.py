@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -53,7 +54,30 @@ def study_speed(data: dict) -> str:
             f"{data['steps']:,} steps after learning starts per run, study `{data['study']}`. {made_by(data)}")
 
 
-BLOCKS = {"pixel-update": ("pixel_update.json", pixel_update), "study-speed-gap": ("study_speed_gap.json", study_speed)}
+def peers_dqn(data: dict) -> str:
+    """Steps per second of the learning phase, scalerl beside CleanRL's dqn.py and SB3, per setting."""
+    rows = []
+    for setting, runs in data["results"].items():
+        def ratio(peer: str) -> str:
+            if not runs[peer]:
+                return "-"
+            values = [mine / theirs for mine, theirs in zip(runs["scalerl"], runs[peer])]
+            return f"{statistics.median(values):.2f} [{min(values):.2f}, {max(values):.2f}]"
+
+        rows.append([SETTINGS.get(setting, setting), *[f"{statistics.median(runs[key]):,.0f}"
+                                                       for key in ("scalerl", "cleanrl", "sb3")],
+                     ratio("cleanrl"), ratio("sb3"), ratio("floor")])
+    table = markdown_table(["setting", "scalerl steps/s", "CleanRL steps/s", "SB3 steps/s", "scalerl / CleanRL",
+                            "scalerl / SB3", "scalerl / bare update"], rows)
+    return (f"{table}\n\nMedians over {data['rounds']} rounds of {data['steps']:,} steps (ratios: median and range "
+            f"of the per-round ratios); CleanRL at commit {data['cleanrl_commit'][:8]}. {made_by(data)}")
+
+
+SETTINGS = {"cleanrl": "CleanRL's settings (an update every 10 steps, batch 128)",
+            "every1": "an update every step (batch 128)"}
+
+BLOCKS = {"pixel-update": ("pixel_update.json", pixel_update), "study-speed-gap": ("study_speed_gap.json", study_speed),
+          "peers-dqn": ("peers_dqn.json", peers_dqn)}
 
 
 def blocks() -> dict[str, str]:
