@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -164,12 +165,28 @@ def claims() -> list[Claim]:
               "must learn again"),
         Claim("with a LayerNorm-residual SAC network, ReGraMa ends above ReDo (HalfCheetah)", PAPER_RESULTS,
               sac("regrama"), sac("redo"), "mean of the last 3 evaluations, ReGraMa minus ReDo",
-              lambda d, rs: "ReGraMa leads" if d.point > 0 else "ReDo is not behind at this budget"),
+              lambda d, rs: sac_reason(d, rs, "redo")),
         Claim("with a LayerNorm-residual SAC network, ReGraMa ends above no reset (HalfCheetah)", PAPER_RESULTS,
               sac("regrama"), sac("none"), "mean of the last 3 evaluations, ReGraMa minus no reset",
-              lambda d, rs: "ReGraMa leads" if d.point > 0 else
-              "at 20,000 steps the network has lost little plasticity to restore"),
+              lambda d, rs: sac_reason(d, rs, "none")),
     ]
+
+
+def sac_reason(difference: Any, results: Sequence[RunResult], against: str) -> str:
+    """Why ReGraMa's SAC runs end where they do against `against`, from what the resets did."""
+    regrama_resets = np.mean(finals(results, "resets", part="b", method="regrama"))
+    inactive = np.mean(finals(results, "critic_inactive_last", part="b", method="regrama"))
+    if regrama_resets == 0:
+        idle = (f"ReGraMa reset no neuron (critic inactive share at the end {inactive:.3f}: none fell below its tau), "
+                "so its runs are the no-reset runs")
+        if against == "none":
+            return idle + "; at 20,000 steps there is no lost plasticity to restore"
+        redo = np.mean(finals(results, "resets", part="b", method="redo"))
+        learning = np.mean(finals(results, "resets_still_learning_share", part="b", method="redo"))
+        return (f"{idle}; the gap is ReDo's {redo:,.0f} resets per run, {learning:.0%} of them of neurons still "
+                "learning, within noise")
+    return (f"ReGraMa reset {regrama_resets:,.0f} neurons per run; "
+            + ("it leads" if difference.point > 0 else "it does not lead at this budget"))
 
 
 def classification_table(results: Sequence[RunResult]) -> str:
