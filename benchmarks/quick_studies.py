@@ -1,10 +1,12 @@
 """CPU time of every `scalerl study NAME --quick`, the Ray workers' included, written where `scalerl study --list`
 reads it (scalerl/studies/quick_cost.json).
 
-Each quick study runs as its own command with one Ray worker. This process makes itself the subreaper of
-everything the command starts (Linux's PR_SET_CHILD_SUBREAPER), so the Ray processes that outlive their parents
-are reaped here and their CPU time counts: the cost is the children's user + system time, steadier than wall
-time on a busy machine (which still slows a run through shared caches; the wall time is recorded beside it).
+Each quick study runs as its own command with one Ray worker and a marker in its environment, which every
+process it starts inherits (Ray's raylet and workers included, though they leave its process tree). The
+processes carrying the marker are read from /proc every 0.2 s until the last has exited, and the cost is the
+sum of each one's user + system time (Linux only; a process living less than 0.2 s can be missed). CPU time is
+steadier than wall time on a busy machine, which still slows a run through shared caches; the wall time is
+recorded beside it.
 
     python benchmarks/quick_studies.py                    # every study, written to scalerl/studies/quick_cost.json
     python benchmarks/quick_studies.py --studies gap least --out /tmp/cost.json
@@ -13,55 +15,74 @@ time on a busy machine (which still slows a run through shared caches; the wall 
 from __future__ import annotations
 
 import argparse
-import ctypes
+import importlib
+import inspect
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from scalerl.provenance import provenance
-from scalerl.studies import QUICK_COST_FILE, study_names
+from scalerl.studies import QUICK_COST_FILE, study_folder, study_names
 
-PR_SET_CHILD_SUBREAPER = 36
-REAP_SECONDS = 120.0
-"""How long to wait for what a study left running (Ray's processes) after its command returns."""
-
-
-def children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+POLL_SECONDS = 0.2
+LINGER_SECONDS = 120.0
+"""How long to follow what a study left running (Ray's processes) after its command returns."""
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def reap_descendants() -> None:
-    """Wait for every process the last command left behind; kill those still running after REAP_SECONDS."""
-    deadline = time.monotonic() + REAP_SECONDS
-    while True:
+def marked_cpu_seconds(marker: bytes) -> dict[int, float]:
+    """user + system seconds of every running process whose environment holds `marker`."""
+    seconds = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            if time.monotonic() > deadline:
-                subprocess.run(["pkill", "-KILL", "-P", str(os.getpid())], check=False)
-            time.sleep(0.2)
+            if marker not in Path(f"/proc/{entry}/environ").read_bytes():
+                continue
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited, or not ours to read
+            continue
+        seconds[int(entry)] = (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+    return seconds
+
+
+def runs_on_ray(name: str) -> bool:
+    """Whether the study trains through a local Ray (a sweep, or a pipeline that takes --workers)."""
+    folder = study_folder(name)
+    if not (folder / "study.py").is_file():
+        return True
+    module = importlib.import_module(f"scalerl.studies.{folder.name}.study")
+    return "address" in inspect.signature(module.run).parameters
 
 
 def measure(name: str) -> dict:
+    marker = f"SCALERL_QUICK_COST={uuid.uuid4().hex}"
+    key, value = marker.split("=")
+    seen: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as folder:
-        before, started = children_cpu_seconds(), time.monotonic()
-        result = subprocess.run([sys.executable, "-m", "scalerl", "study", name, "--quick", "-o", f"{folder}/out",
-                                 "--workers", "1"], capture_output=True, text=True, env={**os.environ,
-                                                                                      "OMP_NUM_THREADS": "1"})
+        workers = ["--workers", "1"] if runs_on_ray(name) else []
+        started, errors = time.monotonic(), Path(folder) / "stderr"
+        with errors.open("w") as stderr:  # a file, not a pipe: Ray's warnings would fill a pipe and stall the study
+            command = subprocess.Popen([sys.executable, "-m", "scalerl", "study", name, "--quick", "-o",
+                                        f"{folder}/out", *workers], stdout=subprocess.DEVNULL, stderr=stderr,
+                                       env={**os.environ, "OMP_NUM_THREADS": "1", key: value})
+        while command.poll() is None:
+            seen.update(marked_cpu_seconds(marker.encode()))
+            time.sleep(POLL_SECONDS)
         wall = time.monotonic() - started
-        reap_descendants()
-    if result.returncode != 0:
-        raise SystemExit(f"scalerl study {name} --quick failed:\n{result.stderr[-2000:]}")
-    return {"cpu_seconds": round(children_cpu_seconds() - before, 1), "wall_seconds": round(wall, 1),
-            "date": time.strftime("%Y-%m-%d"), "commit": provenance()["commit"]}
+        deadline = time.monotonic() + LINGER_SECONDS
+        while (running := marked_cpu_seconds(marker.encode())) and time.monotonic() < deadline:
+            seen.update(running)
+            time.sleep(POLL_SECONDS)
+        if command.returncode != 0:
+            raise SystemExit(f"scalerl study {name} --quick failed:\n{errors.read_text()[-2000:]}")
+    return {"cpu_seconds": round(sum(seen.values()), 1), "wall_seconds": round(wall, 1),
+            "processes": len(seen), "date": time.strftime("%Y-%m-%d"), "commit": provenance()["commit"]}
 
 
 def main() -> None:
@@ -69,8 +90,6 @@ def main() -> None:
     parser.add_argument("--studies", nargs="*", default=None, help="default: every study")
     parser.add_argument("--out", type=Path, default=QUICK_COST_FILE)
     args = parser.parse_args()
-    if ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise SystemExit("cannot become a subreaper (Linux only): Ray's workers would escape the count")
     costs = json.loads(args.out.read_text())["studies"] if args.out.is_file() else {}
     for name in args.studies or study_names():
         costs[name] = measure(name)

@@ -9,9 +9,12 @@ from scalerl.cli import main
 from scalerl.studies import run_study
 
 
-def test_the_list_names_each_study_with_its_claim(capsys):
+def test_the_list_names_each_study_with_its_claim_and_its_quick_cost(capsys):
     assert main(["study", "--list"]) == 0
-    assert "realchords" in capsys.readouterr().out
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(scalerl.studies.study_names()) and any(line.startswith("realchords") for line in lines)
+    # every study's quick form has been measured (benchmarks/quick_studies.py): a new study must be too
+    assert all(line.endswith(" CPU-minutes)") for line in lines), [line for line in lines if "quick:" not in line]
     assert main(["study", "nope"]) == 2
     assert ("unknown study 'nope'; valid: actor-critic, cale, gap, grama, least, metaworld, mtrl-scaling, realchords, "
             "stable-gradients, tokenize") in capsys.readouterr().err
