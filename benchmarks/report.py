@@ -14,7 +14,13 @@ import statistics
 import sys
 from pathlib import Path
 
-from scalerl.analysis.results import fill_blocks, markdown_table
+from scalerl.analysis.results import (
+    difference_interval,
+    estimate_text,
+    fill_blocks,
+    markdown_table,
+    mean_interval,
+)
 
 FOLDER = Path(__file__).parent
 README = FOLDER / "README.md"
@@ -73,11 +79,37 @@ def peers_dqn(data: dict) -> str:
             f"of the per-round ratios); CleanRL at commit {data['cleanrl_commit'][:8]}. {made_by(data)}")
 
 
+def precision_learning(data: dict) -> str:
+    """Final returns of DQN under fp32 and bf16 autocast over seeds, and their difference."""
+    by_precision = {name: [run for run in data["runs"] if run["precision"] == name] for name in ("fp32", "bf16")}
+    rows = []
+    for name, runs in by_precision.items():
+        if not runs:
+            rows.append([name, "0", "-", "-"])
+            continue
+        rows.append([name, str(len(runs)), estimate_text(mean_interval([run["return_final"] for run in runs])),
+                     estimate_text(mean_interval([run["return_last3"] for run in runs]))])
+    table = markdown_table(["precision", "seeds", "final return [95% CI]", "mean of the last 3 evaluations [95% CI]"],
+                           rows)
+    fp32, bf16 = ([run["return_last3"] for run in by_precision[name]] for name in ("fp32", "bf16"))
+    if len(fp32) >= 2 and len(bf16) >= 2:
+        gap = difference_interval(bf16, fp32)
+        verdict = ("an interval that holds zero: no difference shown" if gap.low <= 0 <= gap.high else
+                   "an interval clear of zero: the two learn differently")
+        summary = f"bf16 minus fp32, mean of the last 3 evaluations: {estimate_text(gap)}, {verdict}."
+    else:
+        summary = "Fewer than two finished seeds in an arm: no difference is estimated yet."
+    commits = sorted({run["provenance"]["commit"][:12] for run in data["runs"]})
+    return (f"{table}\n\n{summary} Runs of `{data['sweep']}` (commits {', '.join(commits)}), exported "
+            f"{data['date']} with `{data['command']}`.")
+
+
 SETTINGS = {"cleanrl": "CleanRL's settings (an update every 10 steps, batch 128)",
             "every1": "an update every step (batch 128)"}
 
 BLOCKS = {"pixel-update": ("pixel_update.json", pixel_update), "study-speed-gap": ("study_speed_gap.json", study_speed),
-          "peers-dqn": ("peers_dqn.json", peers_dqn)}
+          "peers-dqn": ("peers_dqn.json", peers_dqn),
+          "precision-learning": ("precision_learning.json", precision_learning)}
 
 
 def blocks() -> dict[str, str]:
