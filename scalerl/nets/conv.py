@@ -23,6 +23,14 @@ class ImageInput(nn.Module):
         return obs.float() / 255.0
 
 
+def channels_last(images: torch.Tensor) -> torch.Tensor:
+    """The same images stored channel-last. mkldnn's convs and pooling run faster on it for deep encoders
+    (one torch thread, batch 32 fwd + bwd: Nature CNN 19.7 -> 16.4 ms on 84x84 frames, Impala 200 -> 126 ms;
+    max-pool 3x3/2 on 32x16x10x10: 236 -> 43 us forward); the one-conv MinAtar CNN is faster channel-first,
+    where its flatten needs no copy."""
+    return images.contiguous(memory_format=torch.channels_last)
+
+
 def scaled_channels(base: tuple[int, ...], width: float) -> list[int]:
     return [max(1, round(channels * width)) for channels in base]
 
@@ -69,7 +77,7 @@ class NatureCNN(nn.Module):
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.layers(images)
+        return self.layers(channels_last(images))
 
 
 class DrQCNN(nn.Module):
@@ -87,7 +95,7 @@ class DrQCNN(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.layers(images)
+        return self.layers(channels_last(images))
 
 
 class ImpalaResidualBlock(nn.Module):
@@ -124,4 +132,4 @@ class ImpalaCNN(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.layers(images)
+        return self.layers(channels_last(images))
