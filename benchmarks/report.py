@@ -107,9 +107,13 @@ def precision_learning(data: dict) -> str:
 SETTINGS = {"cleanrl": "CleanRL's settings (an update every 10 steps, batch 128)",
             "every1": "an update every step (batch 128)"}
 
-BLOCKS = {"pixel-update": ("pixel_update.json", pixel_update), "study-speed-gap": ("study_speed_gap.json", study_speed),
-          "peers-dqn": ("peers_dqn.json", peers_dqn),
-          "precision-learning": ("precision_learning.json", precision_learning)}
+BLOCKS = {
+    "pixel-update": ("pixel_update.json", pixel_update),
+    "study-speed-gap": ("study_speed_gap.json", study_speed),
+    "study-speed-tokenize": ("study_speed_tokenize.json", study_speed),
+    "peers-dqn": ("peers_dqn.json", peers_dqn),
+    "precision-learning": ("precision_learning.json", precision_learning),
+}
 
 
 def blocks() -> dict[str, str]:
