@@ -12,6 +12,7 @@ import argparse
 import json
 import statistics
 import sys
+import tomllib
 from pathlib import Path
 
 from scalerl.analysis.results import (
@@ -94,8 +95,13 @@ def precision_learning(data: dict) -> str:
     fp32, bf16 = ([run["return_last3"] for run in by_precision[name]] for name in ("fp32", "bf16"))
     if len(fp32) >= 2 and len(bf16) >= 2:
         gap = difference_interval(bf16, fp32)
-        verdict = ("an interval that holds zero: no difference shown" if gap.low <= 0 <= gap.high else
-                   "an interval clear of zero: the two learn differently")
+        if min(len(fp32), len(bf16)) < PLANNED_SEEDS:  # a bootstrap over two or three seeds is far too narrow
+            verdict = (f"from {min(len(fp32), len(bf16))} seeds an arm, too few for the interval to decide "
+                       f"({PLANNED_SEEDS} planned); --precision bf16 stays opt-in")
+        elif gap.low <= 0 <= gap.high:
+            verdict = "an interval that holds zero: no difference shown"
+        else:
+            verdict = "an interval clear of zero: the two learn differently"
         summary = f"bf16 minus fp32, mean of the last 3 evaluations: {estimate_text(gap)}, {verdict}."
     else:
         summary = "Fewer than two finished seeds in an arm: no difference is estimated yet."
@@ -103,6 +109,9 @@ def precision_learning(data: dict) -> str:
     return (f"{table}\n\n{summary} Runs of `{data['sweep']}` (commits {', '.join(commits)}), exported "
             f"{data['date']} with `{data['command']}`.")
 
+
+PLANNED_SEEDS = len(tomllib.loads((FOLDER / "precision.toml").read_text())["seeds"])
+"""Seeds per precision in benchmarks/precision.toml."""
 
 SETTINGS = {"cleanrl": "CleanRL's settings (an update every 10 steps, batch 128)",
             "every1": "an update every step (batch 128)"}
