@@ -30,6 +30,7 @@ from scalerl.envs import make_env
 from scalerl.nets import NetConfig
 from scalerl.provenance import provenance
 from scalerl.replay import Batch
+from scalerl.session import keep_freed_memory
 
 
 def cpu_seconds() -> float:
@@ -81,6 +82,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="also write the measurements here")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    keep_freed_memory()  # as every run's session does
     cases = [(name, width, precision) for name in ("dqn", "rainbow") for width in (1, 4)
              for precision in ("fp32", "bf16")]
     agents = {(name, width, precision): make_agent(name, width) for name, width, precision in cases}
